@@ -1,0 +1,116 @@
+//! The `jose` import: verifies a compact JWS against a JWKS (inline, or fetched through the
+//! same allowlisted HTTP path) and checks `exp`, `nbf`, `iss` and `aud`, so guests need no
+//! cryptography of their own.
+
+use std::str::FromStr;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use crate::connectors::bindings::portcullis::connector::http::Request;
+use crate::connectors::bindings::portcullis::connector::jose::{Expectations, Host, KeySource};
+use crate::connectors::bindings::portcullis::connector::types::HostError;
+use crate::connectors::state::CallState;
+
+/// Algorithms a connector may accept; `none` and HMAC (a shared secret is no public key) never.
+const SUPPORTED: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+impl CallState {
+    async fn fetch_jwks(&mut self, url: String) -> Result<String, HostError> {
+        let request = Request {
+            method: "GET".into(),
+            url: url.clone(),
+            headers: vec![("accept".into(), "application/json".into())],
+            body: None,
+        };
+        let response = self.http_send(request).await?;
+        if response.status != 200 {
+            return Err(HostError::Failed(format!("JWKS {url} answered HTTP {}", response.status)));
+        }
+        String::from_utf8(response.body).map_err(|_| HostError::Failed(format!("JWKS {url} is not UTF-8")))
+    }
+}
+
+/// Verifies `token` against `jwks`; the pure part of the import, testable without a store.
+pub(crate) fn verify(token: &str, jwks: &str, expect: &Expectations) -> Result<serde_json::Value, HostError> {
+    let accepted: Vec<Algorithm> = expect
+        .algorithms
+        .iter()
+        .map(|name| match Algorithm::from_str(name) {
+            Ok(alg) if SUPPORTED.contains(&alg) => Ok(alg),
+            _ => Err(HostError::Invalid(format!(
+                "algorithm {name:?} is not supported; use one of RS256, ES256, EdDSA, ..."
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    if accepted.is_empty() {
+        return Err(HostError::Invalid("expectations.algorithms must not be empty".into()));
+    }
+    let set: JwkSet = serde_json::from_str(jwks).map_err(|e| HostError::Invalid(format!("bad JWKS: {e}")))?;
+    let header = jsonwebtoken::decode_header(token).map_err(|e| HostError::Failed(format!("malformed JWS: {e}")))?;
+    if !accepted.contains(&header.alg) {
+        return Err(HostError::Failed(format!(
+            "JWS is signed with {:?}, which is not among the accepted algorithms",
+            header.alg
+        )));
+    }
+    let candidates: Vec<_> = match &header.kid {
+        Some(kid) => set.find(kid).into_iter().collect(),
+        None => set.keys.iter().collect(),
+    };
+    if candidates.is_empty() {
+        return Err(HostError::Failed(format!("no key in the JWKS matches kid {:?}", header.kid.unwrap_or_default())));
+    }
+    let mut validation = Validation::new(header.alg);
+    validation.leeway = u64::from(expect.leeway_seconds);
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp"]);
+    match &expect.issuer {
+        Some(iss) => validation.set_issuer(&[iss]),
+        None => validation.iss = None,
+    }
+    match &expect.audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    let mut last = String::from("no usable key");
+    for jwk in candidates {
+        let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+        match jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation) {
+            Ok(data) => return Ok(data.claims),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(HostError::Failed(format!("JWS rejected: {last}")))
+}
+
+impl Host for CallState {
+    async fn verify(
+        &mut self,
+        token: String,
+        keys: KeySource,
+        expect: Expectations,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        if let Err(e) = self.charge_host_call("jose") {
+            return Ok(Err(e));
+        }
+        let jwks = match keys {
+            KeySource::Jwks(doc) => doc,
+            KeySource::JwksUrl(url) => match self.fetch_jwks(url).await {
+                Ok(doc) => doc,
+                Err(e) => return Ok(Err(e)),
+            },
+        };
+        Ok(verify(&token, &jwks, &expect).map(|claims| claims.to_string()))
+    }
+}

@@ -1,0 +1,120 @@
+//! The guest's stdout and stderr: each line goes to the broker's log tagged with the connector
+//! id, and the last lines are kept so a trap's error can quote the panic message.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// Output a guest may write in one call; the rest is dropped (never a trap).
+const MAX_OUTPUT: usize = 64 * 1024;
+/// How much of the tail is kept for error messages.
+const TAIL: usize = 1024;
+
+#[derive(Debug, Default)]
+struct Buffer {
+    pending: Vec<u8>,
+    written: usize,
+    tail: String,
+}
+
+/// A line-buffered sink shared by the guest's stdout and stderr.
+#[derive(Clone, Debug)]
+pub(crate) struct GuestStderr {
+    connector: Arc<str>,
+    buffer: Arc<Mutex<Buffer>>,
+}
+
+impl GuestStderr {
+    pub(crate) fn new(connector: Arc<str>) -> Self {
+        Self { connector, buffer: Arc::default() }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        let Ok(mut buf) = self.buffer.lock() else { return };
+        let room = MAX_OUTPUT.saturating_sub(buf.written);
+        let take = bytes.get(..bytes.len().min(room)).unwrap_or_default();
+        buf.written += take.len();
+        buf.pending.extend_from_slice(take);
+        while let Some(pos) = buf.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.pending.drain(..=pos).collect();
+            self.emit(&mut buf, &line);
+        }
+    }
+
+    fn emit(&self, buf: &mut Buffer, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end();
+        if line.is_empty() {
+            return;
+        }
+        tracing::warn!(connector = %self.connector, "plugin output: {line}");
+        buf.tail.push_str(line);
+        buf.tail.push('\n');
+        if buf.tail.len() > TAIL {
+            let cut = buf.tail.len() - TAIL;
+            let cut = (cut..buf.tail.len()).find(|i| buf.tail.is_char_boundary(*i)).unwrap_or(0);
+            buf.tail.drain(..cut);
+        }
+    }
+
+    /// Flushes a trailing partial line and returns the last lines written.
+    pub(crate) fn finish(&self) -> String {
+        let Ok(mut buf) = self.buffer.lock() else { return String::new() };
+        let rest = std::mem::take(&mut buf.pending);
+        self.emit(&mut buf, &rest);
+        buf.tail.trim_end().to_string()
+    }
+}
+
+impl IsTerminal for GuestStderr {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestStderr {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for GuestStderr {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.push(&bytes);
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestStderr {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for GuestStderr {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,101 @@
+//! The one wasmtime `Engine` of the process: component model, async, epoch interruption and
+//! the pooling allocator (falling back, loudly, to on-demand allocation), plus the `Linker`
+//! holding WASI (nothing granted) and our imports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::bindings::Plugin;
+use super::cache::CompileCache;
+use super::limits::MAX_MEMORY_MIB;
+use super::state::CallState;
+
+/// How often the epoch advances; guest code yields to the runtime at least this often and
+/// is stopped within one tick of its deadline.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Slots in the pooling allocator: connector calls that can run at once.
+const POOL_INSTANCES: u32 = 256;
+
+/// The engine, its linker and the compile cache, shared by every connector.
+pub struct PluginEngine {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<CallState>,
+    pub(crate) cache: CompileCache,
+    pooling: bool,
+}
+
+impl std::fmt::Debug for PluginEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginEngine").field("pooling", &self.pooling).field("cache", &self.cache).finish()
+    }
+}
+
+fn config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.parallel_compilation(true);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(POOL_INSTANCES)
+            .total_core_instances(POOL_INSTANCES * 8)
+            .total_memories(POOL_INSTANCES * 2)
+            .total_tables(POOL_INSTANCES * 4)
+            .total_stacks(POOL_INSTANCES)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(usize::try_from(MAX_MEMORY_MIB << 20).unwrap_or(usize::MAX));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+impl PluginEngine {
+    /// Builds the engine. `cache` is where compiled components are kept (`None`: no disk cache).
+    pub fn new(cache: CompileCache) -> anyhow::Result<Arc<Self>> {
+        let (engine, pooling) = match Engine::new(&config(true)) {
+            Ok(engine) => (engine, true),
+            Err(e) => {
+                tracing::error!(
+                    "cannot reserve the pooling allocator ({e:#}); FALLING BACK to on-demand allocation: \
+                     every connector call will map fresh memory and be slower. Raise the virtual memory \
+                     limit (ulimit -v) or the overcommit setting to restore pooling"
+                );
+                (Engine::new(&config(false))?, false)
+            }
+        };
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
+        start_epoch_ticker(&engine);
+        let cache = cache.for_engine(&engine);
+        Ok(Arc::new(Self { engine, linker, cache, pooling }))
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn pooling(&self) -> bool {
+        self.pooling
+    }
+}
+
+/// Advances the engine's epoch every tick until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new().name("portcullis-epoch".into()).spawn(move || {
+        loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the epoch thread ({e}); connector deadlines fall back to the call timeout");
+    }
+}

@@ -1,0 +1,194 @@
+//! Loading a component file: digest, pin check, compile (off the async runtime, through the
+//! compile cache), contract version check, and the cached `InstancePre`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+
+use super::bindings::{PluginPre, WIT_PACKAGE, WIT_VERSION};
+use super::engine::PluginEngine;
+use super::error::PluginError;
+use super::state::CallState;
+
+/// The exported interface every connector must provide, without its version.
+const EXPORT_PREFIX: &str = "portcullis:connector/connector@";
+
+/// A compiled component, ready to be instantiated any number of times.
+pub struct LoadedPlugin {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// The contract version the component targets.
+    pub version: String,
+    /// How the compiled code was obtained, and how long that took.
+    pub compiled: CompileSource,
+    pub(crate) pre: PluginPre<CallState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("path", &self.path)
+            .field("sha256", &self.sha256)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a load compiled the component or took it from the disk cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompileSource {
+    Compiled(Duration),
+    Cache(Duration),
+}
+
+/// Hex sha256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A compiled component not yet checked against the contract (what `plugin inspect` shows).
+pub struct Compiled {
+    pub sha256: String,
+    pub size: u64,
+    pub compiled: CompileSource,
+    component: Component,
+}
+
+/// Reads `path`, checks the pin and the magic bytes, and compiles it (or takes it from the
+/// compile cache) on a blocking thread.
+pub async fn compile(
+    engine: &Arc<PluginEngine>,
+    connector: &str,
+    path: &Path,
+    pin: Option<&str>,
+) -> Result<Compiled, PluginError> {
+    let bytes = tokio::fs::read(path).await.map_err(|e| PluginError::Read {
+        connector: connector.into(),
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    let sha256 = sha256_hex(&bytes);
+    if let Some(expected) = pin {
+        let expected = expected.strip_prefix("sha256:").unwrap_or(expected).to_ascii_lowercase();
+        if expected != sha256 {
+            return Err(PluginError::DigestMismatch {
+                connector: connector.into(),
+                path: path.into(),
+                expected,
+                actual: sha256,
+            });
+        }
+    }
+    let not_component = |reason: &str| PluginError::NotAComponent {
+        connector: connector.into(),
+        path: path.into(),
+        reason: reason.into(),
+    };
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', 0x0d, 0, 1, 0]) => {}
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+            return Err(not_component("it is a core WebAssembly module; wrap it with `wasm-tools component new`"));
+        }
+        _ => return Err(not_component("it does not start with the WebAssembly magic bytes")),
+    }
+    let size = bytes.len() as u64;
+    let started = Instant::now();
+    let (component, compiled) = match engine.cache.load(&engine.engine, &sha256) {
+        Some(component) => (component, CompileSource::Cache(started.elapsed())),
+        None => {
+            let eng = engine.engine.clone();
+            let component = tokio::task::spawn_blocking(move || Component::new(&eng, &bytes))
+                .await
+                .map_err(|e| not_component(&format!("the compiler crashed: {e}")))?
+                .map_err(|e| not_component(&format!("{e:#}")))?;
+            engine.cache.store(&sha256, &component);
+            (component, CompileSource::Compiled(started.elapsed()))
+        }
+    };
+    Ok(Compiled { sha256, size, compiled, component })
+}
+
+impl Compiled {
+    /// The contract version the component's `connector` export names, if any.
+    pub fn version(&self, engine: &PluginEngine) -> Option<String> {
+        let ty = self.component.component_type();
+        ty.exports(&engine.engine).find_map(|(name, _)| name.strip_prefix(EXPORT_PREFIX).map(str::to_string))
+    }
+
+    /// Names of the component's imports and exports.
+    pub fn interface_names(&self, engine: &PluginEngine) -> (Vec<String>, Vec<String>) {
+        let ty = self.component.component_type();
+        let imports = ty.imports(&engine.engine).map(|(n, _)| n.to_string()).collect();
+        let exports = ty.exports(&engine.engine).map(|(n, _)| n.to_string()).collect();
+        (imports, exports)
+    }
+}
+
+/// Whether this broker can run a component targeting contract `version`.
+pub fn supported(version: &str) -> bool {
+    compatible(version)
+}
+
+/// Reads, checks, compiles and links the component at `path` for connector `connector`.
+pub async fn load(
+    engine: &Arc<PluginEngine>,
+    connector: &str,
+    path: &Path,
+    pin: Option<&str>,
+) -> Result<LoadedPlugin, PluginError> {
+    let compiled = compile(engine, connector, path, pin).await?;
+    let version = compiled.version(engine).ok_or_else(|| PluginError::UnsupportedVersion {
+        connector: connector.into(),
+        path: path.into(),
+        found: "no portcullis:connector/connector export".into(),
+        supported: WIT_VERSION.into(),
+    })?;
+    if !compatible(&version) {
+        return Err(PluginError::UnsupportedVersion {
+            connector: connector.into(),
+            path: path.into(),
+            found: format!("{WIT_PACKAGE}@{version}"),
+            supported: WIT_VERSION.into(),
+        });
+    }
+    let link_error = |e: wasmtime::Error| PluginError::Link {
+        connector: connector.into(),
+        path: path.into(),
+        reason: format!("{e:#}"),
+    };
+    let instance_pre = engine.linker.instantiate_pre(&compiled.component).map_err(link_error)?;
+    let pre = PluginPre::new(instance_pre).map_err(link_error)?;
+    let Compiled { sha256, size, compiled, .. } = compiled;
+    Ok(LoadedPlugin { path: path.into(), sha256, size, version, compiled, pre })
+}
+
+/// Same major version (same minor too while 0.x) and no newer patch than ours.
+fn compatible(version: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let mut it = v.split(['.', '-', '+']).map(|p| p.parse::<u64>().ok());
+        Some((it.next()??, it.next()??, it.next()??))
+    };
+    match (parse(version), parse(WIT_VERSION)) {
+        (Some((0, minor, patch)), Some((0, our_minor, our_patch))) => minor == our_minor && patch <= our_patch,
+        (Some((major, minor, _)), Some((our_major, our_minor, _))) => major == our_major && minor <= our_minor,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compatible;
+
+    #[test]
+    fn versions() {
+        assert!(compatible("0.1.0"));
+        assert!(!compatible("0.2.0"));
+        assert!(!compatible("9.0.0"));
+        assert!(!compatible("0.1.99"));
+        assert!(!compatible("junk"));
+    }
+}

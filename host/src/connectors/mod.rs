@@ -1,0 +1,35 @@
+//! The connector plugin host: the only part of the broker that knows wasmtime exists.
+//!
+//! Connectors are WebAssembly components targeting `wit/connector.wit`. The host compiles them
+//! once (off the async runtime, cached on disk), checks the contract version they target, and
+//! runs every call in a fresh instance under the connector's limits and grants.
+//!
+//! # Security
+//! Plugins are untrusted. They get WASI with nothing granted (no files, environment,
+//! arguments or sockets), reach the network only through the `http` and `ldap` imports,
+//! which enforce `allowedHosts` (redirects and DNS answers included), and are stopped by a
+//! deadline, a memory cap and a host-call budget. Their output is logged with the connector
+//! id; their config (which holds their secrets) is never logged.
+
+pub mod bindings;
+pub mod cache;
+pub mod capabilities;
+mod convert;
+pub mod engine;
+pub mod error;
+pub mod inspect;
+pub mod limits;
+pub mod loader;
+pub mod plugin;
+pub mod registry;
+mod state;
+pub mod types;
+
+pub use cache::CompileCache;
+pub use engine::PluginEngine;
+pub use error::PluginError;
+pub use limits::{Limits, LimitsConfig};
+pub use loader::LoadedPlugin;
+pub use plugin::Connector;
+pub use registry::{ConnectorSpec, Registry, SpecError};
+pub use types::{CallbackRequest, ConnectorKind, Identity, LoginRedirect, Metadata, Refusal, Scopes};

@@ -1,0 +1,223 @@
+//! A configured connector: a loaded component plus its config and grants. Every call runs in a
+//! fresh store and instance from the cached `InstancePre`, under the connector's deadline,
+//! memory cap and host-call budget; whatever goes wrong comes back as a [`PluginError`].
+
+use std::sync::Arc;
+
+use wasmtime::{Store, Trap, UpdateDeadline};
+
+use super::bindings::Plugin;
+use super::bindings::portcullis::connector::types as wit;
+use super::capabilities::Grants;
+use super::capabilities::stderr::GuestStderr;
+use super::error::PluginError;
+use super::loader::LoadedPlugin;
+use super::state::{CallProbe, CallState};
+use super::types::{CallbackRequest, Identity, LoginRedirect, Metadata, Scopes};
+
+/// A connector ready to be called.
+pub struct Connector {
+    id: Arc<str>,
+    config_json: String,
+    grants: Arc<Grants>,
+    plugin: Arc<LoadedPlugin>,
+    metadata: Metadata,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The config may hold secrets: never printed.
+        f.debug_struct("Connector").field("id", &self.id).field("plugin", &self.plugin).finish_non_exhaustive()
+    }
+}
+
+/// One call in progress: its store, instance and the facts that outlive a trap.
+struct Call {
+    store: Store<CallState>,
+    plugin: Plugin,
+    probe: Arc<CallProbe>,
+    output: GuestStderr,
+}
+
+type Outcome<T> = Result<wasmtime::Result<Result<T, wit::ConnectorError>>, tokio::time::error::Elapsed>;
+
+impl Connector {
+    /// Validates `config` by calling the plugin's `describe`; the connector goes live only if
+    /// that succeeds.
+    pub async fn new(
+        id: &str,
+        plugin: Arc<LoadedPlugin>,
+        config: &serde_json::Value,
+        grants: Arc<Grants>,
+    ) -> Result<Self, PluginError> {
+        let mut connector = Self {
+            id: id.into(),
+            config_json: config.to_string(),
+            grants,
+            plugin,
+            metadata: Metadata {
+                kind: super::types::ConnectorKind::Callback,
+                password_prompt: None,
+                supports_refresh: false,
+            },
+        };
+        connector.metadata = connector.describe().await?;
+        Ok(connector)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+    pub fn plugin(&self) -> &Arc<LoadedPlugin> {
+        &self.plugin
+    }
+
+    /// A fresh store and instance with the call's deadline armed.
+    async fn start(&self, call: &'static str) -> Result<Call, PluginError> {
+        let engine = self.plugin.pre.engine();
+        let probe = Arc::new(CallProbe::default());
+        let output = GuestStderr::new(self.id.clone());
+        let state = CallState::new(self.id.clone(), self.grants.clone(), probe.clone(), output.clone());
+        let mut store = Store::new(engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let deadline = std::time::Instant::now() + self.grants.limits.call_deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if std::time::Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let limit = self.grants.limits.call_deadline;
+        let instantiated = tokio::time::timeout(limit, self.plugin.pre.instantiate_async(&mut store)).await;
+        let plugin = match instantiated {
+            Ok(Ok(plugin)) => plugin,
+            Ok(Err(trap)) => return Err(self.trapped(call, &trap, &store, &probe, &output)),
+            Err(_) => return Err(PluginError::Deadline { connector: self.id.to_string(), call, limit }),
+        };
+        Ok(Call { store, plugin, probe, output })
+    }
+
+    /// Turns what a call produced into the caller's result.
+    fn finish<T>(&self, call: &'static str, run: &Call, outcome: Outcome<T>) -> Result<T, PluginError> {
+        let connector = || self.id.to_string();
+        match outcome {
+            Err(_elapsed) => {
+                run.output.finish();
+                Err(PluginError::Deadline { connector: connector(), call, limit: self.grants.limits.call_deadline })
+            }
+            Ok(Err(trap)) => Err(self.trapped(call, &trap, &run.store, &run.probe, &run.output)),
+            Ok(Ok(Err(refusal))) => {
+                run.output.finish();
+                if let Some(detail) = run.probe.denial() {
+                    return Err(PluginError::CapabilityDenied { connector: connector(), call, detail });
+                }
+                if run.probe.hit_host_call_limit() {
+                    return Err(PluginError::HostCallLimit {
+                        connector: connector(),
+                        call,
+                        limit: self.grants.limits.max_host_calls,
+                    });
+                }
+                Err(PluginError::Refused { connector: connector(), call, refusal: refusal.into() })
+            }
+            Ok(Ok(Ok(value))) => {
+                run.output.finish();
+                Ok(value)
+            }
+        }
+    }
+
+    fn trapped(
+        &self,
+        call: &'static str,
+        trap: &wasmtime::Error,
+        store: &Store<CallState>,
+        probe: &CallProbe,
+        output: &GuestStderr,
+    ) -> PluginError {
+        let connector = self.id.to_string();
+        let tail = output.finish();
+        if store.data().limiter.exceeded {
+            return PluginError::Memory { connector, call, limit_mib: self.grants.limits.memory_mib() };
+        }
+        if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return PluginError::Deadline { connector, call, limit: self.grants.limits.call_deadline };
+        }
+        if probe.hit_host_call_limit() {
+            return PluginError::HostCallLimit { connector, call, limit: self.grants.limits.max_host_calls };
+        }
+        let detail = match tail.lines().rev().find(|l| l.contains("panicked")) {
+            Some(line) => format!("the plugin panicked: {}", line.trim()),
+            None if tail.is_empty() => format!("{trap:#}"),
+            None => format!("{trap:#} (plugin output: {tail})"),
+        };
+        tracing::warn!(connector = %self.id, "{call} trapped: {detail}");
+        PluginError::Trap { connector, call, detail }
+    }
+
+    /// Validates the config and describes the connector.
+    pub async fn describe(&self) -> Result<Metadata, PluginError> {
+        const CALL: &str = "describe";
+        let mut run = self.start(CALL).await?;
+        let limit = self.grants.limits.call_deadline;
+        let exports = run.plugin.portcullis_connector_connector();
+        let outcome = tokio::time::timeout(limit, exports.call_describe(&mut run.store, &self.config_json)).await;
+        self.finish(CALL, &run, outcome).map(Metadata::from)
+    }
+
+    /// Callback connectors: where to send the browser.
+    pub async fn login_url(
+        &self,
+        scopes: Scopes,
+        callback_url: &str,
+        state: &str,
+    ) -> Result<LoginRedirect, PluginError> {
+        const CALL: &str = "login-url";
+        let mut run = self.start(CALL).await?;
+        let limit = self.grants.limits.call_deadline;
+        let exports = run.plugin.portcullis_connector_connector();
+        let fut = exports.call_login_url(&mut run.store, &self.config_json, scopes.into(), callback_url, state);
+        let outcome = tokio::time::timeout(limit, fut).await;
+        self.finish(CALL, &run, outcome).map(LoginRedirect::from)
+    }
+
+    /// Callback connectors: the upstream's redirect turned into an identity.
+    pub async fn handle_callback(&self, scopes: Scopes, request: CallbackRequest) -> Result<Identity, PluginError> {
+        const CALL: &str = "handle-callback";
+        let mut run = self.start(CALL).await?;
+        let limit = self.grants.limits.call_deadline;
+        let exports = run.plugin.portcullis_connector_connector();
+        let request = request.into();
+        let fut = exports.call_handle_callback(&mut run.store, &self.config_json, scopes.into(), &request);
+        let outcome = tokio::time::timeout(limit, fut).await;
+        self.finish(CALL, &run, outcome).map(Identity::from)
+    }
+
+    /// Password connectors: `None` when the credentials are wrong.
+    pub async fn login(&self, scopes: Scopes, username: &str, password: &str) -> Result<Option<Identity>, PluginError> {
+        const CALL: &str = "login";
+        let mut run = self.start(CALL).await?;
+        let limit = self.grants.limits.call_deadline;
+        let exports = run.plugin.portcullis_connector_connector();
+        let fut = exports.call_login(&mut run.store, &self.config_json, scopes.into(), username, password);
+        let outcome = tokio::time::timeout(limit, fut).await;
+        self.finish(CALL, &run, outcome).map(|found| found.map(Identity::from))
+    }
+
+    /// Re-reads the identity when a refresh token is redeemed.
+    pub async fn refresh(&self, scopes: Scopes, identity: Identity) -> Result<Identity, PluginError> {
+        const CALL: &str = "refresh";
+        let mut run = self.start(CALL).await?;
+        let limit = self.grants.limits.call_deadline;
+        let exports = run.plugin.portcullis_connector_connector();
+        let identity = identity.into();
+        let fut = exports.call_refresh(&mut run.store, &self.config_json, scopes.into(), &identity);
+        let outcome = tokio::time::timeout(limit, fut).await;
+        self.finish(CALL, &run, outcome).map(Identity::from)
+    }
+}

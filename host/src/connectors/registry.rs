@@ -1,0 +1,133 @@
+//! The set of live connectors, built from their specs. A component used by several connectors,
+//! or unchanged since the previous registry, is compiled once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::capabilities::Grants;
+use super::capabilities::allowlist::Allowlist;
+use super::engine::PluginEngine;
+use super::error::PluginError;
+use super::limits::{Limits, LimitsConfig};
+use super::loader::{self, LoadedPlugin};
+use super::plugin::Connector;
+
+/// What the config says of one connector, its component already resolved to a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorSpec {
+    pub id: String,
+    pub name: String,
+    pub plugin: PathBuf,
+    /// `sha256:<hex>` pin, if the config gives one.
+    pub sha256: Option<String>,
+    pub allowed_hosts: Vec<String>,
+    pub limits: LimitsConfig,
+    /// The connector's own `config:` block.
+    pub config: serde_json::Value,
+}
+
+/// Why a spec could not become a live connector.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    #[error("connector {connector:?}: {message}")]
+    Invalid { connector: String, message: String },
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+}
+
+/// The live connectors, by id.
+#[derive(Debug, Default)]
+pub struct Registry {
+    connectors: BTreeMap<String, Arc<Connector>>,
+}
+
+impl Registry {
+    /// Loads every spec; all must succeed or nothing is returned (a registry is all or nothing).
+    /// `previous` lends its compiled components so unchanged files are not reloaded.
+    pub async fn load(
+        engine: &Arc<PluginEngine>,
+        specs: &[ConnectorSpec],
+        previous: Option<&Registry>,
+    ) -> Result<Self, Vec<SpecError>> {
+        let mut compiled: HashMap<PathBuf, Arc<LoadedPlugin>> = HashMap::new();
+        let mut errors = Vec::new();
+        let known: HashMap<String, Arc<LoadedPlugin>> = previous
+            .map(|p| p.connectors.values().map(|c| (c.plugin().sha256.clone(), c.plugin().clone())).collect())
+            .unwrap_or_default();
+        for spec in specs {
+            if compiled.contains_key(&spec.plugin) {
+                continue;
+            }
+            match reuse_or_load(engine, spec, &known).await {
+                Ok(plugin) => {
+                    compiled.insert(spec.plugin.clone(), plugin);
+                }
+                Err(e) => errors.push(SpecError::Plugin(e)),
+            }
+        }
+        let mut connectors = BTreeMap::new();
+        for spec in specs {
+            let Some(plugin) = compiled.get(&spec.plugin) else { continue };
+            if let Some(pin) = &spec.sha256 {
+                let pin = pin.strip_prefix("sha256:").unwrap_or(pin);
+                if !pin.eq_ignore_ascii_case(&plugin.sha256) {
+                    errors.push(SpecError::Plugin(PluginError::DigestMismatch {
+                        connector: spec.id.clone(),
+                        path: spec.plugin.clone(),
+                        expected: pin.to_string(),
+                        actual: plugin.sha256.clone(),
+                    }));
+                    continue;
+                }
+            }
+            match build(spec, plugin.clone()).await {
+                Ok(connector) => {
+                    connectors.insert(spec.id.clone(), Arc::new(connector));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() { Ok(Self { connectors }) } else { Err(errors) }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<Connector>> {
+        self.connectors.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Connector>> {
+        self.connectors.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.connectors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.connectors.is_empty()
+    }
+}
+
+async fn reuse_or_load(
+    engine: &Arc<PluginEngine>,
+    spec: &ConnectorSpec,
+    known: &HashMap<String, Arc<LoadedPlugin>>,
+) -> Result<Arc<LoadedPlugin>, PluginError> {
+    // Reading and hashing the file is cheap; compiling is not. Reuse a previous load of the
+    // same bytes, wherever it came from.
+    if let Ok(bytes) = tokio::fs::read(&spec.plugin).await {
+        if let Some(plugin) = known.get(&loader::sha256_hex(&bytes)) {
+            return Ok(plugin.clone());
+        }
+    }
+    loader::load(engine, &spec.id, &spec.plugin, spec.sha256.as_deref()).await.map(Arc::new)
+}
+
+async fn build(spec: &ConnectorSpec, plugin: Arc<LoadedPlugin>) -> Result<Connector, SpecError> {
+    let invalid = |message: String| SpecError::Invalid { connector: spec.id.clone(), message };
+    let allowlist = Allowlist::parse(&spec.allowed_hosts).map_err(invalid)?;
+    let limits = Limits::from_config(&spec.limits).map_err(invalid)?;
+    let grants = Grants::new(allowlist, limits).map_err(invalid)?;
+    Ok(Connector::new(&spec.id, plugin, &spec.config, Arc::new(grants)).await?)
+}

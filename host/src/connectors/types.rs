@@ -1,0 +1,74 @@
+//! The connector vocabulary the rest of the broker speaks: plain Rust types, no wasmtime.
+
+use serde::{Deserialize, Serialize};
+
+/// Optional scopes the relying party asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Scopes {
+    pub offline_access: bool,
+    pub groups: bool,
+}
+
+/// A user as an upstream identity provider knows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    pub user_id: String,
+    pub username: String,
+    pub preferred_username: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub groups: Vec<String>,
+    /// Opaque to the broker; stored with the offline session and handed back on refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_data: Option<Vec<u8>>,
+}
+
+/// Callback (redirect to the upstream) or password (the broker's own form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorKind {
+    Callback,
+    Password,
+}
+
+/// What a connector says of itself after validating its config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    pub kind: ConnectorKind,
+    pub password_prompt: Option<String>,
+    pub supports_refresh: bool,
+}
+
+/// Where to send the browser to start a callback login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRedirect {
+    pub url: String,
+    pub state_data: Option<Vec<u8>>,
+}
+
+/// The upstream's redirect back to the broker's callback URL.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackRequest {
+    pub method: String,
+    pub query: Vec<(String, String)>,
+    pub form: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub callback_url: String,
+    pub state_data: Option<Vec<u8>>,
+}
+
+/// How a connector itself said a call failed (as opposed to the sandbox stopping it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    #[error("bad connector config: {0}")]
+    Config(String),
+    #[error("upstream failed: {0}")]
+    Upstream(String),
+    #[error("access denied: {0}")]
+    Denied(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("not supported by this connector: {0}")]
+    Unsupported(String),
+}

@@ -1,0 +1,19 @@
+//! Builds the shipped plugins and the hostile fixtures for wasm32-wasip2 before the tests
+//! compile, so `cargo test` from a clean clone has real components to load.
+
+fn main() {
+    let root = xtask::workspace_root();
+    for dir in ["wit", "plugins", "tests/plugins"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    let shipped = xtask::plugins_dir(&root);
+    let fixtures = xtask::fixtures_dir(&root);
+    if let Err(e) = xtask::build_guests(&root, xtask::SHIPPED, &shipped)
+        .and_then(|_| xtask::build_guests(&root, xtask::HOSTILE, &fixtures))
+    {
+        panic!("cannot build the WebAssembly plugins the tests need: {e:#}");
+    }
+    println!("cargo:rustc-env=PORTCULLIS_PLUGINS={}", shipped.display());
+    println!("cargo:rustc-env=PORTCULLIS_FIXTURES={}", fixtures.display());
+    println!("cargo:rustc-env=PORTCULLIS_ROOT={}", root.display());
+}

@@ -1,0 +1,106 @@
+//! Building the WebAssembly guests, shared by `cargo xtask` and the tests' build script.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The connectors shipped with the broker: (cargo package, file name in `target/plugins`).
+pub const SHIPPED: &[(&str, &str)] = &[("portcullis-mock", "mock")];
+
+/// Sandbox fixtures, built for the tests only and never shipped.
+pub const HOSTILE: &[(&str, &str)] = &[
+    ("hostile-loop", "hostile-loop"),
+    ("hostile-alloc", "hostile-alloc"),
+    ("hostile-http", "hostile-http"),
+    ("hostile-panic", "hostile-panic"),
+    ("hostile-version", "hostile-version"),
+];
+
+pub const GUEST_TARGET: &str = "wasm32-wasip2";
+
+/// The workspace root (the parent of `xtask/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// Where shipped plugins land: `target/plugins/<name>.wasm`.
+pub fn plugins_dir(root: &Path) -> PathBuf {
+    root.join("target").join("plugins")
+}
+
+/// Where test fixtures land: `target/plugins/test/<name>.wasm`.
+pub fn fixtures_dir(root: &Path) -> PathBuf {
+    plugins_dir(root).join("test")
+}
+
+/// Installs the wasm32-wasip2 target with rustup when it is missing.
+pub fn ensure_guest_target() -> anyhow::Result<()> {
+    let installed = Command::new("rustup").args(["target", "list", "--installed"]).output();
+    match installed {
+        Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == GUEST_TARGET) => Ok(()),
+        Ok(_) => {
+            eprintln!("installing the {GUEST_TARGET} target with rustup");
+            let status = Command::new("rustup").args(["target", "add", GUEST_TARGET]).status()?;
+            if !status.success() {
+                bail!("`rustup target add {GUEST_TARGET}` failed; run it by hand and retry");
+            }
+            Ok(())
+        }
+        // No rustup: assume the toolchain already has the target; cargo will say if not.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Builds `packages` for wasm32-wasip2 in the `plugin` profile and copies each component to
+/// `out/<name>.wasm`. Uses its own target directory so it can run inside another cargo build.
+pub fn build_guests(root: &Path, packages: &[(&str, &str)], out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    ensure_guest_target()?;
+    let target_dir = root.join("target").join("guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .args(["build", "--profile", "plugin", "--target", GUEST_TARGET, "--target-dir"])
+        .arg(&target_dir);
+    for (package, _) in packages {
+        cmd.args(["--package", package]);
+    }
+    // Inside a build script cargo sets variables meant for that script's own compilation
+    // (flags, profile, target); the nested build must not inherit them.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let keep = key == "CARGO_HOME" || key == "CARGO_MAKEFLAGS" || key == "CARGO";
+        if !keep && (key.starts_with("CARGO_") || key.starts_with("RUSTC") || key.starts_with("DEP_")) {
+            cmd.env_remove(&key);
+        }
+    }
+    for key in ["TARGET", "HOST", "OUT_DIR", "PROFILE", "OPT_LEVEL", "DEBUG", "NUM_JOBS", "RUSTFLAGS"] {
+        cmd.env_remove(key);
+    }
+    let status = cmd.status().context("cannot run cargo to build the plugins")?;
+    if !status.success() {
+        bail!("building the plugins for {GUEST_TARGET} failed (see the cargo output above)");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let built = target_dir.join(GUEST_TARGET).join("plugin");
+    let mut written = Vec::new();
+    for (package, name) in packages {
+        let from = built.join(format!("{}.wasm", package.replace('-', "_")));
+        let to = out.join(format!("{name}.wasm"));
+        copy_if_changed(&from, &to)?;
+        written.push(to);
+    }
+    Ok(written)
+}
+
+/// Copies only when the bytes differ, so file watchers and caches see no spurious change.
+fn copy_if_changed(from: &Path, to: &Path) -> anyhow::Result<()> {
+    let new = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    if std::fs::read(to).ok().as_deref() == Some(new.as_slice()) {
+        return Ok(());
+    }
+    let tmp = to.with_extension("wasm.tmp");
+    std::fs::write(&tmp, &new).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, to).with_context(|| format!("cannot write {}", to.display()))?;
+    Ok(())
+}
