@@ -3,4 +3,11 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the code map and the invariants the modules keep.
 
+pub mod broker;
+pub mod config;
 pub mod connectors;
+pub mod keys;
+pub mod oidc;
+pub mod secret;
+pub mod storage;
+pub mod web;

@@ -1,10 +1,14 @@
-//! The `portcullis` command line: run the broker, check config, inspect plugins.
+//! The `portcullis` command line: run the broker, check a config, hash a password, inspect a
+//! plugin.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use portcullis::broker::Broker;
+use portcullis::config::{Config, Validated};
 use portcullis::connectors::{CompileCache, PluginEngine, inspect};
 
 #[derive(Parser)]
@@ -16,6 +20,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the broker with a config file.
+    Serve {
+        /// The YAML config (Dex-shaped).
+        config: PathBuf,
+    },
+    /// Validate a config file without serving: parse, expand variables, load every plugin.
+    CheckConfig { config: PathBuf },
+    /// Print a bcrypt hash for `staticPasswords` (reads the password from stdin).
+    HashPassword {
+        /// bcrypt cost.
+        #[arg(long, default_value_t = 10)]
+        cost: u32,
+    },
     /// Work with connector plugins.
     Plugin {
         #[command(subcommand)]
@@ -32,11 +49,14 @@ enum PluginCommand {
     },
 }
 
+fn init_logging(level: Option<&str>, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("info").to_ascii_lowercase()));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json { builder.json().init() } else { builder.init() }
+}
+
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -56,12 +76,83 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Plugin { command: PluginCommand::Inspect { file } } => inspect(file).await,
+        Command::Serve { config } => {
+            let validated = Config::load(&config)?;
+            init_logging(validated.logger.level.as_deref(), validated.logger.format.as_deref() == Some("json"));
+            serve(validated).await
+        }
+        Command::CheckConfig { config } => {
+            init_logging(Some("warn"), false);
+            let validated = Config::load(&config)?;
+            let cache = validated.cache_dir.clone().map(CompileCache::at).unwrap_or_else(CompileCache::disabled);
+            let engine = PluginEngine::new(cache)?;
+            let registry = Broker::load_registry(&engine, &validated, None).await?;
+            println!(
+                "{}: ok ({} clients, {} connectors, storage {})",
+                config.display(),
+                validated.clients.len(),
+                registry.len(),
+                storage_name(&validated)
+            );
+            Ok(())
+        }
+        Command::HashPassword { cost } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("cannot read the password from stdin")?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            anyhow::ensure!(!password.is_empty(), "the password is empty; type it on stdin");
+            println!("{}", bcrypt::hash(password, cost)?);
+            Ok(())
+        }
+        Command::Plugin { command: PluginCommand::Inspect { file } } => {
+            init_logging(Some("warn"), false);
+            let engine = PluginEngine::new(CompileCache::disabled()).context("cannot start the WebAssembly engine")?;
+            print!("{}", inspect::report(&engine, &file).await?);
+            Ok(())
+        }
     }
 }
 
-async fn inspect(file: PathBuf) -> anyhow::Result<()> {
-    let engine = PluginEngine::new(CompileCache::disabled()).context("cannot start the WebAssembly engine")?;
-    print!("{}", inspect::report(&engine, &file).await?);
+fn storage_name(config: &Validated) -> String {
+    match &config.storage {
+        portcullis::config::StorageConfig::Memory => "memory".into(),
+        portcullis::config::StorageConfig::Sqlite3(s) => format!("sqlite3 {}", s.file),
+        portcullis::config::StorageConfig::Postgres(_) => "postgres".into(),
+    }
+}
+
+async fn serve(config: Validated) -> anyhow::Result<()> {
+    let address = config.web.http.clone().context("web.http is required (TLS serving: terminate TLS in front)")?;
+    let broker = Broker::start(config).await?;
+    let live = broker.live.load_full();
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("web.http: cannot listen on {address}"))?;
+    tracing::info!(issuer = %live.config.issuer, "listening on http://{}", listener.local_addr()?);
+    tracing::info!(storage = %storage_name(&live.config), "storage ready");
+    for c in live.registry.iter() {
+        let p = c.plugin();
+        tracing::info!(connector = c.id(), plugin = %p.path.display(), contract = %p.version, sha256 = %p.sha256, "connector loaded");
+    }
+    let _upkeep = broker.spawn_upkeep();
+    let router = portcullis::web::router(Arc::clone(&broker));
+    portcullis::web::serve(listener, router, shutdown_signal()).await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: draining in-flight requests");
 }

@@ -1,0 +1,241 @@
+//! Connector call and load costs: the mock's `login-url` in a fresh instance against the same
+//! work done natively, and compiling a component against loading it from the compile cache.
+//!
+//! Needs `target/plugins/mock.wasm` (`cargo xtask plugins`); `cargo xtask bench` builds it, runs
+//! this and prints a summary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
+use portcullis::connectors::{
+    CompileCache, ConnectorSpec, LimitsConfig, LoginRedirect, PluginEngine, Registry, Scopes, loader,
+};
+use serde::Deserialize;
+
+const CALLBACK_URL: &str = "https://broker.example.com/callback";
+/// A state with characters that need percent-encoding, so the encoder does some work.
+const STATE: &str = "Zm9vYmFy-c3RhdGU_0123456789~/+= ok";
+
+/// The mock connector built by `cargo xtask plugins`.
+fn mock_wasm() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/mock.wasm");
+    if !path.is_file() {
+        eprintln!(
+            "error: {} is missing: run `cargo xtask plugins` first (or `cargo xtask bench`, which builds it)",
+            path.display()
+        );
+        std::process::exit(1);
+    }
+    path.canonicalize().unwrap_or(path)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+}
+
+fn spec(plugin: PathBuf) -> ConnectorSpec {
+    ConnectorSpec {
+        id: "mock".into(),
+        name: "Mock".into(),
+        plugin,
+        sha256: None,
+        allowed_hosts: Vec::new(),
+        limits: LimitsConfig::default(),
+        config: serde_json::json!({}),
+    }
+}
+
+/// The native baseline: what the mock does for `login-url`, as plain Rust (same config struct,
+/// same JSON parse on every call, same URL building and encoding).
+mod native {
+    use super::*;
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Config {
+        #[serde(default)]
+        mode: Mode,
+        #[serde(default)]
+        identity: MockIdentity,
+        username: Option<String>,
+        password: Option<String>,
+        prompt: Option<String>,
+    }
+
+    #[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+    #[serde(rename_all = "lowercase")]
+    enum Mode {
+        #[default]
+        Callback,
+        Password,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct MockIdentity {
+        #[serde(rename = "userID")]
+        user_id: String,
+        username: String,
+        preferred_username: Option<String>,
+        email: Option<String>,
+        #[serde(default = "default_true")]
+        email_verified: bool,
+        #[serde(default)]
+        groups: Vec<String>,
+    }
+
+    fn default_true() -> bool {
+        true
+    }
+
+    impl Default for MockIdentity {
+        fn default() -> Self {
+            MockIdentity {
+                user_id: "0-385-28089-0".to_string(),
+                username: "Kilgore Trout".to_string(),
+                preferred_username: Some("kilgore".to_string()),
+                email: Some("kilgore@kilgore.trout".to_string()),
+                email_verified: true,
+                groups: vec!["authors".to_string()],
+            }
+        }
+    }
+
+    /// The SDK's `url::encode`: everything but the RFC 3986 unreserved set is percent-encoded.
+    fn encode(s: &str) -> String {
+        const HEX: &[u8; 16] = b"0123456789ABCDEF";
+        let mut out = String::with_capacity(s.len());
+        for &b in s.as_bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0x0f)]));
+            }
+        }
+        out
+    }
+
+    /// The SDK's `url::with_query` for one pair.
+    fn with_query(base: &str, key: &str, value: &str) -> String {
+        let (head, fragment) = match base.split_once('#') {
+            Some((head, fragment)) => (head, Some(fragment)),
+            None => (base, None),
+        };
+        let mut out = String::from(head);
+        if !out.contains('?') {
+            out.push('?');
+        } else if !out.ends_with('?') && !out.ends_with('&') {
+            out.push('&');
+        }
+        out.push_str(&encode(key));
+        out.push('=');
+        out.push_str(&encode(value));
+        if let Some(fragment) = fragment {
+            out.push('#');
+            out.push_str(fragment);
+        }
+        out
+    }
+
+    pub fn login_url(
+        config_json: &str,
+        _scopes: Scopes,
+        callback_url: &str,
+        state: &str,
+    ) -> Result<LoginRedirect, String> {
+        let config: Config = serde_json::from_str(config_json).map_err(|e| e.to_string())?;
+        if config.mode != Mode::Callback {
+            return Err("login-url is not available in mode \"password\"".into());
+        }
+        Ok(LoginRedirect { url: with_query(callback_url, "state", state), state_data: Some(b"mock-login".to_vec()) })
+    }
+}
+
+fn login_url(c: &mut Criterion) {
+    let rt = runtime();
+    let cache = tempfile::tempdir().expect("temporary directory");
+    let engine = PluginEngine::new(CompileCache::at(cache.path())).expect("plugin engine");
+    let registry = rt.block_on(Registry::load(&engine, &[spec(mock_wasm())], None)).expect("load the mock connector");
+    let connector = registry.get("mock").expect("the mock connector").clone();
+    let config_json = serde_json::json!({}).to_string();
+
+    // Both sides must do the same work.
+    let wasm = rt.block_on(connector.login_url(Scopes::default(), CALLBACK_URL, STATE)).expect("wasm login-url");
+    let native = native::login_url(&config_json, Scopes::default(), CALLBACK_URL, STATE).expect("native login-url");
+    assert_eq!(wasm, native, "the native baseline must produce what the mock produces");
+
+    let mut group = c.benchmark_group("login_url");
+    group.bench_function("wasm_fresh_instance", |b| {
+        b.to_async(&rt).iter(|| async {
+            std::hint::black_box(
+                connector
+                    .login_url(Scopes::default(), std::hint::black_box(CALLBACK_URL), std::hint::black_box(STATE))
+                    .await
+                    .expect("login-url"),
+            )
+        })
+    });
+    group.bench_function("native", |b| {
+        b.iter(|| {
+            std::hint::black_box(
+                native::login_url(
+                    std::hint::black_box(&config_json),
+                    Scopes::default(),
+                    std::hint::black_box(CALLBACK_URL),
+                    std::hint::black_box(STATE),
+                )
+                .expect("login-url"),
+            )
+        })
+    });
+    group.finish();
+    drop(registry);
+}
+
+fn component(c: &mut Criterion) {
+    let rt = runtime();
+    let path = mock_wasm();
+    let uncached = PluginEngine::new(CompileCache::disabled()).expect("plugin engine");
+    let cache = tempfile::tempdir().expect("temporary directory");
+    let cached = PluginEngine::new(CompileCache::at(cache.path())).expect("plugin engine");
+    // Warm the cache, and check that it is warm.
+    rt.block_on(loader::compile(&cached, "mock", &path, None)).expect("compile the mock");
+    let again = rt.block_on(loader::compile(&cached, "mock", &path, None)).expect("load the mock");
+    assert!(matches!(again.compiled, loader::CompileSource::Cache(_)), "the compile cache is not warm");
+
+    let mut group = c.benchmark_group("component");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(5));
+    group.bench_function("compile", |b| {
+        b.to_async(&rt).iter(|| async {
+            let compiled = loader::compile(&uncached, "mock", &path, None).await.expect("compile");
+            debug_assert!(matches!(compiled.compiled, loader::CompileSource::Compiled(_)));
+            compiled
+        })
+    });
+    group.sample_size(50).sampling_mode(SamplingMode::Auto).measurement_time(Duration::from_secs(4));
+    group.bench_function("cache_load", |b| {
+        b.to_async(&rt).iter(|| async {
+            let loaded = loader::compile(&cached, "mock", &path, None).await.expect("cache load");
+            debug_assert!(matches!(loaded.compiled, loader::CompileSource::Cache(_)));
+            loaded
+        })
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = login_url, component
+}
+criterion_main!(benches);

@@ -1,0 +1,43 @@
+//! The broker's YAML config, shaped like Dex's: load, `$VAR` expansion, validation. Every
+//! error names the file, the key path and what to write instead.
+
+mod expand;
+mod model;
+mod validate;
+
+use std::path::{Path, PathBuf};
+
+pub use model::*;
+pub use validate::{Client, ConnectorEntry, Expiry, RefreshExpiry, StaticPassword, Validated};
+
+/// A config that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads, expands (from the process environment) and validates `path`.
+    pub fn load(path: &Path) -> Result<Validated, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { file: path.into(), message: format!("cannot read the config file: {e}") })?;
+        Self::from_yaml(path, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` as if read from `file`, expanding variables with `env`.
+    pub fn from_yaml(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Validated, ConfigError> {
+        let fail = |message: String| ConfigError { file: file.into(), message };
+        let mut value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
+        expand::expand(&mut value, "", env).map_err(fail)?;
+        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { "(top level)".to_string() } else { path };
+            fail(format!("{path}: {}", e.into_inner()))
+        })?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        validate::validate(config, base, env).map_err(fail)
+    }
+}

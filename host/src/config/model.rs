@@ -1,0 +1,270 @@
+//! The config file's sections, one struct each, unknown keys refused. Defaults live here.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::connectors::LimitsConfig;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// The issuer URL, exactly as relying parties will compare it.
+    pub issuer: String,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub web: WebConfig,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub frontend: FrontendConfig,
+    #[serde(default)]
+    pub expiry: ExpiryConfig,
+    #[serde(default)]
+    pub logger: LoggerConfig,
+    #[serde(default)]
+    pub oauth2: OAuth2Config,
+    #[serde(default)]
+    pub signing: SigningConfig,
+    #[serde(default)]
+    pub static_clients: Vec<ClientConfig>,
+    #[serde(default, rename = "enablePasswordDB")]
+    pub enable_password_db: bool,
+    #[serde(default)]
+    pub static_passwords: Vec<PasswordConfig>,
+    #[serde(default)]
+    pub connectors: Vec<ConnectorConfig>,
+    #[serde(default)]
+    pub plugins: PluginsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", content = "config", rename_all = "lowercase")]
+pub enum StorageConfig {
+    Memory,
+    Sqlite3(SqliteConfig),
+    Postgres(PostgresConfig),
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig::Sqlite3(SqliteConfig { file: "portcullis.db".into() })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqliteConfig {
+    pub file: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PostgresConfig {
+    /// A full `postgres://` URL; or the Dex-style fields below.
+    #[serde(default)]
+    pub url: Option<Secret>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub ssl: Option<PostgresSsl>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSsl {
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WebConfig {
+    #[serde(default = "default_http")]
+    pub http: Option<String>,
+    #[serde(default)]
+    pub https: Option<String>,
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    #[serde(default)]
+    pub tls_key: Option<String>,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+fn default_http() -> Option<String> {
+    Some("127.0.0.1:5556".into())
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self { http: default_http(), https: None, tls_cert: None, tls_key: None, allowed_origins: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    #[serde(default)]
+    pub http: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FrontendConfig {
+    /// Name shown on the pages (Dex's `frontend.issuer`).
+    #[serde(default)]
+    pub issuer: Option<String>,
+    #[serde(default, rename = "logoURL")]
+    pub logo_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExpiryConfig {
+    #[serde(default)]
+    pub id_tokens: Option<String>,
+    #[serde(default)]
+    pub auth_requests: Option<String>,
+    #[serde(default)]
+    pub signing_keys: Option<String>,
+    /// Authorization code lifetime (Portcullis extension; default 10m).
+    #[serde(default)]
+    pub auth_codes: Option<String>,
+    /// Browser session (single sign-on) lifetime (Portcullis extension; default 24h).
+    #[serde(default)]
+    pub sessions: Option<String>,
+    #[serde(default)]
+    pub refresh_tokens: RefreshExpiryConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RefreshExpiryConfig {
+    #[serde(default)]
+    pub disable_rotation: bool,
+    #[serde(default)]
+    pub reuse_interval: Option<String>,
+    #[serde(default)]
+    pub valid_if_not_used_for: Option<String>,
+    #[serde(default)]
+    pub absolute_lifetime: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LoggerConfig {
+    #[serde(default)]
+    pub level: Option<String>,
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OAuth2Config {
+    #[serde(default)]
+    pub response_types: Vec<String>,
+    #[serde(default)]
+    pub skip_approval_screen: bool,
+    #[serde(default)]
+    pub always_show_login_screen: bool,
+    #[serde(default)]
+    pub password_connector: Option<String>,
+    #[serde(default)]
+    pub pkce: PkceConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PkceConfig {
+    /// `S256` (default) and optionally `plain`.
+    #[serde(default)]
+    pub code_challenge_methods_supported: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SigningConfig {
+    /// RS256 (default), ES256 or EdDSA.
+    #[serde(default)]
+    pub algorithm: Option<String>,
+    #[serde(default)]
+    pub rotation_period: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientConfig {
+    pub id: String,
+    #[serde(default)]
+    pub secret: Option<Secret>,
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    #[serde(default, rename = "redirectURIs")]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, rename = "logoURL")]
+    pub logo_url: Option<String>,
+    #[serde(default)]
+    pub trusted_peers: Vec<String>,
+    #[serde(default, rename = "postLogoutRedirectURIs")]
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PasswordConfig {
+    pub email: String,
+    /// bcrypt hash (`portcullis hash-password`).
+    pub hash: Secret,
+    pub username: String,
+    #[serde(rename = "userID")]
+    pub user_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectorConfig {
+    /// A shipped plugin (`mock`, `github`, ...), resolved in `plugins.dir`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Or a path to a `.wasm` component (relative to the config file).
+    #[serde(default)]
+    pub plugin: Option<String>,
+    /// `sha256:<hex>` pin of the plugin file.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub config: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PluginsConfig {
+    /// Where `type:` plugins are found (default: `target/plugins` beside the config, then
+    /// `/usr/lib/portcullis/plugins`).
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// The compile cache (default: `$XDG_CACHE_HOME/portcullis`).
+    #[serde(default)]
+    pub cache_dir: Option<String>,
+}

@@ -1,0 +1,351 @@
+//! From the parsed file to a config the broker can run: durations resolved, clients and
+//! passwords checked, connector plugins located. Errors name the key path and the fix.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use super::model::*;
+use crate::connectors::ConnectorSpec;
+use crate::connectors::limits::parse_duration;
+use crate::secret::Secret;
+
+/// A registered client application.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub secret: Option<Secret>,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub name: String,
+    pub logo_url: Option<String>,
+    pub trusted_peers: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+}
+
+/// A user of the local password database.
+#[derive(Debug, Clone)]
+pub struct StaticPassword {
+    pub email: String,
+    pub hash: Secret,
+    pub username: String,
+    pub user_id: String,
+}
+
+/// Refresh token lifetimes and rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshExpiry {
+    pub rotation: bool,
+    pub reuse_interval: Duration,
+    pub valid_if_not_used_for: Duration,
+    pub absolute_lifetime: Duration,
+}
+
+/// Lifetimes of what the broker issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub id_tokens: Duration,
+    pub auth_requests: Duration,
+    pub signing_keys: Duration,
+    pub auth_codes: Duration,
+    pub sessions: Duration,
+    pub refresh: RefreshExpiry,
+}
+
+/// A connector entry resolved to its plugin file.
+#[derive(Debug, Clone)]
+pub struct ConnectorEntry {
+    pub spec: ConnectorSpec,
+    pub kind: Option<String>,
+}
+
+/// A config that passed every check.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub issuer: Url,
+    pub storage: StorageConfig,
+    pub web: WebConfig,
+    pub telemetry: TelemetryConfig,
+    pub frontend: FrontendConfig,
+    pub logger: LoggerConfig,
+    pub oauth2: OAuth2Config,
+    pub expiry: Expiry,
+    pub signing_algorithm: String,
+    pub pkce_plain: bool,
+    pub clients: BTreeMap<String, Client>,
+    pub enable_password_db: bool,
+    pub passwords: Vec<StaticPassword>,
+    pub connectors: Vec<ConnectorEntry>,
+    pub cache_dir: Option<PathBuf>,
+    /// The directory relative paths were resolved against.
+    pub base_dir: PathBuf,
+}
+
+fn duration(path: &str, value: &Option<String>, default: Duration) -> Result<Duration, String> {
+    match value {
+        None => Ok(default),
+        Some(text) => parse_duration(text)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("{path}: {text:?} is not a duration; write e.g. \"24h\", \"10m\" or \"3s\"")),
+    }
+}
+
+fn hours(h: u64) -> Duration {
+    Duration::from_secs(h * 3600)
+}
+
+pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Validated, String> {
+    let issuer = Url::parse(&c.issuer)
+        .map_err(|e| format!("issuer: {:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:5556/dex\"", c.issuer))?;
+    if !matches!(issuer.scheme(), "http" | "https") || issuer.query().is_some() || issuer.fragment().is_some() {
+        return Err(format!("issuer: {:?} must be an http(s) URL without query or fragment", c.issuer));
+    }
+    let e = &c.expiry;
+    let r = &e.refresh_tokens;
+    let expiry = Expiry {
+        id_tokens: duration("expiry.idTokens", &e.id_tokens, hours(24))?,
+        auth_requests: duration("expiry.authRequests", &e.auth_requests, hours(24))?,
+        signing_keys: match (&e.signing_keys, &c.signing.rotation_period) {
+            (Some(_), Some(_)) => {
+                return Err("expiry.signingKeys and signing.rotationPeriod say the same thing; keep one".into());
+            }
+            (v @ Some(_), None) => duration("expiry.signingKeys", v, hours(6))?,
+            (None, v) => duration("signing.rotationPeriod", v, hours(6))?,
+        },
+        auth_codes: duration("expiry.authCodes", &e.auth_codes, Duration::from_secs(600))?,
+        sessions: duration("expiry.sessions", &e.sessions, hours(24))?,
+        refresh: RefreshExpiry {
+            rotation: !r.disable_rotation,
+            reuse_interval: match &r.reuse_interval {
+                Some(t) => parse_duration(t).ok_or_else(|| {
+                    format!("expiry.refreshTokens.reuseInterval: {t:?} is not a duration; write e.g. \"3s\"")
+                })?,
+                None => Duration::from_secs(3),
+            },
+            valid_if_not_used_for: duration(
+                "expiry.refreshTokens.validIfNotUsedFor",
+                &r.valid_if_not_used_for,
+                hours(2160),
+            )?,
+            absolute_lifetime: duration("expiry.refreshTokens.absoluteLifetime", &r.absolute_lifetime, hours(3960))?,
+        },
+    };
+    let signing_algorithm = c.signing.algorithm.clone().unwrap_or_else(|| "RS256".into());
+    if !matches!(signing_algorithm.as_str(), "RS256" | "ES256" | "EdDSA") {
+        return Err(format!("signing.algorithm: {signing_algorithm:?} is not supported; write RS256, ES256 or EdDSA"));
+    }
+    for (i, rt) in c.oauth2.response_types.iter().enumerate() {
+        if rt != "code" {
+            return Err(format!(
+                "oauth2.responseTypes[{i}]: {rt:?} is not supported; Portcullis issues only `code` (the implicit flow is deprecated by OAuth 2.1)"
+            ));
+        }
+    }
+    let mut pkce_plain = false;
+    for (i, m) in c.oauth2.pkce.code_challenge_methods_supported.iter().enumerate() {
+        match m.as_str() {
+            "S256" => {}
+            "plain" => pkce_plain = true,
+            other => {
+                return Err(format!(
+                    "oauth2.pkce.codeChallengeMethodsSupported[{i}]: {other:?} is not a PKCE method; write S256 or plain"
+                ));
+            }
+        }
+    }
+    if let Some(level) = &c.logger.level {
+        if !matches!(level.to_ascii_lowercase().as_str(), "trace" | "debug" | "info" | "warn" | "error") {
+            return Err(format!("logger.level: {level:?}; write debug, info, warn or error"));
+        }
+    }
+    if let Some(format) = &c.logger.format {
+        if !matches!(format.as_str(), "text" | "json") {
+            return Err(format!("logger.format: {format:?}; write text or json"));
+        }
+    }
+    if c.web.http.is_none() && c.web.https.is_none() {
+        return Err("web: give web.http or web.https (an address such as 127.0.0.1:5556)".into());
+    }
+    if c.web.https.is_some() && (c.web.tls_cert.is_none() || c.web.tls_key.is_none()) {
+        return Err("web.https needs web.tlsCert and web.tlsKey".into());
+    }
+
+    let clients = clients(&c.static_clients, env)?;
+    let passwords = passwords(&c)?;
+    let plugins_dirs = plugin_dirs(&c.plugins, base);
+    let connectors = connectors(&c, base, &plugins_dirs)?;
+    let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
+    Ok(Validated {
+        issuer,
+        storage: c.storage,
+        web: c.web,
+        telemetry: c.telemetry,
+        frontend: c.frontend,
+        logger: c.logger,
+        oauth2: c.oauth2,
+        expiry,
+        signing_algorithm,
+        pkce_plain,
+        clients,
+        enable_password_db: c.enable_password_db,
+        passwords,
+        connectors,
+        cache_dir,
+        base_dir: base.to_path_buf(),
+    })
+}
+
+fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<String, Client>, String> {
+    let mut clients = BTreeMap::new();
+    for (i, cc) in list.iter().enumerate() {
+        let at = format!("staticClients[{i}]");
+        if cc.id.trim().is_empty() {
+            return Err(format!("{at}.id: must not be empty"));
+        }
+        let secret = match (&cc.secret, &cc.secret_env) {
+            (Some(_), Some(_)) => return Err(format!("{at}: give secret or secretEnv, not both")),
+            (Some(s), None) => Some(s.clone()),
+            (None, Some(var)) => Some(Secret::new(
+                env(var).ok_or_else(|| format!("{at}.secretEnv: environment variable {var} is not set"))?,
+            )),
+            (None, None) => None,
+        };
+        if !cc.public && secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+            return Err(format!(
+                "{at}: a confidential client needs a secret (or secretEnv); or set public: true for a client that cannot keep one"
+            ));
+        }
+        if cc.redirect_uris.is_empty() {
+            return Err(format!(
+                "{at}.redirectURIs: list at least one redirect URI, e.g. http://127.0.0.1:5555/callback"
+            ));
+        }
+        for (j, uri) in cc.redirect_uris.iter().chain(&cc.post_logout_redirect_uris).enumerate() {
+            let parsed =
+                Url::parse(uri).map_err(|e| format!("{at}: redirect URI {uri:?} is not an absolute URL ({e})"))?;
+            if parsed.fragment().is_some() {
+                return Err(format!("{at}: redirect URI #{j} {uri:?} must not have a #fragment (RFC 6749 §3.1.2)"));
+            }
+        }
+        let client = Client {
+            id: cc.id.clone(),
+            secret,
+            public: cc.public,
+            redirect_uris: cc.redirect_uris.clone(),
+            name: cc.name.clone().unwrap_or_else(|| cc.id.clone()),
+            logo_url: cc.logo_url.clone(),
+            trusted_peers: cc.trusted_peers.clone(),
+            post_logout_redirect_uris: cc.post_logout_redirect_uris.clone(),
+        };
+        if clients.insert(cc.id.clone(), client).is_some() {
+            return Err(format!("{at}.id: {:?} is used twice; client ids must be unique", cc.id));
+        }
+    }
+    Ok(clients)
+}
+
+fn passwords(c: &Config) -> Result<Vec<StaticPassword>, String> {
+    if !c.static_passwords.is_empty() && !c.enable_password_db {
+        return Err("staticPasswords: the password database is off; add `enablePasswordDB: true`".into());
+    }
+    let mut emails = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, p) in c.static_passwords.iter().enumerate() {
+        let at = format!("staticPasswords[{i}]");
+        let hash = p.hash.expose();
+        if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) || hash.len() != 60 {
+            return Err(format!("{at}.hash: not a bcrypt hash; make one with `portcullis hash-password`"));
+        }
+        if p.user_id.is_empty() || p.email.is_empty() {
+            return Err(format!("{at}: email and userID must not be empty"));
+        }
+        if !emails.insert(p.email.to_ascii_lowercase()) {
+            return Err(format!("{at}.email: {:?} is used twice", p.email));
+        }
+        out.push(StaticPassword {
+            email: p.email.clone(),
+            hash: p.hash.clone(),
+            username: p.username.clone(),
+            user_id: p.user_id.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn plugin_dirs(p: &PluginsConfig, base: &Path) -> Vec<PathBuf> {
+    match &p.dir {
+        Some(dir) => vec![base.join(dir)],
+        None => {
+            let mut dirs = vec![base.join("target/plugins"), base.join("../target/plugins")];
+            if let Ok(exe) = std::env::current_exe() {
+                if let Some(bin) = exe.parent() {
+                    dirs.push(bin.join("../plugins"));
+                    dirs.push(bin.join("../../target/plugins"));
+                }
+            }
+            dirs.push(PathBuf::from("/usr/lib/portcullis/plugins"));
+            dirs
+        }
+    }
+}
+
+fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<ConnectorEntry>, String> {
+    let mut ids = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, cc) in c.connectors.iter().enumerate() {
+        let at = format!("connectors[{i}]");
+        let valid_id =
+            !cc.id.is_empty() && cc.id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+        if !valid_id {
+            return Err(format!(
+                "{at}.id: {:?} must be letters, digits, '-' or '_' (it appears in URLs and subjects)",
+                cc.id
+            ));
+        }
+        if cc.id == "local" && c.enable_password_db {
+            return Err(format!("{at}.id: \"local\" is the password database's id; choose another"));
+        }
+        if !ids.insert(cc.id.clone()) {
+            return Err(format!("{at}.id: {:?} is used twice; connector ids must be unique", cc.id));
+        }
+        let plugin = match (&cc.kind, &cc.plugin) {
+            (Some(_), Some(_)) => return Err(format!("{at}: give type or plugin, not both")),
+            (None, None) => {
+                return Err(format!(
+                    "{at}: give type (a shipped connector such as mock) or plugin (a path to a .wasm file)"
+                ));
+            }
+            (None, Some(path)) => base.join(path),
+            (Some(kind), None) => {
+                let file = format!("{kind}.wasm");
+                match dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()) {
+                    Some(found) => found,
+                    None => {
+                        let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                        return Err(format!(
+                            "{at}.type: no plugin {file} in {}; run `cargo xtask plugins`, set plugins.dir, or give plugin: <path>",
+                            looked.join(", ")
+                        ));
+                    }
+                }
+            }
+        };
+        if cc.kind.is_none() && !plugin.is_file() {
+            return Err(format!("{at}.plugin: {} does not exist", plugin.display()));
+        }
+        let config = serde_json::Value::Object(cc.config.clone().into_iter().collect());
+        let spec = ConnectorSpec {
+            id: cc.id.clone(),
+            name: cc.name.clone(),
+            plugin,
+            sha256: cc.sha256.clone(),
+            allowed_hosts: cc.allowed_hosts.clone(),
+            limits: cc.limits.clone(),
+            config,
+        };
+        out.push(ConnectorEntry { spec, kind: cc.kind.clone() });
+    }
+    Ok(out)
+}

@@ -1,0 +1,35 @@
+//! The discovery document (`/.well-known/openid-configuration`).
+
+use serde_json::{Value, json};
+
+/// The document for `issuer` (exactly as configured) signing with `alg`.
+pub fn document(issuer: &str, alg: &str, pkce_plain: bool) -> Value {
+    let base = issuer.trim_end_matches('/');
+    let mut methods = vec!["S256"];
+    if pkce_plain {
+        methods.push("plain");
+    }
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}/auth"),
+        "token_endpoint": format!("{base}/token"),
+        "jwks_uri": format!("{base}/keys"),
+        "userinfo_endpoint": format!("{base}/userinfo"),
+        "end_session_endpoint": format!("{base}/logout"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": [alg],
+        "code_challenge_methods_supported": methods,
+        "scopes_supported": ["openid", "email", "groups", "profile", "offline_access", "federated:id"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "claims_supported": [
+            "iss", "sub", "aud", "iat", "exp", "azp", "nonce", "at_hash", "auth_time", "email",
+            "email_verified", "groups", "name", "preferred_username", "federated_claims"
+        ],
+        "prompt_values_supported": ["none", "login", "consent"],
+        "request_parameter_supported": false,
+        "claims_parameter_supported": false,
+    })
+}

@@ -1,0 +1,12 @@
+//! OpenID Connect and OAuth 2.0 protocol rules: what a request must hold, what a token says.
+//! Pure functions and data: this module does no I/O.
+
+pub mod claims;
+pub mod discovery;
+pub mod error;
+pub mod pkce;
+pub mod scopes;
+pub mod sub;
+
+pub use error::{OAuthError, OAuthErrorCode};
+pub use scopes::ScopeSet;

@@ -1,0 +1,12 @@
+//! Storage: one backend contract (`backend`), three backends (memory, SQLite, PostgreSQL), and
+//! the typed objects the broker keeps (`objects`).
+
+pub mod backend;
+pub mod memory;
+pub mod objects;
+pub mod sql;
+
+pub use backend::{Backend, Kind, Record, Result, StorageError};
+pub use memory::MemoryBackend;
+pub use objects::{AuthCode, AuthRequest, KeySet, PublicKey, RefreshToken, Session, Store, StoredKey};
+pub use sql::SqlBackend;

@@ -1,0 +1,277 @@
+//! The typed objects the broker stores, and `Store`: the typed API over any `Backend`.
+//! Everything is serialised as JSON, so the three backends share one schema.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use super::backend::{Backend, Kind, Record, Result, StorageError};
+use crate::connectors::Identity;
+
+/// A login in progress: created by the authorization endpoint, completed by a connector.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuthRequest {
+    pub id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    /// `prompt` values asked for (none, login, consent).
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    /// Hash of the browser-binding cookie: only the browser that started the login finishes it.
+    pub browser_binding: String,
+    /// Anti-CSRF token embedded in this login's forms.
+    pub csrf: String,
+    pub connector_id: Option<String>,
+    /// The registry generation the connector call was made with (hot reload).
+    pub connector_generation: Option<u64>,
+    pub connector_state: Option<Vec<u8>>,
+    /// Set once a connector authenticated the user.
+    pub identity: Option<Identity>,
+    pub auth_time: Option<i64>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// An authorization code: single use, short-lived.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub connector_id: String,
+    pub identity: Identity,
+    pub auth_time: i64,
+    /// Set when redeemed: the grant it created (revoked if the code is presented again).
+    pub redeemed_grant: Option<String>,
+    pub expires_at: i64,
+}
+
+/// A refresh token; `family` groups the tokens rotated from one login.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RefreshToken {
+    pub family: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub nonce: Option<String>,
+    pub connector_id: String,
+    pub identity: Identity,
+    pub auth_time: i64,
+    pub created_at: i64,
+    /// When the family began (absolute lifetime counts from here).
+    pub family_created_at: i64,
+    pub last_used: i64,
+    /// Set when this token was redeemed and replaced.
+    pub rotated_at: Option<i64>,
+    /// The id of the token that replaced this one (reuse within the interval gets it again).
+    pub successor: Option<String>,
+    pub expires_at: i64,
+}
+
+/// A browser session (single sign-on).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub connector_id: String,
+    pub identity: Identity,
+    pub auth_time: i64,
+    pub expires_at: i64,
+}
+
+/// The signing keys, one document shared by every replica.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeySet {
+    pub current: StoredKey,
+    /// Earlier keys, published until the tokens they signed expire.
+    pub previous: Vec<PublicKey>,
+    pub next_rotation: i64,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("current", &self.current.kid)
+            .field("next_rotation", &self.next_rotation)
+            .finish()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    /// PKCS#8 PEM of the private key.
+    pub private_pem: String,
+    /// The public key as a JWK (JSON).
+    pub jwk: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublicKey {
+    pub kid: String,
+    pub jwk: serde_json::Value,
+    pub expires_at: i64,
+}
+
+/// The typed API the broker uses, over any backend.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+}
+
+/// The id of the one key set document.
+const KEYS_ID: &str = "signing";
+
+fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| StorageError::Corrupt { kind: kind.as_str(), reason: e.to_string() })
+}
+
+fn decode<T: DeserializeOwned>(kind: Kind, record: &Record) -> Result<T> {
+    serde_json::from_str(&record.data).map_err(|e| StorageError::Corrupt { kind: kind.as_str(), reason: e.to_string() })
+}
+
+impl Store {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Self { backend }
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    async fn insert<T: Serialize>(
+        &self,
+        kind: Kind,
+        id: &str,
+        family: Option<&str>,
+        value: &T,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<()> {
+        let record = Record { data: encode(kind, value)?, family: family.map(str::to_string), version: 1, expires_at };
+        self.backend.insert(kind, id, &record, now).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, kind: Kind, id: &str, now: i64) -> Result<Option<(T, i64)>> {
+        match self.backend.get(kind, id, now).await? {
+            Some(record) => Ok(Some((decode(kind, &record)?, record.version))),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn create_auth_request(&self, req: &AuthRequest, now: i64) -> Result<()> {
+        self.insert(Kind::AuthRequest, &req.id, None, req, req.expires_at, now).await
+    }
+
+    pub async fn auth_request(&self, id: &str, now: i64) -> Result<Option<(AuthRequest, i64)>> {
+        self.get(Kind::AuthRequest, id, now).await
+    }
+
+    /// Saves `req` if nobody changed it since `version` was read.
+    pub async fn update_auth_request(&self, req: &AuthRequest, version: i64, now: i64) -> Result<bool> {
+        let data = encode(Kind::AuthRequest, req)?;
+        self.backend.update(Kind::AuthRequest, &req.id, version, &data, req.expires_at, now).await
+    }
+
+    /// Removes the auth request and returns it: exactly one caller finishes a login.
+    pub async fn take_auth_request(&self, id: &str, now: i64) -> Result<Option<AuthRequest>> {
+        match self.backend.take(Kind::AuthRequest, id, now).await? {
+            Some(record) => Ok(Some(decode(Kind::AuthRequest, &record)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn create_auth_code(&self, code: &str, value: &AuthCode, now: i64) -> Result<()> {
+        self.insert(Kind::AuthCode, code, None, value, value.expires_at, now).await
+    }
+
+    pub async fn auth_code(&self, code: &str, now: i64) -> Result<Option<(AuthCode, i64)>> {
+        self.get(Kind::AuthCode, code, now).await
+    }
+
+    /// Marks the code redeemed under `grant` if still at `version`; false if someone else did.
+    pub async fn redeem_auth_code(&self, code: &str, value: &AuthCode, version: i64, now: i64) -> Result<bool> {
+        let data = encode(Kind::AuthCode, value)?;
+        self.backend.update(Kind::AuthCode, code, version, &data, value.expires_at, now).await
+    }
+
+    pub async fn create_refresh_token(&self, id: &str, token: &RefreshToken, now: i64) -> Result<()> {
+        self.insert(Kind::RefreshToken, id, Some(&token.family), token, token.expires_at, now).await
+    }
+
+    pub async fn refresh_token(&self, id: &str, now: i64) -> Result<Option<(RefreshToken, i64)>> {
+        self.get(Kind::RefreshToken, id, now).await
+    }
+
+    pub async fn update_refresh_token(&self, id: &str, token: &RefreshToken, version: i64, now: i64) -> Result<bool> {
+        let data = encode(Kind::RefreshToken, token)?;
+        self.backend.update(Kind::RefreshToken, id, version, &data, token.expires_at, now).await
+    }
+
+    /// Revokes every token of a family (reuse detected, or logout).
+    pub async fn revoke_refresh_family(&self, family: &str) -> Result<u64> {
+        self.backend.delete_family(Kind::RefreshToken, family).await
+    }
+
+    pub async fn create_session(&self, id: &str, session: &Session, now: i64) -> Result<()> {
+        self.insert(Kind::Session, id, None, session, session.expires_at, now).await
+    }
+
+    pub async fn session(&self, id: &str, now: i64) -> Result<Option<Session>> {
+        Ok(self.get(Kind::Session, id, now).await?.map(|(s, _)| s))
+    }
+
+    pub async fn delete_session(&self, id: &str) -> Result<bool> {
+        self.backend.delete(Kind::Session, id).await
+    }
+
+    pub async fn keys(&self, now: i64) -> Result<Option<(KeySet, i64)>> {
+        self.get(Kind::Keys, KEYS_ID, now).await
+    }
+
+    /// Stores the first key set; false if another replica got there first.
+    pub async fn create_keys(&self, keys: &KeySet, now: i64) -> Result<bool> {
+        match self.insert(Kind::Keys, KEYS_ID, None, keys, i64::MAX, now).await {
+            Ok(()) => Ok(true),
+            Err(StorageError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Replaces the key set if it is still at `version`: only one replica rotates.
+    pub async fn rotate_keys(&self, keys: &KeySet, version: i64, now: i64) -> Result<bool> {
+        let data = encode(Kind::Keys, keys)?;
+        self.backend.update(Kind::Keys, KEYS_ID, version, &data, i64::MAX, now).await
+    }
+
+    /// Records a grant (one code redemption) until `expires_at`.
+    pub async fn create_grant(&self, id: &str, expires_at: i64, now: i64) -> Result<()> {
+        self.insert(Kind::Grant, id, None, &serde_json::Value::Null, expires_at, now).await
+    }
+
+    /// Whether the grant is still live (its tokens are honoured).
+    pub async fn grant_live(&self, id: &str, now: i64) -> Result<bool> {
+        Ok(self.backend.get(Kind::Grant, id, now).await?.is_some())
+    }
+
+    /// Revokes a grant and every refresh token issued under it.
+    pub async fn revoke_grant(&self, id: &str) -> Result<()> {
+        self.backend.delete(Kind::Grant, id).await?;
+        self.backend.delete_family(Kind::RefreshToken, id).await?;
+        Ok(())
+    }
+
+    pub async fn collect_garbage(&self, now: i64) -> Result<u64> {
+        self.backend.collect_garbage(now).await
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.backend.ping().await
+    }
+}

@@ -1,0 +1,426 @@
+//! The SQL storage backend: one implementation of [`Backend`] for SQLite and PostgreSQL, over sqlx.
+//!
+//! # Design: two typed pools, one dialect
+//!
+//! Every statement is written once, in SQL both databases accept: `$N` placeholders (sqlx's
+//! SQLite driver maps `$N` to the N-th bind), `INSERT ... ON CONFLICT ... DO UPDATE ... WHERE`
+//! (SQLite ≥ 3.24) and `DELETE ... RETURNING` (SQLite ≥ 3.35; the bundled SQLite is 3.46). The
+//! `on_pool!` macro runs the same code against whichever typed pool ([`SqlitePool`] or
+//! [`PgPool`]) is open.
+//!
+//! We do not use sqlx's `Any` driver because:
+//! - SQLite needs per-connection settings (create the file, WAL, `busy_timeout`) that `Any` only
+//!   takes as a URL, so a file path would have to round-trip through URL encoding;
+//! - migrations need database-specific statements anyway (`BEGIN IMMEDIATE` in SQLite, an
+//!   advisory lock in PostgreSQL);
+//! - `Any` needs a process-wide driver registry installed before the first connection and converts
+//!   every value through its own reduced type set at run time.
+//!
+//! The cost is that each operation is compiled twice, once per driver.
+//!
+//! # Atomicity
+//!
+//! Each operation is a single statement, so it is atomic in both databases without an explicit
+//! transaction: `take` is one `DELETE ... RETURNING`, `update` one `UPDATE ... WHERE version = $N`
+//! checked through its row count, and `insert` one upsert whose `DO UPDATE` only fires on an
+//! expired row. In PostgreSQL a concurrent writer waits for the row lock and then re-checks the
+//! `WHERE` clause against the committed row; SQLite serialises writers, and `busy_timeout` makes a
+//! writer wait for the lock rather than fail.
+//!
+//! # Schema
+//!
+//! `portcullis_schema` holds the versions applied so far; [`MIGRATIONS`] lists the steps. They run
+//! inside one transaction that first takes a lock (PostgreSQL: `pg_advisory_xact_lock`; SQLite:
+//! `BEGIN IMMEDIATE`), so replicas starting at once on the same database migrate one at a time and
+//! the second finds nothing left to do.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use super::backend::{Backend, Kind, Record, Result, StorageError};
+
+/// Schema steps, oldest first; step `i` brings the schema to version `i + 1`. Append, never edit:
+/// a released step has already run on someone's database.
+const MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE IF NOT EXISTS portcullis_objects (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        family TEXT NULL,
+        data TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (kind, id)
+    )",
+    "CREATE INDEX IF NOT EXISTS portcullis_objects_family ON portcullis_objects (kind, family)",
+    "CREATE INDEX IF NOT EXISTS portcullis_objects_expires_at ON portcullis_objects (expires_at)",
+]];
+
+/// Key of the PostgreSQL advisory lock held while migrating ("portcull" in ASCII).
+const MIGRATION_LOCK: i64 = 0x706F_7274_6375_6C6C;
+
+/// How long a SQLite writer waits for another writer before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an operation waits for a free PostgreSQL connection (or to open one).
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+const INSERT: &str = "INSERT INTO portcullis_objects (kind, id, family, data, version, expires_at)
+    VALUES ($1, $2, $3, $4, 1, $5)
+    ON CONFLICT (kind, id) DO UPDATE
+        SET family = excluded.family, data = excluded.data, version = 1, expires_at = excluded.expires_at
+        WHERE portcullis_objects.expires_at <= $6";
+const GET: &str = "SELECT family, data, version, expires_at FROM portcullis_objects
+    WHERE kind = $1 AND id = $2 AND expires_at > $3";
+const UPDATE: &str = "UPDATE portcullis_objects SET data = $1, expires_at = $2, version = version + 1
+    WHERE kind = $3 AND id = $4 AND version = $5 AND expires_at > $6";
+const TAKE: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND id = $2 AND expires_at > $3
+    RETURNING family, data, version, expires_at";
+const DELETE: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND id = $2";
+const DELETE_FAMILY: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND family = $2";
+const LIST_FAMILY: &str = "SELECT id FROM portcullis_objects WHERE kind = $1 AND family = $2 AND expires_at > $3";
+const COLLECT_GARBAGE: &str = "DELETE FROM portcullis_objects WHERE expires_at <= $1";
+
+/// Columns of a stored record, in the order `GET` and `TAKE` return them.
+type RecordRow = (Option<String>, String, i64, i64);
+
+fn to_record((family, data, version, expires_at): RecordRow) -> Record {
+    Record { data, family, version, expires_at }
+}
+
+/// Runs `$body` with `$p` bound to whichever pool is open; the body is compiled once per driver.
+macro_rules! on_pool {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            Pool::Sqlite($p) => $body,
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// Applies the missing [`MIGRATIONS`] inside the transaction `$tx`, which already holds the
+/// migration lock, and commits.
+macro_rules! migrate_in {
+    ($tx:ident) => {{
+        sqlx::query("CREATE TABLE IF NOT EXISTS portcullis_schema (version BIGINT NOT NULL PRIMARY KEY)")
+            .execute(&mut *$tx)
+            .await?;
+        let (current,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(version), 0) FROM portcullis_schema").fetch_one(&mut *$tx).await?;
+        for (version, steps) in (1_i64..).zip(MIGRATIONS) {
+            if version <= current {
+                continue;
+            }
+            for step in *steps {
+                sqlx::query(step).execute(&mut *$tx).await?;
+            }
+            sqlx::query("INSERT INTO portcullis_schema (version) VALUES ($1)").bind(version).execute(&mut *$tx).await?;
+        }
+        $tx.commit().await?;
+        Ok(current)
+    }};
+}
+
+#[derive(Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "SQLite",
+            Engine::Postgres => "PostgreSQL",
+        }
+    }
+
+    fn hint(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "check that the file and its directory are writable and the disk is not full",
+            Engine::Postgres => "is PostgreSQL running and reachable, and does the database exist?",
+        }
+    }
+}
+
+/// Where the records live, for error messages and `Debug`; never holds a password.
+#[derive(Clone)]
+struct Target {
+    engine: Engine,
+    location: String,
+}
+
+impl Target {
+    fn unavailable(&self, doing: &str, err: impl fmt::Display) -> StorageError {
+        let Target { engine, location } = self;
+        StorageError::Unavailable(format!("{} at {location}: {doing}: {err}; {}", engine.name(), engine.hint()))
+    }
+
+    /// Maps a failed operation on `kind`: an undecodable column is corrupt data, anything else
+    /// means the database is unavailable.
+    fn operation_failed(&self, doing: &str, kind: Kind, err: sqlx::Error) -> StorageError {
+        match err {
+            sqlx::Error::ColumnDecode { index, source } => {
+                StorageError::Corrupt { kind: kind.as_str(), reason: format!("column {index}: {source}") }
+            }
+            sqlx::Error::Decode(source) => StorageError::Corrupt { kind: kind.as_str(), reason: source.to_string() },
+            err => self.unavailable(&format!("cannot {doing} {}", kind.as_str()), err),
+        }
+    }
+}
+
+/// Records in a `portcullis_objects` table of a SQLite file or a PostgreSQL database. Cheap to
+/// clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct SqlBackend {
+    pool: Pool,
+    target: Target,
+}
+
+impl fmt::Debug for SqlBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqlBackend")
+            .field("engine", &self.target.engine.name())
+            .field("location", &self.target.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlBackend {
+    /// Opens the backend a storage URL names: `sqlite:PATH` (or `sqlite://PATH`) or
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or `postgresql://`).
+    pub async fn connect(url: &str) -> Result<Self> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() {
+                return Err(StorageError::Unavailable(
+                    "the storage URL `sqlite:` names no file; use sqlite:PATH, e.g. sqlite:/var/lib/portcullis/db.sqlite"
+                        .to_owned(),
+                ));
+            }
+            return Self::sqlite(Path::new(path)).await;
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::postgres(url).await;
+        }
+        // Only the scheme is echoed: the rest of the URL may hold a password.
+        let scheme = url.split_once(':').map_or("(none)", |(scheme, _)| scheme);
+        Err(StorageError::Unavailable(format!(
+            "unsupported storage URL scheme `{scheme}`; use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE"
+        )))
+    }
+
+    /// Opens (creating it and its directory if missing) the SQLite database at `path`, in WAL
+    /// mode, and brings its schema up to date.
+    pub async fn sqlite(path: &Path) -> Result<Self> {
+        let target = Target { engine: Engine::Sqlite, location: path.display().to_string() };
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|err| target.unavailable("cannot create the directory for the database file", err))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|err| target.unavailable("cannot open the database", err))?;
+        Self::start(Pool::Sqlite(pool), target).await
+    }
+
+    /// Connects to the PostgreSQL database at `url` and brings its schema up to date. The
+    /// database itself must exist.
+    pub async fn postgres(url: &str) -> Result<Self> {
+        let target = Target { engine: Engine::Postgres, location: redact(url) };
+        let options = PgConnectOptions::from_str(url).map_err(|err| {
+            StorageError::Unavailable(format!(
+                "invalid PostgreSQL URL {}: {err}; expected postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+                target.location
+            ))
+        })?;
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|err| target.unavailable("cannot connect", err))?;
+        Self::start(Pool::Postgres(pool), target).await
+    }
+
+    async fn start(pool: Pool, target: Target) -> Result<Self> {
+        let backend = Self { pool, target };
+        let current =
+            backend.migrate().await.map_err(|err| backend.target.unavailable("cannot migrate the schema", err))?;
+        let latest = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        if current > latest {
+            let Target { engine, location } = &backend.target;
+            return Err(StorageError::Unavailable(format!(
+                "{} at {location} has schema version {current} but this portcullis knows only up to {latest}; \
+                 upgrade portcullis or point it at another database",
+                engine.name()
+            )));
+        }
+        Ok(backend)
+    }
+
+    /// Applies the missing migrations; returns the schema version found before applying them.
+    async fn migrate(&self) -> Result<i64, sqlx::Error> {
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                // IMMEDIATE takes the write lock up front: another process migrating at the same
+                // time waits (busy_timeout) instead of failing to upgrade a read lock.
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                migrate_in!(tx)
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                // Held until commit: replicas starting at once migrate one after the other.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
+                migrate_in!(tx)
+            }
+        }
+    }
+
+    /// Closes every connection; operations after this fail as unavailable.
+    pub async fn close(&self) {
+        on_pool!(&self.pool, pool => pool.close().await)
+    }
+}
+
+/// The URL without its password or query parameters (which may carry one), for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            // Both fail only for URLs that cannot have a password to begin with.
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.to_string()
+        }
+        Err(_) => "(an unparseable URL)".to_owned(),
+    }
+}
+
+#[async_trait]
+impl Backend for SqlBackend {
+    async fn insert(&self, kind: Kind, id: &str, record: &Record, now: i64) -> Result<()> {
+        let inserted = on_pool!(&self.pool, pool => sqlx::query(INSERT)
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(record.family.as_deref())
+            .bind(record.data.as_str())
+            .bind(record.expires_at)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+        .map_err(|err| self.target.operation_failed("insert", kind, err))?;
+        if inserted == 0 { Err(StorageError::Conflict { kind: kind.as_str() }) } else { Ok(()) }
+    }
+
+    async fn get(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>> {
+        let row: Option<RecordRow> = on_pool!(&self.pool, pool => sqlx::query_as(GET)
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(now)
+            .fetch_optional(pool)
+            .await)
+        .map_err(|err| self.target.operation_failed("read", kind, err))?;
+        Ok(row.map(to_record))
+    }
+
+    async fn update(
+        &self,
+        kind: Kind,
+        id: &str,
+        expected_version: i64,
+        data: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<bool> {
+        let updated = on_pool!(&self.pool, pool => sqlx::query(UPDATE)
+            .bind(data)
+            .bind(expires_at)
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(expected_version)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+        .map_err(|err| self.target.operation_failed("update", kind, err))?;
+        Ok(updated == 1)
+    }
+
+    async fn take(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>> {
+        let row: Option<RecordRow> = on_pool!(&self.pool, pool => sqlx::query_as(TAKE)
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(now)
+            .fetch_optional(pool)
+            .await)
+        .map_err(|err| self.target.operation_failed("take", kind, err))?;
+        Ok(row.map(to_record))
+    }
+
+    async fn delete(&self, kind: Kind, id: &str) -> Result<bool> {
+        let deleted = on_pool!(&self.pool, pool => sqlx::query(DELETE)
+            .bind(kind.as_str())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+        .map_err(|err| self.target.operation_failed("delete", kind, err))?;
+        Ok(deleted > 0)
+    }
+
+    async fn delete_family(&self, kind: Kind, family: &str) -> Result<u64> {
+        on_pool!(&self.pool, pool => sqlx::query(DELETE_FAMILY)
+            .bind(kind.as_str())
+            .bind(family)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+        .map_err(|err| self.target.operation_failed("delete the family of", kind, err))
+    }
+
+    async fn list_family(&self, kind: Kind, family: &str, now: i64) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_pool!(&self.pool, pool => sqlx::query_as(LIST_FAMILY)
+            .bind(kind.as_str())
+            .bind(family)
+            .bind(now)
+            .fetch_all(pool)
+            .await)
+        .map_err(|err| self.target.operation_failed("list the family of", kind, err))?;
+        // Sorted here rather than in SQL: PostgreSQL's ORDER BY follows the database collation.
+        let mut ids: Vec<String> = rows.into_iter().map(|(id,)| id).collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn collect_garbage(&self, now: i64) -> Result<u64> {
+        on_pool!(&self.pool, pool => sqlx::query(COLLECT_GARBAGE)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()))
+        .map_err(|err| self.target.unavailable("cannot delete expired records", err))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        on_pool!(&self.pool, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
+            .map_err(|err| self.target.unavailable("ping failed", err))
+    }
+}

@@ -1,0 +1,305 @@
+//! Logging in through a connector: the password form (local database and password
+//! connectors), the redirect to a callback connector, and the upstream's callback.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::Value;
+use serde::Deserialize;
+
+use super::authorize::{LOCAL, ReqQuery, complete_login, csrf_failed, csrf_ok, load_request};
+use super::{AppState, issuer, pages, prefix};
+use crate::broker::{Live, now};
+use crate::connectors::{CallbackRequest, ConnectorKind, Identity, PluginError, Refusal, Scopes};
+use crate::oidc::ScopeSet;
+use crate::storage::AuthRequest;
+
+/// A bcrypt hash (cost 10, like `hash-password`'s) checked when the user does not exist, so a
+/// wrong email and a wrong password take the same time.
+fn dummy_hash() -> String {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| bcrypt::hash(super::random_token(), 10).unwrap_or_default()).clone()
+}
+
+fn scopes_of(request: &AuthRequest) -> Scopes {
+    let set = ScopeSet::from_list(&request.scopes);
+    Scopes { offline_access: set.offline_access, groups: set.groups }
+}
+
+/// The page for a connector failure: access denied is a 403, the rest say what failed.
+pub fn connector_error_page(live: &Live, err: &PluginError) -> Response {
+    let pfx = prefix(live);
+    tracing::warn!(connector = err.connector(), "login failed: {err}");
+    let (status, title, message) = match err.refusal() {
+        Some(Refusal::Denied(why)) => (StatusCode::FORBIDDEN, "Access denied", why.clone()),
+        Some(Refusal::BadRequest(why)) => (StatusCode::BAD_REQUEST, "Login failed", why.clone()),
+        Some(Refusal::Upstream(_)) => (
+            StatusCode::BAD_GATEWAY,
+            "Login failed",
+            "The identity provider could not be reached or answered unexpectedly.".into(),
+        ),
+        _ => (
+            StatusCode::BAD_GATEWAY,
+            "Login failed",
+            "The login connector failed. The administrator can find the cause in the broker's log.".into(),
+        ),
+    };
+    pages::error_page(&live.config, &pfx, status, title, &message, Some("Go back to the application and try again."))
+}
+
+fn connector_name(live: &Live, id: &str) -> String {
+    if id == LOCAL {
+        return "Email".into();
+    }
+    live.config.connectors.iter().find(|c| c.spec.id == id).map(|c| c.spec.name.clone()).unwrap_or_else(|| id.into())
+}
+
+fn password_form(
+    live: &Live,
+    request: &AuthRequest,
+    connector: &str,
+    prompt: &str,
+    login: &str,
+    error: Option<&str>,
+) -> Response {
+    let pfx = prefix(live);
+    let client_name = live.config.clients.get(&request.client_id).map(|c| c.name.clone()).unwrap_or_default();
+    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    pages::render(
+        &live.config,
+        &pfx,
+        status,
+        "password.html",
+        vec![
+            ("client_name", client_name.into()),
+            ("connector_name", connector_name(live, connector).into()),
+            ("connector_id", connector.to_string().into()),
+            ("prompt", prompt.to_string().into()),
+            ("login", login.to_string().into()),
+            ("error", Value::from(error.map(str::to_string))),
+            ("req", request.id.clone().into()),
+            ("csrf", request.csrf.clone().into()),
+            ("back", Value::from(None::<String>)),
+        ],
+    )
+}
+
+fn unknown_connector(live: &Live) -> Response {
+    pages::error_page(
+        &live.config,
+        &prefix(live),
+        StatusCode::NOT_FOUND,
+        "Unknown login method",
+        "This login method does not exist or was removed while you were logging in.",
+        Some("Go back to the application and log in again."),
+    )
+}
+
+/// `GET /auth/{connector}?req=`: the password form, or the redirect to the upstream.
+pub async fn start(
+    State(broker): State<AppState>,
+    headers: HeaderMap,
+    Path(connector): Path<String>,
+    Query(q): Query<ReqQuery>,
+) -> Response {
+    let live = broker.live.load_full();
+    let (mut request, version) = match load_request(&broker, &live, &headers, &q.req).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
+    if connector == LOCAL && live.config.enable_password_db {
+        return password_form(&live, &request, LOCAL, "Email Address", "", None);
+    }
+    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live) };
+    match plugin.metadata().kind {
+        ConnectorKind::Password => {
+            let prompt = plugin.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into());
+            password_form(&live, &request, &connector, &prompt, "", None)
+        }
+        ConnectorKind::Callback => {
+            let callback = format!("{}/callback/{connector}", issuer(&live).trim_end_matches('/'));
+            let redirect = match plugin.login_url(scopes_of(&request), &callback, &request.id).await {
+                Ok(r) => r,
+                Err(e) => return connector_error_page(&live, &e),
+            };
+            request.connector_id = Some(connector.clone());
+            request.connector_generation = Some(live.generation);
+            request.connector_state = redirect.state_data;
+            match broker.store.update_auth_request(&request, version, now()).await {
+                Ok(true) => Redirect::to(&redirect.url).into_response(),
+                _ => pages::error_page(
+                    &live.config,
+                    &prefix(&live),
+                    StatusCode::CONFLICT,
+                    "Login expired",
+                    "This login changed while starting.",
+                    Some("Go back to the application and log in again."),
+                ),
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    req: String,
+    csrf: String,
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /auth/{connector}/login`: checks the password; the form again on failure.
+pub async fn password_login(
+    State(broker): State<AppState>,
+    headers: HeaderMap,
+    Path(connector): Path<String>,
+    Form(form): Form<PasswordForm>,
+) -> Response {
+    let live = broker.live.load_full();
+    let (request, version) = match load_request(&broker, &live, &headers, &form.req).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
+    if !csrf_ok(&request, &form.csrf) {
+        return csrf_failed(&live);
+    }
+    let login = form.login.trim();
+    if connector == LOCAL && live.config.enable_password_db {
+        if login.is_empty() || form.password.is_empty() {
+            return password_form(
+                &live,
+                &request,
+                LOCAL,
+                "Email Address",
+                login,
+                Some("Enter your email address and password."),
+            );
+        }
+        return match check_local(&live, login, form.password).await {
+            Some(identity) => complete_login(&broker, &live, request, version, LOCAL, identity).await,
+            None => password_form(
+                &live,
+                &request,
+                LOCAL,
+                "Email Address",
+                login,
+                Some("Invalid email address or password."),
+            ),
+        };
+    }
+    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live) };
+    if plugin.metadata().kind != ConnectorKind::Password {
+        return unknown_connector(&live);
+    }
+    let prompt = plugin.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into());
+    if login.is_empty() || form.password.is_empty() {
+        return password_form(&live, &request, &connector, &prompt, login, Some("Enter your username and password."));
+    }
+    match plugin.login(scopes_of(&request), login, &form.password).await {
+        Ok(Some(identity)) => complete_login(&broker, &live, request, version, &connector, identity).await,
+        Ok(None) => password_form(&live, &request, &connector, &prompt, login, Some("Invalid username or password.")),
+        Err(e) => connector_error_page(&live, &e),
+    }
+}
+
+/// The local password database: bcrypt off the async runtime, same cost for unknown users.
+async fn check_local(live: &Live, email: &str, password: String) -> Option<Identity> {
+    let user = live.config.passwords.iter().find(|p| p.email.eq_ignore_ascii_case(email)).cloned();
+    let hash = user.as_ref().map(|u| u.hash.expose().to_string());
+    let ok = tokio::task::spawn_blocking(move || {
+        bcrypt::verify(password, &hash.unwrap_or_else(dummy_hash)).unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false);
+    let user = user.filter(|_| ok)?;
+    Some(Identity {
+        user_id: user.user_id,
+        username: user.username.clone(),
+        preferred_username: Some(user.username),
+        email: Some(user.email),
+        email_verified: true,
+        groups: Vec::new(),
+        connector_data: None,
+    })
+}
+
+pub async fn callback_get(
+    state: State<AppState>,
+    headers: HeaderMap,
+    path: Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    callback(state, headers, path, Method::GET, query, Vec::new()).await
+}
+
+pub async fn callback_post(
+    state: State<AppState>,
+    headers: HeaderMap,
+    path: Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    callback(state, headers, path, Method::POST, query, form).await
+}
+
+/// Headers a connector may see; never cookies or credentials.
+const PASSED_HEADERS: &[header::HeaderName] = &[header::USER_AGENT, header::ACCEPT_LANGUAGE, header::CONTENT_TYPE];
+
+/// `/callback/{connector}`: the upstream sent the browser back.
+async fn callback(
+    State(broker): State<AppState>,
+    headers: HeaderMap,
+    Path(connector): Path<String>,
+    method: Method,
+    query: Vec<(String, String)>,
+    form: Vec<(String, String)>,
+) -> Response {
+    let live = broker.live.load_full();
+    let state = query.iter().chain(form.iter()).find(|(k, _)| k == "state").map(|(_, v)| v.clone());
+    let Some(state) = state else {
+        return pages::error_page(
+            &live.config,
+            &prefix(&live),
+            StatusCode::BAD_REQUEST,
+            "Login failed",
+            "The identity provider's answer has no state.",
+            Some("Go back to the application and log in again."),
+        );
+    };
+    let (request, version) = match load_request(&broker, &live, &headers, &state).await {
+        Ok(r) => r,
+        Err(page) => return page,
+    };
+    if request.connector_id.as_deref() != Some(connector.as_str()) {
+        return pages::error_page(
+            &live.config,
+            &prefix(&live),
+            StatusCode::BAD_REQUEST,
+            "Login failed",
+            "This answer is for a different login method.",
+            Some("Go back to the application and log in again."),
+        );
+    }
+    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live) };
+    let passed: HashMap<String, String> = PASSED_HEADERS
+        .iter()
+        .filter_map(|h| Some((h.as_str().to_string(), headers.get(h)?.to_str().ok()?.to_string())))
+        .collect();
+    let callback_request = CallbackRequest {
+        method: method.as_str().to_string(),
+        query,
+        form,
+        headers: passed.into_iter().collect(),
+        callback_url: format!("{}/callback/{connector}", issuer(&live).trim_end_matches('/')),
+        state_data: request.connector_state.clone(),
+    };
+    match plugin.handle_callback(scopes_of(&request), callback_request).await {
+        Ok(identity) => complete_login(&broker, &live, request, version, &connector, identity).await,
+        Err(e) => connector_error_page(&live, &e),
+    }
+}

@@ -1,0 +1,113 @@
+//! The HTTP side: axum routes under the issuer's path, pages, cookies and CSRF. Protocol rules
+//! live in `oidc`; this layer does the I/O around them.
+
+mod authorize;
+mod cookies;
+mod discovery;
+mod login;
+mod logout;
+pub mod pages;
+mod token;
+mod userinfo;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::broker::{Broker, Live};
+
+/// Handler state.
+pub type AppState = Arc<Broker>;
+
+/// 32 random bytes, base64url: codes, tokens, ids, CSRF tokens.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What we store instead of a bearer secret: its sha256, so a leaked database holds no
+/// usable codes or tokens.
+pub fn token_key(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The issuer's path without a trailing slash ("" for a root issuer).
+pub fn prefix(live: &Live) -> String {
+    live.config.issuer.path().trim_end_matches('/').to_string()
+}
+
+/// The issuer exactly as configured (the `iss` claim).
+pub fn issuer(live: &Live) -> String {
+    let s = live.config.issuer.as_str();
+    // Url adds a trailing slash to a bare origin; keep the operator's spelling.
+    if live.config.issuer.path() == "/" && !s.is_empty() { s.trim_end_matches('/').to_string() } else { s.to_string() }
+}
+
+pub fn is_https(live: &Live) -> bool {
+    live.config.issuer.scheme() == "https"
+}
+
+/// Builds the router for `broker`, nested under the issuer's path.
+pub fn router(broker: AppState) -> Router {
+    let live = broker.live.load_full();
+    let prefix = prefix(&live);
+    let https = is_https(&live);
+    let routes = Router::new()
+        .route("/.well-known/openid-configuration", get(discovery::configuration))
+        .route("/keys", get(discovery::keys))
+        .route("/healthz", get(discovery::healthz))
+        .route("/static/main.css", get(discovery::stylesheet))
+        .route("/auth", get(authorize::authorize).post(authorize::authorize_post))
+        .route("/auth/{connector}", get(login::start))
+        .route("/auth/{connector}/login", post(login::password_login))
+        .route("/callback/{connector}", get(login::callback_get).post(login::callback_post))
+        .route("/approval", get(authorize::approval_page).post(authorize::approval_post))
+        .route("/token", post(token::token))
+        .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
+        .route("/logout", get(logout::logout).post(logout::logout_post));
+    let routes = if prefix.is_empty() { routes } else { Router::new().nest(&prefix, routes) };
+    let mut router = routes
+        .layer(middleware::from_fn(move |req: Request, next: Next| security(req, next, https)))
+        .with_state(broker);
+    let origins = live.config.web.allowed_origins.clone();
+    if !origins.is_empty() {
+        router = router.layer(cors(&origins));
+    }
+    router
+}
+
+fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    let layer = CorsLayer::new()
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE]);
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        layer.allow_origin(AllowOrigin::list(origins.iter().filter_map(|o| o.parse().ok())))
+    }
+}
+
+async fn security(req: Request, next: Next, https: bool) -> Response {
+    let mut response = next.run(req).await;
+    pages::security_headers(response.headers_mut(), https);
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,101 @@
+//! Server-rendered pages (minijinja, auto-escaped), error pages, and the security headers
+//! every response carries.
+
+use std::sync::OnceLock;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use minijinja::{Environment, Value};
+
+use crate::config::Validated;
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("base.html", include_str!("../../templates/base.html")),
+            ("chooser.html", include_str!("../../templates/chooser.html")),
+            ("password.html", include_str!("../../templates/password.html")),
+            ("approval.html", include_str!("../../templates/approval.html")),
+            ("error.html", include_str!("../../templates/error.html")),
+            ("logout.html", include_str!("../../templates/logout.html")),
+        ] {
+            if let Err(e) = env.add_template(name, source) {
+                tracing::error!("template {name} does not compile: {e}");
+            }
+        }
+        env
+    })
+}
+
+/// The stylesheet, served at `{prefix}/static/main.css`.
+pub const STYLESHEET: &str = include_str!("../../templates/main.css");
+
+/// Values every page needs.
+pub fn base_context(config: &Validated, prefix: &str) -> Vec<(&'static str, Value)> {
+    vec![
+        ("brand", Value::from(config.frontend.issuer.clone().unwrap_or_else(|| "Portcullis".into()))),
+        ("logo_url", Value::from(config.frontend.logo_url.clone())),
+        ("prefix", Value::from(prefix.to_string())),
+    ]
+}
+
+/// Renders `template` with `context` (plus the base values) as an HTML response.
+pub fn render(
+    config: &Validated,
+    prefix: &str,
+    status: StatusCode,
+    template: &str,
+    context: Vec<(&'static str, Value)>,
+) -> Response {
+    let mut all = base_context(config, prefix);
+    all.extend(context);
+    let ctx: std::collections::BTreeMap<&str, Value> = all.into_iter().collect();
+    match env().get_template(template).and_then(|t| t.render(ctx)) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!("cannot render {template}: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error rendering the page").into_response()
+        }
+    }
+}
+
+/// A readable error page.
+pub fn error_page(
+    config: &Validated,
+    prefix: &str,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    hint: Option<&str>,
+) -> Response {
+    render(
+        config,
+        prefix,
+        status,
+        "error.html",
+        vec![("title", title.into()), ("message", message.into()), ("hint", Value::from(hint.map(str::to_string)))],
+    )
+}
+
+/// Security headers for every response; `no-store` everywhere (pages carry per-login tokens,
+/// API responses carry tokens).
+pub fn security_headers(headers: &mut HeaderMap, https: bool) {
+    let set = |h: &mut HeaderMap, name: header::HeaderName, value: &'static str| {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    };
+    set(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; base-uri 'none'",
+    );
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::CACHE_CONTROL, "no-store");
+    set(headers, header::PRAGMA, "no-cache");
+    if https {
+        set(headers, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+}
