@@ -43,3 +43,107 @@ pub fn spec(id: &str, plugin: PathBuf, config: serde_json::Value) -> ConnectorSp
         config,
     }
 }
+
+/// A broker running in this process on an ephemeral port, with its own storage.
+pub struct TestBroker {
+    pub issuer: String,
+    pub base: String,
+    pub broker: Arc<portcullis::broker::Broker>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// The config every end-to-end test starts from; `{issuer}` and `{mock}` are filled in.
+pub const BASE_CONFIG: &str = r#"
+issuer: "{issuer}"
+storage:
+  type: memory
+oauth2:
+  skipApprovalScreen: false
+staticClients:
+- id: example-app
+  name: Example App
+  secret: ZXhhbXBsZS1hcHAtc2VjcmV0
+  redirectURIs: [http://127.0.0.1:5555/callback]
+  postLogoutRedirectURIs: [http://127.0.0.1:5555/]
+- id: second-app
+  name: Second App
+  secret: c2Vjb25kLXNlY3JldA
+  redirectURIs: [http://127.0.0.1:5555/second]
+- id: public-app
+  name: Public App
+  public: true
+  redirectURIs: [http://127.0.0.1:5555/public]
+connectors:
+- plugin: "{mock}"
+  id: mock
+  name: Example
+enablePasswordDB: true
+staticPasswords:
+- email: admin@example.com
+  hash: "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W"
+  username: admin
+  userID: 08a8684b-db88-4b73-90a9-3cd1661f5466
+"#;
+
+impl TestBroker {
+    /// Starts a broker from `BASE_CONFIG` with `extra` YAML appended (later keys must not
+    /// repeat earlier ones) and `edit` applied to the text.
+    pub async fn start(extra: &str) -> Self {
+        Self::start_with(extra, None, None).await
+    }
+
+    /// Like `start`, over a given storage backend and/or with a fixed issuer (replicas).
+    pub async fn start_with(
+        extra: &str,
+        backend: Option<Arc<dyn portcullis::storage::Backend>>,
+        issuer: Option<String>,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let base = format!("http://{addr}");
+        let issuer = issuer.unwrap_or_else(|| format!("{base}/dex"));
+        let yaml = format!(
+            "{}\n{extra}",
+            BASE_CONFIG.replace("{issuer}", &issuer).replace("{mock}", &plugin("mock").display().to_string())
+        );
+        let mut config = portcullis::config::Config::from_yaml(std::path::Path::new("test.yaml"), &yaml, &|_| None)
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+        config.cache_dir = Some(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"));
+        let backend = backend.unwrap_or_else(|| Arc::new(portcullis::storage::MemoryBackend::new()));
+        let broker = portcullis::broker::Broker::with_backend(config, backend).await.expect("broker starts");
+        let router = portcullis::web::router(broker.clone());
+        let server = tokio::spawn(async move {
+            let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
+        });
+        Self { issuer, base, broker, _server: server }
+    }
+
+    /// The URL of `path` on this broker (under the issuer's path).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/dex{path}", self.base)
+    }
+}
+
+/// A cookie-keeping HTTP client that does not follow redirects, like a browser driven by hand.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")
+}
+
+/// The `value` of the hidden input `name` in an HTML page.
+pub fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = html[start..].find('"')? + start;
+    Some(html[start..end].to_string())
+}
+
+/// The `Location` header of a redirect, resolved against `base`.
+pub fn location(response: &reqwest::Response, base: &str) -> Option<String> {
+    let loc = response.headers().get(reqwest::header::LOCATION)?.to_str().ok()?;
+    if loc.starts_with('/') { Some(format!("{base}{loc}")) } else { Some(loc.to_string()) }
+}
+
+/// A query parameter of a URL.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
