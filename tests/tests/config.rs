@@ -1,0 +1,64 @@
+//! Data-driven config tests: every `tests/config/good/*.yaml` loads, and every
+//! `tests/config/bad/*.yaml` fails with exactly the message in the `.err` file beside it.
+//! Add a pair of files to add a case.
+
+use std::path::{Path, PathBuf};
+
+use portcullis::config::Config;
+
+fn env(name: &str) -> Option<String> {
+    (name == "APP_SECRET").then(|| "from-the-environment".to_string())
+}
+
+fn files(dir: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn load(path: &Path) -> Result<portcullis::config::Validated, String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    Config::from_yaml(path, &text, &env).map_err(|e| e.to_string())
+}
+
+#[test]
+fn good_configs_load() {
+    let good = files("config/good");
+    assert!(good.len() >= 2);
+    for path in good {
+        let config = load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.clients.is_empty(), "{}", path.display());
+    }
+    let minimal = load(Path::new("config/good/minimal.yaml")).unwrap();
+    assert!(minimal.clients["app"].secret.as_ref().unwrap().matches("from-the-environment"));
+}
+
+#[test]
+fn bad_configs_fail_with_their_exact_error() {
+    let bad = files("config/bad");
+    assert!(bad.len() >= 10);
+    let mut mismatches = Vec::new();
+    for path in bad {
+        let expected = std::fs::read_to_string(path.with_extension("err")).unwrap();
+        match load(&path) {
+            Ok(_) => mismatches.push(format!("{}: loaded, expected an error", path.display())),
+            Err(got) if got.trim() != expected.trim() => {
+                mismatches.push(format!("{}:\n  want: {}\n  got:  {}", path.display(), expected.trim(), got.trim()))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(mismatches.is_empty(), "\n{}", mismatches.join("\n"));
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let config = load(Path::new("config/good/dex-example.yaml")).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("ZXhhbXBsZS1hcHAtc2VjcmV0"), "client secret leaked");
+    assert!(!debug.contains("$2a$10$2b2cU8"), "password hash leaked");
+}
