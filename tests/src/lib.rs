@@ -147,3 +147,72 @@ pub fn location(response: &reqwest::Response, base: &str) -> Option<String> {
 pub fn query_param(url: &str, name: &str) -> Option<String> {
     url::Url::parse(url).ok()?.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
+
+// ---- PostgreSQL test databases ----
+
+use sqlx::{Connection, Executor, PgConnection};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub fn postgres_base() -> String {
+    std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/".to_owned())
+}
+
+pub async fn postgres_admin() -> PgConnection {
+    let base = postgres_base();
+    PgConnection::connect(&base).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL is not reachable at {base} ({e}); the storage tests need it and do not skip: \
+             start PostgreSQL (e.g. `pg_ctlcluster <version> main start`) or point PORTCULLIS_TEST_POSTGRES_URL at one"
+        )
+    })
+}
+
+/// A throwaway PostgreSQL database, dropped (with its connections) when this goes out of scope,
+/// including when a test panics.
+pub struct TestDatabase {
+    pub name: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("portcullis_test_{}_{nanos}_{seq}", std::process::id());
+        let mut admin = postgres_admin().await;
+        admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.unwrap();
+        admin.close().await.unwrap();
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}{}", postgres_base(), self.name)
+    }
+
+    pub async fn backend(&self) -> portcullis::storage::SqlBackend {
+        portcullis::storage::SqlBackend::postgres(&self.url()).await.unwrap()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let sql = format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name);
+        // Drop cannot await, and may run inside the test's runtime: use a thread with its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&postgres_base()).await?;
+                admin.execute(sql.as_str()).await?;
+                admin.close().await
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("cannot drop test database {}: {e}", self.name),
+            Err(_) => eprintln!("cannot drop test database {}: the dropping thread panicked", self.name),
+        }
+    }
+}

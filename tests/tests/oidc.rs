@@ -465,3 +465,28 @@ async fn refresh_token_reuse_revokes_the_family() {
         client.exchange_refresh_token(&RefreshToken::new(second.secret().clone())).unwrap().request_async(&http).await;
     assert!(format!("{:?}", after.unwrap_err()).contains("invalid_grant"), "the whole family is revoked");
 }
+
+#[tokio::test]
+async fn es256_and_eddsa_id_tokens_verify_with_the_relying_party() {
+    use openidconnect::core::CoreJwsSigningAlgorithm as Alg;
+    for (name, alg) in [("ES256", Alg::EcdsaP256Sha256), ("EdDSA", Alg::EdDsa)] {
+        let b = TestBroker::start(&format!("signing:\n  algorithm: {name}\n")).await;
+        let (client, http) = rp(&b).await;
+        let web = browser();
+        let login = start_login(&b, &client, &web, &["email"]).await;
+        let tokens = client
+            .exchange_code(AuthorizationCode::new(login.code))
+            .unwrap()
+            .set_pkce_verifier(login.verifier)
+            .request_async(&http)
+            .await
+            .unwrap();
+        let verifier = client.id_token_verifier().set_allowed_algs(vec![alg.clone()]);
+        let claims =
+            tokens.id_token().unwrap().claims(&verifier, &login.nonce).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(claims.email().map(|e| e.as_str()), Some("admin@example.com"), "{name}");
+        let jwks: serde_json::Value =
+            http.get(format!("{}/keys", b.issuer)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(jwks["keys"][0]["alg"], name);
+    }
+}

@@ -23,6 +23,11 @@ impl Method {
     }
 }
 
+/// SHA-256 of `data` (the S256 transform before base64url).
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    Sha256::digest(data).to_vec()
+}
+
 /// RFC 7636 §4.1: 43 to 128 characters from the unreserved set.
 pub fn valid_verifier(verifier: &str) -> bool {
     (43..=128).contains(&verifier.len())

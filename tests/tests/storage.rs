@@ -1,0 +1,315 @@
+//! Storage conformance: one suite of checks run against every backend (memory, SQLite, PostgreSQL),
+//! plus what only a shared database can show (two replicas on one PostgreSQL or SQLite database).
+//!
+//! To add a check, write an `async fn name(b: &dyn Backend)` below and add `name` to the
+//! `conformance!` list at the end: it then runs as `memory::name`, `sqlite::name` and
+//! `postgres::name`. PostgreSQL is expected at `postgres://postgres@127.0.0.1:5432/` (override with
+//! `PORTCULLIS_TEST_POSTGRES_URL`, ending in `/`); each test creates its own database and drops it
+//! afterwards, and the tests fail, not skip, when PostgreSQL is not there.
+
+use futures::future::join_all;
+use portcullis::storage::{Backend, Kind, MemoryBackend, Record, SqlBackend, StorageError};
+use portcullis_tests::TestDatabase;
+
+const NOW: i64 = 1_700_000_000;
+const RACERS: usize = 20;
+
+fn record(data: &str, family: Option<&str>, expires_at: i64) -> Record {
+    Record { data: data.to_owned(), family: family.map(str::to_owned), version: 1, expires_at }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The suite: every backend must pass every check.
+// ---------------------------------------------------------------------------------------------
+
+async fn insert_get_conflict(b: &dyn Backend) {
+    let data = r#"{"sub":"ålice \"q\"","n":1}"#;
+    b.insert(Kind::AuthCode, "code-1", &record(data, Some("fam"), NOW + 60), NOW).await.unwrap();
+    let got = b.get(Kind::AuthCode, "code-1", NOW).await.unwrap();
+    assert_eq!(got, Some(record(data, Some("fam"), NOW + 60)));
+
+    let err = b.insert(Kind::AuthCode, "code-1", &record("{}", None, NOW + 60), NOW).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict { kind: "auth_code" }), "{err:?}");
+    assert_eq!(err.to_string(), "a auth_code with this id already exists");
+    assert_eq!(b.get(Kind::AuthCode, "code-1", NOW).await.unwrap().unwrap().data, data, "a conflict changes nothing");
+
+    // Kinds are separate namespaces; the version passed in is ignored.
+    let mut other = record("{}", None, NOW + 60);
+    other.version = 42;
+    b.insert(Kind::RefreshToken, "code-1", &other, NOW).await.unwrap();
+    assert_eq!(b.get(Kind::RefreshToken, "code-1", NOW).await.unwrap().unwrap().version, 1);
+
+    assert_eq!(b.get(Kind::AuthCode, "missing", NOW).await.unwrap(), None);
+}
+
+async fn concurrent_inserts_have_one_winner(b: &dyn Backend) {
+    let inserts = (0..RACERS).map(|i| {
+        let r = record(&format!(r#"{{"writer":{i}}}"#), None, NOW + 60);
+        async move { b.insert(Kind::Session, "s", &r, NOW).await }
+    });
+    let results = join_all(inserts).await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StorageError::Conflict { .. }))), "{results:?}");
+}
+
+async fn expired_records_are_invisible_and_replaceable(b: &dyn Backend) {
+    let k = Kind::AuthRequest;
+    b.insert(k, "req", &record("old", Some("f"), NOW + 10), NOW).await.unwrap();
+    assert!(b.update(k, "req", 1, "old-2", NOW + 10, NOW).await.unwrap());
+
+    // Live up to the second before `expires_at`, gone from it on.
+    assert!(b.get(k, "req", NOW + 9).await.unwrap().is_some());
+    let expired = NOW + 10;
+    assert_eq!(b.get(k, "req", expired).await.unwrap(), None);
+    assert_eq!(b.take(k, "req", expired).await.unwrap(), None);
+    assert!(!b.update(k, "req", 2, "new", NOW + 100, expired).await.unwrap());
+    assert_eq!(b.list_family(k, "f", expired).await.unwrap(), Vec::<String>::new());
+
+    // An expired record does not block an insert, which starts over at version 1.
+    b.insert(k, "req", &record("new", None, NOW + 100), expired).await.unwrap();
+    assert_eq!(b.get(k, "req", expired).await.unwrap(), Some(record("new", None, NOW + 100)));
+    assert_eq!(b.list_family(k, "f", expired).await.unwrap(), Vec::<String>::new(), "the family was replaced too");
+}
+
+async fn update_is_compare_and_swap(b: &dyn Backend) {
+    let k = Kind::RefreshToken;
+    b.insert(k, "rt", &record("v1", Some("family"), NOW + 60), NOW).await.unwrap();
+
+    assert!(b.update(k, "rt", 1, "v2", NOW + 120, NOW).await.unwrap());
+    let got = b.get(k, "rt", NOW).await.unwrap().unwrap();
+    assert_eq!(got, Record { data: "v2".into(), family: Some("family".into()), version: 2, expires_at: NOW + 120 });
+
+    assert!(!b.update(k, "rt", 1, "stale", NOW + 500, NOW).await.unwrap(), "a stale version must lose");
+    assert_eq!(b.get(k, "rt", NOW).await.unwrap(), Some(got), "a lost swap changes nothing");
+
+    assert!(b.update(k, "rt", 2, "v3", NOW + 120, NOW).await.unwrap());
+    assert_eq!(b.get(k, "rt", NOW).await.unwrap().unwrap().version, 3);
+    assert!(!b.update(k, "missing", 1, "x", NOW + 60, NOW).await.unwrap());
+    assert!(!b.update(Kind::Session, "rt", 3, "x", NOW + 60, NOW).await.unwrap(), "other kind, same id");
+
+    // An update may shorten the life of a record, even into the past.
+    assert!(b.update(k, "rt", 3, "v4", NOW, NOW).await.unwrap());
+    assert_eq!(b.get(k, "rt", NOW).await.unwrap(), None);
+}
+
+async fn concurrent_updates_have_one_winner(b: &dyn Backend) {
+    let k = Kind::Keys;
+    b.insert(k, "signing", &record("v1", None, NOW + 60), NOW).await.unwrap();
+    let updates = (0..RACERS).map(|i| async move {
+        let data = format!("writer-{i}");
+        let won = b.update(k, "signing", 1, &data, NOW + 60, NOW).await.unwrap();
+        won.then_some(data)
+    });
+    let winners: Vec<String> = join_all(updates).await.into_iter().flatten().collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let got = b.get(k, "signing", NOW).await.unwrap().unwrap();
+    assert_eq!((got.version, Some(got.data)), (2, winners.into_iter().next()));
+}
+
+async fn take_returns_once(b: &dyn Backend) {
+    let k = Kind::AuthCode;
+    b.insert(k, "code", &record("payload", Some("fam"), NOW + 60), NOW).await.unwrap();
+    assert_eq!(b.take(k, "code", NOW).await.unwrap(), Some(record("payload", Some("fam"), NOW + 60)));
+    assert_eq!(b.take(k, "code", NOW).await.unwrap(), None);
+    assert_eq!(b.get(k, "code", NOW).await.unwrap(), None);
+    assert!(!b.delete(k, "code").await.unwrap(), "take deletes");
+    b.insert(k, "code", &record("again", None, NOW + 60), NOW).await.unwrap();
+}
+
+async fn concurrent_takes_have_one_winner(b: &dyn Backend) {
+    let k = Kind::AuthCode;
+    b.insert(k, "code", &record("payload", None, NOW + 60), NOW).await.unwrap();
+    let takes = (0..RACERS).map(|_| b.take(k, "code", NOW));
+    let taken: Vec<Record> = join_all(takes).await.into_iter().filter_map(Result::unwrap).collect();
+    assert_eq!(taken, vec![record("payload", None, NOW + 60)]);
+}
+
+async fn delete_and_families(b: &dyn Backend) {
+    let s = Kind::Session;
+    for id in ["s3", "s1", "s2"] {
+        b.insert(s, id, &record("{}", Some("alice"), NOW + 60), NOW).await.unwrap();
+    }
+    b.insert(s, "s-expiring", &record("{}", Some("alice"), NOW + 1), NOW).await.unwrap();
+    b.insert(s, "s4", &record("{}", Some("bob"), NOW + 60), NOW).await.unwrap();
+    b.insert(s, "s5", &record("{}", None, NOW + 60), NOW).await.unwrap();
+    b.insert(Kind::RefreshToken, "r1", &record("{}", Some("alice"), NOW + 60), NOW).await.unwrap();
+
+    assert_eq!(b.list_family(s, "alice", NOW).await.unwrap(), ["s-expiring", "s1", "s2", "s3"]);
+    assert_eq!(b.list_family(s, "alice", NOW + 1).await.unwrap(), ["s1", "s2", "s3"], "only live records");
+    assert_eq!(b.list_family(s, "nobody", NOW).await.unwrap(), Vec::<String>::new());
+
+    assert!(b.delete(s, "s1").await.unwrap());
+    assert!(!b.delete(s, "s1").await.unwrap());
+    assert_eq!(b.get(s, "s-expiring", NOW + 1).await.unwrap(), None);
+    assert!(b.delete(s, "s-expiring").await.unwrap(), "delete removes expired records too");
+
+    b.insert(s, "s6", &record("{}", Some("alice"), NOW + 1), NOW).await.unwrap();
+    assert_eq!(b.delete_family(s, "alice").await.unwrap(), 3, "s2, s3 and the expiring s6");
+    assert_eq!(b.delete_family(s, "alice").await.unwrap(), 0);
+    assert_eq!(b.list_family(s, "alice", NOW).await.unwrap(), Vec::<String>::new());
+    assert_eq!(b.list_family(s, "bob", NOW).await.unwrap(), ["s4"]);
+    assert!(b.get(s, "s5", NOW).await.unwrap().is_some());
+    assert!(b.get(Kind::RefreshToken, "r1", NOW).await.unwrap().is_some(), "other kinds keep their families");
+}
+
+async fn collect_garbage_removes_only_expired(b: &dyn Backend) {
+    b.insert(Kind::AuthCode, "a", &record("{}", None, NOW + 10), NOW).await.unwrap();
+    b.insert(Kind::Session, "b", &record("{}", Some("f"), NOW + 20), NOW).await.unwrap();
+    b.insert(Kind::Keys, "c", &record("{}", None, NOW + 30), NOW).await.unwrap();
+
+    assert_eq!(b.collect_garbage(NOW).await.unwrap(), 0);
+    assert_eq!(b.collect_garbage(NOW + 20).await.unwrap(), 2);
+    assert_eq!(b.collect_garbage(NOW + 20).await.unwrap(), 0);
+    // Seen from before their expiry, the collected records are really gone and the other is not.
+    assert_eq!(b.get(Kind::AuthCode, "a", NOW).await.unwrap(), None);
+    assert_eq!(b.get(Kind::Session, "b", NOW).await.unwrap(), None);
+    assert!(b.get(Kind::Keys, "c", NOW).await.unwrap().is_some());
+}
+
+async fn ping(b: &dyn Backend) {
+    b.ping().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures.
+// ---------------------------------------------------------------------------------------------
+
+async fn sqlite_in(dir: &tempfile::TempDir) -> SqlBackend {
+    SqlBackend::sqlite(&dir.path().join("portcullis.sqlite")).await.unwrap()
+}
+
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $case() {
+                super::$case(&super::MemoryBackend::new()).await;
+            })*
+        }
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $case() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$case(&super::sqlite_in(&dir).await).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $case() {
+                let db = super::TestDatabase::create().await;
+                super::$case(&db.backend().await).await;
+            })*
+        }
+    };
+}
+
+conformance!(
+    insert_get_conflict,
+    concurrent_inserts_have_one_winner,
+    expired_records_are_invisible_and_replaceable,
+    update_is_compare_and_swap,
+    concurrent_updates_have_one_winner,
+    take_returns_once,
+    concurrent_takes_have_one_winner,
+    delete_and_families,
+    collect_garbage_removes_only_expired,
+    ping,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Replicas: two backends (two connection pools) on one database.
+// ---------------------------------------------------------------------------------------------
+
+/// A record inserted through one replica is seen and taken through the other, once; concurrent
+/// takes and compare-and-swaps spread over both replicas have exactly one winner.
+async fn replicas_share_records(a: &dyn Backend, b: &dyn Backend) {
+    let k = Kind::AuthCode;
+    a.insert(k, "code", &record("payload", None, NOW + 60), NOW).await.unwrap();
+    assert!(matches!(b.insert(k, "code", &record("x", None, NOW + 60), NOW).await, Err(StorageError::Conflict { .. })));
+    assert_eq!(b.take(k, "code", NOW).await.unwrap(), Some(record("payload", None, NOW + 60)));
+    assert_eq!(a.take(k, "code", NOW).await.unwrap(), None);
+
+    let replicas = [a, b];
+    a.insert(k, "raced", &record("payload", None, NOW + 60), NOW).await.unwrap();
+    let takes = (0..RACERS).map(|i| replicas[i % 2].take(k, "raced", NOW));
+    let taken = join_all(takes).await.into_iter().filter_map(Result::unwrap).count();
+    assert_eq!(taken, 1);
+
+    b.insert(Kind::Keys, "signing", &record("v1", None, NOW + 60), NOW).await.unwrap();
+    let updates = (0..RACERS).map(|i| async move {
+        let data = format!("replica-{}-writer-{i}", i % 2);
+        replicas[i % 2].update(Kind::Keys, "signing", 1, &data, NOW + 60, NOW).await.unwrap().then_some(data)
+    });
+    let winners: Vec<String> = join_all(updates).await.into_iter().flatten().collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    for replica in replicas {
+        let got = replica.get(Kind::Keys, "signing", NOW).await.unwrap().unwrap();
+        assert_eq!((got.version, Some(got.data)), (2, winners.first().cloned()));
+    }
+}
+
+#[tokio::test]
+async fn postgres_replicas_share_records() {
+    let db = TestDatabase::create().await;
+    let (a, b) = (db.backend().await, db.backend().await);
+    replicas_share_records(&a, &b).await;
+}
+
+#[tokio::test]
+async fn postgres_replicas_migrate_at_once() {
+    let db = TestDatabase::create().await;
+    let url = db.url();
+    let started = join_all((0..4).map(|_| SqlBackend::postgres(&url))).await;
+    let replicas: Vec<SqlBackend> = started.into_iter().map(Result::unwrap).collect();
+    for replica in &replicas {
+        replica.ping().await.unwrap();
+    }
+    // And a later start finds the schema in place.
+    replicas_share_records(&replicas[0], &db.backend().await).await;
+}
+
+#[tokio::test]
+async fn sqlite_replicas_share_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/shared.sqlite");
+    let url = format!("sqlite:{}", path.display());
+    let (a, b) = futures::join!(SqlBackend::sqlite(&path), SqlBackend::connect(&url));
+    replicas_share_records(&a.unwrap(), &b.unwrap()).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What an operator sees when the database is not there.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn unreachable_postgres_names_the_url_without_its_password() {
+    let err = SqlBackend::connect("postgres://portcullis:hunter2@127.0.0.1:1/portcullis?password=hunter2")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("storage unavailable: PostgreSQL at postgres://portcullis@127.0.0.1:1/portcullis"),
+        "{err}"
+    );
+    assert!(err.contains("is PostgreSQL running"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
+async fn unsupported_storage_url_is_refused() {
+    let err = SqlBackend::connect("mysql://root:hunter2@localhost/db").await.unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "storage unavailable: unsupported storage URL scheme `mysql`; \
+         use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE"
+    );
+}
+
+#[tokio::test]
+async fn debug_output_holds_no_password() {
+    let db = TestDatabase::create().await;
+    let url = db.url().replacen("postgres@", "postgres:hunter2@", 1);
+    let backend = SqlBackend::postgres(&url).await.unwrap();
+    let debug = format!("{backend:?}");
+    assert!(debug.contains("PostgreSQL") && !debug.contains("hunter2"), "{debug}");
+}
