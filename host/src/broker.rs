@@ -29,6 +29,12 @@ pub struct Broker {
     pub store: Store,
     pub keys: Keys,
     pub engine: Arc<PluginEngine>,
+    /// Earlier generations still referenced by logins in flight (newest first, a few kept).
+    pub(crate) previous: std::sync::Mutex<std::collections::VecDeque<Arc<Live>>>,
+    /// The outcome of the last reload (or of the start).
+    pub status: ArcSwap<crate::reload::ReloadStatus>,
+    /// Serialises reloads.
+    pub(crate) reloading: tokio::sync::Mutex<()>,
 }
 
 /// Seconds since the Unix epoch.
@@ -95,7 +101,16 @@ impl Broker {
         let engine = PluginEngine::new(cache).context("cannot start the WebAssembly engine")?;
         let registry = Self::load_registry(&engine, &config, None).await?;
         let live = Live { config: Arc::new(config), registry: Arc::new(registry), generation: 1 };
-        Ok(Arc::new(Self { live: ArcSwap::from_pointee(live), store, keys, engine }))
+        let status = crate::reload::ReloadStatus::success(&live);
+        Ok(Arc::new(Self {
+            live: ArcSwap::from_pointee(live),
+            store,
+            keys,
+            engine,
+            previous: Default::default(),
+            status: ArcSwap::from_pointee(status),
+            reloading: tokio::sync::Mutex::new(()),
+        }))
     }
 
     /// Loads the connectors a config names; every error is reported, none is fatal alone.

@@ -8,6 +8,8 @@ pub mod config;
 pub mod connectors;
 pub mod keys;
 pub mod oidc;
+pub mod reload;
 pub mod secret;
 pub mod storage;
+pub mod telemetry;
 pub mod web;

@@ -27,6 +27,11 @@ enum Command {
     },
     /// Validate a config file without serving: parse, expand variables, load every plugin.
     CheckConfig { config: PathBuf },
+    /// Ask a running broker to reload its config (through its telemetry listener).
+    Reload {
+        /// The running broker's config file (to find `telemetry.http`).
+        config: PathBuf,
+    },
     /// Print a bcrypt hash for `staticPasswords` (reads the password from stdin).
     HashPassword {
         /// bcrypt cost.
@@ -96,6 +101,28 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Reload { config } => {
+            let validated = Config::load(&config)?;
+            let address = validated.telemetry.http.clone().context(
+                "telemetry.http is not set in the config: the broker has no admin listener to ask; send it SIGHUP instead",
+            )?;
+            let response =
+                reqwest::Client::new().post(format!("http://{address}/reload")).send().await.with_context(|| {
+                    format!("cannot reach the broker's telemetry listener at {address}; is it running?")
+                })?;
+            let ok = response.status().is_success();
+            let body: serde_json::Value =
+                serde_json::from_slice(&response.bytes().await.unwrap_or_default()).unwrap_or_default();
+            if ok {
+                println!("reloaded: generation {}", body["generation"]);
+                Ok(())
+            } else {
+                anyhow::bail!(
+                    "reload refused, the previous config keeps serving: {}",
+                    body["error"].as_str().unwrap_or("unknown error")
+                )
+            }
+        }
         Command::HashPassword { cost } => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password).context("cannot read the password from stdin")?;
@@ -135,6 +162,15 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
         tracing::info!(connector = c.id(), plugin = %p.path.display(), contract = %p.version, sha256 = %p.sha256, "connector loaded");
     }
     let _upkeep = broker.spawn_upkeep();
+    broker.spawn_reloaders();
+    if let Some(admin) = &live.config.telemetry.http {
+        let admin_listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("telemetry.http: cannot listen on {admin}"))?;
+        tracing::info!("telemetry listening on http://{}", admin_listener.local_addr()?);
+        let admin_router = portcullis::telemetry::router(Arc::clone(&broker));
+        tokio::spawn(async move { axum::serve(admin_listener, admin_router).await });
+    }
     let router = portcullis::web::router(Arc::clone(&broker));
     portcullis::web::serve(listener, router, shutdown_signal()).await?;
     tracing::info!("stopped");

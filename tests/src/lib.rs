@@ -118,6 +118,27 @@ impl TestBroker {
         Self { issuer, base, broker, _server: server }
     }
 
+    /// Starts a broker from a config file (hot-reload tests edit it). `{issuer}` in the file is
+    /// replaced by this broker's issuer before the first load.
+    pub async fn from_file(path: &std::path::Path) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let issuer = format!("{base}/dex");
+        let text = std::fs::read_to_string(path).expect("config file").replace("{issuer}", &issuer);
+        std::fs::write(path, text).expect("write config");
+        let mut config = portcullis::config::Config::load(path).unwrap_or_else(|e| panic!("test config: {e}"));
+        config.cache_dir = Some(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"));
+        let broker =
+            portcullis::broker::Broker::with_backend(config, Arc::new(portcullis::storage::MemoryBackend::new()))
+                .await
+                .expect("broker starts");
+        let router = portcullis::web::router(broker.clone());
+        let server = tokio::spawn(async move {
+            let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
+        });
+        Self { issuer, base, broker, _server: server }
+    }
+
     /// The URL of `path` on this broker (under the issuer's path).
     pub fn url(&self, path: &str) -> String {
         format!("{}/dex{path}", self.base)

@@ -38,6 +38,9 @@ impl Config {
             fail(format!("{path}: {}", e.into_inner()))
         })?;
         let base = file.parent().unwrap_or(Path::new("."));
-        validate::validate(config, base, env).map_err(fail)
+        let mut validated = validate::validate(config, base, env).map_err(fail)?;
+        validated.source = file.to_path_buf();
+        validated.sha256 = crate::connectors::loader::sha256_hex(text.as_bytes());
+        Ok(validated)
     }
 }

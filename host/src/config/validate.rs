@@ -81,6 +81,9 @@ pub struct Validated {
     pub cache_dir: Option<PathBuf>,
     /// The directory relative paths were resolved against.
     pub base_dir: PathBuf,
+    /// The file this config was read from, and the sha256 of its text (set by `Config::from_yaml`).
+    pub source: PathBuf,
+    pub sha256: String,
 }
 
 fn duration(path: &str, value: &Option<String>, default: Duration) -> Result<Duration, String> {
@@ -194,6 +197,8 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         connectors,
         cache_dir,
         base_dir: base.to_path_buf(),
+        source: PathBuf::new(),
+        sha256: String::new(),
     })
 }
 

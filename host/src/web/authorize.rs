@@ -51,7 +51,9 @@ pub fn redirect_error(redirect_uri: &str, state: Option<&str>, error: &str, desc
 pub fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> Response {
     match Url::parse(uri) {
         Ok(mut url) => {
-            url.query_pairs_mut().extend_pairs(pairs);
+            if !pairs.is_empty() {
+                url.query_pairs_mut().extend_pairs(pairs);
+            }
             Redirect::to(url.as_str()).into_response()
         }
         Err(_) => (StatusCode::BAD_REQUEST, "bad redirect URI").into_response(),

@@ -285,7 +285,15 @@ async fn callback(
             Some("Go back to the application and log in again."),
         );
     }
-    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live) };
+    // A connector removed by a reload fails its in-flight logins cleanly; one still configured
+    // finishes on the version the login began with.
+    if live.registry.get(&connector).is_none() {
+        return unknown_connector(&live);
+    }
+    let began_on = broker.generation(request.connector_generation);
+    let Some(plugin) = began_on.registry.get(&connector).or_else(|| live.registry.get(&connector)).cloned() else {
+        return unknown_connector(&live);
+    };
     let passed: HashMap<String, String> = PASSED_HEADERS
         .iter()
         .filter_map(|h| Some((h.as_str().to_string(), headers.get(h)?.to_str().ok()?.to_string())))

@@ -1,0 +1,55 @@
+//! The telemetry (admin) listener, on its own address (`telemetry.http`, as Dex's):
+//! `/healthz` (alive), `/readyz` (storage reachable, config loaded, last reload's outcome),
+//! `/status` (the active generation, config and plugin digests) and `POST /reload`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+
+use crate::broker::Broker;
+
+pub fn router(broker: Arc<Broker>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/status", get(status))
+        .route("/reload", post(reload))
+        .with_state(broker)
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
+    let storage = broker.store.ping().await;
+    let reload = broker.status.load_full();
+    let ready = storage.is_ok();
+    let body = json!({
+        "ready": ready,
+        "storage": storage.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+        "config": "loaded",
+        "generation": reload.generation,
+        "lastReload": &*reload,
+    });
+    json_response(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
+}
+
+async fn status(State(broker): State<Arc<Broker>>) -> Response {
+    json_response(StatusCode::OK, json!(&*broker.status.load_full()))
+}
+
+async fn reload(State(broker): State<Arc<Broker>>) -> Response {
+    match broker.reload().await {
+        Ok(generation) => json_response(StatusCode::OK, json!({"ok": true, "generation": generation})),
+        Err(error) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"ok": false, "error": error, "generation": broker.live.load().generation}),
+        ),
+    }
+}
