@@ -97,9 +97,31 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
     }
 }
 
+/// Every request: a request id on its log lines (and in `x-request-id`), one debug line with
+/// method, path (never the query: it carries codes and state), status and duration, and the
+/// security headers.
 async fn security(req: Request, next: Next, https: bool) -> Response {
-    let mut response = next.run(req).await;
+    use tracing::Instrument;
+    let id = {
+        let mut bytes = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    };
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let started = std::time::Instant::now();
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "{method} {path}"
+        )
+    });
     pages::security_headers(response.headers_mut(), https);
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     response
 }
 

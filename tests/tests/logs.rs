@@ -1,0 +1,147 @@
+//! A full login, token exchange, refresh, userinfo and logout at debug level: the logs must
+//! hold none of the secrets that passed through (client secret, password, code, tokens,
+//! cookies, CSRF token), and every request line carries a request id.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use portcullis_tests::{TestBroker, browser, hidden, location, query_param};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs_at_debug_level() {
+    let capture = Capture::default();
+    tracing_subscriber::fmt()
+        // Everything at debug, except the test's own cookie jar (client side, it logs cookies).
+        .with_env_filter("debug,cookie_store=off")
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .json()
+        .try_init()
+        .expect("the only subscriber in this test binary");
+    let b = TestBroker::start("").await;
+    let web = browser();
+    let secret = "ZXhhbXBsZS1hcHAtc2VjcmV0";
+    let verifier = "s".repeat(43);
+    let challenge = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(verifier.as_bytes()))
+    };
+    let r = web
+        .get(format!(
+            "{}/auth?client_id=example-app&redirect_uri=http://127.0.0.1:5555/callback&response_type=code&scope=openid%20email%20offline_access&state=st&connector_id=local&code_challenge={challenge}&code_challenge_method=S256",
+            b.issuer
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut cookies: Vec<String> =
+        r.headers().get_all("set-cookie").iter().map(|c| c.to_str().unwrap().to_string()).collect();
+    let form_url = location(&r, &b.base).unwrap();
+    let req = query_param(&form_url, "req").unwrap();
+    let form = web.get(&form_url).send().await.unwrap().text().await.unwrap();
+    let csrf = hidden(&form, "csrf").unwrap();
+    let password = "password";
+    let r = web
+        .post(b.url("/auth/local/login"))
+        .form(&[("req", req.as_str()), ("csrf", &csrf), ("login", "admin@example.com"), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    cookies.extend(r.headers().get_all("set-cookie").iter().map(|c| c.to_str().unwrap().to_string()));
+    let approval = location(&r, &b.base).unwrap();
+    web.get(&approval).send().await.unwrap();
+    let r = web
+        .post(b.url("/approval"))
+        .form(&[("req", req.as_str()), ("csrf", &csrf), ("approval", "approve")])
+        .send()
+        .await
+        .unwrap();
+    let code = query_param(&location(&r, &b.base).unwrap(), "code").unwrap();
+    let http = reqwest::Client::new();
+    let tokens: serde_json::Value = http
+        .post(b.url("/token"))
+        .basic_auth("example-app", Some(secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:5555/callback"),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refreshed: serde_json::Value = http
+        .post(b.url("/token"))
+        .basic_auth("example-app", Some(secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(http.get(b.url("/userinfo")).bearer_auth(access).send().await.unwrap().status(), 200);
+    let logout = web
+        .get(b.url(&format!(
+            "/logout?id_token_hint={}&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A5555%2F",
+            tokens["id_token"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 303);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let mut secrets = vec![
+        ("client secret", secret.to_string()),
+        ("password hash", "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W".to_string()),
+        ("code", code.clone()),
+        ("code verifier", verifier.clone()),
+        ("csrf token", csrf.clone()),
+        ("auth request id", req.clone()),
+    ];
+    for key in ["access_token", "id_token", "refresh_token"] {
+        secrets.push((key, tokens[key].as_str().unwrap().to_string()));
+        secrets.push((key, refreshed[key].as_str().unwrap().to_string()));
+    }
+    for cookie in &cookies {
+        let value = cookie.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+        if !value.is_empty() {
+            secrets.push(("cookie", value));
+        }
+    }
+    for (what, value) in &secrets {
+        let line = logs.lines().find(|l| l.contains(value.as_str()));
+        assert!(line.is_none(), "the {what} appears in the logs: {}", line.unwrap_or_default());
+    }
+    // The password itself is a common word; look for it as a JSON value.
+    assert!(!logs.contains(&format!("\"{password}\"")), "the password appears in the logs");
+    // The logs are not empty: every request left a line with its request id.
+    let request_lines: Vec<&str> = logs.lines().filter(|l| l.contains("\"message\":\"POST /dex/token\"")).collect();
+    assert_eq!(request_lines.len(), 2, "{logs}");
+    assert!(request_lines.iter().all(|l| l.contains("\"request_id\"")), "{request_lines:?}");
+}
