@@ -48,7 +48,8 @@ pub fn run(root: &std::path::Path) -> anyhow::Result<()> {
         .spawn()
         .context("cannot start the broker")?;
     let mut children = Children(vec![broker]);
-    let app = Command::new(bin.join("example-app")).current_dir(root).spawn().context("cannot start the example app")?;
+    let app =
+        Command::new(bin.join("example-app")).current_dir(root).spawn().context("cannot start the example app")?;
     children.0.push(app);
     println!("{WALKTHROUGH}");
     loop {

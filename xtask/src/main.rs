@@ -1,5 +1,7 @@
 //! `cargo xtask`: project automation — build the plugins, set up the machine, run the tests.
 
+mod dev;
+
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -10,7 +12,10 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   plugins   build every shipped connector for wasm32-wasip2 into target/plugins/
   setup     install what the tests need (wasm32-wasip2 target, Debian packages) and build the plugins
-  test      set up, then run every test (what CI runs)";
+  dev       set up, then run the broker (examples/config-dev.yaml) and the example app on :5555
+  test      set up, then run every test (what CI runs)
+  bench     build the plugins, run the connector benchmarks and print a summary
+            (extra arguments go to criterion, e.g. `cargo xtask bench login_url`)";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -18,6 +23,8 @@ fn main() {
         Some("plugins") => plugins(),
         Some("setup") => setup(),
         Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        Some("dev") => setup().and_then(|()| dev::run(&workspace_root())),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -112,4 +119,104 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         bail!("tests failed");
     }
     Ok(())
+}
+
+/// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).
+const BENCHES: &[(&str, &str)] = &[
+    ("login_url/wasm_fresh_instance", "login-url, wasm (fresh instance)"),
+    ("login_url/native", "login-url, native Rust"),
+    ("component/compile", "component compile"),
+    ("component/cache_load", "component cache load"),
+];
+
+fn bench(extra: &[String]) -> anyhow::Result<()> {
+    let root = workspace_root();
+    build_guests(&root, SHIPPED, &plugins_dir(&root))?;
+    let started = std::time::SystemTime::now();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root).args(["bench", "-p", "portcullis", "--bench", "connector", "--", "--noplot"]).args(extra);
+    // `cargo run` gives xtask the package variables of xtask itself; build scripts that watch
+    // them (ring's does) would otherwise rebuild, with everything above them, whenever a plain
+    // `cargo bench` ran in between.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let run_only = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_"];
+        if run_only.iter().any(|p| key.starts_with(p)) {
+            cmd.env_remove(&*key);
+        }
+    }
+    let status = cmd.status().context("cannot run cargo bench")?;
+    if !status.success() {
+        bail!("the benchmarks failed");
+    }
+    let dir = criterion_dir(&root);
+    // Median per bench in ns; `None` when this run did not produce it (filtered out).
+    let medians: Vec<Option<f64>> =
+        BENCHES.iter().map(|(id, _)| median_ns(&dir, id, started)).collect::<anyhow::Result<_>>()?;
+    let [wasm, native, compile, cache_load] = medians[..] else { unreachable!() };
+    let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
+    let login_ratio = ratio(wasm, native);
+    let compile_ratio = ratio(compile, cache_load);
+
+    println!();
+    println!("{:<34} {:>14}  {:>16}", "benchmark", "median", "ratio");
+    for (i, ((_, label), median)) in BENCHES.iter().zip(&medians).enumerate() {
+        let ratio = match i {
+            0 => login_ratio.map(|r| format!("{r:.1}x native")),
+            2 => compile_ratio.map(|r| format!("{r:.1}x cache")),
+            _ => None,
+        };
+        let median = median.map_or_else(|| "(not run)".to_string(), human);
+        println!("{label:<34} {median:>14}  {:>16}", ratio.unwrap_or_default());
+    }
+    // Written by hand so the keys keep this order (serde_json's map would sort them).
+    let num = |v: Option<f64>| serde_json::Value::from(v).to_string();
+    let ms = |ns: Option<f64>| num(ns.map(|ns| ns / 1e6));
+    let summary = format!(
+        "{{\"login_url_wasm_ns\":{},\"login_url_native_ns\":{},\"ratio\":{},\"compile_ms\":{},\"cache_load_ms\":{},\"compile_vs_cache_ratio\":{}}}",
+        num(wasm),
+        num(native),
+        num(login_ratio),
+        ms(compile),
+        ms(cache_load),
+        num(compile_ratio),
+    );
+    println!("{summary}");
+    Ok(())
+}
+
+/// Where criterion writes its results: `$CRITERION_HOME`, else `<target dir>/criterion`.
+fn criterion_dir(root: &std::path::Path) -> std::path::PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |t| root.join(t));
+    target.join("criterion")
+}
+
+/// The median point estimate (ns) criterion wrote for `id` during this run, if it ran.
+fn median_ns(dir: &std::path::Path, id: &str, since: std::time::SystemTime) -> anyhow::Result<Option<f64>> {
+    let path = dir.join(id).join("new").join("estimates.json");
+    let Ok(meta) = std::fs::metadata(&path) else { return Ok(None) };
+    if meta.modified().is_ok_and(|m| m < since) {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let estimates: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+    let median = estimates["median"]["point_estimate"]
+        .as_f64()
+        .with_context(|| format!("{} has no median.point_estimate", path.display()))?;
+    Ok(Some(median))
+}
+
+/// `ns` with a readable unit.
+fn human(ns: f64) -> String {
+    match ns {
+        n if n >= 1e9 => format!("{:.2} s", n / 1e9),
+        n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
+        n if n >= 1e3 => format!("{:.2} µs", n / 1e3),
+        n => format!("{n:.1} ns"),
+    }
 }
