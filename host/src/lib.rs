@@ -7,6 +7,7 @@ pub mod broker;
 pub mod config;
 pub mod connectors;
 pub mod keys;
+pub mod metrics;
 pub mod oidc;
 pub mod reload;
 pub mod secret;

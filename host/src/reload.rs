@@ -103,10 +103,18 @@ impl Broker {
                     previous.truncate(KEEP_GENERATIONS);
                 }
                 tracing::info!(generation, "reloaded the config");
+                crate::metrics::global()
+                    .reloads
+                    .get_or_create(&crate::metrics::OutcomeLabels { outcome: "success" })
+                    .inc();
                 Ok(generation)
             }
             Err(error) => {
                 tracing::error!("reload failed, still serving generation {}: {error}", current.generation);
+                crate::metrics::global()
+                    .reloads
+                    .get_or_create(&crate::metrics::OutcomeLabels { outcome: "failure" })
+                    .inc();
                 let mut status = ReloadStatus::success(&current);
                 status.ok = false;
                 status.error = Some(error.clone());

@@ -1,6 +1,7 @@
 //! The telemetry (admin) listener, on its own address (`telemetry.http`, as Dex's):
 //! `/healthz` (alive), `/readyz` (storage reachable, config loaded, last reload's outcome),
-//! `/status` (the active generation, config and plugin digests) and `POST /reload`.
+//! `/status` (the active generation, config and plugin digests), `/metrics` (Prometheus) and
+//! `POST /reload`.
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/reload", post(reload))
+        .route("/metrics", get(metrics))
         .with_state(broker)
 }
 
@@ -38,6 +40,14 @@ async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
         "lastReload": &*reload,
     });
     json_response(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
+}
+
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        crate::metrics::global().render(),
+    )
+        .into_response()
 }
 
 async fn status(State(broker): State<Arc<Broker>>) -> Response {

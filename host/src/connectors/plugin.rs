@@ -33,6 +33,7 @@ impl std::fmt::Debug for Connector {
 
 /// One call in progress: its store, instance and the facts that outlive a trap.
 struct Call {
+    started: std::time::Instant,
     store: Store<CallState>,
     plugin: Plugin,
     probe: Arc<CallProbe>,
@@ -40,6 +41,19 @@ struct Call {
 }
 
 type Outcome<T> = Result<wasmtime::Result<Result<T, wit::ConnectorError>>, tokio::time::error::Elapsed>;
+
+/// The `outcome` label of a failed call.
+fn outcome_label(e: &PluginError) -> &'static str {
+    match e {
+        PluginError::Deadline { .. } => "deadline",
+        PluginError::Memory { .. } => "memory",
+        PluginError::CapabilityDenied { .. } => "denied",
+        PluginError::HostCallLimit { .. } => "host_call_limit",
+        PluginError::Trap { .. } => "trap",
+        PluginError::Refused { .. } => "refused",
+        _ => "error",
+    }
+}
 
 impl Connector {
     /// Validates `config` by calling the plugin's `describe`; the connector goes live only if
@@ -77,6 +91,15 @@ impl Connector {
 
     /// A fresh store and instance with the call's deadline armed.
     async fn start(&self, call: &'static str) -> Result<Call, PluginError> {
+        let started = std::time::Instant::now();
+        let result = self.instantiate(call, started).await;
+        if let Err(e) = &result {
+            crate::metrics::global().plugin_call(&self.id, call, outcome_label(e), started.elapsed());
+        }
+        result
+    }
+
+    async fn instantiate(&self, call: &'static str, started: std::time::Instant) -> Result<Call, PluginError> {
         let engine = self.plugin.pre.engine();
         let probe = Arc::new(CallProbe::default());
         let output = GuestStderr::new(self.id.clone());
@@ -99,11 +122,21 @@ impl Connector {
             Ok(Err(trap)) => return Err(self.trapped(call, &trap, &store, &probe, &output)),
             Err(_) => return Err(PluginError::Deadline { connector: self.id.to_string(), call, limit }),
         };
-        Ok(Call { store, plugin, probe, output })
+        Ok(Call { started, store, plugin, probe, output })
     }
 
-    /// Turns what a call produced into the caller's result.
+    /// Turns what a call produced into the caller's result, and counts it.
     fn finish<T>(&self, call: &'static str, run: &Call, outcome: Outcome<T>) -> Result<T, PluginError> {
+        let result = self.classify(call, run, outcome);
+        let label = match &result {
+            Ok(_) => "ok",
+            Err(e) => outcome_label(e),
+        };
+        crate::metrics::global().plugin_call(&self.id, call, label, run.started.elapsed());
+        result
+    }
+
+    fn classify<T>(&self, call: &'static str, run: &Call, outcome: Outcome<T>) -> Result<T, PluginError> {
         let connector = || self.id.to_string();
         match outcome {
             Err(_elapsed) => {

@@ -330,6 +330,7 @@ pub async fn complete_login(
     identity: Identity,
 ) -> Response {
     let now = now();
+    crate::metrics::global().login(connector_id, "success");
     request.connector_id = Some(connector_id.into());
     request.identity = Some(identity.clone());
     request.auth_time = Some(now);

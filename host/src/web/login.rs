@@ -32,6 +32,8 @@ fn scopes_of(request: &AuthRequest) -> Scopes {
 /// The page for a connector failure: access denied is a 403, the rest say what failed.
 pub fn connector_error_page(live: &Live, err: &PluginError) -> Response {
     let pfx = prefix(live);
+    let outcome = if matches!(err.refusal(), Some(Refusal::Denied(_))) { "denied" } else { "error" };
+    crate::metrics::global().login(err.connector(), outcome);
     tracing::warn!(connector = err.connector(), "login failed: {err}");
     let (status, title, message) = match err.refusal() {
         Some(Refusal::Denied(why)) => (StatusCode::FORBIDDEN, "Access denied", why.clone()),
@@ -182,14 +184,17 @@ pub async fn password_login(
         }
         return match check_local(&live, login, form.password).await {
             Some(identity) => complete_login(&broker, &live, request, version, LOCAL, identity).await,
-            None => password_form(
-                &live,
-                &request,
-                LOCAL,
-                "Email Address",
-                login,
-                Some("Invalid email address or password."),
-            ),
+            None => {
+                crate::metrics::global().login(LOCAL, "bad_credentials");
+                password_form(
+                    &live,
+                    &request,
+                    LOCAL,
+                    "Email Address",
+                    login,
+                    Some("Invalid email address or password."),
+                )
+            }
         };
     }
     let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live) };
@@ -202,7 +207,10 @@ pub async fn password_login(
     }
     match plugin.login(scopes_of(&request), login, &form.password).await {
         Ok(Some(identity)) => complete_login(&broker, &live, request, version, &connector, identity).await,
-        Ok(None) => password_form(&live, &request, &connector, &prompt, login, Some("Invalid username or password.")),
+        Ok(None) => {
+            crate::metrics::global().login(&connector, "bad_credentials");
+            password_form(&live, &request, &connector, &prompt, login, Some("Invalid username or password."))
+        }
         Err(e) => connector_error_page(&live, &e),
     }
 }

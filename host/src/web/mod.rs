@@ -108,6 +108,11 @@ async fn security(req: Request, next: Next, https: bool) -> Response {
         hex::encode(bytes)
     };
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let started = std::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(req).instrument(span.clone()).await;
@@ -118,6 +123,16 @@ async fn security(req: Request, next: Next, https: bool) -> Response {
             "{method} {path}"
         )
     });
+    let metrics = crate::metrics::global();
+    let status = response.status().as_u16();
+    metrics
+        .http_requests
+        .get_or_create(&crate::metrics::HttpLabels { route: route.clone(), method: method.to_string(), status })
+        .inc();
+    metrics
+        .http_duration
+        .get_or_create(&crate::metrics::RouteLabels { route })
+        .observe(started.elapsed().as_secs_f64());
     pages::security_headers(response.headers_mut(), https);
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

@@ -86,8 +86,10 @@ pub async fn token(
         Err(e) => return error_response(e),
     };
     let result = match form.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => authorization_code(&broker, &live, client, &form).await,
-        Some("refresh_token") => refresh(&broker, &live, client, &form).await,
+        Some("authorization_code") => {
+            authorization_code(&broker, &live, client, &form).await.inspect(|_| count("authorization_code"))
+        }
+        Some("refresh_token") => refresh(&broker, &live, client, &form).await.inspect(|_| count("refresh_token")),
         Some(other) => {
             Err(OAuthError::new(OAuthErrorCode::UnsupportedGrantType, format!("grant_type {other:?} is not supported")))
         }
@@ -97,6 +99,10 @@ pub async fn token(
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response(),
         Err(e) => error_response(e),
     }
+}
+
+fn count(grant_type: &'static str) {
+    crate::metrics::global().tokens.get_or_create(&crate::metrics::GrantLabels { grant_type }).inc();
 }
 
 fn storage_error(e: impl std::fmt::Display) -> OAuthError {
