@@ -31,8 +31,7 @@ impl Drop for Children {
 }
 
 pub fn run(root: &std::path::Path) -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
+    let status = crate::cargo_command()
         .current_dir(root)
         .args(["build", "--package", "portcullis", "--package", "example-app"])
         .status()

@@ -108,8 +108,7 @@ fn is_root() -> bool {
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     setup()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
+    let status = cargo_command()
         .current_dir(workspace_root())
         .args(["test", "--workspace", "--exclude", "portcullis-connector-sdk", "--exclude", "portcullis-mock"])
         .args(HOSTILE.iter().flat_map(|(p, _)| ["--exclude", p]))
@@ -127,25 +126,18 @@ const BENCHES: &[(&str, &str)] = &[
     ("login_url/native", "login-url, native Rust"),
     ("component/compile", "component compile"),
     ("component/cache_load", "component cache load"),
+    ("reload/file_change_to_first_login_url", "reload: file change to new login-url"),
+    ("reload/login_url_without_reload", "login-url, no reload (baseline)"),
 ];
 
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
     build_guests(&root, SHIPPED, &plugins_dir(&root))?;
     let started = std::time::SystemTime::now();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root).args(["bench", "-p", "portcullis", "--bench", "connector", "--", "--noplot"]).args(extra);
-    // `cargo run` gives xtask the package variables of xtask itself; build scripts that watch
-    // them (ring's does) would otherwise rebuild, with everything above them, whenever a plain
-    // `cargo bench` ran in between.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        let run_only = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_"];
-        if run_only.iter().any(|p| key.starts_with(p)) {
-            cmd.env_remove(&*key);
-        }
-    }
+    let mut cmd = cargo_command();
+    cmd.current_dir(&root)
+        .args(["bench", "-p", "portcullis", "--bench", "connector", "--bench", "reload", "--", "--noplot"])
+        .args(extra);
     let status = cmd.status().context("cannot run cargo bench")?;
     if !status.success() {
         bail!("the benchmarks failed");
@@ -154,7 +146,7 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     // Median per bench in ns; `None` when this run did not produce it (filtered out).
     let medians: Vec<Option<f64>> =
         BENCHES.iter().map(|(id, _)| median_ns(&dir, id, started)).collect::<anyhow::Result<_>>()?;
-    let [wasm, native, compile, cache_load] = medians[..] else { unreachable!() };
+    let [wasm, native, compile, cache_load, reload, reload_baseline] = medians[..] else { unreachable!() };
     let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
     let login_ratio = ratio(wasm, native);
     let compile_ratio = ratio(compile, cache_load);
@@ -165,6 +157,7 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
         let ratio = match i {
             0 => login_ratio.map(|r| format!("{r:.1}x native")),
             2 => compile_ratio.map(|r| format!("{r:.1}x cache")),
+            4 => ratio(reload, reload_baseline).map(|r| format!("{r:.0}x baseline")),
             _ => None,
         };
         let median = median.map_or_else(|| "(not run)".to_string(), human);
@@ -174,16 +167,33 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     let num = |v: Option<f64>| serde_json::Value::from(v).to_string();
     let ms = |ns: Option<f64>| num(ns.map(|ns| ns / 1e6));
     let summary = format!(
-        "{{\"login_url_wasm_ns\":{},\"login_url_native_ns\":{},\"ratio\":{},\"compile_ms\":{},\"cache_load_ms\":{},\"compile_vs_cache_ratio\":{}}}",
+        "{{\"login_url_wasm_ns\":{},\"login_url_native_ns\":{},\"ratio\":{},\"compile_ms\":{},\"cache_load_ms\":{},\"compile_vs_cache_ratio\":{},\"reload_ms\":{},\"reload_baseline_login_url_ns\":{}}}",
         num(wasm),
         num(native),
         num(login_ratio),
         ms(compile),
         ms(cache_load),
         num(compile_ratio),
+        ms(reload),
+        num(reload_baseline),
     );
     println!("{summary}");
     Ok(())
+}
+
+/// A `cargo` command without the package variables `cargo run` gave xtask itself: build
+/// scripts that watch them (ring's does) would otherwise rebuild, with everything above them,
+/// whenever a plain cargo command ran in between.
+pub(crate) fn cargo_command() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let run_only = ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_"];
+        if run_only.iter().any(|p| key.starts_with(p)) {
+            cmd.env_remove(&*key);
+        }
+    }
+    cmd
 }
 
 /// Where criterion writes its results: `$CRITERION_HOME`, else `<target dir>/criterion`.
