@@ -114,3 +114,61 @@ impl Host for CallState {
         Ok(verify(&token, &jwks, &expect).map(|claims| claims.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::keys::Keys;
+    use crate::storage::{MemoryBackend, Store};
+
+    fn expect(algorithms: &[&str], issuer: Option<&str>, audience: Option<&str>) -> Expectations {
+        Expectations {
+            algorithms: algorithms.iter().map(|a| a.to_string()).collect(),
+            issuer: issuer.map(str::to_string),
+            audience: audience.map(str::to_string),
+            leeway_seconds: 0,
+        }
+    }
+
+    /// Tokens signed by the broker's own key code, verified the way a connector would.
+    #[tokio::test]
+    async fn verifies_signature_issuer_audience_and_expiry() {
+        for alg in ["RS256", "ES256", "EdDSA"] {
+            let keys = Keys::new(
+                Store::new(Arc::new(MemoryBackend::new())),
+                alg,
+                Duration::from_secs(3600),
+                Duration::from_secs(3600),
+            );
+            let now = crate::broker::now();
+            keys.refresh(now).await.unwrap();
+            let jwks = keys.jwks().unwrap();
+            let token = keys
+                .sign(&serde_json::json!({"iss": "https://idp", "aud": "app", "exp": now + 60, "sub": "u"}), "JWT")
+                .unwrap();
+            let claims = verify(&token, &jwks, &expect(&[alg], Some("https://idp"), Some("app"))).unwrap();
+            assert_eq!(claims["sub"], "u", "{alg}");
+            // (what is wrong, expectations) — each must be refused.
+            let refusals = [
+                ("wrong issuer", expect(&[alg], Some("https://other"), Some("app"))),
+                ("wrong audience", expect(&[alg], Some("https://idp"), Some("other"))),
+                ("algorithm not accepted", expect(&["RS384"], None, None)),
+            ];
+            for (what, e) in refusals {
+                assert!(verify(&token, &jwks, &e).is_err(), "{alg}: {what}");
+            }
+            let expired = keys.sign(&serde_json::json!({"iss": "https://idp", "exp": now - 10}), "JWT").unwrap();
+            assert!(verify(&expired, &jwks, &expect(&[alg], None, None)).is_err(), "{alg}: expired");
+            let mut tampered = token.clone();
+            tampered.insert(tampered.len() / 2, 'x');
+            assert!(verify(&tampered, &jwks, &expect(&[alg], None, None)).is_err(), "{alg}: tampered");
+            assert!(
+                matches!(verify(&token, &jwks, &expect(&["HS256"], None, None)), Err(HostError::Invalid(_))),
+                "no HMAC"
+            );
+        }
+    }
+}
