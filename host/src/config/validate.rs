@@ -171,8 +171,11 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     if c.web.http.is_none() && c.web.https.is_none() {
         return Err("web: give web.http or web.https (an address such as 127.0.0.1:5556)".into());
     }
-    if c.web.https.is_some() && (c.web.tls_cert.is_none() || c.web.tls_key.is_none()) {
-        return Err("web.https needs web.tlsCert and web.tlsKey".into());
+    if c.web.https.is_some() || c.web.tls_cert.is_some() || c.web.tls_key.is_some() {
+        return Err("web.https: serving TLS directly is not supported yet; serve web.http behind a TLS-terminating proxy (an https issuer still gets Secure cookies and HSTS)".into());
+    }
+    if c.web.http.is_none() {
+        return Err("web.http: give the address to listen on, e.g. 127.0.0.1:5556".into());
     }
 
     let clients = clients(&c.static_clients, env)?;
