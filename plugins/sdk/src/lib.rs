@@ -284,7 +284,7 @@ macro_rules! export_connector {
                 }
             }
 
-            $crate::bindings::export!(__PortcullisExport with_types_in $crate::bindings);
+    $crate::bindings::export!(__PortcullisExport with_types_in $crate::bindings);
         };
     };
 }
