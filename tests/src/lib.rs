@@ -145,6 +145,15 @@ impl TestBroker {
     }
 }
 
+/// A PKCE pair: a fresh random verifier and its S256 challenge.
+pub fn pkce() -> (String, String) {
+    use base64::Engine as _;
+    let verifier = format!("{}{}", portcullis::web::random_token(), "-pkce");
+    let challenge =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
 /// A cookie-keeping HTTP client that does not follow redirects, like a browser driven by hand.
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().expect("client")

@@ -41,11 +41,7 @@ async fn no_secret_reaches_the_logs_at_debug_level() {
     let b = TestBroker::start("").await;
     let web = browser();
     let secret = "ZXhhbXBsZS1hcHAtc2VjcmV0";
-    let verifier = "s".repeat(43);
-    let challenge = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(verifier.as_bytes()))
-    };
+    let (verifier, challenge) = portcullis_tests::pkce();
     let r = web
         .get(format!(
             "{}/auth?client_id=example-app&redirect_uri=http://127.0.0.1:5555/callback&response_type=code&scope=openid%20email%20offline_access&state=st&connector_id=local&code_challenge={challenge}&code_challenge_method=S256",

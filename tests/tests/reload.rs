@@ -61,11 +61,7 @@ impl Setup {
 /// token names.
 async fn login(b: &TestBroker) -> Result<String, String> {
     let web = browser();
-    let verifier = "r".repeat(43);
-    let challenge = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(verifier.as_bytes()))
-    };
+    let (verifier, challenge) = portcullis_tests::pkce();
     let mut url = format!(
         "{}/auth?client_id=example-app&redirect_uri={CALLBACK}&response_type=code&scope=openid&connector_id=mock&code_challenge={challenge}&code_challenge_method=S256",
         b.issuer
@@ -245,11 +241,7 @@ async fn a_refresh_token_from_a_removed_connector_is_invalid_grant() {
     let s = setup().await;
     // A login with offline_access.
     let web = browser();
-    let verifier = "q".repeat(43);
-    let challenge = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(verifier.as_bytes()))
-    };
+    let (verifier, challenge) = portcullis_tests::pkce();
     let mut url = format!(
         "{}/auth?client_id=example-app&redirect_uri={CALLBACK}&response_type=code&scope=openid%20offline_access&connector_id=mock&code_challenge={challenge}&code_challenge_method=S256",
         s.broker.issuer

@@ -19,11 +19,7 @@ async fn a_login_started_on_one_replica_finishes_on_the_other() {
     assert_eq!(keys_a, keys_b, "both replicas publish the same key");
 
     let web = browser();
-    let verifier = "v".repeat(43);
-    let challenge = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(verifier.as_bytes()))
-    };
+    let (verifier, challenge) = portcullis_tests::pkce();
     // Authorize on A ...
     let start = format!(
         "{}/auth?client_id=example-app&redirect_uri=http://127.0.0.1:5555/callback&response_type=code&scope=openid%20email&state=s&connector_id=local&code_challenge={challenge}&code_challenge_method=S256",

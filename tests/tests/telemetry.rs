@@ -32,11 +32,7 @@ async fn health_readiness_status_and_metrics() {
 
     // One password login with a bad password first, then a good one, and a code exchange.
     let web = browser();
-    let verifier = "m".repeat(43);
-    let challenge = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(verifier.as_bytes()))
-    };
+    let (verifier, challenge) = portcullis_tests::pkce();
     let r = web
         .get(format!(
             "{}/auth?client_id=example-app&redirect_uri=http://127.0.0.1:5555/callback&response_type=code&scope=openid&connector_id=local&code_challenge={challenge}&code_challenge_method=S256",

@@ -33,11 +33,7 @@ impl Drop for Children {
 pub fn run(root: &std::path::Path) -> anyhow::Result<()> {
     // The default members, as `cargo xtask test` builds them: the same package set means the
     // same feature unification, so the two commands share one build instead of rebuilding.
-    let status = crate::cargo_command()
-        .current_dir(root)
-        .args(["build"])
-        .status()
-        .context("cannot run cargo build")?;
+    let status = crate::cargo_command().current_dir(root).args(["build"]).status().context("cannot run cargo build")?;
     if !status.success() {
         bail!("building the broker and the example app failed");
     }
