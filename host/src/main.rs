@@ -157,6 +157,8 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
         .with_context(|| format!("web.http: cannot listen on {address}"))?;
     tracing::info!(issuer = %live.config.issuer, "listening on http://{}", listener.local_addr()?);
     tracing::info!(storage = %storage_name(&live.config), "storage ready");
+    let allocator = if broker.engine.pooling() { "pooling" } else { "on-demand (pool could not be reserved)" };
+    tracing::info!(allocator, "plugin engine ready");
     for c in live.registry.iter() {
         let p = c.plugin();
         tracing::info!(connector = c.id(), plugin = %p.path.display(), contract = %p.version, sha256 = %p.sha256, "connector loaded");

@@ -86,8 +86,8 @@ staticPasswords:
 "#;
 
 impl TestBroker {
-    /// Starts a broker from `BASE_CONFIG` with `extra` YAML appended (later keys must not
-    /// repeat earlier ones) and `edit` applied to the text.
+    /// Starts a broker from `BASE_CONFIG` with `extra` YAML appended (its top-level keys must
+    /// not repeat those of `BASE_CONFIG`).
     pub async fn start(extra: &str) -> Self {
         Self::start_with(extra, None, None).await
     }

@@ -66,11 +66,27 @@ pub async fn compile(
     path: &Path,
     pin: Option<&str>,
 ) -> Result<Compiled, PluginError> {
-    let bytes = tokio::fs::read(path).await.map_err(|e| PluginError::Read {
+    let bytes = read(connector, path).await?;
+    compile_bytes(engine, connector, path, bytes, pin).await
+}
+
+/// Reads a plugin file, naming the connector and path in the error.
+pub async fn read(connector: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
+    tokio::fs::read(path).await.map_err(|e| PluginError::Read {
         connector: connector.into(),
         path: path.into(),
         reason: e.to_string(),
-    })?;
+    })
+}
+
+/// `compile` for bytes already read from `path`.
+pub async fn compile_bytes(
+    engine: &Arc<PluginEngine>,
+    connector: &str,
+    path: &Path,
+    bytes: Vec<u8>,
+    pin: Option<&str>,
+) -> Result<Compiled, PluginError> {
     let sha256 = sha256_hex(&bytes);
     if let Some(expected) = pin {
         let expected = expected.strip_prefix("sha256:").unwrap_or(expected).to_ascii_lowercase();
@@ -140,7 +156,19 @@ pub async fn load(
     path: &Path,
     pin: Option<&str>,
 ) -> Result<LoadedPlugin, PluginError> {
-    let compiled = compile(engine, connector, path, pin).await?;
+    let bytes = read(connector, path).await?;
+    load_bytes(engine, connector, path, bytes, pin).await
+}
+
+/// `load` for bytes already read from `path`.
+pub async fn load_bytes(
+    engine: &Arc<PluginEngine>,
+    connector: &str,
+    path: &Path,
+    bytes: Vec<u8>,
+    pin: Option<&str>,
+) -> Result<LoadedPlugin, PluginError> {
+    let compiled = compile_bytes(engine, connector, path, bytes, pin).await?;
     let version = compiled.version(engine).ok_or_else(|| PluginError::UnsupportedVersion {
         connector: connector.into(),
         path: path.into(),

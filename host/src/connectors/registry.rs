@@ -115,13 +115,12 @@ async fn reuse_or_load(
     known: &HashMap<String, Arc<LoadedPlugin>>,
 ) -> Result<Arc<LoadedPlugin>, PluginError> {
     // Reading and hashing the file is cheap; compiling is not. Reuse a previous load of the
-    // same bytes, wherever it came from.
-    if let Ok(bytes) = tokio::fs::read(&spec.plugin).await {
-        if let Some(plugin) = known.get(&loader::sha256_hex(&bytes)) {
-            return Ok(plugin.clone());
-        }
+    // same bytes, wherever it came from; otherwise compile the bytes already read.
+    let bytes = loader::read(&spec.id, &spec.plugin).await?;
+    if let Some(plugin) = known.get(&loader::sha256_hex(&bytes)) {
+        return Ok(plugin.clone());
     }
-    loader::load(engine, &spec.id, &spec.plugin, spec.sha256.as_deref()).await.map(Arc::new)
+    loader::load_bytes(engine, &spec.id, &spec.plugin, bytes, spec.sha256.as_deref()).await.map(Arc::new)
 }
 
 async fn build(spec: &ConnectorSpec, plugin: Arc<LoadedPlugin>) -> Result<Connector, SpecError> {

@@ -437,14 +437,7 @@ pub async fn approval_page(State(broker): State<AppState>, headers: HeaderMap, Q
         Err(page) => return page,
     };
     if request.identity.is_none() {
-        return pages::error_page(
-            &live.config,
-            &prefix(&live),
-            StatusCode::BAD_REQUEST,
-            "Not logged in",
-            "Log in before approving access.",
-            None,
-        );
+        return not_logged_in(&live);
     }
     let client_name = live.config.clients.get(&request.client_id).map(|c| c.name.clone()).unwrap_or_default();
     let scopes = ScopeSet::from_list(&request.scopes);
@@ -499,20 +492,25 @@ pub async fn approval_post(
         return csrf_failed(&live);
     }
     if request.identity.is_none() {
-        return pages::error_page(
-            &live.config,
-            &prefix(&live),
-            StatusCode::BAD_REQUEST,
-            "Not logged in",
-            "Log in before approving access.",
-            None,
-        );
+        return not_logged_in(&live);
     }
     if form.approval != "approve" {
         let _ = broker.store.take_auth_request(&request.id, now()).await;
         return redirect_error(&request.redirect_uri, request.state.as_deref(), "access_denied", "the user declined");
     }
     finish(&broker, &live, &request).await
+}
+
+/// The approval page asked for before any connector authenticated the user.
+fn not_logged_in(live: &Live) -> Response {
+    pages::error_page(
+        &live.config,
+        &prefix(live),
+        StatusCode::BAD_REQUEST,
+        "Not logged in",
+        "Log in before approving access.",
+        None,
+    )
 }
 
 /// Compares a form's CSRF token with the login's, in constant time.

@@ -31,14 +31,3 @@ impl Grants {
         Ok(Self { allowlist, limits, http })
     }
 }
-
-impl Grants {
-    /// Grants nothing (for tools such as `plugin inspect`).
-    pub fn none() -> Self {
-        Self::new(Allowlist::default(), Limits::default()).unwrap_or_else(|_| Self {
-            allowlist: Arc::default(),
-            limits: Limits::default(),
-            http: reqwest::Client::new(),
-        })
-    }
-}
