@@ -1,5 +1,7 @@
-//! Shared helpers for the end-to-end tests: where the built plugins are, and a plugin engine
-//! with a private compile cache.
+//! Shared helpers for the end-to-end tests: where the built plugins are, a plugin engine with
+//! a private compile cache, a broker on an ephemeral port, and the steps of a login (`flow`).
+
+pub mod flow;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,6 +79,7 @@ connectors:
 - plugin: "{mock}"
   id: mock
   name: Example
+{connectors}
 enablePasswordDB: true
 staticPasswords:
 - email: admin@example.com
@@ -99,12 +102,36 @@ impl TestBroker {
         issuer: Option<String>,
     ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_full(listener, "", extra, backend, issuer).await
+    }
+
+    /// Starts a broker with more connectors after the mock one: `connectors` is YAML list items
+    /// (`- type: github ...`, indented as under `connectors:`), `extra` as for `start`.
+    pub async fn with_connectors(connectors: &str, extra: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start_full(listener, connectors, extra, None, None).await
+    }
+
+    /// The general form: serve on `listener` (bind it first when another server must know
+    /// this broker's address before it starts), with extra connectors, extra YAML, a storage
+    /// backend and a fixed issuer. `{plugins}` in `connectors` is the shipped plugin directory.
+    pub async fn start_full(
+        listener: tokio::net::TcpListener,
+        connectors: &str,
+        extra: &str,
+        backend: Option<Arc<dyn portcullis::storage::Backend>>,
+        issuer: Option<String>,
+    ) -> Self {
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
         let issuer = issuer.unwrap_or_else(|| format!("{base}/dex"));
+        let connectors = connectors.replace("{plugins}", env!("PORTCULLIS_PLUGINS"));
         let yaml = format!(
             "{}\n{extra}",
-            BASE_CONFIG.replace("{issuer}", &issuer).replace("{mock}", &plugin("mock").display().to_string())
+            BASE_CONFIG
+                .replace("{issuer}", &issuer)
+                .replace("{mock}", &plugin("mock").display().to_string())
+                .replace("{connectors}", &connectors)
         );
         let mut config = portcullis::config::Config::from_yaml(std::path::Path::new("test.yaml"), &yaml, &|_| None)
             .unwrap_or_else(|e| panic!("test config: {e}"));

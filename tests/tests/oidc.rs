@@ -490,3 +490,25 @@ async fn es256_and_eddsa_id_tokens_verify_with_the_relying_party() {
         assert_eq!(jwks["keys"][0]["alg"], name);
     }
 }
+
+#[tokio::test]
+async fn dex_shared_callback_url_finds_the_connector_by_state() {
+    use portcullis_tests::flow;
+    let b = TestBroker::start("").await;
+    let web = browser();
+    let (to_upstream, pending) = flow::authorize(&b, &web, "mock", "openid email groups").await;
+    assert_eq!(to_upstream.status(), StatusCode::SEE_OTHER);
+    let upstream = location(&to_upstream, &b.base).unwrap();
+    // A connector block moved over from Dex registers `{issuer}/callback` upstream.
+    let shared = upstream.replace("/callback/mock?", "/callback?");
+    assert_ne!(shared, upstream);
+    let back = web.get(&shared).send().await.unwrap();
+    let code = flow::finish(&b, &web, back, &pending).await;
+    let tokens = flow::exchange(&b, &code, &pending).await;
+    assert_eq!(tokens.claims["sub"], portcullis::oidc::sub::encode("0-385-28089-0", "mock"));
+    assert_eq!(tokens.claims["groups"], serde_json::json!(["authors"]));
+
+    // A state that is no login at all gets a page, not a redirect.
+    let stray = web.get(b.url("/callback?state=nothing-like-a-login")).send().await.unwrap();
+    assert!(stray.status().is_client_error(), "{}", stray.status());
+}

@@ -6,7 +6,13 @@ use std::process::Command;
 use anyhow::{Context, bail};
 
 /// The connectors shipped with the broker: (cargo package, file name in `target/plugins`).
-pub const SHIPPED: &[(&str, &str)] = &[("portcullis-mock", "mock")];
+pub const SHIPPED: &[(&str, &str)] = &[
+    ("portcullis-mock", "mock"),
+    ("portcullis-github", "github"),
+    ("portcullis-oidc", "oidc"),
+    ("portcullis-google", "google"),
+    ("portcullis-ldap", "ldap"),
+];
 
 /// Sandbox fixtures, built for the tests only and never shipped.
 pub const HOSTILE: &[(&str, &str)] = &[

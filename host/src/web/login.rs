@@ -242,7 +242,26 @@ pub async fn callback_get(
     path: Path<String>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
-    callback(state, headers, path, Method::GET, query, Vec::new()).await
+    callback(state, headers, Some(path.0), Method::GET, query, Vec::new()).await
+}
+
+/// `GET /callback`: Dex's single callback URL. The login's `state` names the connector, so a
+/// connector block moved over from Dex with `redirectURI: https://…/dex/callback` works as is.
+pub async fn shared_callback_get(
+    state: State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    callback(state, headers, None, Method::GET, query, Vec::new()).await
+}
+
+pub async fn shared_callback_post(
+    state: State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<Vec<(String, String)>>,
+    Form(form): Form<Vec<(String, String)>>,
+) -> Response {
+    callback(state, headers, None, Method::POST, query, form).await
 }
 
 pub async fn callback_post(
@@ -252,17 +271,18 @@ pub async fn callback_post(
     Query(query): Query<Vec<(String, String)>>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    callback(state, headers, path, Method::POST, query, form).await
+    callback(state, headers, Some(path.0), Method::POST, query, form).await
 }
 
 /// Headers a connector may see; never cookies or credentials.
 const PASSED_HEADERS: &[header::HeaderName] = &[header::USER_AGENT, header::ACCEPT_LANGUAGE, header::CONTENT_TYPE];
 
-/// `/callback/{connector}`: the upstream sent the browser back.
+/// `/callback/{connector}` (or Dex's `/callback`, with `connector` None): the upstream sent
+/// the browser back.
 async fn callback(
     State(broker): State<AppState>,
     headers: HeaderMap,
-    Path(connector): Path<String>,
+    connector: Option<String>,
     method: Method,
     query: Vec<(String, String)>,
     form: Vec<(String, String)>,
@@ -282,6 +302,16 @@ async fn callback(
     let (request, version) = match load_request(&broker, &live, &headers, &state).await {
         Ok(r) => r,
         Err(page) => return page,
+    };
+    let Some(connector) = connector.or_else(|| request.connector_id.clone()) else {
+        return pages::error_page(
+            &live.config,
+            &prefix(&live),
+            StatusCode::BAD_REQUEST,
+            "Login failed",
+            "This login never went to an identity provider.",
+            Some("Go back to the application and log in again."),
+        );
     };
     if request.connector_id.as_deref() != Some(connector.as_str()) {
         return pages::error_page(

@@ -69,6 +69,7 @@ pub fn router(broker: AppState) -> Router {
         .route("/auth", get(authorize::authorize).post(authorize::authorize_post))
         .route("/auth/{connector}", get(login::start))
         .route("/auth/{connector}/login", post(login::password_login))
+        .route("/callback", get(login::shared_callback_get).post(login::shared_callback_post))
         .route("/callback/{connector}", get(login::callback_get).post(login::callback_post))
         .route("/approval", get(authorize::approval_page).post(authorize::approval_post))
         .route("/token", post(token::token))
