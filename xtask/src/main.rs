@@ -137,7 +137,8 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     let started = std::time::SystemTime::now();
     let mut cmd = cargo_command();
     cmd.current_dir(&root)
-        .args(["bench", "-p", "portcullis", "--bench", "connector", "--bench", "reload", "--", "--noplot"])
+        .args(["bench", "-p", "portcullis", "--bench", "connector", "--bench", "reload", "--bench", "server"])
+        .args(["--", "--noplot"])
         .args(extra);
     let status = cmd.status().context("cannot run cargo bench")?;
     if !status.success() {
@@ -167,8 +168,18 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     // Written by hand so the keys keep this order (serde_json's map would sort them).
     let num = |v: Option<f64>| serde_json::Value::from(v).to_string();
     let ms = |ns: Option<f64>| num(ns.map(|ns| ns / 1e6));
+    // The whole-server figures (`host/benches/server.rs`), when this run produced them.
+    let server = server_figures(&root, started);
+    if let Some(map) = &server {
+        println!();
+        println!("{:<34} {:>14}", "server (see the table above)", "figure");
+        for (key, value) in map {
+            println!("{key:<34} {:>14}", value.as_f64().map_or_else(|| value.to_string(), |v| format!("{v:.2}")));
+        }
+    }
+    let server = server.map(|m| m.iter().map(|(k, v)| format!(",\"{k}\":{v}")).collect::<String>()).unwrap_or_default();
     let summary = format!(
-        "{{\"login_url_wasm_ns\":{},\"login_url_native_ns\":{},\"ratio\":{},\"compile_ms\":{},\"cache_load_ms\":{},\"compile_vs_cache_ratio\":{},\"reload_ms\":{},\"reload_baseline_login_url_ns\":{}}}",
+        "{{\"login_url_wasm_ns\":{},\"login_url_native_ns\":{},\"ratio\":{},\"compile_ms\":{},\"cache_load_ms\":{},\"compile_vs_cache_ratio\":{},\"reload_ms\":{},\"reload_baseline_login_url_ns\":{}{server}}}",
         num(wasm),
         num(native),
         num(login_ratio),
@@ -180,6 +191,19 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     );
     println!("{summary}");
     Ok(())
+}
+
+/// `target/bench/server.json`, if the server bench wrote it during this run.
+fn server_figures(
+    root: &std::path::Path,
+    since: std::time::SystemTime,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let path = root.join("target").join("bench").join("server.json");
+    let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+    if !fresh {
+        return None;
+    }
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
 /// A `cargo` command without the package variables `cargo run` gave xtask itself: build
