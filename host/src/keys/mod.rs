@@ -3,12 +3,13 @@
 //! the JWKS with earlier keys until the tokens they signed expire.
 
 mod generate;
+mod signer;
 
 use std::sync::RwLock;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -32,8 +33,7 @@ pub enum KeyError {
 
 struct Loaded {
     set: KeySet,
-    alg: Algorithm,
-    encoding: EncodingKey,
+    signer: signer::Signer,
     decoding: Vec<(String, DecodingKey)>,
     jwks: String,
 }
@@ -108,14 +108,7 @@ impl Keys {
         let unusable = |reason: String| KeyError::Unusable { kid: set.current.kid.clone(), reason };
         let alg: Algorithm =
             set.current.alg.parse().map_err(|_| unusable(format!("unknown algorithm {}", set.current.alg)))?;
-        let pem = set.current.private_pem.as_bytes();
-        let encoding = match alg {
-            Algorithm::RS256 => EncodingKey::from_rsa_pem(pem),
-            Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
-            Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
-            _ => return Err(unusable(format!("unsupported algorithm {alg:?}"))),
-        }
-        .map_err(|e| unusable(e.to_string()))?;
+        let signer = signer::Signer::new(alg, &set.current.kid, &set.current.private_pem).map_err(unusable)?;
         let jwks: Vec<Jwk> = std::iter::once(&set.current.jwk)
             .chain(set.previous.iter().map(|k| &k.jwk))
             .filter_map(|j| serde_json::from_value(j.clone()).ok())
@@ -126,7 +119,7 @@ impl Keys {
             .collect();
         let jwks = serde_json::to_string(&JwkSet { keys: jwks }).map_err(|e| unusable(e.to_string()))?;
         if let Ok(mut guard) = self.loaded.write() {
-            *guard = Some(Loaded { set, alg, encoding, decoding, jwks });
+            *guard = Some(Loaded { set, signer, decoding, jwks });
         }
         Ok(())
     }
@@ -146,10 +139,7 @@ impl Keys {
     pub fn sign<T: Serialize>(&self, claims: &T, typ: &str) -> Result<String, KeyError> {
         let guard = self.loaded.read().map_err(|_| KeyError::NotLoaded)?;
         let loaded = guard.as_ref().ok_or(KeyError::NotLoaded)?;
-        let mut header = Header::new(loaded.alg);
-        header.kid = Some(loaded.set.current.kid.clone());
-        header.typ = Some(typ.into());
-        jsonwebtoken::encode(&header, claims, &loaded.encoding).map_err(|e| KeyError::Sign(e.to_string()))
+        loaded.signer.sign(claims, typ)
     }
 
     /// Verifies a token this broker signed (any published key) and returns its claims.
