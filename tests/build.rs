@@ -6,10 +6,15 @@ fn main() {
     for dir in ["wit", "plugins", "tests/plugins"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
+    // The tutorial connector: its sources, not its own `target/` (a reader may build there).
+    for file in ["Cargo.toml", "Cargo.lock", "src"] {
+        println!("cargo:rerun-if-changed={}", root.join(xtask::EXAMPLE_CONNECTOR).join(file).display());
+    }
     let shipped = xtask::plugins_dir(&root);
     let fixtures = xtask::fixtures_dir(&root);
     if let Err(e) = xtask::build_guests(&root, xtask::SHIPPED, &shipped)
         .and_then(|_| xtask::build_guests(&root, xtask::HOSTILE, &fixtures))
+        .and_then(|_| xtask::build_example_connector(&root, &fixtures))
     {
         panic!("cannot build the WebAssembly plugins the tests need: {e:#}");
     }

@@ -63,25 +63,12 @@ pub fn ensure_guest_target() -> anyhow::Result<()> {
 pub fn build_guests(root: &Path, packages: &[(&str, &str)], out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     ensure_guest_target()?;
     let target_dir = root.join("target").join("guests");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let mut cmd = guest_cargo();
     cmd.current_dir(root)
         .args(["build", "--profile", "plugin", "--target", GUEST_TARGET, "--target-dir"])
         .arg(&target_dir);
     for (package, _) in packages {
         cmd.args(["--package", package]);
-    }
-    // Inside a build script cargo sets variables meant for that script's own compilation
-    // (flags, profile, target); the nested build must not inherit them.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy().into_owned();
-        let keep = key == "CARGO_HOME" || key == "CARGO_MAKEFLAGS" || key == "CARGO";
-        if !keep && (key.starts_with("CARGO_") || key.starts_with("RUSTC") || key.starts_with("DEP_")) {
-            cmd.env_remove(&key);
-        }
-    }
-    for key in ["TARGET", "HOST", "OUT_DIR", "PROFILE", "OPT_LEVEL", "DEBUG", "NUM_JOBS", "RUSTFLAGS"] {
-        cmd.env_remove(key);
     }
     let status = cmd.status().context("cannot run cargo to build the plugins")?;
     if !status.success() {
@@ -97,6 +84,51 @@ pub fn build_guests(root: &Path, packages: &[(&str, &str)], out: &Path) -> anyho
         written.push(to);
     }
     Ok(written)
+}
+
+/// The tutorial connector of `docs/writing-connectors.md`, a crate outside the workspace.
+pub const EXAMPLE_CONNECTOR: &str = "examples/custom-connector";
+
+/// Builds the tutorial connector as its readers do (`cargo build --target wasm32-wasip2
+/// --release` in its own directory, here with the target directory `target/custom-connector`)
+/// and copies it to `out/custom-connector.wasm`.
+pub fn build_example_connector(root: &Path, out: &Path) -> anyhow::Result<PathBuf> {
+    ensure_guest_target()?;
+    let target_dir = root.join("target").join("custom-connector");
+    let status = guest_cargo()
+        .current_dir(root)
+        .args(["build", "--release", "--target", GUEST_TARGET, "--manifest-path"])
+        .arg(root.join(EXAMPLE_CONNECTOR).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .status()
+        .context("cannot run cargo to build the example connector")?;
+    if !status.success() {
+        bail!("building {EXAMPLE_CONNECTOR} for {GUEST_TARGET} failed (see the cargo output above)");
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let to = out.join("custom-connector.wasm");
+    copy_if_changed(&target_dir.join(GUEST_TARGET).join("release").join("custom_connector.wasm"), &to)?;
+    Ok(to)
+}
+
+/// A `cargo` command for a nested guest build. Inside a build script cargo sets variables
+/// meant for that script's own compilation (flags, profile, target); the nested build must
+/// not inherit them.
+fn guest_cargo() -> Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let keep = key == "CARGO_HOME" || key == "CARGO_MAKEFLAGS" || key == "CARGO";
+        if !keep && (key.starts_with("CARGO_") || key.starts_with("RUSTC") || key.starts_with("DEP_")) {
+            cmd.env_remove(&key);
+        }
+    }
+    for key in ["TARGET", "HOST", "OUT_DIR", "PROFILE", "OPT_LEVEL", "DEBUG", "NUM_JOBS", "RUSTFLAGS"] {
+        cmd.env_remove(key);
+    }
+    cmd
 }
 
 /// Copies only when the bytes differ, so file watchers and caches see no spurious change.
