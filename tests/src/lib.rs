@@ -2,6 +2,7 @@
 //! a private compile cache, a broker on an ephemeral port, and the steps of a login (`flow`).
 
 pub mod flow;
+pub mod github_fake;
 
 use std::path::PathBuf;
 use std::sync::Arc;

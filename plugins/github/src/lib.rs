@@ -1,15 +1,145 @@
-//! GitHub connector: OAuth App login, orgs and teams as groups. (Being written: it refuses every config until then.)
+//! The GitHub connector: OAuth App login on github.com or GitHub Enterprise, with Dex's config
+//! keys and semantics: required `orgs` (and teams), organisations and teams as `org` and
+//! `org:team` groups, the numeric user id (or the login) as the user id, and refresh that
+//! re-reads the user with the stored access token.
+//!
+//! # Security
+//!
+//! The upstream access token travels only to the API root (`link` pages on other origins are
+//! refused) and is kept in `connector-data`, which the broker stores with the offline session
+//! when `offline_access` was asked for. No token, code or secret goes into a log line or an
+//! error message.
 
-use portcullis_connector_sdk::{Connector, ConnectorError, Metadata};
+mod api;
+mod config;
+mod groups;
 
-struct Skeleton;
+use portcullis_connector_sdk::{
+    CallbackRequest, Connector, ConnectorError, ConnectorKind, Identity, LoginRedirect, Metadata, Scopes, log, url,
+};
+use serde::{Deserialize, Serialize};
 
-impl Connector for Skeleton {
-    type Config = serde_json::Value;
+use api::Client;
+use config::Config;
+use groups::{Email, Membership, OrgRef, Team, User};
 
-    fn describe(_config: &Self::Config) -> Result<Metadata, ConnectorError> {
-        Err(ConnectorError::Config("the github connector is not built yet".into()))
+/// What refresh needs, kept in `identity.connector-data`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefreshData {
+    access_token: String,
+}
+
+/// Reads the user (and, when needed, emails, orgs and teams) with `token`.
+fn identity(config: &Config, scopes: Scopes, token: &str) -> Result<Identity, ConnectorError> {
+    let client = Client { api: config.api_base(), token };
+    let user: User = client.get_json("/user")?;
+    let email = match (&user.email, &config.preferred_email_domain) {
+        (Some(email), None) if !email.is_empty() => Some(email.clone()),
+        _ => {
+            let emails: Vec<Email> = client.get_all("/user/emails")?;
+            let email = groups::pick_email(config, &emails);
+            if email.is_none() {
+                return Err(ConnectorError::Denied(format!(
+                    "GitHub user {} has no verified primary email address; verify one on GitHub and log in again",
+                    user.login
+                )));
+            }
+            email
+        }
+    };
+    let groups = if config.groups_required(scopes.groups) {
+        let membership =
+            Membership { orgs: client.get_all::<OrgRef>("/user/orgs")?, teams: client.get_all::<Team>("/user/teams")? };
+        groups::groups(config, &membership, &user.login)?
+    } else {
+        Vec::new()
+    };
+    let connector_data = if scopes.offline_access {
+        let data = RefreshData { access_token: token.to_string() };
+        Some(serde_json::to_vec(&data).map_err(|e| ConnectorError::Upstream(format!("encoding refresh data: {e}")))?)
+    } else {
+        None
+    };
+    Ok(Identity {
+        user_id: if config.use_login_as_id { user.login.clone() } else { user.id.to_string() },
+        username: user.name.filter(|n| !n.is_empty()).unwrap_or_else(|| user.login.clone()),
+        preferred_username: Some(user.login),
+        email,
+        // GitHub reports verified addresses only (the public profile email must be verified too).
+        email_verified: true,
+        groups: if scopes.groups { groups } else { Vec::new() },
+        connector_data,
+    })
+}
+
+struct GitHub;
+
+impl Connector for GitHub {
+    type Config = Config;
+
+    fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
+        config.validate()?;
+        Ok(Metadata { kind: ConnectorKind::Callback, password_prompt: None, supports_refresh: true })
+    }
+
+    fn login_url(
+        config: &Config,
+        scopes: Scopes,
+        callback_url: &str,
+        state: &str,
+    ) -> Result<LoginRedirect, ConnectorError> {
+        let scope = if config.groups_required(scopes.groups) { "user:email read:org" } else { "user:email" };
+        let url = url::with_query(
+            &config.authorize_url(),
+            &[
+                ("client_id", &config.client_id),
+                ("redirect_uri", config.redirect_uri(callback_url)),
+                ("scope", scope),
+                ("state", state),
+            ],
+        );
+        Ok(LoginRedirect { url, state_data: None })
+    }
+
+    fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
+        if let Some(error) = req.param("error") {
+            let described = match req.param("error_description") {
+                Some(d) => format!("{error}: {d}"),
+                None => error.to_string(),
+            };
+            return Err(if error == "access_denied" {
+                ConnectorError::Denied(format!("the GitHub authorization was declined ({described})"))
+            } else {
+                ConnectorError::Upstream(format!("GitHub refused the authorization ({described})"))
+            });
+        }
+        let code = req
+            .param("code")
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| ConnectorError::BadRequest("GitHub's answer has no code".into()))?;
+        let token = api::exchange_code(config, code, config.redirect_uri(&req.callback_url))?;
+        let id = identity(config, scopes, &token)?;
+        log::info(&format!("GitHub user {} logged in", id.preferred_username.as_deref().unwrap_or("?")));
+        Ok(id)
+    }
+
+    fn refresh(config: &Config, scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
+        let data: RefreshData = previous
+            .connector_data
+            .as_deref()
+            .and_then(|d| serde_json::from_slice(d).ok())
+            .ok_or_else(|| ConnectorError::Upstream("no GitHub access token is stored for this login".into()))?;
+        let scopes = Scopes { offline_access: true, ..scopes };
+        let id = identity(config, scopes, &data.access_token)?;
+        if id.user_id != previous.user_id {
+            return Err(ConnectorError::Upstream(format!(
+                "the stored GitHub token now belongs to user {} instead of {}",
+                id.user_id, previous.user_id
+            )));
+        }
+        Ok(id)
     }
 }
 
-portcullis_connector_sdk::export_connector!(Skeleton);
+portcullis_connector_sdk::export_connector!(GitHub);
