@@ -3,6 +3,7 @@
 
 pub mod flow;
 pub mod github_fake;
+pub mod google_fake;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -139,6 +140,31 @@ impl TestBroker {
         config.cache_dir = Some(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"));
         let backend = backend.unwrap_or_else(|| Arc::new(portcullis::storage::MemoryBackend::new()));
         let broker = portcullis::broker::Broker::with_backend(config, backend).await.expect("broker starts");
+        let router = portcullis::web::router(broker.clone());
+        let server = tokio::spawn(async move {
+            let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
+        });
+        Self { issuer, base, broker, _server: server }
+    }
+
+    /// Like `with_connectors`, with more static clients: `clients` is YAML list items indented
+    /// as under `staticClients:` (an upstream broker needs a client for the downstream one).
+    pub async fn with_clients(clients: &str, connectors: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let issuer = format!("{base}/dex");
+        let yaml = BASE_CONFIG
+            .replacen("staticClients:\n", &format!("staticClients:\n{clients}\n"), 1)
+            .replace("{issuer}", &issuer)
+            .replace("{mock}", &plugin("mock").display().to_string())
+            .replace("{connectors}", &connectors.replace("{plugins}", env!("PORTCULLIS_PLUGINS")));
+        let mut config = portcullis::config::Config::from_yaml(std::path::Path::new("test.yaml"), &yaml, &|_| None)
+            .unwrap_or_else(|e| panic!("test config: {e}"));
+        config.cache_dir = Some(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"));
+        let broker =
+            portcullis::broker::Broker::with_backend(config, Arc::new(portcullis::storage::MemoryBackend::new()))
+                .await
+                .expect("broker starts");
         let router = portcullis::web::router(broker.clone());
         let server = tokio::spawn(async move {
             let _ = portcullis::web::serve(listener, router, std::future::pending()).await;

@@ -1,15 +1,141 @@
-//! Generic OpenID Connect upstream connector. (Being written: it refuses every config until then.)
+//! Generic OpenID Connect upstream connector, configured with Dex's `oidc` keys.
+//!
+//! Discovery with an exact issuer check, the code flow with PKCE (S256) and a nonce, the ID
+//! token verified by the host against the provider's JWKS, optional userinfo, and refresh
+//! through the upstream refresh token kept in `connector-data`. The protocol lives in
+//! `portcullis-oidc-core`, shared with the google connector; this crate maps claims to an
+//! identity. See `docs/connectors/oidc.md`.
 
-use portcullis_connector_sdk::{Connector, ConnectorError, Metadata};
+mod config;
 
-struct Skeleton;
+use config::{Config, DEFAULT_SCOPES};
+use portcullis_connector_sdk::{
+    CallbackRequest, Connector, ConnectorError, ConnectorKind, Identity, LoginRedirect, Metadata, Scopes,
+};
+use portcullis_oidc_core::{Client, ConnectorData, Provider, claims, token, userinfo};
+use serde_json::{Map, Value};
 
-impl Connector for Skeleton {
-    type Config = serde_json::Value;
-
-    fn describe(_config: &Self::Config) -> Result<Metadata, ConnectorError> {
-        Err(ConnectorError::Config("the oidc connector is not built yet".into()))
+fn client<'a>(config: &'a Config, provider: &Provider, host_callback: &'a str) -> Client<'a> {
+    Client {
+        client_id: &config.client_id,
+        client_secret: &config.client_secret,
+        redirect_uri: portcullis_oidc_core::redirect_uri(config.redirect_uri.as_deref(), host_callback),
+        secret_in_body: provider.secret_in_body(config.basic_auth_unsupported),
     }
 }
 
-portcullis_connector_sdk::export_connector!(Skeleton);
+/// The identity in `claims`, as Dex's oidc connector reads it.
+fn identity(
+    config: &Config,
+    scopes: Scopes,
+    claims: &Map<String, Value>,
+    connector_data: Option<Vec<u8>>,
+) -> Result<Identity, ConnectorError> {
+    let user_id = claims::string(claims, config.user_id_key()).ok_or_else(|| {
+        ConnectorError::Upstream(format!(
+            "the upstream claims have no {:?} string to use as the user id; check userIDKey",
+            config.user_id_key()
+        ))
+    })?;
+    let preferred_username = claims::string(claims, config.preferred_username_key());
+    let email = claims::string(claims, config.email_key());
+    let verified = config.insecure_skip_email_verified || claims::email_verified(claims);
+    let username = claims::string(claims, config.user_name_key())
+        .or_else(|| preferred_username.clone())
+        .or_else(|| email.clone())
+        .ok_or_else(|| {
+            ConnectorError::Upstream(format!(
+                "the upstream claims have no {:?} (nor preferred_username or email); check userNameKey and scopes",
+                config.user_name_key()
+            ))
+        })?;
+    let groups = if config.insecure_enable_groups && scopes.groups {
+        claims::groups(claims, config.groups_key())?
+    } else {
+        Vec::new()
+    };
+    let email = email.filter(|_| verified);
+    Ok(Identity {
+        user_id,
+        username,
+        preferred_username,
+        email_verified: email.is_some(),
+        email,
+        groups,
+        connector_data,
+    })
+}
+
+fn keep(refresh_token: Option<String>, sub: Option<String>) -> Option<Vec<u8>> {
+    refresh_token.and_then(|refresh_token| ConnectorData { refresh_token, sub }.encode())
+}
+
+struct Oidc;
+
+impl Connector for Oidc {
+    type Config = Config;
+
+    fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
+        config.validate()?;
+        Ok(Metadata { kind: ConnectorKind::Callback, password_prompt: None, supports_refresh: true })
+    }
+
+    fn login_url(
+        config: &Config,
+        scopes: Scopes,
+        callback_url: &str,
+        state: &str,
+    ) -> Result<LoginRedirect, ConnectorError> {
+        let provider = Provider::discover(&config.issuer)?;
+        let client = client(config, &provider, callback_url);
+        let offline = scopes.offline_access.then_some("offline_access");
+        let upstream = portcullis_oidc_core::upstream_scopes(config.scopes.as_deref(), DEFAULT_SCOPES, offline);
+        portcullis_oidc_core::authorization_url(&provider, &client, &upstream, config.prompt(), &[], state)
+    }
+
+    fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
+        let provider = Provider::discover(&config.issuer)?;
+        let client = client(config, &provider, &req.callback_url);
+        let login = portcullis_oidc_core::handle_callback(&provider, &client, &req, &[config.issuer.as_str()])?;
+        let mut claims = login.claims;
+        let sub = claims::string(&claims, "sub");
+        if config.get_user_info {
+            let info = userinfo::fetch(&provider, &login.tokens.access_token, sub.as_deref().unwrap_or_default())?;
+            claims::merge(&mut claims, info);
+        }
+        let data = if scopes.offline_access { keep(login.tokens.refresh_token, sub) } else { None };
+        identity(config, scopes, &claims, data)
+    }
+
+    fn refresh(config: &Config, scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
+        let data = ConnectorData::decode(previous.connector_data.as_deref())?;
+        let provider = Provider::discover(&config.issuer)?;
+        let client = client(config, &provider, config.redirect_uri.as_deref().unwrap_or_default());
+        let tokens = token::refresh(&provider, &client, &data.refresh_token)?;
+        let refresh_token = tokens.refresh_token.clone().unwrap_or(data.refresh_token);
+        let issuers = [config.issuer.as_str()];
+        let claims = match tokens.id_token.as_deref() {
+            Some(id_token) => {
+                let mut claims = token::verify_id_token(&provider, &config.client_id, id_token, &issuers, None)?;
+                if config.get_user_info {
+                    let sub = claims::string(&claims, "sub").unwrap_or_default();
+                    claims::merge(&mut claims, userinfo::fetch(&provider, &tokens.access_token, &sub)?);
+                }
+                claims
+            }
+            None if provider.userinfo_endpoint.is_some() && data.sub.is_some() => {
+                userinfo::fetch(&provider, &tokens.access_token, data.sub.as_deref().unwrap_or_default())?
+            }
+            // Nothing new to read: the identity stays as it was, with the new refresh token.
+            None => return Ok(Identity { connector_data: keep(Some(refresh_token), data.sub), ..previous }),
+        };
+        let sub = claims::string(&claims, "sub").or(data.sub);
+        let next = identity(config, scopes, &claims, keep(Some(refresh_token), sub))?;
+        if next.user_id != previous.user_id {
+            return Err(ConnectorError::Upstream("the refreshed upstream identity is another user".into()));
+        }
+        Ok(next)
+    }
+}
+
+portcullis_connector_sdk::export_connector!(Oidc);

@@ -1,0 +1,104 @@
+//! Provider metadata from `{issuer}/.well-known/openid-configuration`, fetched on every call
+//! (a fresh instance keeps nothing), with its `issuer` checked against the configured one.
+
+use portcullis_connector_sdk::{ConnectorError, http};
+use serde::Deserialize;
+
+/// What the connector needs from the discovery document.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Provider {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+}
+
+/// The discovery URL of `issuer` (OIDC Discovery §4: a trailing `/` is removed first).
+pub fn discovery_url(issuer: &str) -> String {
+    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+}
+
+impl Provider {
+    /// Fetches and checks the discovery document of `issuer`.
+    pub fn discover(issuer: &str) -> Result<Self, ConnectorError> {
+        let provider: Provider = http::get_json(&discovery_url(issuer), &[])?;
+        provider.check(issuer)?;
+        Ok(provider)
+    }
+
+    /// The document must describe the configured issuer exactly (OIDC Discovery §4.3).
+    pub fn check(&self, issuer: &str) -> Result<(), ConnectorError> {
+        if self.issuer != issuer {
+            return Err(ConnectorError::Upstream(format!(
+                "the discovery document of {issuer} names the issuer {:?}; set `issuer` to exactly that value \
+                 if it is the right provider",
+                self.issuer
+            )));
+        }
+        for (name, value) in [
+            ("authorization_endpoint", &self.authorization_endpoint),
+            ("token_endpoint", &self.token_endpoint),
+            ("jwks_uri", &self.jwks_uri),
+        ] {
+            if !(value.starts_with("https://") || value.starts_with("http://")) {
+                return Err(ConnectorError::Upstream(format!(
+                    "the discovery document of {issuer} has no usable {name}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The algorithms ID tokens may be signed with: the discovered ones, RS256 when none.
+    pub fn algorithms(&self) -> Vec<String> {
+        let listed: Vec<String> =
+            self.id_token_signing_alg_values_supported.iter().filter(|a| *a != "none").cloned().collect();
+        if listed.is_empty() { vec!["RS256".to_string()] } else { listed }
+    }
+
+    /// Whether the client should send its secret in the form body: when Basic is refused by
+    /// config (`basicAuthUnsupported`) or the provider lists only `client_secret_post`.
+    pub fn secret_in_body(&self, basic_auth_unsupported: bool) -> bool {
+        let methods = &self.token_endpoint_auth_methods_supported;
+        basic_auth_unsupported
+            || (methods.iter().any(|m| m == "client_secret_post")
+                && !methods.iter().any(|m| m == "client_secret_basic"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(issuer: &str) -> Provider {
+        serde_json::from_value(serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": "https://idp.test/auth",
+            "token_endpoint": "https://idp.test/token",
+            "jwks_uri": "https://idp.test/keys",
+            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn issuer_must_match_exactly() {
+        assert!(provider("https://idp.test").check("https://idp.test").is_ok());
+        let err = provider("https://idp.test/").check("https://idp.test").unwrap_err();
+        assert!(err.message().contains("\"https://idp.test/\""), "{err:?}");
+        assert_eq!(discovery_url("https://idp.test/"), "https://idp.test/.well-known/openid-configuration");
+    }
+
+    #[test]
+    fn algorithms_and_auth_method() {
+        let p = provider("https://idp.test");
+        assert_eq!(p.algorithms(), ["RS256"]);
+        assert!(p.secret_in_body(false));
+    }
+}

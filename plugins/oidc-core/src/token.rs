@@ -1,0 +1,187 @@
+//! The token endpoint (authorization code and refresh grants) and ID token verification
+//! through the host's `jose` import.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use portcullis_connector_sdk::jose::{self, Expectations, KeySource};
+use portcullis_connector_sdk::{ConnectorError, http, url};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{Client, Provider};
+
+/// Allowed clock skew for `exp`/`nbf`, in seconds.
+const LEEWAY_SECONDS: u32 = 30;
+
+/// A successful token response (RFC 6749 §5.1 plus `id_token`).
+#[derive(Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    #[serde(default)]
+    pub id_token: Option<String>,
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// What the connector keeps with the user's offline session: the upstream refresh token.
+#[derive(Serialize, Deserialize)]
+pub struct ConnectorData {
+    pub refresh_token: String,
+    /// The ID token's `sub`, to check a userinfo answer against when a refresh brings no ID token.
+    #[serde(default)]
+    pub sub: Option<String>,
+}
+
+impl ConnectorData {
+    pub fn encode(&self) -> Option<Vec<u8>> {
+        serde_json::to_vec(self).ok()
+    }
+
+    pub fn decode(bytes: Option<&[u8]>) -> Result<Self, ConnectorError> {
+        let bytes = bytes.ok_or_else(|| {
+            ConnectorError::Upstream("this login kept no upstream refresh token; the user must log in again".into())
+        })?;
+        serde_json::from_slice(bytes)
+            .map_err(|_| ConnectorError::Upstream("the stored connector data is unreadable; log in again".into()))
+    }
+}
+
+/// `POST token_endpoint` with `grant` parameters and the client's credentials.
+pub fn request(provider: &Provider, client: &Client, grant: &[(&str, &str)]) -> Result<TokenResponse, ConnectorError> {
+    let mut form: Vec<(&str, &str)> = grant.to_vec();
+    let mut headers = vec![("accept", "application/json".to_string())];
+    if client.secret_in_body {
+        form.push(("client_id", client.client_id));
+        form.push(("client_secret", client.client_secret));
+    } else {
+        // RFC 6749 §2.3.1: both parts form-encoded before base64.
+        let pair = format!("{}:{}", url::encode(client.client_id), url::encode(client.client_secret));
+        headers.push(("authorization", format!("Basic {}", STANDARD.encode(pair))));
+    }
+    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let response = http::post_form(&provider.token_endpoint, &headers, &form)?;
+    let response = response.error_for_status().map_err(|e| {
+        ConnectorError::Upstream(format!("token endpoint {}: {}", provider.token_endpoint, e.message()))
+    })?;
+    response.json()
+}
+
+/// Redeems an authorization code.
+pub fn exchange_code(
+    provider: &Provider,
+    client: &Client,
+    code: &str,
+    verifier: &str,
+) -> Result<TokenResponse, ConnectorError> {
+    request(
+        provider,
+        client,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", client.redirect_uri),
+            ("code_verifier", verifier),
+        ],
+    )
+}
+
+/// Redeems an upstream refresh token.
+pub fn refresh(provider: &Provider, client: &Client, refresh_token: &str) -> Result<TokenResponse, ConnectorError> {
+    request(provider, client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+}
+
+/// Verifies an ID token: signature against `jwks_uri` with the discovered algorithms, `exp`,
+/// `aud` containing the client ID (all by the host), `iss` among `issuers`, then `nonce`
+/// (when one was sent) and `azp` (when there are several audiences). Returns the claims.
+pub fn verify_id_token(
+    provider: &Provider,
+    client_id: &str,
+    id_token: &str,
+    issuers: &[&str],
+    nonce: Option<&str>,
+) -> Result<Map<String, Value>, ConnectorError> {
+    let expect = Expectations {
+        algorithms: provider.algorithms(),
+        issuer: match issuers {
+            [one] => Some(one.to_string()),
+            _ => None,
+        },
+        audience: Some(client_id.to_string()),
+        leeway_seconds: LEEWAY_SECONDS,
+    };
+    let payload = jose::verify(id_token, &KeySource::JwksUrl(provider.jwks_uri.clone()), &expect)
+        .map_err(|e| ConnectorError::Upstream(format!("the upstream ID token was refused: {}", e.message())))?;
+    let claims: Map<String, Value> = serde_json::from_str(&payload)
+        .map_err(|_| ConnectorError::Upstream("the upstream ID token's payload is not a JSON object".into()))?;
+    check_claims(&claims, client_id, issuers, nonce)?;
+    Ok(claims)
+}
+
+/// The checks the host does not make (OIDC Core §3.1.3.7).
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    client_id: &str,
+    issuers: &[&str],
+    nonce: Option<&str>,
+) -> Result<(), ConnectorError> {
+    let refuse = |why: &str| Err(ConnectorError::Upstream(format!("the upstream ID token was refused: {why}")));
+    match claims.get("iss").and_then(Value::as_str) {
+        Some(iss) if issuers.contains(&iss) => {}
+        _ => return refuse("its iss is not the configured issuer"),
+    }
+    if let Some(sent) = nonce
+        && claims.get("nonce").and_then(Value::as_str) != Some(sent)
+    {
+        return refuse("its nonce is not the one this login sent");
+    }
+    if let Some(Value::Array(audiences)) = claims.get("aud")
+        && audiences.len() > 1
+        && claims.get("azp").and_then(Value::as_str) != Some(client_id)
+    {
+        return refuse("it has several audiences and its azp is not this client");
+    }
+    match claims.get("sub").and_then(Value::as_str) {
+        Some(sub) if !sub.is_empty() => Ok(()),
+        _ => refuse("it has no sub"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn nonce_iss_azp_sub() {
+        let ok = json!({"iss": "https://idp", "sub": "u1", "aud": "app", "nonce": "n1"});
+        assert!(check_claims(&claims(ok.clone()), "app", &["https://idp"], Some("n1")).is_ok());
+        let cases = [
+            (ok.clone(), Some("n2"), "nonce"),
+            (json!({"iss": "https://idp", "sub": "u1", "aud": "app"}), Some("n1"), "nonce"),
+            (json!({"iss": "https://other", "sub": "u1", "nonce": "n1"}), Some("n1"), "iss"),
+            (json!({"iss": "https://idp", "sub": "", "nonce": "n1"}), Some("n1"), "sub"),
+            (json!({"iss": "https://idp", "sub": "u", "aud": ["app", "x"], "azp": "x"}), None, "azp"),
+        ];
+        for (c, nonce, what) in cases {
+            let err = check_claims(&claims(c.clone()), "app", &["https://idp"], nonce).unwrap_err();
+            assert!(err.message().contains(what), "{c}: {err:?}");
+        }
+        let several = json!({"iss": "accounts.google.com", "sub": "u", "aud": ["app", "x"], "azp": "app"});
+        assert!(
+            check_claims(&claims(several), "app", &["https://accounts.google.com", "accounts.google.com"], None)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn connector_data_round_trip() {
+        let data = ConnectorData { refresh_token: "r".into(), sub: None }.encode();
+        assert_eq!(ConnectorData::decode(data.as_deref()).unwrap().refresh_token, "r");
+        assert!(ConnectorData::decode(None).is_err());
+        assert!(ConnectorData::decode(Some(b"x")).is_err());
+    }
+}

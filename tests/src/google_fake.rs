@@ -1,0 +1,313 @@
+//! A fake Google OpenID Connect provider on 127.0.0.1:0, serving the shapes of
+//! `shared/upstreams.md` §3: discovery, the authorization endpoint (which signs the user in at
+//! once and redirects back with a code), the token endpoint (code with PKCE, refresh; `400
+//! invalid_grant` for anything it did not issue), the JWKS and userinfo. ID tokens are RS256,
+//! signed by the broker's own key code with a fresh key; a test can make the fake forge them
+//! (wrong nonce, wrong audience, expired, unknown key) to check the connector refuses them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use portcullis::keys::Keys;
+use portcullis::storage::{MemoryBackend, Store};
+use serde_json::{Value, json};
+
+/// The client the fake knows.
+pub const CLIENT_ID: &str = "1234-fake.apps.googleusercontent.com";
+pub const CLIENT_SECRET: &str = "fake-google-client-secret";
+
+/// What the next ID tokens get wrong on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forge {
+    Nothing,
+    WrongNonce,
+    WrongAudience,
+    Expired,
+    UnknownKey,
+}
+
+struct Grant {
+    nonce: Option<String>,
+    redirect_uri: String,
+    challenge: Option<String>,
+    offline: bool,
+}
+
+struct Inner {
+    user: Value,
+    forge: Forge,
+    codes: HashMap<String, Grant>,
+    access_tokens: HashSet<String>,
+    refresh_tokens: HashSet<String>,
+    authorize_requests: Vec<Vec<(String, String)>>,
+}
+
+struct Shared {
+    issuer: String,
+    inner: Mutex<Inner>,
+    key: Keys,
+    unknown_key: Keys,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running fake Google.
+pub struct GoogleFake {
+    /// The fake's issuer, `http://127.0.0.1:PORT` (no path).
+    pub issuer: String,
+    shared: Arc<Shared>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+async fn keys() -> Keys {
+    let keys =
+        Keys::new(Store::new(Arc::new(MemoryBackend::new())), "RS256", Duration::from_secs(86400), Duration::ZERO);
+    keys.refresh(portcullis::broker::now()).await.expect("fake Google key");
+    keys
+}
+
+impl GoogleFake {
+    /// Starts the fake; every login signs in as `user` (ID token claims such as `sub`,
+    /// `email`, `email_verified`, `name`, `hd`).
+    pub async fn start(user: Value) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let issuer = format!("http://{}", listener.local_addr().expect("addr"));
+        let shared = Arc::new(Shared {
+            issuer: issuer.clone(),
+            inner: Mutex::new(Inner {
+                user,
+                forge: Forge::Nothing,
+                codes: HashMap::new(),
+                access_tokens: HashSet::new(),
+                refresh_tokens: HashSet::new(),
+                authorize_requests: Vec::new(),
+            }),
+            key: keys().await,
+            unknown_key: keys().await,
+        });
+        let router = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/o/oauth2/v2/auth", get(authorize))
+            .route("/token", post(token))
+            .route("/oauth2/v3/certs", get(certs))
+            .route("/v1/userinfo", get(userinfo))
+            .with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { issuer, shared, _server: server }
+    }
+
+    /// The user the next logins sign in as.
+    pub fn set_user(&self, user: Value) {
+        self.shared.lock().user = user;
+    }
+
+    /// What the next ID tokens get wrong.
+    pub fn forge(&self, forge: Forge) {
+        self.shared.lock().forge = forge;
+    }
+
+    /// Revokes every refresh token issued so far (as a password change would).
+    pub fn revoke_refresh_tokens(&self) {
+        self.shared.lock().refresh_tokens.clear();
+    }
+
+    /// The query parameters of the last authorization request.
+    pub fn last_authorize(&self) -> HashMap<String, String> {
+        self.shared.lock().authorize_requests.last().map(|q| q.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+async fn discovery(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let i = &s.issuer;
+    Json(json!({
+        "issuer": i,
+        "authorization_endpoint": format!("{i}/o/oauth2/v2/auth"),
+        "device_authorization_endpoint": format!("{i}/device/code"),
+        "token_endpoint": format!("{i}/token"),
+        "userinfo_endpoint": format!("{i}/v1/userinfo"),
+        "revocation_endpoint": format!("{i}/revoke"),
+        "jwks_uri": format!("{i}/oauth2/v3/certs"),
+        "response_types_supported": ["code", "token", "id_token", "code token", "code id_token", "token id_token",
+            "code token id_token", "none"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": ["openid", "email", "profile"],
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "claims_supported": ["aud", "email", "email_verified", "exp", "family_name", "given_name", "iat", "iss",
+            "locale", "name", "picture", "sub"],
+        "code_challenge_methods_supported": ["plain", "S256"],
+        "grant_types_supported": ["authorization_code", "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer"],
+    }))
+}
+
+fn random() -> String {
+    portcullis::web::random_token()
+}
+
+/// Signs the user straight in and redirects back with a code, as Google does after consent.
+async fn authorize(State(s): State<Arc<Shared>>, Query(query): Query<Vec<(String, String)>>) -> Response {
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let mut inner = s.lock();
+    inner.authorize_requests.push(query.clone());
+    if get("client_id").as_deref() != Some(CLIENT_ID) {
+        return (StatusCode::UNAUTHORIZED, "Error 401: invalid_client").into_response();
+    }
+    let (Some(redirect_uri), Some("code")) = (get("redirect_uri"), get("response_type").as_deref()) else {
+        return (StatusCode::BAD_REQUEST, "Error 400: invalid_request").into_response();
+    };
+    let challenge = match get("code_challenge_method").as_deref() {
+        Some("S256") => get("code_challenge"),
+        Some(_) => return (StatusCode::BAD_REQUEST, "Error 400: invalid_request").into_response(),
+        None => None,
+    };
+    let code = format!("4/0Afake{}", random());
+    let offline = get("access_type").as_deref() == Some("offline");
+    inner
+        .codes
+        .insert(code.clone(), Grant { nonce: get("nonce"), redirect_uri: redirect_uri.clone(), challenge, offline });
+    let mut back = url::Url::parse(&redirect_uri).expect("redirect_uri is a URL");
+    back.query_pairs_mut()
+        .append_pair("state", &get("state").unwrap_or_default())
+        .append_pair("code", &code)
+        .append_pair("scope", "email profile openid https://www.googleapis.com/auth/userinfo.email")
+        .append_pair("authuser", "0")
+        .append_pair("prompt", "consent");
+    Redirect::to(back.as_str()).into_response()
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (status, Json(json!({"error": error, "error_description": description}))).into_response()
+}
+
+/// The client's credentials: HTTP Basic or the form body.
+fn client_ok(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let (id, secret) = match &basic {
+        Some(pair) => pair.split_once(':').unwrap_or((pair.as_str(), "")),
+        None => (
+            form.get("client_id").map(String::as_str).unwrap_or(""),
+            form.get("client_secret").map(String::as_str).unwrap_or(""),
+        ),
+    };
+    id == CLIENT_ID && secret == CLIENT_SECRET
+}
+
+async fn token(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !client_ok(&headers, &form) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Unauthorized");
+    }
+    let mut inner = s.lock();
+    let (nonce, refresh_token) = match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let Some(grant) = form.get("code").and_then(|c| inner.codes.remove(c)) else {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Bad Request");
+            };
+            if form.get("redirect_uri") != Some(&grant.redirect_uri) {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Bad Request");
+            }
+            if let Some(challenge) = &grant.challenge {
+                let verifier = form.get("code_verifier").map(String::as_str).unwrap_or("");
+                let computed = URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(verifier.as_bytes()));
+                if &computed != challenge {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid code verifier.");
+                }
+            }
+            let refresh = grant.offline.then(|| format!("1//0gFake{}", random()));
+            if let Some(r) = &refresh {
+                inner.refresh_tokens.insert(r.clone());
+            }
+            (grant.nonce, refresh)
+        }
+        Some("refresh_token") => {
+            if !form.get("refresh_token").is_some_and(|r| inner.refresh_tokens.contains(r)) {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked.");
+            }
+            // Google keeps the refresh token: none comes back.
+            (None, None)
+        }
+        _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Invalid grant_type"),
+    };
+    let access_token = format!("ya29.fake-{}", random());
+    inner.access_tokens.insert(access_token.clone());
+    let id_token = id_token(&s, &inner, nonce);
+    let mut body = json!({
+        "access_token": access_token,
+        "expires_in": 3599,
+        "id_token": id_token,
+        "scope": "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile",
+        "token_type": "Bearer",
+    });
+    if let Some(r) = refresh_token {
+        body["refresh_token"] = json!(r);
+    }
+    Json(body).into_response()
+}
+
+/// The user's ID token, forged as asked.
+fn id_token(s: &Shared, inner: &Inner, nonce: Option<String>) -> String {
+    let now = portcullis::broker::now();
+    let mut claims = inner.user.clone();
+    claims["iss"] = json!(s.issuer);
+    claims["aud"] = json!(CLIENT_ID);
+    claims["azp"] = json!(CLIENT_ID);
+    claims["iat"] = json!(now);
+    claims["exp"] = json!(now + 3600);
+    claims["at_hash"] = json!("Xq3fakeHash0");
+    if let Some(n) = nonce {
+        claims["nonce"] = json!(n);
+    }
+    let mut key = &s.key;
+    match inner.forge {
+        Forge::Nothing => {}
+        Forge::WrongNonce => claims["nonce"] = json!("n-0S6_not-the-one-sent"),
+        Forge::WrongAudience => {
+            claims["aud"] = json!("someone-else.apps.googleusercontent.com");
+            claims["azp"] = json!("someone-else.apps.googleusercontent.com");
+        }
+        Forge::Expired => {
+            claims["iat"] = json!(now - 7200);
+            claims["exp"] = json!(now - 3600);
+        }
+        Forge::UnknownKey => key = &s.unknown_key,
+    }
+    key.sign(&claims, "JWT").expect("sign")
+}
+
+async fn certs(State(s): State<Arc<Shared>>) -> Response {
+    let jwks = s.key.jwks().expect("jwks");
+    ([(header::CONTENT_TYPE, "application/json")], jwks).into_response()
+}
+
+async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let inner = s.lock();
+    let token =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    if !token.is_some_and(|t| inner.access_tokens.contains(t)) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_request", "Invalid Credentials");
+    }
+    Json(inner.user.clone()).into_response()
+}

@@ -1,0 +1,333 @@
+//! The `oidc` and `google` connectors end to end: two chained brokers (a downstream Portcullis
+//! logging in through an upstream Portcullis, as in Dex's tutorial), the fake Google with its
+//! hosted domains, forged ID tokens that must be refused, and config mistakes.
+
+use portcullis::connectors::{PluginError, Refusal, Registry, SpecError};
+use portcullis::oidc::sub;
+use portcullis::web::token_key;
+use portcullis_tests::flow::{self, Pending};
+use portcullis_tests::google_fake::{self, Forge, GoogleFake};
+use portcullis_tests::{TestBroker, browser, engine, hidden, location, plugin, query_param, spec};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+// ---- chained brokers ----
+
+const DOWNSTREAM_SECRET: &str = "ZG93bnN0cmVhbS1zZWNyZXQ";
+
+/// Grants the approval page at `url` on `b`; returns where the broker sends the browser next.
+async fn approve(b: &TestBroker, web: &reqwest::Client, url: &str) -> String {
+    let page = web.get(url).send().await.unwrap().text().await.unwrap();
+    let (req, csrf) = (hidden(&page, "req").expect("req"), hidden(&page, "csrf").expect("csrf"));
+    let done = web
+        .post(b.url("/approval"))
+        .form(&[("req", req.as_str()), ("csrf", &csrf), ("approval", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), StatusCode::SEE_OTHER, "approval accepted");
+    location(&done, &b.base).unwrap()
+}
+
+#[tokio::test]
+async fn chained_brokers_carry_the_upstream_identity_and_refresh_through_it() {
+    // The downstream's address first: the upstream must know its callback.
+    let down_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let down_base = format!("http://{}", down_listener.local_addr().unwrap());
+    let up = TestBroker::with_clients(
+        &format!(
+            "- id: downstream\n  name: Downstream Portcullis\n  secret: {DOWNSTREAM_SECRET}\n  \
+             redirectURIs: [{down_base}/dex/callback/upstream]"
+        ),
+        "",
+    )
+    .await;
+    let connectors = format!(
+        r#"- plugin: "{{plugins}}/oidc.wasm"
+  id: upstream
+  name: Upstream Portcullis
+  allowedHosts: ["{up_base}"]
+  config:
+    issuer: "{up_issuer}"
+    clientID: downstream
+    clientSecret: {DOWNSTREAM_SECRET}
+    scopes: [openid, profile, email, groups]
+    insecureEnableGroups: true
+"#,
+        up_base = up.base,
+        up_issuer = up.issuer,
+    );
+    let down = TestBroker::start_full(down_listener, &connectors, "", None, None).await;
+
+    // The downstream sends the browser to the upstream with PKCE, a nonce and the scopes.
+    let web = browser();
+    let scopes = "openid profile email groups offline_access federated:id";
+    let (page, pending) = flow::authorize(&down, &web, "upstream", scopes).await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    let to_upstream = location(&page, &down.base).unwrap();
+    assert!(to_upstream.starts_with(&format!("{}/auth?", up.issuer)), "{to_upstream}");
+    let param = |name: &str| query_param(&to_upstream, name);
+    assert_eq!(param("client_id").as_deref(), Some("downstream"));
+    assert_eq!(param("redirect_uri"), Some(format!("{down_base}/dex/callback/upstream")));
+    assert_eq!(param("scope").as_deref(), Some("openid profile email groups offline_access"));
+    assert_eq!(param("code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(param("prompt").as_deref(), Some("consent"));
+    assert!(param("nonce").is_some_and(|n| n.len() >= 32), "{to_upstream}");
+
+    // At the upstream: choose its mock connector, approve, come back to the downstream. Cookies
+    // ignore ports, so on one 127.0.0.1 the two brokers' login cookies would collide; a second
+    // cookie jar stands for the upstream's own host.
+    let up_web = browser();
+    let chooser = up_web.get(&to_upstream).send().await.unwrap();
+    assert_eq!(chooser.status(), StatusCode::OK, "the upstream shows its chooser");
+    let html = chooser.text().await.unwrap();
+    let req = html.split("auth/mock?req=").nth(1).and_then(|s| s.split('"').next()).expect("chooser offers mock");
+    let to_mock = up_web.get(up.url(&format!("/auth/mock?req={req}"))).send().await.unwrap();
+    let mock_callback = location(&to_mock, &up.base).expect("mock redirects to the upstream callback");
+    let logged_in = up_web.get(&mock_callback).send().await.unwrap();
+    assert_eq!(logged_in.status(), StatusCode::SEE_OTHER);
+    let mut next = location(&logged_in, &up.base).unwrap();
+    if next.contains("/approval") {
+        next = approve(&up, &up_web, &next).await;
+    }
+    assert!(next.starts_with(&format!("{down_base}/dex/callback/upstream?")), "{next}");
+    let back = web.get(&next).send().await.unwrap();
+    let code = flow::finish(&down, &web, back, &pending).await;
+    let tokens = flow::exchange(&down, &code, &pending).await;
+
+    let upstream_sub = sub::encode("0-385-28089-0", "mock");
+    let expected = |claims: &Value| {
+        assert_eq!(claims["sub"], sub::encode(&upstream_sub, "upstream"));
+        assert_eq!(claims["email"], "kilgore@kilgore.trout");
+        assert_eq!(claims["email_verified"], true);
+        assert_eq!(claims["name"], "Kilgore Trout");
+        assert_eq!(claims["preferred_username"], "kilgore");
+        assert_eq!(claims["groups"], json!(["authors"]));
+        assert_eq!(claims["federated_claims"], json!({"connector_id": "upstream", "user_id": upstream_sub}));
+    };
+    expected(&tokens.claims);
+
+    // Refresh goes through the upstream refresh token.
+    let first = tokens.refresh_token().expect("offline_access gives a refresh token").to_string();
+    let refreshed = flow::refresh(&down, &first).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    expected(&flow::claims(refreshed["id_token"].as_str().unwrap()));
+    let second = refreshed["refresh_token"].as_str().unwrap().to_string();
+
+    // Revoke the upstream family (found through both brokers' storage): the downstream refresh fails.
+    let now = portcullis::broker::now();
+    let (stored, _) = down.broker.store.refresh_token(&token_key(&second), now).await.unwrap().unwrap();
+    let data: Value = serde_json::from_slice(stored.identity.connector_data.as_deref().unwrap()).unwrap();
+    let upstream_token = data["refresh_token"].as_str().expect("the upstream refresh token is kept");
+    let (upstream_stored, _) = up.broker.store.refresh_token(&token_key(upstream_token), now).await.unwrap().unwrap();
+    assert_eq!(upstream_stored.client_id, "downstream");
+    up.broker.store.revoke_grant(&upstream_stored.family).await.unwrap();
+    let refused = flow::refresh(&down, &second).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+}
+
+// ---- the fake Google ----
+
+fn google_user(hd: Option<&str>, email_verified: Value) -> Value {
+    let mut user = json!({
+        "sub": "109876543210987654321",
+        "email": "sam@acme.test",
+        "email_verified": email_verified,
+        "name": "Sam Ple",
+        "given_name": "Sam",
+        "family_name": "Ple",
+        "picture": "https://lh3.googleusercontent.com/a/fake",
+        "locale": "en",
+    });
+    if let Some(hd) = hd {
+        user["hd"] = json!(hd);
+    }
+    user
+}
+
+/// A broker with the google connector pointed at `fake`; `extra` is more config YAML.
+async fn google_broker(fake: &GoogleFake, extra: &str) -> TestBroker {
+    let connectors = format!(
+        r#"- plugin: "{{plugins}}/google.wasm"
+  id: google
+  name: Google
+  allowedHosts: ["{issuer}"]
+  config:
+    issuer: "{issuer}"
+    clientID: {client}
+    clientSecret: {secret}
+{extra}"#,
+        issuer = fake.issuer,
+        client = google_fake::CLIENT_ID,
+        secret = google_fake::CLIENT_SECRET,
+    );
+    TestBroker::with_connectors(&connectors, "").await
+}
+
+/// Starts a login through Google and follows the fake's redirect back to the broker's
+/// callback; returns the broker's answer to the callback.
+async fn google_login(
+    b: &TestBroker,
+    fake: &GoogleFake,
+    scopes: &str,
+) -> (reqwest::Response, Pending, reqwest::Client) {
+    let web = browser();
+    let (page, pending) = flow::authorize(b, &web, "google", scopes).await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    let to_google = location(&page, &b.base).unwrap();
+    assert!(to_google.starts_with(&format!("{}/o/oauth2/v2/auth?", fake.issuer)), "{to_google}");
+    let from_google = web.get(&to_google).send().await.unwrap();
+    assert_eq!(from_google.status(), StatusCode::SEE_OTHER, "the fake signs in and redirects back");
+    let callback = location(&from_google, &fake.issuer).unwrap();
+    assert!(callback.starts_with(&b.url("/callback/google?")), "{callback}");
+    (web.get(&callback).send().await.unwrap(), pending, web)
+}
+
+/// Asserts `response` is the error page `status` with `title`, and sends no code anywhere.
+async fn assert_refused(response: reqwest::Response, status: StatusCode, title: &str, what: &str) {
+    assert_eq!(response.status(), status, "{what}");
+    assert!(response.headers().get(reqwest::header::LOCATION).is_none(), "{what}: no redirect, so no code");
+    let page = response.text().await.unwrap();
+    assert!(page.contains(title), "{what}: {page}");
+}
+
+#[tokio::test]
+async fn google_hosted_domain_login_with_refresh() {
+    let fake = GoogleFake::start(google_user(Some("acme.test"), json!(true))).await;
+    let b = google_broker(&fake, "    hostedDomains: [acme.test]\n").await;
+    let (back, pending, web) = google_login(&b, &fake, "openid profile email offline_access federated:id").await;
+
+    let sent = fake.last_authorize();
+    assert_eq!(sent.get("hd").map(String::as_str), Some("acme.test"));
+    assert_eq!(sent.get("access_type").map(String::as_str), Some("offline"));
+    assert_eq!(sent.get("prompt").map(String::as_str), Some("consent"));
+    assert_eq!(sent.get("scope").map(String::as_str), Some("openid profile email"));
+    assert_eq!(sent.get("code_challenge_method").map(String::as_str), Some("S256"));
+    assert!(sent.get("nonce").is_some_and(|n| n.len() >= 32));
+
+    let code = flow::finish(&b, &web, back, &pending).await;
+    let tokens = flow::exchange(&b, &code, &pending).await;
+    let expected = |claims: &Value| {
+        assert_eq!(claims["sub"], sub::encode("109876543210987654321", "google"));
+        assert_eq!(claims["email"], "sam@acme.test");
+        assert_eq!(claims["email_verified"], true);
+        assert_eq!(claims["name"], "Sam Ple");
+        assert_eq!(claims["federated_claims"], json!({"connector_id": "google", "user_id": "109876543210987654321"}));
+    };
+    expected(&tokens.claims);
+
+    // Google answers a refresh with a new ID token and no new refresh token: the old one is kept.
+    let first = tokens.refresh_token().unwrap().to_string();
+    let refreshed = flow::refresh(&b, &first).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    expected(&flow::claims(refreshed["id_token"].as_str().unwrap()));
+    let second = refreshed["refresh_token"].as_str().unwrap().to_string();
+    let again = flow::refresh(&b, &second).await;
+    assert_eq!(again.status(), StatusCode::OK, "the kept upstream refresh token still works");
+    let third: Value = again.json().await.unwrap();
+
+    // Revoked at Google (a password change): the broker refuses the refresh.
+    fake.revoke_refresh_tokens();
+    let refused = flow::refresh(&b, third["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn google_account_outside_the_hosted_domains_is_denied() {
+    let fake = GoogleFake::start(google_user(None, json!(true))).await;
+    let b = google_broker(&fake, "    hostedDomains: [acme.test, widgets.test]\n").await;
+    for (hd, what) in [(None, "no hd (a consumer account)"), (Some("other.test"), "another domain")] {
+        fake.set_user(google_user(hd, json!(true)));
+        let (back, _, _) = google_login(&b, &fake, "openid email").await;
+        assert_eq!(fake.last_authorize().get("hd").map(String::as_str), Some("*"), "several domains: any");
+        assert_refused(back, StatusCode::FORBIDDEN, "Access denied", what).await;
+    }
+}
+
+#[tokio::test]
+async fn google_email_verified_as_a_string_is_accepted_and_false_is_denied() {
+    let fake = GoogleFake::start(google_user(None, json!("true"))).await;
+    let b = google_broker(&fake, "    promptType: \"\"\n").await;
+    let (back, pending, web) = google_login(&b, &fake, "openid email").await;
+    assert_eq!(fake.last_authorize().get("prompt"), None, "an empty promptType sends no prompt");
+    assert_eq!(fake.last_authorize().get("hd"), None, "no hostedDomains, no hd");
+    let code = flow::finish(&b, &web, back, &pending).await;
+    let tokens = flow::exchange(&b, &code, &pending).await;
+    assert_eq!(tokens.claims["email"], "sam@acme.test");
+    assert_eq!(tokens.claims["email_verified"], true);
+    assert!(tokens.refresh_token().is_none(), "no offline_access, no refresh token");
+
+    fake.set_user(google_user(None, json!(false)));
+    let (back, _, _) = google_login(&b, &fake, "openid email").await;
+    assert_refused(back, StatusCode::FORBIDDEN, "Access denied", "unverified email").await;
+}
+
+#[tokio::test]
+async fn forged_upstream_id_tokens_are_refused() {
+    let fake = GoogleFake::start(google_user(None, json!(true))).await;
+    let b = google_broker(&fake, "").await;
+    for forge in [Forge::WrongNonce, Forge::WrongAudience, Forge::Expired, Forge::UnknownKey] {
+        fake.forge(forge);
+        let (back, _, _) = google_login(&b, &fake, "openid email").await;
+        assert_refused(back, StatusCode::BAD_GATEWAY, "Login failed", &format!("{forge:?}")).await;
+    }
+    // The same login with an honest token goes through: the refusals were about the token.
+    fake.forge(Forge::Nothing);
+    let (back, pending, web) = google_login(&b, &fake, "openid email").await;
+    let code = flow::finish(&b, &web, back, &pending).await;
+    assert_eq!(flow::exchange(&b, &code, &pending).await.claims["email"], "sam@acme.test");
+}
+
+// ---- config ----
+
+/// The config refusal `describe` gives for `config` on `plugin_name`.
+async fn refusal(plugin_name: &str, config: Value) -> String {
+    let errors = Registry::load(&engine(), &[spec(plugin_name, plugin(plugin_name), config.clone())], None)
+        .await
+        .expect_err("config refused");
+    let [SpecError::Plugin(PluginError::Refused { refusal: Refusal::Config(message), .. })] = errors.as_slice() else {
+        panic!("{config}: {errors:?}")
+    };
+    message.clone()
+}
+
+#[tokio::test]
+async fn config_mistakes_are_refused_naming_the_key() {
+    let oidc = |extra: Value| {
+        let mut c = json!({"issuer": "https://idp.example.com", "clientID": "a", "clientSecret": "s"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let google = |extra: Value| {
+        let mut c = json!({"clientID": "a", "clientSecret": "s"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let cases = [
+        ("oidc", json!({"issuer": "https://idp.example.com", "clientId": "a", "clientSecret": "s"}), "clientId"),
+        ("oidc", oidc(json!({"userIdKey": "email"})), "userIdKey"),
+        ("oidc", oidc(json!({"issuer": "idp.example.com"})), "issuer: \"idp.example.com\" is not an absolute URL"),
+        ("oidc", oidc(json!({"promptType": "always"})), "promptType: \"always\""),
+        ("oidc", oidc(json!({"scopes": ["profile"]})), "scopes must include openid"),
+        ("oidc", oidc(json!({"rootCAs": ["/etc/ca.pem"]})), "rootCAs is not supported yet"),
+        ("google", google(json!({"hostedDomain": ["acme.test"]})), "hostedDomain"),
+        (
+            "google",
+            google(json!({"serviceAccountFilePath": "/sa.json"})),
+            "serviceAccountFilePath is not supported yet",
+        ),
+        ("google", google(json!({"clientSecret": ""})), "clientSecret must not be empty"),
+    ];
+    for (plugin_name, config, wanted) in cases {
+        let message = refusal(plugin_name, config.clone()).await;
+        assert!(message.contains(wanted), "{plugin_name} {config}: {message}");
+    }
+    // A good block loads (no network at load time).
+    Registry::load(&engine(), &[spec("google", plugin("google"), google(json!({})))], None).await.unwrap();
+    Registry::load(&engine(), &[spec("oidc", plugin("oidc"), oidc(json!({})))], None).await.unwrap();
+}
