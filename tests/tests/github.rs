@@ -65,7 +65,7 @@ async fn login(
     let approved = web.get(&authorize).send().await.unwrap();
     assert!(approved.status().is_redirection(), "GitHub sends the browser back");
     let callback = location(&approved, &fake.base).expect("redirect back to the broker");
-    assert!(callback.starts_with(&b.url("/callback/github?")), "{callback}");
+    assert!(callback.starts_with(&b.url("/callback")), "{callback}");
     (web.get(&callback).send().await.unwrap(), pending)
 }
 
@@ -102,6 +102,18 @@ async fn login_puts_orgs_and_teams_into_groups_and_federated_claims() {
     let api = fake.api_requests();
     assert!(!api.iter().any(|r| r.starts_with("/user/emails")), "{api:?}");
     assert!(t.refresh_token().is_some(), "offline_access gives a refresh token");
+}
+
+#[tokio::test]
+async fn dex_redirect_uri_sends_github_back_to_the_shared_callback() {
+    let fake = FakeGitHub::start(octo(), 30).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shared = format!("http://{}/dex/callback", listener.local_addr().unwrap());
+    let block = github_block(&fake, &format!("    redirectURI: {shared}\n"));
+    let b = TestBroker::start_full(listener, &block, "", None, None).await;
+    let t = tokens(&b, &fake, "openid profile").await;
+    assert_eq!(authorize_param(&fake, "redirect_uri"), Some(shared));
+    assert_eq!(t.claims["preferred_username"], "octo-sample");
 }
 
 #[tokio::test]

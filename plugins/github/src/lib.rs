@@ -48,7 +48,9 @@ fn identity(config: &Config, scopes: Scopes, token: &str) -> Result<Identity, Co
             email
         }
     };
-    let groups = if config.groups_required(scopes.groups) {
+    // Dex asks for read:org whenever groups are wanted, but only `orgs` and `loadAllGroups`
+    // produce groups: skip the lookups otherwise.
+    let groups = if !config.orgs.is_empty() || (scopes.groups && config.load_all_groups) {
         let membership =
             Membership { orgs: client.get_all::<OrgRef>("/user/orgs")?, teams: client.get_all::<Team>("/user/teams")? };
         groups::groups(config, &membership, &user.login)?
