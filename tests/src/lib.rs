@@ -4,6 +4,7 @@
 pub mod flow;
 pub mod github_fake;
 pub mod google_fake;
+pub mod slapd;
 
 use std::path::PathBuf;
 use std::sync::Arc;

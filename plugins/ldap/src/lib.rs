@@ -1,15 +1,236 @@
-//! LDAP connector: password login against a directory through the host's LDAP bridge. (Being written: it refuses every config until then.)
+//! The LDAP connector: password login against a directory through the host's LDAP bridge,
+//! with Dex's LDAP semantics and config keys.
+//!
+//! A login binds as the service account (`bindDN`), finds the user with
+//! `(&<userSearch.filter>(<userSearch.username>=<escaped login>))` (exactly one entry, or the
+//! form again), checks the password by binding as that entry's DN on a second connection, then
+//! reads the user's groups through each `groupSearch.userMatchers` entry. `refresh` repeats
+//! the search and the group read with the service account; a user gone from the directory
+//! fails the refresh.
+//!
+//! # Security
+//!
+//! - The login name is escaped (RFC 4515) before it enters a filter, so `*` or `)(` in it
+//!   cannot widen the search.
+//! - An empty password is refused before any bind: many servers accept a bind with a DN and
+//!   no password as an unauthenticated (anonymous) bind.
+//! - Passwords (the user's and `bindPW`) never reach a log line or an error message.
 
-use portcullis_connector_sdk::{Connector, ConnectorError, Metadata};
+mod config;
+mod filter;
 
-struct Skeleton;
+use config::{Config, GroupSettings, Settings};
+use portcullis_connector_sdk::ldap::{self, Connection, Entry};
+use portcullis_connector_sdk::{Connector, ConnectorError, ConnectorKind, Identity, Metadata, Scopes, log};
+use serde::{Deserialize, Serialize};
 
-impl Connector for Skeleton {
-    type Config = serde_json::Value;
+/// What the broker stores with an offline session, for `refresh`.
+#[derive(Serialize, Deserialize)]
+struct RefreshData {
+    /// The login name the user typed, searched for again on refresh.
+    username: String,
+    /// The entry it matched, which must still be the one found.
+    dn: String,
+}
 
-    fn describe(_config: &Self::Config) -> Result<Metadata, ConnectorError> {
-        Err(ConnectorError::Config("the ldap connector is not built yet".into()))
+/// The DN pseudo-attribute of Dex's `idAttr: DN` and `userAttr: DN`.
+const DN: &str = "DN";
+
+/// The values of `name` in `entry`; `DN` is the entry's DN unless the entry has such an attribute.
+fn values<'a>(entry: &'a Entry, name: &str) -> Vec<&'a str> {
+    let found = entry.attributes.iter().find(|(attr, _)| attr.eq_ignore_ascii_case(name));
+    match found {
+        Some((_, values)) => values.iter().map(String::as_str).collect(),
+        None if name == DN => vec![entry.dn.as_str()],
+        None => Vec::new(),
     }
 }
 
-portcullis_connector_sdk::export_connector!(Skeleton);
+fn first<'a>(entry: &'a Entry, name: &str) -> Option<&'a str> {
+    values(entry, name).into_iter().find(|v| !v.is_empty())
+}
+
+fn missing(attr: &str, key: &str) -> ConnectorError {
+    ConnectorError::Upstream(format!("the user's directory entry has no {attr:?} attribute (userSearch.{key})"))
+}
+
+impl Settings {
+    /// A connection bound as the service account, or anonymous when there is none.
+    fn service_connection(&self) -> Result<Connection, ConnectorError> {
+        let conn = ldap::connect(&self.connect)?;
+        if let Some((dn, password)) = &self.bind
+            && !conn.simple_bind(dn, password)?
+        {
+            return Err(ConnectorError::Upstream(
+                "the directory refused the service account's credentials: check bindDN and bindPW".into(),
+            ));
+        }
+        Ok(conn)
+    }
+
+    /// The attributes a user search asks for.
+    fn user_attributes(&self) -> Vec<String> {
+        let u = &self.user;
+        let mut attrs: Vec<String> = Vec::new();
+        let wanted = [Some(&u.id_attr), Some(&u.username_attr), Some(&u.email_attr), u.name_attr.as_ref()]
+            .into_iter()
+            .flatten()
+            .chain(u.preferred_username_attr.as_ref())
+            .chain(self.groups.iter().flat_map(|g| g.matchers.iter().map(|m| &m.user_attr)));
+        for attr in wanted {
+            if !attr.is_empty() && attr != DN && !attrs.iter().any(|a| a.eq_ignore_ascii_case(attr)) {
+                attrs.push(attr.clone());
+            }
+        }
+        attrs
+    }
+
+    /// The one entry `username` names, or `None` when none or several do.
+    fn find_user(&self, conn: &Connection, username: &str) -> Result<Option<Entry>, ConnectorError> {
+        let u = &self.user;
+        let filter = filter::equality(u.filter.as_deref(), &u.username_attr, username);
+        let mut entries = conn.search(&u.base_dn, u.scope, &filter, &self.user_attributes())?;
+        match entries.len() {
+            0 => {
+                log::info("user search: no entry matches the login name");
+                Ok(None)
+            }
+            1 => Ok(entries.pop()),
+            n => {
+                log::warn(&format!(
+                    "user search: {n} entries match the login name, a login name must match exactly one; \
+                     refusing the login (make userSearch.filter or userSearch.username more specific)"
+                ));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The identity of a user entry, following Dex: `name` from nameAttr, email from
+    /// emailAttr or `<name>@<emailSuffix>`, always verified.
+    fn identity(&self, entry: &Entry, groups: Vec<String>, data: Option<Vec<u8>>) -> Result<Identity, ConnectorError> {
+        let u = &self.user;
+        let user_id = first(entry, &u.id_attr).ok_or_else(|| missing(&u.id_attr, "idAttr"))?;
+        let login = first(entry, &u.username_attr).ok_or_else(|| missing(&u.username_attr, "username"))?;
+        let name = match &u.name_attr {
+            Some(attr) => first(entry, attr).ok_or_else(|| missing(attr, "nameAttr"))?,
+            None => login,
+        };
+        let email = match &u.email_suffix {
+            Some(suffix) => format!("{name}@{suffix}"),
+            None => first(entry, &u.email_attr).ok_or_else(|| missing(&u.email_attr, "emailAttr"))?.to_string(),
+        };
+        let preferred_username = u.preferred_username_attr.as_ref().and_then(|a| first(entry, a)).map(str::to_string);
+        Ok(Identity {
+            user_id: user_id.to_string(),
+            username: name.to_string(),
+            preferred_username,
+            email: Some(email),
+            email_verified: true,
+            groups,
+            connector_data: data,
+        })
+    }
+
+    /// The names of the groups `entry` belongs to, sorted (servers return entries in no fixed
+    /// order), without repeats.
+    fn groups(&self, conn: &Connection, entry: &Entry) -> Result<Vec<String>, ConnectorError> {
+        let Some(g) = &self.groups else { return Ok(Vec::new()) };
+        let mut names: Vec<String> = Vec::new();
+        for matcher in &g.matchers {
+            for value in values(entry, &matcher.user_attr) {
+                names.extend(group_names(conn, g, &matcher.group_attr, value)?);
+            }
+        }
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+}
+
+/// The names of the groups whose `group_attr` holds `value`.
+fn group_names(
+    conn: &Connection,
+    g: &GroupSettings,
+    group_attr: &str,
+    value: &str,
+) -> Result<Vec<String>, ConnectorError> {
+    let filter = filter::equality(g.filter.as_deref(), group_attr, value);
+    let entries = conn.search(&g.base_dn, g.scope, &filter, std::slice::from_ref(&g.name_attr))?;
+    entries
+        .iter()
+        .map(|group| {
+            first(group, &g.name_attr).map(str::to_string).ok_or_else(|| {
+                log::warn(&format!(
+                    "group entry {:?} has no {:?} attribute (groupSearch.nameAttr)",
+                    group.dn, g.name_attr
+                ));
+                ConnectorError::Upstream(format!(
+                    "a group entry has no {:?} attribute (groupSearch.nameAttr)",
+                    g.name_attr
+                ))
+            })
+        })
+        .collect()
+}
+
+struct Ldap;
+
+impl Connector for Ldap {
+    type Config = Config;
+
+    fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
+        let settings = config.settings()?;
+        Ok(Metadata { kind: ConnectorKind::Password, password_prompt: Some(settings.prompt), supports_refresh: true })
+    }
+
+    fn login(
+        config: &Config,
+        scopes: Scopes,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<Identity>, ConnectorError> {
+        // An empty password would make the user bind an unauthenticated (anonymous) bind.
+        if password.is_empty() || username.is_empty() {
+            return Ok(None);
+        }
+        let settings = config.settings()?;
+        let service = settings.service_connection()?;
+        let Some(entry) = settings.find_user(&service, username)? else { return Ok(None) };
+        // The user's bind on a connection of its own, so the service connection keeps its rights.
+        let user_conn = ldap::connect(&settings.connect)?;
+        if !user_conn.simple_bind(&entry.dn, password)? {
+            log::info("user bind refused: wrong password");
+            return Ok(None);
+        }
+        drop(user_conn);
+        let groups = if scopes.groups { settings.groups(&service, &entry)? } else { Vec::new() };
+        let data = if scopes.offline_access {
+            let data = RefreshData { username: username.to_string(), dn: entry.dn.clone() };
+            Some(serde_json::to_vec(&data).map_err(|e| ConnectorError::Upstream(format!("connector data: {e}")))?)
+        } else {
+            None
+        };
+        settings.identity(&entry, groups, data).map(Some)
+    }
+
+    fn refresh(config: &Config, scopes: Scopes, identity: Identity) -> Result<Identity, ConnectorError> {
+        let settings = config.settings()?;
+        let data: RefreshData =
+            identity.connector_data.as_deref().and_then(|d| serde_json::from_slice(d).ok()).ok_or_else(|| {
+                ConnectorError::BadRequest("no LDAP refresh data with this session; log in again".into())
+            })?;
+        let service = settings.service_connection()?;
+        let entry = settings
+            .find_user(&service, &data.username)?
+            .ok_or_else(|| ConnectorError::Denied("the user is no longer in the directory".into()))?;
+        if entry.dn != data.dn {
+            log::warn("refresh: the login name now names another directory entry; refusing");
+            return Err(ConnectorError::Denied("the login name now belongs to another directory entry".into()));
+        }
+        let groups = if scopes.groups { settings.groups(&service, &entry)? } else { Vec::new() };
+        settings.identity(&entry, groups, identity.connector_data)
+    }
+}
+
+portcullis_connector_sdk::export_connector!(Ldap);

@@ -70,7 +70,9 @@ impl CallState {
         }
         let timeout = self.remaining();
         let mut settings = LdapConnSettings::new().set_conn_timeout(timeout).set_starttls(opts.start_tls);
-        if let Some(pem) = &opts.root_ca_pem {
+        // ldap3 uses a given TLS config as is, so with insecureSkipVerify it must not get one:
+        // its own config is the one that skips verification.
+        if let Some(pem) = opts.root_ca_pem.as_ref().filter(|_| !opts.insecure_skip_verify) {
             settings = settings.set_config(tls_config(pem)?);
         }
         if opts.insecure_skip_verify {
