@@ -3,7 +3,8 @@
 //! once and redirects back with a code), the token endpoint (code with PKCE, refresh; `400
 //! invalid_grant` for anything it did not issue), the JWKS and userinfo. ID tokens are RS256,
 //! signed by the broker's own key code with a fresh key; a test can make the fake forge them
-//! (wrong nonce, wrong audience, expired, unknown key) to check the connector refuses them.
+//! (wrong nonce, wrong audience, expired, unknown key), or userinfo about another user, to check
+//! the connectors refuse them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +33,8 @@ pub enum Forge {
     WrongAudience,
     Expired,
     UnknownKey,
+    /// Not the ID token: userinfo answers about another user.
+    OtherUserinfoSub,
 }
 
 struct Grant {
@@ -293,6 +296,7 @@ fn id_token(s: &Shared, inner: &Inner, nonce: Option<String>) -> String {
             claims["exp"] = json!(now - 3600);
         }
         Forge::UnknownKey => key = &s.unknown_key,
+        Forge::OtherUserinfoSub => {}
     }
     key.sign(&claims, "JWT").expect("sign")
 }
@@ -309,5 +313,9 @@ async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response 
     if !token.is_some_and(|t| inner.access_tokens.contains(t)) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_request", "Invalid Credentials");
     }
-    Json(inner.user.clone()).into_response()
+    let mut user = inner.user.clone();
+    if inner.forge == Forge::OtherUserinfoSub {
+        user["sub"] = json!("100000000000000000001");
+    }
+    Json(user).into_response()
 }

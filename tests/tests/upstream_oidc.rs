@@ -2,7 +2,7 @@
 //! logging in through an upstream Portcullis, as in Dex's tutorial), the fake Google with its
 //! hosted domains, forged ID tokens that must be refused, and config mistakes.
 
-use portcullis::connectors::{PluginError, Refusal, Registry, SpecError};
+use portcullis::connectors::{CallbackRequest, PluginError, Refusal, Registry, Scopes, SpecError};
 use portcullis::oidc::sub;
 use portcullis::web::token_key;
 use portcullis_tests::flow::{self, Pending};
@@ -53,6 +53,7 @@ async fn chained_brokers_carry_the_upstream_identity_and_refresh_through_it() {
     clientSecret: {DOWNSTREAM_SECRET}
     scopes: [openid, profile, email, groups]
     insecureEnableGroups: true
+    getUserInfo: true
 "#,
         up_base = up.base,
         up_issuer = up.issuer,
@@ -281,6 +282,72 @@ async fn forged_upstream_id_tokens_are_refused() {
     let (back, pending, web) = google_login(&b, &fake, "openid email").await;
     let code = flow::finish(&b, &web, back, &pending).await;
     assert_eq!(flow::exchange(&b, &code, &pending).await.claims["email"], "sam@acme.test");
+}
+
+/// The same forgeries through the connectors alone, to check each is refused for its own
+/// reason; the generic oidc connector (with getUserInfo) runs against the fake Google too.
+#[tokio::test]
+async fn each_forgery_is_refused_for_its_own_reason() {
+    let fake = GoogleFake::start(google_user(None, json!(true))).await;
+    let config = json!({
+        "issuer": fake.issuer,
+        "clientID": google_fake::CLIENT_ID,
+        "clientSecret": google_fake::CLIENT_SECRET,
+    });
+    let mut google = spec("google", plugin("google"), config.clone());
+    google.allowed_hosts = vec![fake.issuer.clone()];
+    let mut oidc = spec("oidc", plugin("oidc"), config);
+    oidc.config["getUserInfo"] = json!(true);
+    oidc.allowed_hosts = vec![fake.issuer.clone()];
+    let registry = Registry::load(&engine(), &[google, oidc], None).await.unwrap();
+    let callback = "http://127.0.0.1:9/dex/callback/google";
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cases = [
+        ("google", Forge::WrongNonce, "its nonce is not the one this login sent"),
+        ("google", Forge::WrongAudience, "InvalidAudience"),
+        ("google", Forge::Expired, "ExpiredSignature"),
+        ("google", Forge::UnknownKey, "no key in the JWKS matches kid"),
+        ("oidc", Forge::WrongNonce, "its nonce is not the one this login sent"),
+        ("oidc", Forge::OtherUserinfoSub, "the userinfo response is about another subject"),
+    ];
+    for (id, forge, reason) in cases {
+        let connector = registry.get(id).unwrap();
+        fake.forge(forge);
+        let redirect = connector.login_url(Scopes::default(), callback, "st").await.unwrap();
+        let back = http.get(&redirect.url).send().await.unwrap();
+        let to = location(&back, &fake.issuer).expect("the fake redirects back");
+        let query =
+            url::Url::parse(&to).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let request = CallbackRequest {
+            method: "GET".into(),
+            query,
+            callback_url: callback.into(),
+            state_data: redirect.state_data,
+            ..Default::default()
+        };
+        let err = connector.handle_callback(Scopes::default(), request).await.unwrap_err();
+        let Some(Refusal::Upstream(message)) = err.refusal() else { panic!("{id} {forge:?}: {err:?}") };
+        assert!(message.contains(reason), "{id} {forge:?}: {message}");
+    }
+    // And the oidc connector maps an honest answer, userinfo merged in.
+    fake.forge(Forge::Nothing);
+    let connector = registry.get("oidc").unwrap();
+    let redirect = connector.login_url(Scopes::default(), callback, "st").await.unwrap();
+    let to = location(&http.get(&redirect.url).send().await.unwrap(), &fake.issuer).unwrap();
+    let query = url::Url::parse(&to).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let request = CallbackRequest {
+        method: "GET".into(),
+        query,
+        callback_url: callback.into(),
+        state_data: redirect.state_data,
+        ..Default::default()
+    };
+    let identity = connector.handle_callback(Scopes::default(), request).await.unwrap();
+    assert_eq!(identity.user_id, "109876543210987654321");
+    assert_eq!(identity.username, "Sam Ple");
+    assert_eq!(identity.email.as_deref(), Some("sam@acme.test"));
+    assert!(identity.email_verified);
+    assert!(identity.connector_data.is_none(), "no offline_access, nothing kept");
 }
 
 // ---- config ----
