@@ -3,7 +3,7 @@
 //! refresh after the directory changed, and StartTLS/LDAPS with a test CA.
 
 use base64::Engine as _;
-use portcullis::connectors::{Refusal, Registry, Scopes};
+use portcullis::connectors::{PluginError, Refusal, Registry, Scopes};
 use portcullis_tests::slapd::{Slapd, TestCa};
 use portcullis_tests::{TestBroker, browser, engine, flow, location, plugin, spec};
 use reqwest::StatusCode;
@@ -140,14 +140,46 @@ async fn wrong_password_unknown_user_and_empty_password_show_the_form_again() {
 
     // The connector itself refuses an empty password before any bind (the broker's form check
     // aside): Ok(None), not the bridge's "empty password refused" error.
-    let mut spec = spec("ldap", plugin("ldap"), config(&slapd.ldap_addr, json!({"insecureNoSSL": true})));
-    spec.allowed_hosts = vec![slapd.ldap_grant()];
-    let registry = Registry::load(&engine(), &[spec], None).await.unwrap();
+    let plain = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
+    let registry = registry(&slapd, plain, slapd.ldap_grant()).await;
     let ldap = registry.get("ldap").unwrap();
     let all = Scopes { offline_access: true, groups: true };
     assert_eq!(ldap.login(all, "jane", "").await.unwrap(), None);
     assert_eq!(ldap.login(all, "jane", "nope").await.unwrap(), None);
     assert_eq!(ldap.login(all, "jane", "jane-password").await.unwrap().map(|i| i.user_id).as_deref(), Some("jane"));
+}
+
+/// The connector loaded straight into a registry, granted `grant`.
+async fn registry(slapd: &Slapd, config: Value, grant: String) -> Registry {
+    let mut spec = spec("ldap", plugin("ldap"), config);
+    spec.allowed_hosts = vec![grant];
+    Registry::load(&engine(), &[spec], None).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_login_name_matching_several_entries_logs_in_as_nobody() {
+    let slapd = Slapd::start();
+    // Every person has objectClass inetOrgPerson: the search finds four entries, not one.
+    let mut config = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
+    config["userSearch"]["username"] = "objectClass".into();
+    let registry = registry(&slapd, config, slapd.ldap_grant()).await;
+    let ldap = registry.get("ldap").unwrap();
+    let all = Scopes { offline_access: true, groups: true };
+    assert_eq!(ldap.login(all, "inetOrgPerson", "jane-password").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn the_directory_is_reachable_only_through_allowed_hosts() {
+    let slapd = Slapd::start();
+    let config = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
+    // Granted the LDAPS listener only; the connector dials the ldap:// one.
+    let registry = registry(&slapd, config, slapd.ldaps_grant()).await;
+    let ldap = registry.get("ldap").unwrap();
+    let all = Scopes { offline_access: true, groups: true };
+    let err = ldap.login(all, "jane", "jane-password").await.unwrap_err();
+    let PluginError::CapabilityDenied { detail, .. } = &err else { panic!("{err:?}") };
+    let want = format!("add \"{}\" to allowedHosts of connector \"ldap\"", slapd.ldap_grant());
+    assert!(detail.contains(&want), "names the allowedHosts entry to add: {detail}");
 }
 
 #[tokio::test]
