@@ -71,6 +71,8 @@ struct Inner {
     tokens: HashMap<String, String>,
     authorize_requests: Vec<Vec<(String, String)>>,
     api_requests: Vec<String>,
+    /// Every code and token ever issued, for the no-secrets-in-logs check.
+    issued: Vec<String>,
 }
 
 struct Shared {
@@ -109,6 +111,7 @@ impl FakeGitHub {
                 tokens: HashMap::new(),
                 authorize_requests: Vec::new(),
                 api_requests: Vec::new(),
+                issued: Vec::new(),
             }),
         });
         let app = Router::new()
@@ -154,6 +157,11 @@ impl FakeGitHub {
         self.inner().authorize_requests.clone()
     }
 
+    /// Every code and access token issued so far.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.inner().issued.clone()
+    }
+
     /// `path?query` of each API request that passed authentication, in order.
     pub fn api_requests(&self) -> Vec<String> {
         self.inner().api_requests.clone()
@@ -182,6 +190,7 @@ async fn authorize(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, St
     };
     let code = random();
     inner.codes.insert(code.clone(), (redirect_uri.clone(), get("scope").unwrap_or_default()));
+    inner.issued.push(code.clone());
     let mut back = url::Url::parse(&redirect_uri).expect("redirect_uri is a URL");
     back.query_pairs_mut().append_pair("code", &code);
     if let Some(state) = get("state") {
@@ -212,6 +221,7 @@ async fn access_token(
                 let token = format!("gho_{}", random());
                 let granted = scopes.split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>().join(",");
                 inner.tokens.insert(token.clone(), granted.clone());
+                inner.issued.push(token.clone());
                 json!({"access_token": token, "scope": granted, "token_type": "bearer"})
             }
         }

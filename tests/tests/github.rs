@@ -338,3 +338,58 @@ async fn a_misspelt_config_key_is_refused_naming_it() {
         assert!(err.contains(expected), "{config}: {err}");
     }
 }
+
+/// The broker's log output, for the secrets check.
+#[derive(Clone, Default)]
+struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_code_token_or_secret_reaches_the_logs() {
+    let capture = Capture::default();
+    tracing_subscriber::fmt()
+        .with_env_filter("debug,cookie_store=off")
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .try_init()
+        .expect("the only subscriber in this test binary");
+    let (fake, b) = setup(octo(), 1, "    orgs:\n    - name: acme-widgets\n").await;
+    let t = tokens(&b, &fake, ALL_SCOPES).await;
+    let refreshed: Value = flow::refresh(&b, t.refresh_token().unwrap()).await.json().await.unwrap();
+    fake.revoke_all();
+    let refused = flow::refresh(&b, refreshed["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    fake.set_mode(ApiMode::RateLimited { reset: 1_767_225_600 });
+    let (failed, _) = login(&b, &fake, &browser(), "openid").await;
+    assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("GitHub user octo-sample logged in"), "the capture sees the connector's lines");
+    assert!(logs.contains("GitHub rate limited this request"), "the operator sees why the login failed");
+    assert!(logs.contains("GitHub refused the access token (HTTP 401: Bad credentials)"), "and why refresh failed");
+    let mut secrets = fake.issued_secrets();
+    assert!(secrets.len() >= 4, "two codes and two tokens: {}", secrets.len());
+    secrets.push(CLIENT_SECRET.to_string());
+    for key in ["access_token", "id_token", "refresh_token"] {
+        secrets.extend([&t.json, &refreshed].iter().filter_map(|j| j[key].as_str().map(str::to_string)));
+    }
+    for secret in secrets {
+        assert!(!logs.contains(&secret), "a secret reached the logs");
+    }
+}
