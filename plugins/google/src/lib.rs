@@ -194,3 +194,53 @@ impl Connector for Google {
 }
 
 portcullis_connector_sdk::export_connector!(Google);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(extra: Value) -> Config {
+        let mut c = json!({"clientID": "app", "clientSecret": "s"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(c).unwrap()
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn hosted_domains_and_verified_email() {
+        let user = |hd: Option<&str>, verified: Value| {
+            let mut c = json!({"sub": "1098", "email": "sam@acme.test", "email_verified": verified, "name": "Sam"});
+            if let Some(hd) = hd {
+                c["hd"] = json!(hd);
+            }
+            claims(c)
+        };
+        let restricted = config(json!({"hostedDomains": ["acme.test"]}));
+        let id = restricted.identity(&user(Some("acme.test"), json!(true)), None).unwrap();
+        assert_eq!((id.user_id.as_str(), id.username.as_str()), ("1098", "Sam"));
+        assert_eq!(id.email.as_deref(), Some("sam@acme.test"));
+        assert!(id.email_verified);
+        for (hd, verified) in
+            [(None, json!(true)), (Some("other.test"), json!(true)), (Some("acme.test"), json!(false))]
+        {
+            let err = restricted.identity(&user(hd, verified.clone()), None).unwrap_err();
+            assert!(matches!(err, ConnectorError::Denied(_)), "{hd:?} {verified}: {err:?}");
+        }
+        let open = config(json!({}));
+        assert!(open.identity(&user(None, json!("true")), None).unwrap().email_verified);
+    }
+
+    #[test]
+    fn issuer_spellings_and_defaults() {
+        let c = config(json!({}));
+        assert_eq!(c.issuers(), ["https://accounts.google.com", "accounts.google.com"]);
+        assert_eq!(c.prompt(), "consent");
+        assert!(Google::describe(&c).is_ok());
+        let err = Google::describe(&config(json!({"adminEmail": "a@acme.test"}))).unwrap_err();
+        assert!(err.message().starts_with("adminEmail is not supported yet"), "{err:?}");
+    }
+}

@@ -139,3 +139,92 @@ impl Connector for Oidc {
 }
 
 portcullis_connector_sdk::export_connector!(Oidc);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(extra: Value) -> Config {
+        let mut c = json!({"issuer": "https://idp.test", "clientID": "app", "clientSecret": "s"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(c).unwrap()
+    }
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    const GROUPS: Scopes = Scopes { offline_access: false, groups: true };
+
+    /// (config, claims, scopes) → (user_id, username, preferred_username, email, groups).
+    #[test]
+    fn claims_map_to_an_identity_as_in_dex() {
+        let full = json!({"sub": "u1", "name": "Ann", "preferred_username": "ann", "email": "a@x.test",
+            "email_verified": true, "groups": ["g1", "g2"], "mail": "b@x.test", "roles": "admin", "uid": "ann-1"});
+        let cases = [
+            (json!({}), full.clone(), GROUPS, ("u1", "Ann", Some("ann"), Some("a@x.test"), vec![])),
+            (
+                json!({"insecureEnableGroups": true}),
+                full.clone(),
+                GROUPS,
+                ("u1", "Ann", Some("ann"), Some("a@x.test"), vec!["g1", "g2"]),
+            ),
+            (
+                json!({"insecureEnableGroups": true}),
+                full.clone(),
+                Scopes { offline_access: false, groups: false },
+                ("u1", "Ann", Some("ann"), Some("a@x.test"), vec![]),
+            ),
+            (
+                json!({"userIDKey": "uid", "userNameKey": "preferred_username", "insecureEnableGroups": true,
+                    "claimMapping": {"email": "mail", "groups": "roles", "preferred_username": "uid"}}),
+                full.clone(),
+                GROUPS,
+                ("ann-1", "ann", Some("ann-1"), Some("b@x.test"), vec!["admin"]),
+            ),
+            (
+                json!({}),
+                json!({"sub": "u1", "email": "a@x.test", "email_verified": false}),
+                GROUPS,
+                ("u1", "a@x.test", None, None, vec![]),
+            ),
+            (
+                json!({"insecureSkipEmailVerified": true}),
+                json!({"sub": "u1", "email": "a@x.test", "preferred_username": "ann"}),
+                GROUPS,
+                ("u1", "ann", Some("ann"), Some("a@x.test"), vec![]),
+            ),
+        ];
+        for (extra, input, scopes, (user_id, username, preferred, email, groups)) in cases {
+            let c = config(extra.clone());
+            let id = identity(&c, scopes, &claims(input), None).unwrap_or_else(|e| panic!("{extra}: {e:?}"));
+            assert_eq!(id.user_id, user_id, "{extra}");
+            assert_eq!(id.username, username, "{extra}");
+            assert_eq!(id.preferred_username.as_deref(), preferred, "{extra}");
+            assert_eq!(id.email.as_deref(), email, "{extra}");
+            assert_eq!(id.email_verified, email.is_some(), "{extra}");
+            assert_eq!(id.groups, groups, "{extra}");
+        }
+    }
+
+    #[test]
+    fn missing_user_id_or_name_is_an_upstream_error() {
+        let c = config(json!({}));
+        let err = identity(&c, GROUPS, &claims(json!({"name": "Ann"})), None).unwrap_err();
+        assert!(matches!(&err, ConnectorError::Upstream(m) if m.contains("\"sub\"")), "{err:?}");
+        let err = identity(&c, GROUPS, &claims(json!({"sub": "u1"})), None).unwrap_err();
+        assert!(matches!(&err, ConnectorError::Upstream(m) if m.contains("userNameKey")), "{err:?}");
+    }
+
+    #[test]
+    fn config_validation() {
+        assert!(Oidc::describe(&config(json!({}))).is_ok());
+        let refused = |extra: Value| Oidc::describe(&config(extra)).unwrap_err().message().to_string();
+        assert!(refused(json!({"clientSecret": ""})).contains("clientSecret"));
+        assert!(refused(json!({"redirectURI": "/callback"})).contains("redirectURI"));
+        assert!(refused(json!({"userIDKey": ""})).contains("userIDKey"));
+        assert!(refused(json!({"allowedGroups": ["a"]})).contains("allowedGroups is not supported yet"));
+        assert!(serde_json::from_value::<Config>(json!({"issuer": "https://i", "clientID": "a"})).is_err());
+    }
+}
