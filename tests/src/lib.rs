@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: where the built plugins are, a plugin engine with
 //! a private compile cache, a broker on an ephemeral port, and the steps of a login (`flow`).
 
+pub mod browser;
 pub mod flow;
 pub mod github_fake;
 pub mod google_fake;

@@ -1,0 +1,368 @@
+//! A person logs in through a real browser: headless Chromium, driven over WebDriver, opens the
+//! example app, clicks Login, picks "Log in with Email", fills the form by its labels, approves
+//! and sees the claims; logs out, and does it again at a phone's width. Every page is checked
+//! for basic accessibility (`<html lang>`, one `<h1>`, labelled inputs, a visible keyboard focus
+//! style, no horizontal scroll, submit buttons on screen) and kept as a screenshot in
+//! `target/test-artifacts/browser/`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::elements::Element;
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use portcullis_tests::TestBroker;
+use portcullis_tests::browser::{CHROMIUM, Chromedriver, artifacts_dir};
+use serde_json::{Value, json};
+
+/// The longest any page may take to show what the next step looks for.
+const WAIT: Duration = Duration::from_secs(20);
+/// `BASE_CONFIG`'s static password user (its hash is of "password").
+const EMAIL: &str = "admin@example.com";
+const PASSWORD: &str = "password";
+const USER_ID: &str = "08a8684b-db88-4b73-90a9-3cd1661f5466";
+/// A laptop's window and a phone's (CSS pixels).
+const DESKTOP: (u32, u32) = (1280, 900);
+const PHONE: (u32, u32) = (375, 740);
+
+/// Opens a Chromium session on `driver` with a throwaway profile in `profile`.
+async fn open_browser(driver: &Chromedriver, profile: &Path) -> Client {
+    let capabilities = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.display()),
+                format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--lang=en-US",
+            ],
+        },
+        "timeouts": { "pageLoad": 30_000, "script": 10_000, "implicit": 0 },
+    });
+    let Value::Object(capabilities) = capabilities else { unreachable!() };
+    // chromedriver speaks plain HTTP on loopback: no TLS connector needed.
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open a Chromium session through chromedriver at {}: {e}", driver.url))
+}
+
+/// One person at one window size, numbering and saving each page they see.
+struct Person {
+    browser: Client,
+    device: &'static str,
+    width: u32,
+    dir: PathBuf,
+    step: u32,
+}
+
+impl Person {
+    /// Sets the window to `size` and checks the page really is that wide.
+    async fn resize(&mut self, device: &'static str, size: (u32, u32)) {
+        self.device = device;
+        self.width = size.0;
+        self.step = 0;
+        self.browser.set_window_size(size.0, size.1).await.expect("set the window size");
+        let width = self.js("return window.innerWidth", vec![]).await;
+        assert_eq!(width, json!(size.0), "the {device} viewport is not {} CSS pixels wide", size.0);
+    }
+
+    async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.browser.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Waits (at most `WAIT`) for the element that shows the next page has arrived.
+    async fn wait_for(&self, what: Locator<'_>) -> Element {
+        match self.browser.wait().at_most(WAIT).for_element(what).await {
+            Ok(element) => element,
+            Err(e) => {
+                let url = self.browser.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+                let text = self.browser.find(Locator::Css("body")).await.ok();
+                let text = match text {
+                    Some(body) => body.text().await.unwrap_or_default(),
+                    None => String::new(),
+                };
+                panic!("waited {} s for {what:?} on {url} ({e}); the page says:\n{text}", WAIT.as_secs())
+            }
+        }
+    }
+
+    /// A button by its visible text.
+    async fn button(&self, text: &str) -> Element {
+        self.wait_for(Locator::XPath(&format!("//button[normalize-space()='{text}']"))).await
+    }
+
+    /// The input a `<label for>` with exactly `text` points at.
+    async fn field(&self, text: &str) -> Element {
+        let label = self.wait_for(Locator::XPath(&format!("//label[normalize-space()='{text}']"))).await;
+        let id =
+            label.attr("for").await.expect("label attribute").unwrap_or_else(|| panic!("label {text:?} has no for"));
+        self.browser.find(Locator::Id(&id)).await.unwrap_or_else(|e| panic!("label {text:?} points at no #{id}: {e}"))
+    }
+
+    async fn fill(&self, label: &str, value: &str) {
+        let input = self.field(label).await;
+        input.clear().await.expect("clear the field");
+        input.send_keys(value).await.expect("type into the field");
+    }
+
+    /// Saves a screenshot of what the person sees as `<device>-<nn>-<name>.png`, then checks
+    /// the page's accessibility basics.
+    async fn page(&mut self, name: &str) {
+        self.step += 1;
+        let png = self.browser.screenshot().await.expect("screenshot");
+        let path = self.dir.join(format!("{}-{:02}-{name}.png", self.device, self.step));
+        std::fs::write(&path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        let problems = self.audit().await;
+        let url = self.browser.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+        assert!(
+            problems.is_empty(),
+            "{} page {name} ({url}) at {} px:\n  {}",
+            self.device,
+            self.width,
+            problems.join("\n  ")
+        );
+    }
+
+    /// `<html lang>`, one `<h1>`, a label for every input, no horizontal scroll, every form's
+    /// buttons within the viewport, and a visible keyboard focus style on every focusable.
+    async fn audit(&self) -> Vec<String> {
+        let found = self.js(STATIC_CHECKS, vec![]).await;
+        let mut problems: Vec<String> =
+            found.as_array().expect("a list").iter().map(|p| p.as_str().unwrap_or_default().to_string()).collect();
+        problems.extend(self.focus_problems().await);
+        problems
+    }
+
+    /// Presses Tab through the page (bounded) and compares each focused element's outline and
+    /// box-shadow with its unfocused ones.
+    async fn focus_problems(&self) -> Vec<String> {
+        let count = self.js(SNAPSHOT_UNFOCUSED, vec![]).await.as_u64().expect("a count") as usize;
+        let mut seen = vec![false; count];
+        let mut problems = Vec::new();
+        let tab = char::from(Key::Tab);
+        // Tabbing may start anywhere and wraps through the document: twice round is enough.
+        for _ in 0..2 * count + 2 {
+            if seen.iter().all(|s| *s) {
+                break;
+            }
+            let keys = KeyActions::new("keyboard".into())
+                .then(KeyAction::Down { value: tab })
+                .then(KeyAction::Up { value: tab });
+            self.browser.perform_actions(keys).await.expect("press Tab");
+            let focused = self.js(FOCUSED_RING, vec![]).await;
+            let Some(index) = focused["index"].as_u64() else { continue };
+            let index = index as usize;
+            if index < count && !seen[index] {
+                seen[index] = true;
+                if focused["visible"] != json!(true) {
+                    problems.push(format!(
+                        "no visible focus style on {}: unfocused {}, focused {}",
+                        focused["what"], focused["before"], focused["now"]
+                    ));
+                }
+            }
+        }
+        if seen.iter().any(|s| !s) {
+            problems.push(format!("Tab did not reach all {count} focusable elements: reached {seen:?}"));
+        }
+        problems
+    }
+}
+
+/// Returns a list of problems: lang, headings, labels, horizontal scroll, form buttons.
+const STATIC_CHECKS: &str = r#"
+const problems = [];
+if (!(document.documentElement.getAttribute('lang') || '').trim()) problems.push('<html> has no lang');
+const h1 = document.querySelectorAll('h1').length;
+if (h1 !== 1) problems.push(`${h1} <h1> elements instead of one`);
+for (const el of document.querySelectorAll('input, select, textarea')) {
+  if (el.type === 'hidden') continue;
+  const labelled = [...el.labels].some(l => l.textContent.trim() !== '')
+    || (el.getAttribute('aria-label') || '').trim() !== '' || el.hasAttribute('aria-labelledby');
+  if (!labelled) problems.push(`no label for ${el.outerHTML}`);
+}
+const width = document.documentElement.scrollWidth;
+if (width > window.innerWidth) problems.push(`horizontal scroll: content ${width} px wide in a ${window.innerWidth} px viewport`);
+for (const b of document.querySelectorAll('form button, form input[type=submit]')) {
+  // Scrolled to vertically only: a person should not have to scroll sideways to find it.
+  b.scrollIntoView({ block: 'center' });
+  window.scrollTo(0, window.scrollY);
+  const r = b.getBoundingClientRect();
+  const onScreen = r.width > 0 && r.height > 0 && r.left >= 0 && r.right <= window.innerWidth
+    && r.top >= 0 && r.bottom <= window.innerHeight;
+  if (!onScreen) problems.push(`button "${b.textContent.trim()}" is not fully on screen: ${JSON.stringify(r)}`);
+}
+window.scrollTo(0, 0);
+return problems;
+"#;
+
+/// Blurs whatever has focus, remembers every focusable element's unfocused ring, returns how many.
+const SNAPSHOT_UNFOCUSED: &str = r#"
+const ring = el => { const s = getComputedStyle(el); return `outline: ${s.outlineStyle} ${s.outlineWidth} ${s.outlineColor}; box-shadow: ${s.boxShadow}`; };
+if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
+const focusable = [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')]
+  .filter(el => !el.disabled && el.getClientRects().length > 0);
+window.portcullisUnfocused = focusable.map(el => [el, ring(el)]);
+return focusable.length;
+"#;
+
+/// The focused element's index among the remembered ones, its rings, and whether focus shows.
+const FOCUSED_RING: &str = r#"
+const el = document.activeElement;
+const known = window.portcullisUnfocused || [];
+const index = known.findIndex(([e]) => e === el);
+if (index < 0) return { index: null };
+const s = getComputedStyle(el);
+const now = `outline: ${s.outlineStyle} ${s.outlineWidth} ${s.outlineColor}; box-shadow: ${s.boxShadow}`;
+const outline = s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 1;
+const visible = now !== known[index][1] && (outline || s.boxShadow !== 'none');
+return { index, what: el.outerHTML.slice(0, 120), before: known[index][1], now, visible };
+"#;
+
+/// Spoils a page in every way the audit checks: no lang, two headings, an unlabelled input, a
+/// button off screen to the right (so the page scrolls sideways), and no focus ring.
+const SPOIL: &str = r#"
+document.documentElement.removeAttribute('lang');
+document.querySelector('main').insertAdjacentHTML('beforeend',
+  '<h1>Another heading</h1><input id="spoiled">'
+  + '<form><button type="button" style="margin-left: 500px">far</button></form>');
+const style = document.createElement('style');
+style.textContent = '*:focus, *:focus-visible { outline: none !important; box-shadow: none !important; }';
+document.head.append(style);
+"#;
+
+/// From the example app's start page to its token page, through the chooser, the password form
+/// (a wrong password first if `mistype`) and the approval page. Returns the ID token's claims.
+async fn log_in(person: &mut Person, app: &str, mistype: bool) -> Value {
+    person.browser.goto(&format!("{app}/")).await.expect("open the example app");
+    let login = person.button("Login").await;
+    person.page("app").await;
+    login.click().await.expect("click Login");
+
+    let email = person.wait_for(Locator::LinkText("Log in with Email")).await;
+    person.wait_for(Locator::LinkText("Log in with Example")).await;
+    person.page("chooser").await;
+    email.click().await.expect("click Log in with Email");
+
+    person.field("Email Address").await;
+    person.page("password").await;
+    person.fill("Email Address", EMAIL).await;
+    if mistype {
+        person.fill("Password", "not-the-password").await;
+        person.button("Log in").await.click().await.expect("click Log in");
+        let alert = person.wait_for(Locator::Css("[role=alert]")).await;
+        assert_eq!(alert.text().await.expect("alert text"), "Invalid email address or password.");
+        let kept = person.field("Email Address").await.prop("value").await.expect("value");
+        assert_eq!(kept.as_deref(), Some(EMAIL), "the form should keep the email after a wrong password");
+        let described = person.field("Email Address").await.attr("aria-describedby").await.expect("attribute");
+        assert_eq!(described.as_deref(), Some("login-error"), "the error should describe the email field");
+        person.page("password-wrong").await;
+    }
+    person.fill("Password", PASSWORD).await;
+    person.button("Log in").await.click().await.expect("click Log in");
+
+    let grant = person.button("Grant access").await;
+    let heading = person.browser.find(Locator::Css("h1")).await.expect("h1").text().await.expect("h1 text");
+    assert_eq!(heading, "Grant access to Example App?");
+    person.page("approval").await;
+    grant.click().await.expect("click Grant access");
+
+    let claims = person.wait_for(Locator::Id("claims")).await;
+    person.page("tokens").await;
+    let shown = person.browser.find(Locator::Css("main")).await.expect("main").text().await.expect("text");
+    assert!(shown.contains(EMAIL), "the token page does not show the email:\n{shown}");
+    let claims: Value = serde_json::from_str(&claims.text().await.expect("claims text")).expect("the claims are JSON");
+    assert!(shown.contains(claims["sub"].as_str().expect("sub")), "the token page does not show the sub");
+    claims
+}
+
+/// The broker's own pages the login did not pass: an error and the logged-out page.
+async fn broker_pages(person: &mut Person, broker: &TestBroker) {
+    person
+        .browser
+        .goto(&broker.url("/auth?client_id=no-such-app&response_type=code&scope=openid"))
+        .await
+        .expect("goto");
+    person.wait_for(Locator::Css("h1")).await;
+    person.page("broker-error").await;
+    person.browser.goto(&broker.url("/logout")).await.expect("goto");
+    let heading = person.wait_for(Locator::Css("h1")).await.text().await.expect("h1 text");
+    assert_eq!(heading, "You are logged out");
+    person.page("broker-logged-out").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_logs_in_with_a_password_in_chromium_on_a_laptop_and_a_phone() {
+    let driver = Chromedriver::start();
+    let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app_addr = app_listener.local_addr().expect("addr");
+    let app = format!("http://{app_addr}");
+    let broker = TestBroker::for_app(&app).await;
+    let router = example_app::router(&example_app::Cli {
+        issuer: broker.issuer.clone(),
+        listen: app_addr,
+        client_id: None,
+        client_secret: portcullis_tests::flow::SECRET.to_string(),
+        redirect_uri: format!("{app}/callback"),
+        post_logout_redirect_uri: format!("{app}/"),
+        public: false,
+    })
+    .await
+    .expect("the example app discovers the broker");
+    tokio::spawn(async move { axum::serve(app_listener, router).await });
+
+    let profile = tempfile::tempdir().expect("profile dir");
+    let browser = open_browser(&driver, profile.path()).await;
+    let mut person = Person { browser, device: "desktop", width: DESKTOP.0, dir: artifacts_dir(), step: 0 };
+    let expected_sub = portcullis::oidc::sub::encode(USER_ID, "local");
+
+    person.resize("desktop", DESKTOP).await;
+    let claims = log_in(&mut person, &app, true).await;
+    assert_eq!(claims["email"], json!(EMAIL));
+    assert_eq!(claims["email_verified"], json!(true));
+    assert_eq!(claims["sub"], json!(expected_sub));
+    assert_eq!(claims["iss"], json!(broker.issuer));
+    assert_eq!(claims["aud"], json!("example-app"));
+
+    // Logging out through the app ends the broker session and comes back to the app.
+    person.browser.find(Locator::LinkText("Log out")).await.expect("a Log out link").click().await.expect("click");
+    person.button("Login").await;
+    assert_eq!(person.browser.current_url().await.expect("url").as_str(), format!("{app}/"));
+    broker_pages(&mut person, &broker).await;
+
+    // The same login at a phone's width: the session ended, so the password is asked again.
+    person.resize("phone", PHONE).await;
+    let claims = log_in(&mut person, &app, false).await;
+    assert_eq!(claims["email"], json!(EMAIL));
+    assert_eq!(claims["sub"], json!(expected_sub));
+    broker_pages(&mut person, &broker).await;
+
+    // The checks themselves can fail: the app's start page, spoiled in each way they look for.
+    person.browser.goto(&format!("{app}/")).await.expect("open the example app");
+    person.button("Login").await;
+    person.js(SPOIL, vec![]).await;
+    let problems = person.audit().await.join("\n");
+    for expected in [
+        "<html> has no lang",
+        "2 <h1> elements instead of one",
+        r#"no label for <input id="spoiled">"#,
+        "horizontal scroll: content ",
+        r#"button "far" is not fully on screen"#,
+        r#"no visible focus style on "<input type=\"text\" id=\"extra_scopes\""#,
+        r#"no visible focus style on "<button type=\"submit\">Login</button>""#,
+    ] {
+        assert!(problems.contains(expected), "the audit missed {expected:?} on a spoiled page; it found:\n{problems}");
+    }
+
+    person.browser.close().await.expect("close the browser");
+}
