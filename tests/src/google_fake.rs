@@ -51,6 +51,8 @@ struct Inner {
     access_tokens: HashSet<String>,
     refresh_tokens: HashSet<String>,
     authorize_requests: Vec<Vec<(String, String)>>,
+    /// Every code and token handed out, for tests that check none reaches a log.
+    issued: Vec<String>,
 }
 
 struct Shared {
@@ -96,6 +98,7 @@ impl GoogleFake {
                 access_tokens: HashSet::new(),
                 refresh_tokens: HashSet::new(),
                 authorize_requests: Vec::new(),
+                issued: Vec::new(),
             }),
             key: keys().await,
             unknown_key: keys().await,
@@ -126,6 +129,11 @@ impl GoogleFake {
     /// Revokes every refresh token issued so far (as a password change would).
     pub fn revoke_refresh_tokens(&self) {
         self.shared.lock().refresh_tokens.clear();
+    }
+
+    /// Every code, access token, refresh token and ID token handed out so far.
+    pub fn issued(&self) -> Vec<String> {
+        self.shared.lock().issued.clone()
     }
 
     /// The query parameters of the last authorization request.
@@ -180,6 +188,7 @@ async fn authorize(State(s): State<Arc<Shared>>, Query(query): Query<Vec<(String
     };
     let code = format!("4/0Afake{}", random());
     let offline = get("access_type").as_deref() == Some("offline");
+    inner.issued.push(code.clone());
     inner
         .codes
         .insert(code.clone(), Grant { nonce: get("nonce"), redirect_uri: redirect_uri.clone(), challenge, offline });
@@ -242,6 +251,7 @@ async fn token(
             let refresh = grant.offline.then(|| format!("1//0gFake{}", random()));
             if let Some(r) = &refresh {
                 inner.refresh_tokens.insert(r.clone());
+                inner.issued.push(r.clone());
             }
             (grant.nonce, refresh)
         }
@@ -257,6 +267,8 @@ async fn token(
     let access_token = format!("ya29.fake-{}", random());
     inner.access_tokens.insert(access_token.clone());
     let id_token = id_token(&s, &inner, nonce);
+    inner.issued.push(access_token.clone());
+    inner.issued.push(id_token.clone());
     let mut body = json!({
         "access_token": access_token,
         "expires_in": 3599,

@@ -356,6 +356,59 @@ async fn each_forgery_is_refused_for_its_own_reason() {
     assert!(identity.connector_data.is_none(), "no offline_access, nothing kept");
 }
 
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// A Google login with refresh, then a refused (forged) one, at debug level: no code, token,
+/// nonce or client secret that passed through the connector reaches the broker's log.
+#[tokio::test]
+async fn no_upstream_secret_reaches_the_logs() {
+    let capture = Capture::default();
+    tracing_subscriber::fmt()
+        .with_env_filter("debug,cookie_store=off")
+        .with_writer(capture.clone())
+        .with_ansi(false)
+        .try_init()
+        .expect("the only subscriber in this test binary");
+    let fake = GoogleFake::start(google_user(Some("acme.test"), json!(true))).await;
+    let b = google_broker(&fake, "    hostedDomains: [acme.test]\n").await;
+    let (back, pending, web) = google_login(&b, &fake, "openid email offline_access").await;
+    let nonce = fake.last_authorize().get("nonce").cloned().unwrap();
+    let code = flow::finish(&b, &web, back, &pending).await;
+    let tokens = flow::exchange(&b, &code, &pending).await;
+    let refreshed = flow::refresh(&b, tokens.refresh_token().unwrap()).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    fake.forge(Forge::WrongNonce);
+    let (refused, _, _) = google_login(&b, &fake, "openid email").await;
+    assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("the upstream ID token was refused"), "the refusal is logged");
+    let mut secrets = fake.issued();
+    assert!(secrets.len() >= 6, "codes and tokens were issued: {}", secrets.len());
+    secrets.extend([google_fake::CLIENT_SECRET.to_string(), nonce]);
+    for secret in secrets {
+        assert!(!logs.contains(&secret), "a secret reached the logs");
+    }
+}
+
 // ---- config ----
 
 /// The config refusal `describe` gives for `config` on `plugin_name`.
