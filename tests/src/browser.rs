@@ -33,7 +33,8 @@ impl Chromedriver {
         for tool in [CHROMEDRIVER, CHROMIUM] {
             assert!(
                 std::path::Path::new(tool).exists(),
-                "{tool} is missing: the browser test needs Debian's chromium and chromium-driver; run `cargo xtask setup`"
+                "{tool} is missing: the browser test needs Debian's chromium and chromium-driver; \
+                 run `cargo xtask setup`"
             );
         }
         let mut child = Command::new(CHROMEDRIVER)
@@ -76,10 +77,16 @@ impl Drop for Chromedriver {
     }
 }
 
-/// `target/test-artifacts/browser/`, created if needed: where the screenshots are kept.
+/// `target/test-artifacts/browser/`, created if needed and emptied of an earlier run's
+/// screenshots: where this run's are kept.
 pub fn artifacts_dir() -> PathBuf {
     let dir = PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-artifacts").join("browser");
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        if entry.path().extension().is_some_and(|e| e == "png") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     dir
 }
 

@@ -17,7 +17,7 @@ use portcullis_tests::browser::{CHROMIUM, Chromedriver, artifacts_dir};
 use serde_json::{Value, json};
 
 /// The longest any page may take to show what the next step looks for.
-const WAIT: Duration = Duration::from_secs(20);
+const WAIT: Duration = Duration::from_secs(30);
 /// `BASE_CONFIG`'s static password user (its hash is of "password").
 const EMAIL: &str = "admin@example.com";
 const PASSWORD: &str = "password";
@@ -133,8 +133,9 @@ impl Person {
         );
     }
 
-    /// `<html lang>`, one `<h1>`, a label for every input, no horizontal scroll, every form's
-    /// buttons within the viewport, and a visible keyboard focus style on every focusable.
+    /// `<html lang>`, a `<title>`, one `<main>` and one `<h1>`, a label for every input, no
+    /// horizontal scroll, every form's buttons within the viewport, and a visible keyboard focus
+    /// style on every focusable element.
     async fn audit(&self) -> Vec<String> {
         let found = self.js(STATIC_CHECKS, vec![]).await;
         let mut problems: Vec<String> =
@@ -179,10 +180,13 @@ impl Person {
     }
 }
 
-/// Returns a list of problems: lang, headings, labels, horizontal scroll, form buttons.
+/// Returns a list of problems: lang, title, landmark, headings, labels, horizontal scroll, form
+/// buttons.
 const STATIC_CHECKS: &str = r#"
 const problems = [];
 if (!(document.documentElement.getAttribute('lang') || '').trim()) problems.push('<html> has no lang');
+if (!document.title.trim()) problems.push('no <title>');
+if (document.querySelectorAll('main').length !== 1) problems.push('no single <main> landmark');
 const h1 = document.querySelectorAll('h1').length;
 if (h1 !== 1) problems.push(`${h1} <h1> elements instead of one`);
 for (const el of document.querySelectorAll('input, select, textarea')) {
@@ -192,7 +196,9 @@ for (const el of document.querySelectorAll('input, select, textarea')) {
   if (!labelled) problems.push(`no label for ${el.outerHTML}`);
 }
 const width = document.documentElement.scrollWidth;
-if (width > window.innerWidth) problems.push(`horizontal scroll: content ${width} px wide in a ${window.innerWidth} px viewport`);
+if (width > window.innerWidth) {
+  problems.push(`horizontal scroll: content ${width} px wide in a ${window.innerWidth} px viewport`);
+}
 for (const b of document.querySelectorAll('form button, form input[type=submit]')) {
   // Scrolled to vertically only: a person should not have to scroll sideways to find it.
   b.scrollIntoView({ block: 'center' });
@@ -208,7 +214,10 @@ return problems;
 
 /// Blurs whatever has focus, remembers every focusable element's unfocused ring, returns how many.
 const SNAPSHOT_UNFOCUSED: &str = r#"
-const ring = el => { const s = getComputedStyle(el); return `outline: ${s.outlineStyle} ${s.outlineWidth} ${s.outlineColor}; box-shadow: ${s.boxShadow}`; };
+const ring = el => {
+  const s = getComputedStyle(el);
+  return `outline: ${s.outlineStyle} ${s.outlineWidth} ${s.outlineColor}; box-shadow: ${s.boxShadow}`;
+};
 if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
 const focusable = [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea')]
   .filter(el => !el.disabled && el.getClientRects().length > 0);
@@ -229,10 +238,11 @@ const visible = now !== known[index][1] && (outline || s.boxShadow !== 'none');
 return { index, what: el.outerHTML.slice(0, 120), before: known[index][1], now, visible };
 "#;
 
-/// Spoils a page in every way the audit checks: no lang, two headings, an unlabelled input, a
-/// button off screen to the right (so the page scrolls sideways), and no focus ring.
+/// Spoils a page in every way the audit checks: no lang, no title, two headings, an unlabelled
+/// input, a button off screen to the right (so the page scrolls sideways), and no focus ring.
 const SPOIL: &str = r#"
 document.documentElement.removeAttribute('lang');
+document.title = '';
 document.querySelector('main').insertAdjacentHTML('beforeend',
   '<h1>Another heading</h1><input id="spoiled">'
   + '<form><button type="button" style="margin-left: 500px">far</button></form>');
@@ -303,6 +313,8 @@ async fn broker_pages(person: &mut Person, broker: &TestBroker) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_logs_in_with_a_password_in_chromium_on_a_laptop_and_a_phone() {
+    // Declared first so it is removed last, after the driver has ended the browser using it.
+    let profile = tempfile::tempdir().expect("profile dir");
     let driver = Chromedriver::start();
     let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let app_addr = app_listener.local_addr().expect("addr");
@@ -321,7 +333,6 @@ async fn a_person_logs_in_with_a_password_in_chromium_on_a_laptop_and_a_phone() 
     .expect("the example app discovers the broker");
     tokio::spawn(async move { axum::serve(app_listener, router).await });
 
-    let profile = tempfile::tempdir().expect("profile dir");
     let browser = open_browser(&driver, profile.path()).await;
     let mut person = Person { browser, device: "desktop", width: DESKTOP.0, dir: artifacts_dir(), step: 0 };
     let expected_sub = portcullis::oidc::sub::encode(USER_ID, "local");
@@ -354,6 +365,7 @@ async fn a_person_logs_in_with_a_password_in_chromium_on_a_laptop_and_a_phone() 
     let problems = person.audit().await.join("\n");
     for expected in [
         "<html> has no lang",
+        "no <title>",
         "2 <h1> elements instead of one",
         r#"no label for <input id="spoiled">"#,
         "horizontal scroll: content ",
