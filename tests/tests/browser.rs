@@ -56,6 +56,20 @@ async fn open_browser(driver: &Chromedriver, profile: &Path) -> Client {
         .unwrap_or_else(|e| panic!("cannot open a Chromium session through chromedriver at {}: {e}", driver.url))
 }
 
+/// chromedriver's `goog/cdp/execute`: one Chrome DevTools Protocol command (`{cmd, params}`).
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
 /// One person at one window size, numbering and saving each page they see.
 struct Person {
     browser: Client,
@@ -74,6 +88,17 @@ impl Person {
         self.browser.set_window_size(size.0, size.1).await.expect("set the window size");
         let width = self.js("return window.innerWidth", vec![]).await;
         assert_eq!(width, json!(size.0), "the {device} viewport is not {} CSS pixels wide", size.0);
+    }
+
+    /// Makes pages see `prefers-color-scheme: <scheme>` (Chrome DevTools Protocol via chromedriver).
+    async fn color_scheme(&self, scheme: &str) {
+        let command = json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] },
+        });
+        self.browser.issue_cmd(Cdp(command)).await.expect("emulate a color scheme");
+        let matches = self.js(&format!("return matchMedia('(prefers-color-scheme: {scheme})').matches"), vec![]).await;
+        assert_eq!(matches, json!(true), "the browser does not emulate prefers-color-scheme: {scheme}");
     }
 
     async fn js(&self, script: &str, args: Vec<Value>) -> Value {
@@ -134,12 +159,15 @@ impl Person {
     }
 
     /// `<html lang>`, a `<title>`, one `<main>` and one `<h1>`, a label for every input, no
-    /// horizontal scroll, every form's buttons within the viewport, and a visible keyboard focus
-    /// style on every focusable element.
+    /// horizontal scroll, every form's buttons within the viewport, text contrast (WCAG AA), and
+    /// a visible keyboard focus style on every focusable element.
     async fn audit(&self) -> Vec<String> {
-        let found = self.js(STATIC_CHECKS, vec![]).await;
-        let mut problems: Vec<String> =
-            found.as_array().expect("a list").iter().map(|p| p.as_str().unwrap_or_default().to_string()).collect();
+        let mut problems = Vec::new();
+        for checks in [STATIC_CHECKS, CONTRAST_CHECKS] {
+            let found = self.js(checks, vec![]).await;
+            let found = found.as_array().expect("a list of problems").iter();
+            problems.extend(found.map(|p| p.as_str().unwrap_or_default().to_string()));
+        }
         problems.extend(self.focus_problems().await);
         problems
     }
@@ -212,6 +240,52 @@ window.scrollTo(0, 0);
 return problems;
 "#;
 
+/// Returns a list of text whose contrast with what is behind it is below WCAG AA: 4.5:1, or 3:1
+/// for large text (24 px, or 18.66 px bold). Backgrounds are composited from the root down.
+const CONTRAST_CHECKS: &str = r#"
+const problems = [];
+const parse = c => {
+  const m = /rgba?\(([^)]+)\)/.exec(c);
+  if (!m) return null;
+  const p = m[1].split(/[\s,\/]+/).filter(Boolean).map(Number);
+  return [p[0], p[1], p[2], p.length > 3 ? p[3] : 1];
+};
+const lum = ([r, g, b]) => {
+  const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+  return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+};
+const over = (top, under) => [0, 1, 2].map(i => top[i] * top[3] + under[i] * (1 - top[3])).concat([1]);
+const darkCanvas = matchMedia('(prefers-color-scheme: dark)').matches
+  && getComputedStyle(document.documentElement).colorScheme.includes('dark');
+const behind = el => {
+  const chain = [];
+  for (let e = el; e; e = e.parentElement) chain.unshift(e);
+  let bg = darkCanvas ? [18, 18, 18, 1] : [255, 255, 255, 1];
+  for (const e of chain) {
+    const c = parse(getComputedStyle(e).backgroundColor);
+    if (c && c[3] > 0) bg = over(c, bg);
+  }
+  return bg;
+};
+for (const el of document.body.querySelectorAll('*')) {
+  const text = [...el.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent).join('').trim();
+  const s = getComputedStyle(el);
+  if (!text || el.getClientRects().length === 0 || s.visibility !== 'visible') continue;
+  const fg = parse(s.color);
+  if (!fg) { problems.push(`cannot read the color ${s.color} of "${text.slice(0, 40)}"`); continue; }
+  const bg = behind(el);
+  const [hi, lo] = [lum(over(fg, bg)), lum(bg)].sort((a, b) => b - a);
+  const ratio = (hi + 0.05) / (lo + 0.05);
+  const size = parseFloat(s.fontSize);
+  const need = size >= 24 || (parseInt(s.fontWeight, 10) >= 700 && size >= 18.66) ? 3 : 4.5;
+  if (ratio < need) {
+    problems.push(`contrast ${ratio.toFixed(2)}:1 (needs ${need}:1) for "${text.slice(0, 40)}": `
+      + `${s.color} on rgb(${bg.slice(0, 3).map(Math.round).join(', ')})`);
+  }
+}
+return problems;
+"#;
+
 /// Blurs whatever has focus, remembers every focusable element's unfocused ring, returns how many.
 const SNAPSHOT_UNFOCUSED: &str = r#"
 const ring = el => {
@@ -239,12 +313,12 @@ return { index, what: el.outerHTML.slice(0, 120), before: known[index][1], now, 
 "#;
 
 /// Spoils a page in every way the audit checks: no lang, no title, two headings, an unlabelled
-/// input, a button off screen to the right (so the page scrolls sideways), and no focus ring.
+/// input, faint text, a button off screen to the right (so the page scrolls sideways), and no focus ring.
 const SPOIL: &str = r#"
 document.documentElement.removeAttribute('lang');
 document.title = '';
 document.querySelector('main').insertAdjacentHTML('beforeend',
-  '<h1>Another heading</h1><input id="spoiled">'
+  '<h1>Another heading</h1><input id="spoiled"><p style="color: #bbb">faint</p>'
   + '<form><button type="button" style="margin-left: 500px">far</button></form>');
 const style = document.createElement('style');
 style.textContent = '*:focus, *:focus-visible { outline: none !important; box-shadow: none !important; }';
@@ -351,8 +425,10 @@ async fn a_person_logs_in_with_a_password_in_chromium_on_a_laptop_and_a_phone() 
     assert_eq!(person.browser.current_url().await.expect("url").as_str(), format!("{app}/"));
     broker_pages(&mut person, &broker).await;
 
-    // The same login at a phone's width: the session ended, so the password is asked again.
+    // The same login at a phone's width, in dark mode: the session ended, so the password is
+    // asked again.
     person.resize("phone", PHONE).await;
+    person.color_scheme("dark").await;
     let claims = log_in(&mut person, &app, false).await;
     assert_eq!(claims["email"], json!(EMAIL));
     assert_eq!(claims["sub"], json!(expected_sub));
@@ -366,6 +442,7 @@ async fn a_person_logs_in_with_a_password_in_chromium_on_a_laptop_and_a_phone() 
     for expected in [
         "<html> has no lang",
         "no <title>",
+        r#"contrast 1.92:1 (needs 4.5:1) for "faint": rgb(187, 187, 187) on rgb(255, 255, 255)"#,
         "2 <h1> elements instead of one",
         r#"no label for <input id="spoiled">"#,
         "horizontal scroll: content ",
