@@ -313,7 +313,8 @@ return { index, what: el.outerHTML.slice(0, 120), before: known[index][1], now, 
 "#;
 
 /// Spoils a page in every way the audit checks: no lang, no title, two headings, an unlabelled
-/// input, faint text, a button off screen to the right (so the page scrolls sideways), and no focus ring.
+/// input, faint text, a button off screen to the right (so the page scrolls sideways), and no
+/// focus ring.
 const SPOIL: &str = r#"
 document.documentElement.removeAttribute('lang');
 document.title = '';
@@ -377,7 +378,8 @@ async fn broker_pages(person: &mut Person, broker: &TestBroker) {
         .goto(&broker.url("/auth?client_id=no-such-app&response_type=code&scope=openid"))
         .await
         .expect("goto");
-    person.wait_for(Locator::Css("h1")).await;
+    let heading = person.wait_for(Locator::Css("h1")).await.text().await.expect("h1 text");
+    assert_eq!(heading, "Unknown application");
     person.page("broker-error").await;
     person.browser.goto(&broker.url("/logout")).await.expect("goto");
     let heading = person.wait_for(Locator::Css("h1")).await.text().await.expect("h1 text");
