@@ -118,7 +118,8 @@ struct Options<'a> {
     algorithm: &'a str,
     cache: &'a Path,
     /// The SQLite file: reused across starts, as a restarted broker finds its keys there.
-    db: &'a Path,
+    /// `None`: the in-memory storage (a baseline for what SQLite costs).
+    db: Option<&'a Path>,
 }
 
 fn config(dir: &Path, port: u16, telemetry: u16, o: &Options) -> PathBuf {
@@ -126,10 +127,7 @@ fn config(dir: &Path, port: u16, telemetry: u16, o: &Options) -> PathBuf {
     let yaml = format!(
         r#"
 issuer: http://127.0.0.1:{port}/dex
-storage:
-  type: sqlite3
-  config:
-    file: {db}
+storage:{storage}
 web:
   http: 127.0.0.1:{port}
 telemetry:
@@ -155,7 +153,10 @@ staticPasswords:
   username: admin
   userID: 08a8684b-db88-4b73-90a9-3cd1661f5466
 "#,
-        db = o.db.display(),
+        storage = match o.db {
+            Some(db) => format!("\n  type: sqlite3\n  config:\n    file: {}", db.display()),
+            None => "\n  type: memory".to_string(),
+        },
         alg = o.algorithm,
         cache = o.cache.display(),
     );
@@ -436,7 +437,7 @@ async fn main() {
     let mut out = serde_json::Map::new();
 
     // ---- Cold start: no plugin, four plugins with an empty cache, then warm ----
-    let none = Options { connectors: "", algorithm: "RS256", cache: cache.path(), db: &rs_db };
+    let none = Options { connectors: "", algorithm: "RS256", cache: cache.path(), db: Some(&rs_db) };
     drop(start(&none).await); // creates the database and the signing keys
     let mut bare = Vec::new();
     for _ in 0..STARTS {
@@ -446,9 +447,11 @@ async fn main() {
     let mut cold = Vec::new();
     for _ in 0..STARTS {
         let empty = tempfile::tempdir().unwrap();
-        cold.push(start(&Options { connectors: &four, algorithm: "RS256", cache: empty.path(), db: &rs_db }).await.1);
+        cold.push(
+            start(&Options { connectors: &four, algorithm: "RS256", cache: empty.path(), db: Some(&rs_db) }).await.1,
+        );
     }
-    let with_four = Options { connectors: &four, algorithm: "RS256", cache: cache.path(), db: &rs_db };
+    let with_four = Options { connectors: &four, algorithm: "RS256", cache: cache.path(), db: Some(&rs_db) };
     drop(start(&with_four).await); // fills the cache
     let mut warm = Vec::new();
     for _ in 0..STARTS {
@@ -499,12 +502,7 @@ async fn main() {
     rps("GET /keys (JWKS)", "jwks", &jwks, Some(healthz.per_second));
 
     // ---- Full logins: mock WASM connector, then the password DB (bcrypt) ----
-    let (h, base) = (http.clone(), server.base.clone());
-    let mock = load(&server, move |_| {
-        let (h, base) = (h.clone(), base.clone());
-        async move { login(&h, &base, "mock", "openid email groups").await.is_some() }
-    })
-    .await;
+    let mock = login_load(&server, &http).await;
     let (h, base) = (http.clone(), server.base.clone());
     let local = load(&server, move |_| {
         let (h, base) = (h.clone(), base.clone());
@@ -512,7 +510,7 @@ async fn main() {
     })
     .await;
     rows.push((
-        "full login, mock WASM connector".into(),
+        "full login, mock WASM connector, RS256".into(),
         format!("{:.0}/s", mock.per_second),
         format!("{:.2} ms CPU/login", ms(mock.cpu_per_op)),
     ));
@@ -534,9 +532,30 @@ async fn main() {
     drop(server);
     // ---- ... and ES256 on a second one ----
     let (es_server, _) =
-        start(&Options { connectors: &mock_only(), algorithm: "ES256", cache: cache.path(), db: &es_db }).await;
+        start(&Options { connectors: &mock_only(), algorithm: "ES256", cache: cache.path(), db: Some(&es_db) }).await;
     let es256 = refresh_load(&es_server, &http).await;
+    let es_login = login_load(&es_server, &http).await;
     drop(es_server);
+    // ---- ... and ES256 over the in-memory storage: what SQLite adds to a login ----
+    let (mem_server, _) =
+        start(&Options { connectors: &mock_only(), algorithm: "ES256", cache: cache.path(), db: None }).await;
+    let mem_login = login_load(&mem_server, &http).await;
+    drop(mem_server);
+    rows.push((
+        "full login, mock, ES256".into(),
+        format!("{:.0}/s", es_login.per_second),
+        format!("{:.2} ms CPU/login", ms(es_login.cpu_per_op)),
+    ));
+    rows.push((
+        "full login, mock, ES256, memory storage".into(),
+        format!("{:.0}/s", mem_login.per_second),
+        format!("{:.2} ms CPU/login", ms(mem_login.cpu_per_op)),
+    ));
+    out.insert("login_mock_es256_per_s".into(), json!(es_login.per_second));
+    out.insert("login_mock_es256_cpu_ms".into(), json!(ms(es_login.cpu_per_op)));
+    out.insert("login_mock_es256_memory_per_s".into(), json!(mem_login.per_second));
+    out.insert("login_mock_es256_memory_cpu_ms".into(), json!(ms(mem_login.cpu_per_op)));
+    out.insert("login_errors_es256".into(), json!(es_login.errors + mem_login.errors));
     let (sign_rs, sign_es) = (signature_cost("RS256").await, signature_cost("ES256").await);
     rows.push((
         "refresh grant, RS256".into(),
@@ -570,6 +589,16 @@ async fn main() {
     let json = Value::Object(out).to_string();
     std::fs::write(dir.join("server.json"), &json).unwrap();
     println!("{json}");
+}
+
+/// Full logins through the mock connector.
+async fn login_load(server: &Server, http: &reqwest::Client) -> Load {
+    let (h, base) = (http.clone(), server.base.clone());
+    load(server, move |_| {
+        let (h, base) = (h.clone(), base.clone());
+        async move { login(&h, &base, "mock", "openid email groups").await.is_some() }
+    })
+    .await
 }
 
 /// Refresh grants from `CLIENTS` chains, each rotating its own refresh token.

@@ -150,7 +150,7 @@ async fn wrong_password_unknown_user_and_empty_password_show_the_form_again() {
 }
 
 /// The connector loaded straight into a registry, granted `grant`.
-async fn registry(slapd: &Slapd, config: Value, grant: String) -> Registry {
+async fn registry(_slapd: &Slapd, config: Value, grant: String) -> Registry {
     let mut spec = spec("ldap", plugin("ldap"), config);
     spec.allowed_hosts = vec![grant];
     Registry::load(&engine(), &[spec], None).await.unwrap()

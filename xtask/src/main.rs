@@ -118,8 +118,42 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     if !status.success() {
         bail!("tests failed");
     }
+    // The connectors' own unit tests (pure logic: escaping, claim mapping, pagination, config
+    // errors) run natively; the guests themselves were built for wasm above.
+    let mut guests = cargo_command();
+    guests.current_dir(workspace_root()).arg("test");
+    for package in GUEST_UNIT_TESTS {
+        guests.args(["--package", package]);
+    }
+    if !guests.status()?.success() {
+        bail!("the connectors' unit tests failed");
+    }
+    let example = cargo_command()
+        .current_dir(workspace_root())
+        .args([
+            "test",
+            "--manifest-path",
+            "examples/custom-connector/Cargo.toml",
+            "--target-dir",
+            "target/custom-connector",
+        ])
+        .status()?;
+    if !example.success() {
+        bail!("the custom connector example's tests failed");
+    }
     Ok(())
 }
+
+/// Guest crates whose unit tests run natively in `cargo xtask test`.
+const GUEST_UNIT_TESTS: &[&str] = &[
+    "portcullis-connector-sdk",
+    "portcullis-mock",
+    "portcullis-github",
+    "portcullis-oidc-core",
+    "portcullis-oidc",
+    "portcullis-google",
+    "portcullis-ldap",
+];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).
 const BENCHES: &[(&str, &str)] = &[
