@@ -314,6 +314,24 @@ async fn refresh_after_the_token_is_revoked_is_invalid_grant() {
 }
 
 #[tokio::test]
+async fn a_refresh_while_github_fails_or_rate_limits_is_retryable_and_keeps_the_token() {
+    let (fake, b) = setup(octo(), 30, "").await;
+    let t = tokens(&b, &fake, "openid offline_access groups").await;
+    let token = t.refresh_token().unwrap();
+    for mode in [ApiMode::ServerError(502), ApiMode::RateLimited { reset: 1_767_225_600 }] {
+        fake.set_mode(mode);
+        let response = flow::refresh(&b, token).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let json: Value = response.json().await.unwrap();
+        assert_eq!(json["error"], "temporarily_unavailable");
+    }
+    // GitHub is back: the same refresh token still works.
+    fake.set_mode(ApiMode::Normal);
+    let response = flow::refresh(&b, token).await;
+    assert_eq!(response.status(), StatusCode::OK, "the token survived the outage");
+}
+
+#[tokio::test]
 async fn a_misspelt_config_key_is_refused_naming_it() {
     let fake = FakeGitHub::start(octo(), 30).await;
     let cases = [

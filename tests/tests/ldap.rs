@@ -116,7 +116,10 @@ async fn a_login_name_needing_escaping_logs_in_and_wildcards_match_nobody() {
     assert_eq!(tokens.claims["federated_claims"]["user_id"], "jane*(x)");
     assert_eq!(tokens.claims["groups"], json!(["staff"]), "memberUid matched through an escaped filter");
     // Unescaped, `zo*` would find zoe alone and log in as her; `*)(uid=*` would widen the filter.
-    for (username, password) in [("zo*", "zoe-password"), ("*", "jane-password"), ("*)(uid=*", "jane-password")] {
+    // Each of these, unescaped, narrows to exactly one entry whose password is given.
+    let narrowing = [("zo*", "zoe-password"), ("j*e", "jane-password"), ("lo*", "loner-password")];
+    let widening = [("*", "jane-password"), ("*)(uid=*", "jane-password")];
+    for (username, password) in narrowing.into_iter().chain(widening) {
         login_refused(&b, username, password, "Invalid username or password").await;
     }
 }
@@ -165,7 +168,10 @@ async fn a_login_name_matching_several_entries_logs_in_as_nobody() {
     let registry = registry(&slapd, config, slapd.ldap_grant()).await;
     let ldap = registry.get("ldap").unwrap();
     let all = Scopes { offline_access: true, groups: true };
-    assert_eq!(ldap.login(all, "inetOrgPerson", "jane-password").await.unwrap(), None);
+    // Whichever entry the directory returns first, no password logs anyone in.
+    for password in ["jane-password", "zoe-password", "starry-password", "loner-password"] {
+        assert_eq!(ldap.login(all, "inetOrgPerson", password).await.unwrap(), None, "{password}");
+    }
 }
 
 #[tokio::test]

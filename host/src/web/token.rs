@@ -319,7 +319,7 @@ async fn refresh(
                 Ok(identity) => identity,
                 Err(e) => {
                     tracing::warn!(connector = %stored.connector_id, "refresh failed: {e}");
-                    return Err(OAuthError::invalid_grant("the identity provider refused to refresh this login"));
+                    return Err(refresh_failure(&e));
                 }
             }
         }
@@ -364,4 +364,20 @@ async fn refresh(
         &stored.family,
         Some(next_token),
     )
+}
+
+/// What a client hears when the connector could not refresh. A refusal (the user was removed,
+/// left a required group, revoked the upstream grant) ends the login: `invalid_grant`. A
+/// failure that may pass — the upstream down or slow, rate limiting — is a 503
+/// `temporarily_unavailable`, and the refresh token stays valid (nothing was rotated yet), so
+/// a client retries instead of logging the user out.
+fn refresh_failure(e: &crate::connectors::PluginError) -> OAuthError {
+    use crate::connectors::{PluginError, Refusal};
+    match e {
+        PluginError::Refused { refusal: Refusal::Upstream(_), .. } | PluginError::Deadline { .. } => OAuthError::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "the identity provider could not be reached to refresh this login; retry later",
+        ),
+        _ => OAuthError::invalid_grant("the identity provider refused to refresh this login"),
+    }
 }

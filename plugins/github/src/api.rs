@@ -155,7 +155,10 @@ fn check(resp: Response, method: &str, url: &str) -> Result<Response, ConnectorE
     } else {
         format!("GitHub answered HTTP {status}{said}")
     };
-    Err(ConnectorError::Upstream(format!("{method} {}: {text}", redacted(url))))
+    let text = format!("{method} {}: {text}", redacted(url));
+    // A revoked token ends the login (a refresh answers invalid_grant); the rest may pass, so
+    // a refresh answers "temporarily unavailable" and the client keeps its token.
+    Err(if status == 401 && !limited { ConnectorError::Denied(text) } else { ConnectorError::Upstream(text) })
 }
 
 /// `url` without its query and fragment, for error messages.

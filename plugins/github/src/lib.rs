@@ -131,11 +131,11 @@ impl Connector for GitHub {
             .connector_data
             .as_deref()
             .and_then(|d| serde_json::from_slice(d).ok())
-            .ok_or_else(|| ConnectorError::Upstream("no GitHub access token is stored for this login".into()))?;
+            .ok_or_else(|| ConnectorError::Denied("no GitHub access token is stored for this login".into()))?;
         let scopes = Scopes { offline_access: true, ..scopes };
         let id = identity(config, scopes, &data.access_token)?;
         if id.user_id != previous.user_id {
-            return Err(ConnectorError::Upstream(format!(
+            return Err(ConnectorError::Denied(format!(
                 "the stored GitHub token now belongs to user {} instead of {}",
                 id.user_id, previous.user_id
             )));

@@ -229,7 +229,13 @@ impl Connector for Ldap {
             return Err(ConnectorError::Denied("the login name now belongs to another directory entry".into()));
         }
         let groups = if scopes.groups { settings.groups(&service, &entry)? } else { Vec::new() };
-        settings.identity(&entry, groups, identity.connector_data)
+        let refreshed = settings.identity(&entry, groups, identity.connector_data)?;
+        // Same DN, other person (deleted and re-created with a new idAttr such as entryUUID).
+        if refreshed.user_id != identity.user_id {
+            log::warn("refresh: the directory entry now has another id; refusing");
+            return Err(ConnectorError::Denied("the directory entry now belongs to another user".into()));
+        }
+        Ok(refreshed)
     }
 }
 
