@@ -162,7 +162,7 @@ impl Connector for UserApi {
         }
         let user: ApiUser = response.error_for_status()?.json()?;
         if user.id != previous.user_id {
-            return Err(ConnectorError::Upstream("the user API answered with another user".into()));
+            return Err(ConnectorError::Denied("the user API answered with another user".into()));
         }
         Ok(user.into_identity(scopes, previous.preferred_username))
     }

@@ -218,7 +218,10 @@ pub trait Connector {
     }
 
     /// Re-reads the identity when a refresh token is redeemed; `identity` is what the last
-    /// login or refresh returned, `connector_data` included.
+    /// login or refresh returned, `connector_data` included. Return
+    /// [`ConnectorError::Denied`] when the user or their upstream grant is gone (the client
+    /// gets `invalid_grant`) and [`ConnectorError::Upstream`] when the upstream failed (the
+    /// client gets 503 `temporarily_unavailable` and keeps its refresh token).
     fn refresh(config: &Self::Config, scopes: Scopes, identity: Identity) -> Result<Identity, ConnectorError> {
         let _ = (config, scopes, identity);
         Err(unsupported("refresh"))
