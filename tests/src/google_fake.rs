@@ -3,8 +3,10 @@
 //! once and redirects back with a code), the token endpoint (code with PKCE, refresh; `400
 //! invalid_grant` for anything it did not issue), the JWKS and userinfo. ID tokens are RS256,
 //! signed by the broker's own key code with a fresh key; a test can make the fake forge them
-//! (wrong nonce, wrong audience, expired, unknown key), or userinfo about another user, to check
-//! the connectors refuse them.
+//! (wrong nonce, audience, issuer or `azp`, expired, unknown key, `alg: none`, HS256 signed
+//! with the client secret), or userinfo about another user, to check the connectors refuse them.
+//! The discovery's `id_token_signing_alg_values_supported`, a refresh without ID token,
+//! userinfo's answer and a failing token endpoint can be set too.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +37,15 @@ pub enum Forge {
     UnknownKey,
     /// Not the ID token: userinfo answers about another user.
     OtherUserinfoSub,
+    WrongIssuer,
+    /// An unsigned token (`alg: none`, empty signature).
+    AlgNone,
+    /// HS256, signed with the client secret (which the client knows, so proves nothing).
+    Hs256,
+    /// `aud` lists the client and another, `azp` is the other.
+    SeveralAudiencesWrongAzp,
+    /// `aud` lists the client and another, no `azp`.
+    SeveralAudiencesNoAzp,
 }
 
 struct Grant {
@@ -53,6 +64,11 @@ struct Inner {
     authorize_requests: Vec<Vec<(String, String)>>,
     /// Every code and token handed out, for tests that check none reaches a log.
     issued: Vec<String>,
+    signing_algs: Vec<String>,
+    refresh_id_token: bool,
+    userinfo: Option<Value>,
+    userinfo_calls: usize,
+    token_unavailable: bool,
 }
 
 struct Shared {
@@ -99,6 +115,11 @@ impl GoogleFake {
                 refresh_tokens: HashSet::new(),
                 authorize_requests: Vec::new(),
                 issued: Vec::new(),
+                signing_algs: vec!["RS256".into()],
+                refresh_id_token: true,
+                userinfo: None,
+                userinfo_calls: 0,
+                token_unavailable: false,
             }),
             key: keys().await,
             unknown_key: keys().await,
@@ -126,6 +147,31 @@ impl GoogleFake {
         self.shared.lock().forge = forge;
     }
 
+    /// What discovery lists as `id_token_signing_alg_values_supported` (Google: `["RS256"]`).
+    pub fn set_signing_algs(&self, algs: &[&str]) {
+        self.shared.lock().signing_algs = algs.iter().map(|a| a.to_string()).collect();
+    }
+
+    /// Whether refresh answers carry an ID token (Google: yes; some providers: no).
+    pub fn set_refresh_id_token(&self, yes: bool) {
+        self.shared.lock().refresh_id_token = yes;
+    }
+
+    /// What userinfo answers from now on (default: the user's claims).
+    pub fn set_userinfo(&self, info: Value) {
+        self.shared.lock().userinfo = Some(info);
+    }
+
+    /// How many userinfo requests were answered so far.
+    pub fn userinfo_calls(&self) -> usize {
+        self.shared.lock().userinfo_calls
+    }
+
+    /// Makes the token endpoint answer `503 temporarily_unavailable` (an outage), or not.
+    pub fn set_token_unavailable(&self, yes: bool) {
+        self.shared.lock().token_unavailable = yes;
+    }
+
     /// Revokes every refresh token issued so far (as a password change would).
     pub fn revoke_refresh_tokens(&self) {
         self.shared.lock().refresh_tokens.clear();
@@ -144,6 +190,7 @@ impl GoogleFake {
 
 async fn discovery(State(s): State<Arc<Shared>>) -> Json<Value> {
     let i = &s.issuer;
+    let algs = s.lock().signing_algs.clone();
     Json(json!({
         "issuer": i,
         "authorization_endpoint": format!("{i}/o/oauth2/v2/auth"),
@@ -155,7 +202,7 @@ async fn discovery(State(s): State<Arc<Shared>>) -> Json<Value> {
         "response_types_supported": ["code", "token", "id_token", "code token", "code id_token", "token id_token",
             "code token id_token", "none"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": algs,
         "scopes_supported": ["openid", "email", "profile"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
         "claims_supported": ["aud", "email", "email_verified", "exp", "family_name", "given_name", "iat", "iss",
@@ -187,7 +234,9 @@ async fn authorize(State(s): State<Arc<Shared>>, Query(query): Query<Vec<(String
         None => None,
     };
     let code = format!("4/0Afake{}", random());
-    let offline = get("access_type").as_deref() == Some("offline");
+    // Google's `access_type=offline`, or the `offline_access` scope generic OIDC clients send.
+    let offline = get("access_type").as_deref() == Some("offline")
+        || get("scope").is_some_and(|s| s.split(' ').any(|s| s == "offline_access"));
     inner.issued.push(code.clone());
     inner
         .codes
@@ -233,6 +282,10 @@ async fn token(
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Unauthorized");
     }
     let mut inner = s.lock();
+    if inner.token_unavailable {
+        return oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "Try again later");
+    }
+    let mut with_id_token = true;
     let (nonce, refresh_token) = match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let Some(grant) = form.get("code").and_then(|c| inner.codes.remove(c)) else {
@@ -260,6 +313,7 @@ async fn token(
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Token has been expired or revoked.");
             }
             // Google keeps the refresh token: none comes back.
+            with_id_token = inner.refresh_id_token;
             (None, None)
         }
         _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "Invalid grant_type"),
@@ -272,10 +326,12 @@ async fn token(
     let mut body = json!({
         "access_token": access_token,
         "expires_in": 3599,
-        "id_token": id_token,
         "scope": "openid https://www.googleapis.com/auth/userinfo.email https://www.googleapis.com/auth/userinfo.profile",
         "token_type": "Bearer",
     });
+    if with_id_token {
+        body["id_token"] = json!(id_token);
+    }
     if let Some(r) = refresh_token {
         body["refresh_token"] = json!(r);
     }
@@ -309,8 +365,42 @@ fn id_token(s: &Shared, inner: &Inner, nonce: Option<String>) -> String {
         }
         Forge::UnknownKey => key = &s.unknown_key,
         Forge::OtherUserinfoSub => {}
+        Forge::WrongIssuer => claims["iss"] = json!("https://accounts.google.com.evil.test"),
+        Forge::SeveralAudiencesWrongAzp => {
+            claims["aud"] = json!([CLIENT_ID, "someone-else.apps.googleusercontent.com"]);
+            claims["azp"] = json!("someone-else.apps.googleusercontent.com");
+        }
+        Forge::SeveralAudiencesNoAzp => {
+            claims["aud"] = json!([CLIENT_ID, "someone-else.apps.googleusercontent.com"]);
+            if let Some(c) = claims.as_object_mut() {
+                c.remove("azp");
+            }
+        }
+        Forge::AlgNone => return compact(&json!({"alg": "none", "typ": "JWT"}), &claims, |_| Vec::new()),
+        Forge::Hs256 => {
+            return compact(&json!({"alg": "HS256", "typ": "JWT"}), &claims, |input| {
+                hmac_sha256(CLIENT_SECRET.as_bytes(), input)
+            });
+        }
     }
     key.sign(&claims, "JWT").expect("sign")
+}
+
+/// A compact JWS of `header` and `claims`, with the signature `sign` makes over its input.
+fn compact(header: &Value, claims: &Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+    let input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let signature = URL_SAFE_NO_PAD.encode(sign(input.as_bytes()));
+    format!("{input}.{signature}")
+}
+
+/// HMAC-SHA256 (RFC 2104) over the broker's SHA-256, for keys up to 64 bytes.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut block = [0u8; 64];
+    block[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| block.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = portcullis::oidc::pkce::sha256(&[pad(0x36), message.to_vec()].concat());
+    portcullis::oidc::pkce::sha256(&[pad(0x5c), inner].concat())
 }
 
 async fn certs(State(s): State<Arc<Shared>>) -> Response {
@@ -319,13 +409,14 @@ async fn certs(State(s): State<Arc<Shared>>) -> Response {
 }
 
 async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    let inner = s.lock();
+    let mut inner = s.lock();
+    inner.userinfo_calls += 1;
     let token =
         headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     if !token.is_some_and(|t| inner.access_tokens.contains(t)) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_request", "Invalid Credentials");
     }
-    let mut user = inner.user.clone();
+    let mut user = inner.userinfo.clone().unwrap_or_else(|| inner.user.clone());
     if inner.forge == Forge::OtherUserinfoSub {
         user["sub"] = json!("100000000000000000001");
     }

@@ -2,7 +2,7 @@
 //! logging in through an upstream Portcullis, as in Dex's tutorial), the fake Google with its
 //! hosted domains, forged ID tokens that must be refused, and config mistakes.
 
-use portcullis::connectors::{CallbackRequest, PluginError, Refusal, Registry, Scopes, SpecError};
+use portcullis::connectors::{CallbackRequest, Connector, Identity, PluginError, Refusal, Registry, Scopes, SpecError};
 use portcullis::oidc::sub;
 use portcullis::web::token_key;
 use portcullis_tests::flow::{self, Pending};
@@ -277,8 +277,21 @@ async fn google_email_verified_as_a_string_is_accepted_and_false_is_denied() {
 #[tokio::test]
 async fn forged_upstream_id_tokens_are_refused() {
     let fake = GoogleFake::start(google_user(None, json!(true))).await;
+    // Listed as Keycloak or Auth0 do: HMAC and an algorithm the host lacks must not break logins.
+    fake.set_signing_algs(&["RS256", "HS256", "ES512"]);
     let b = google_broker(&fake, "").await;
-    for forge in [Forge::WrongNonce, Forge::WrongAudience, Forge::Expired, Forge::UnknownKey] {
+    let forgeries = [
+        Forge::WrongNonce,
+        Forge::WrongAudience,
+        Forge::Expired,
+        Forge::UnknownKey,
+        Forge::WrongIssuer,
+        Forge::AlgNone,
+        Forge::Hs256,
+        Forge::SeveralAudiencesWrongAzp,
+        Forge::SeveralAudiencesNoAzp,
+    ];
+    for forge in forgeries {
         fake.forge(forge);
         let (back, _, _) = google_login(&b, &fake, "openid email").await;
         assert_refused(back, StatusCode::BAD_GATEWAY, "Login failed", &format!("{forge:?}")).await;
@@ -290,11 +303,91 @@ async fn forged_upstream_id_tokens_are_refused() {
     assert_eq!(flow::exchange(&b, &code, &pending).await.claims["email"], "sam@acme.test");
 }
 
+/// Logs in through `connector` against `fake` with the connector API alone.
+async fn connector_login(connector: &Connector, fake: &GoogleFake, scopes: Scopes) -> Result<Identity, PluginError> {
+    let callback = "http://127.0.0.1:9/dex/callback/x";
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let redirect = connector.login_url(scopes, callback, "st").await.unwrap();
+    let to = location(&http.get(&redirect.url).send().await.unwrap(), &fake.issuer).expect("the fake redirects back");
+    let query = url::Url::parse(&to).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let request = CallbackRequest {
+        method: "GET".into(),
+        query,
+        callback_url: callback.into(),
+        state_data: redirect.state_data,
+        ..Default::default()
+    };
+    connector.handle_callback(scopes, request).await
+}
+
+/// A refresh that brings no ID token: without getUserInfo the identity stays exactly as the ID
+/// token made it (no userinfo call); with it, userinfo is written over it, keeping the groups
+/// and verified email userinfo leaves out. Then the refresh errors: an outage is `Upstream`
+/// (the client may retry), a revoked refresh token `Denied` (the client must log in again).
+#[tokio::test]
+async fn oidc_refresh_without_id_token_and_refresh_errors() {
+    let mut user = google_user(None, json!(true));
+    user["groups"] = json!(["admins"]);
+    let fake = GoogleFake::start(user).await;
+    let config = json!({
+        "issuer": fake.issuer,
+        "clientID": google_fake::CLIENT_ID,
+        "clientSecret": google_fake::CLIENT_SECRET,
+        "insecureEnableGroups": true,
+    });
+    let mut plain = spec("plain", plugin("oidc"), config.clone());
+    plain.allowed_hosts = vec![fake.issuer.clone()];
+    let mut info = spec("info", plugin("oidc"), config);
+    info.config["getUserInfo"] = json!(true);
+    info.allowed_hosts = vec![fake.issuer.clone()];
+    let registry = Registry::load(&engine(), &[plain, info], None).await.unwrap();
+    let scopes = Scopes { offline_access: true, groups: true };
+    let expected = |id: &Identity, username: &str, what: &str| {
+        assert_eq!(id.user_id, "109876543210987654321", "{what}");
+        assert_eq!(id.username, username, "{what}");
+        assert_eq!(id.email.as_deref(), Some("sam@acme.test"), "{what}");
+        assert!(id.email_verified, "{what}");
+        assert_eq!(id.groups, ["admins"], "{what}");
+        assert!(id.connector_data.is_some(), "{what}: the upstream refresh token is kept");
+    };
+
+    fake.set_refresh_id_token(false);
+    fake.set_userinfo(json!({"sub": "109876543210987654321", "name": "Sam Renamed", "email": "sam@acme.test"}));
+    let plain = registry.get("plain").unwrap();
+    let first = connector_login(plain, &fake, scopes).await.unwrap();
+    expected(&first, "Sam Ple", "plain login");
+    let calls = fake.userinfo_calls();
+    let refreshed = plain.refresh(scopes, first.clone()).await.unwrap();
+    assert_eq!(refreshed, first, "no ID token and no getUserInfo: the identity is unchanged");
+    assert_eq!(fake.userinfo_calls(), calls, "getUserInfo is false: userinfo is not asked");
+
+    let info = registry.get("info").unwrap();
+    fake.set_userinfo(json!({"sub": "109876543210987654321", "name": "Sam Ple", "email": "sam@acme.test",
+        "email_verified": true, "groups": ["admins"]}));
+    let first = connector_login(info, &fake, scopes).await.unwrap();
+    expected(&first, "Sam Ple", "getUserInfo login");
+    fake.set_userinfo(json!({"sub": "109876543210987654321", "name": "Sam Renamed", "email": "sam@acme.test"}));
+    let refreshed = info.refresh(scopes, first.clone()).await.unwrap();
+    expected(&refreshed, "Sam Renamed", "getUserInfo refresh");
+
+    fake.set_token_unavailable(true);
+    let err = info.refresh(scopes, refreshed.clone()).await.unwrap_err();
+    assert!(matches!(err.refusal(), Some(Refusal::Upstream(m)) if m.contains("503")), "outage: {err:?}");
+    fake.set_token_unavailable(false);
+    fake.revoke_refresh_tokens();
+    let err = info.refresh(scopes, refreshed).await.unwrap_err();
+    assert!(matches!(err.refusal(), Some(Refusal::Denied(m)) if m.contains("invalid_grant")), "revoked: {err:?}");
+    let data: Value = serde_json::from_slice(first.connector_data.as_deref().unwrap()).unwrap();
+    let upstream_token = data["refresh_token"].as_str().expect("the upstream refresh token is kept");
+    assert!(!format!("{err:?}").contains(upstream_token), "no refresh token in the error");
+}
+
 /// The same forgeries through the connectors alone, to check each is refused for its own
 /// reason; the generic oidc connector (with getUserInfo) runs against the fake Google too.
 #[tokio::test]
 async fn each_forgery_is_refused_for_its_own_reason() {
     let fake = GoogleFake::start(google_user(None, json!(true))).await;
+    fake.set_signing_algs(&["RS256", "HS256", "ES512"]);
     let config = json!({
         "issuer": fake.issuer,
         "clientID": google_fake::CLIENT_ID,
@@ -313,6 +406,14 @@ async fn each_forgery_is_refused_for_its_own_reason() {
         ("google", Forge::WrongAudience, "InvalidAudience"),
         ("google", Forge::Expired, "ExpiredSignature"),
         ("google", Forge::UnknownKey, "no key in the JWKS matches kid"),
+        ("google", Forge::WrongIssuer, "InvalidIssuer"),
+        ("google", Forge::AlgNone, "malformed JWS"),
+        ("google", Forge::Hs256, "JWS is signed with HS256, which is not among the accepted algorithms"),
+        ("google", Forge::SeveralAudiencesWrongAzp, "it has several audiences and its azp is not this client"),
+        ("google", Forge::SeveralAudiencesNoAzp, "it has several audiences and its azp is not this client"),
+        ("oidc", Forge::WrongIssuer, "InvalidIssuer"),
+        ("oidc", Forge::Hs256, "JWS is signed with HS256"),
+        ("oidc", Forge::SeveralAudiencesNoAzp, "it has several audiences and its azp is not this client"),
         ("oidc", Forge::WrongNonce, "its nonce is not the one this login sent"),
         ("oidc", Forge::OtherUserinfoSub, "the userinfo response is about another subject"),
     ];

@@ -4,6 +4,9 @@
 use portcullis_connector_sdk::{ConnectorError, http};
 use serde::Deserialize;
 
+/// The algorithms the host's `jose::verify` supports (`host/src/connectors/capabilities/jose.rs`).
+const HOST_ALGORITHMS: &[&str] = &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+
 /// What the connector needs from the discovery document.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Provider {
@@ -55,10 +58,16 @@ impl Provider {
         Ok(())
     }
 
-    /// The algorithms ID tokens may be signed with: the discovered ones, RS256 when none.
+    /// The algorithms ID tokens may be signed with: the discovered ones the host's `jose`
+    /// import verifies (public-key only: never `none` nor HMAC, whose key is the client secret),
+    /// RS256 when none remain. The host refuses the whole list if one name is outside its set.
     pub fn algorithms(&self) -> Vec<String> {
-        let listed: Vec<String> =
-            self.id_token_signing_alg_values_supported.iter().filter(|a| *a != "none").cloned().collect();
+        let listed: Vec<String> = self
+            .id_token_signing_alg_values_supported
+            .iter()
+            .filter(|a| HOST_ALGORITHMS.contains(&a.as_str()))
+            .cloned()
+            .collect();
         if listed.is_empty() { vec!["RS256".to_string()] } else { listed }
     }
 
@@ -97,8 +106,16 @@ mod tests {
 
     #[test]
     fn algorithms_and_auth_method() {
-        let p = provider("https://idp.test");
+        let mut p = provider("https://idp.test");
         assert_eq!(p.algorithms(), ["RS256"]);
         assert!(p.secret_in_body(false));
+        // Keycloak/Auth0 list HMAC and algorithms the host lacks: only the verifiable ones remain.
+        let listed = ["RS256", "HS256", "HS512", "ES512", "none", "ES256", "EdDSA", "PS384"];
+        p.id_token_signing_alg_values_supported = listed.iter().map(|a| a.to_string()).collect();
+        assert_eq!(p.algorithms(), ["RS256", "ES256", "EdDSA", "PS384"]);
+        for only in [&["HS256", "none"][..], &["ES512"], &[]] {
+            p.id_token_signing_alg_values_supported = only.iter().map(|a| a.to_string()).collect();
+            assert_eq!(p.algorithms(), ["RS256"], "{only:?}");
+        }
     }
 }

@@ -48,6 +48,24 @@ impl ConnectorData {
 
 /// `POST token_endpoint` with `grant` parameters and the client's credentials.
 pub fn request(provider: &Provider, client: &Client, grant: &[(&str, &str)]) -> Result<TokenResponse, ConnectorError> {
+    read(provider, post(provider, client, grant)?)
+}
+
+/// The OAuth `error` code of a refused token request (RFC 6749 §5.2), if the body has one.
+fn oauth_error(response: &http::Response) -> Option<String> {
+    let body: Value = serde_json::from_slice(&response.body).ok()?;
+    body.get("error").and_then(Value::as_str).map(str::to_string)
+}
+
+/// The token response, or an upstream error naming the status and OAuth error code.
+fn read(provider: &Provider, response: http::Response) -> Result<TokenResponse, ConnectorError> {
+    let response = response.error_for_status().map_err(|e| {
+        ConnectorError::Upstream(format!("token endpoint {}: {}", provider.token_endpoint, e.message()))
+    })?;
+    response.json()
+}
+
+fn post(provider: &Provider, client: &Client, grant: &[(&str, &str)]) -> Result<http::Response, ConnectorError> {
     let mut form: Vec<(&str, &str)> = grant.to_vec();
     let mut headers = vec![("accept", "application/json".to_string())];
     if client.secret_in_body {
@@ -59,11 +77,7 @@ pub fn request(provider: &Provider, client: &Client, grant: &[(&str, &str)]) -> 
         headers.push(("authorization", format!("Basic {}", STANDARD.encode(pair))));
     }
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let response = http::post_form(&provider.token_endpoint, &headers, &form)?;
-    let response = response.error_for_status().map_err(|e| {
-        ConnectorError::Upstream(format!("token endpoint {}: {}", provider.token_endpoint, e.message()))
-    })?;
-    response.json()
+    http::post_form(&provider.token_endpoint, &headers, &form)
 }
 
 /// Redeems an authorization code.
@@ -85,9 +99,16 @@ pub fn exchange_code(
     )
 }
 
-/// Redeems an upstream refresh token.
+/// Redeems an upstream refresh token. `invalid_grant` (revoked or expired) is `Denied`, so the
+/// client is told its refresh token is dead; any other failure stays `Upstream` (retryable).
 pub fn refresh(provider: &Provider, client: &Client, refresh_token: &str) -> Result<TokenResponse, ConnectorError> {
-    request(provider, client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+    let response = post(provider, client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])?;
+    if !response.is_success() && oauth_error(&response).as_deref() == Some("invalid_grant") {
+        return Err(ConnectorError::Denied(
+            "the upstream refresh token was revoked or has expired (invalid_grant); the user must log in again".into(),
+        ));
+    }
+    read(provider, response)
 }
 
 /// Verifies an ID token: signature against `jwks_uri` with the discovered algorithms, `exp`,
@@ -165,6 +186,8 @@ mod tests {
             (json!({"iss": "https://other", "sub": "u1", "nonce": "n1"}), Some("n1"), "iss"),
             (json!({"iss": "https://idp", "sub": "", "nonce": "n1"}), Some("n1"), "sub"),
             (json!({"iss": "https://idp", "sub": "u", "aud": ["app", "x"], "azp": "x"}), None, "azp"),
+            (json!({"iss": "https://idp", "sub": "u", "aud": ["app", "x"]}), None, "azp"),
+            (json!({"sub": "u", "aud": "app"}), None, "iss"),
         ];
         for (c, nonce, what) in cases {
             let err = check_claims(&claims(c.clone()), "app", &["https://idp"], nonce).unwrap_err();

@@ -66,6 +66,47 @@ fn identity(
     })
 }
 
+/// `previous` with what userinfo `info` says written over it: a claim userinfo leaves out keeps
+/// the value the ID token gave (groups, a verified email). A new email counts as verified only
+/// when userinfo says so (or `insecureSkipEmailVerified`).
+fn overlay(
+    config: &Config,
+    scopes: Scopes,
+    previous: Identity,
+    info: &Map<String, Value>,
+    connector_data: Option<Vec<u8>>,
+) -> Result<Identity, ConnectorError> {
+    if let Some(user_id) = claims::string(info, config.user_id_key())
+        && user_id != previous.user_id
+    {
+        return Err(ConnectorError::Upstream("the refreshed upstream identity is another user".into()));
+    }
+    let preferred_username = claims::string(info, config.preferred_username_key()).or(previous.preferred_username);
+    let username = claims::string(info, config.user_name_key()).unwrap_or(previous.username);
+    let (email, email_verified) = match claims::string(info, config.email_key()) {
+        None => (previous.email, previous.email_verified),
+        Some(email) if config.insecure_skip_email_verified || claims::email_verified(info) => (Some(email), true),
+        Some(email) if !info.contains_key("email_verified") && previous.email.as_deref() == Some(email.as_str()) => {
+            (previous.email, previous.email_verified)
+        }
+        Some(_) => (None, false),
+    };
+    let groups = if config.insecure_enable_groups && scopes.groups && info.contains_key(config.groups_key()) {
+        claims::groups(info, config.groups_key())?
+    } else {
+        previous.groups
+    };
+    Ok(Identity {
+        user_id: previous.user_id,
+        username,
+        preferred_username,
+        email,
+        email_verified,
+        groups,
+        connector_data,
+    })
+}
+
 fn keep(refresh_token: Option<String>, sub: Option<String>) -> Option<Vec<u8>> {
     refresh_token.and_then(|refresh_token| ConnectorData { refresh_token, sub }.encode())
 }
@@ -123,8 +164,11 @@ impl Connector for Oidc {
                 }
                 claims
             }
-            None if provider.userinfo_endpoint.is_some() && data.sub.is_some() => {
-                userinfo::fetch(&provider, &tokens.access_token, data.sub.as_deref().unwrap_or_default())?
+            // No new ID token: userinfo (when configured) is written over the previous identity.
+            None if config.get_user_info && data.sub.is_some() => {
+                let info = userinfo::fetch(&provider, &tokens.access_token, data.sub.as_deref().unwrap_or_default())?;
+                let data = keep(Some(refresh_token), data.sub);
+                return overlay(config, scopes, previous, &info, data);
             }
             // Nothing new to read: the identity stays as it was, with the new refresh token.
             None => return Ok(Identity { connector_data: keep(Some(refresh_token), data.sub), ..previous }),
@@ -206,6 +250,46 @@ mod tests {
             assert_eq!(id.email_verified, email.is_some(), "{extra}");
             assert_eq!(id.groups, groups, "{extra}");
         }
+    }
+
+    /// A refresh without an ID token: userinfo is written over the previous identity, keeping
+    /// what userinfo leaves out (groups, the verified email).
+    #[test]
+    fn userinfo_overlays_the_previous_identity() {
+        let c = config(json!({"insecureEnableGroups": true}));
+        let previous = identity(
+            &c,
+            GROUPS,
+            &claims(json!({"sub": "u1", "name": "Ann", "email": "a@x.test", "email_verified": true,
+                "groups": ["g1"]})),
+            None,
+        )
+        .unwrap();
+        let next = overlay(
+            &c,
+            GROUPS,
+            previous.clone(),
+            &claims(json!({"sub": "u1", "name": "Ann B",
+            "email": "a@x.test"})),
+            Some(b"d".to_vec()),
+        )
+        .unwrap();
+        assert_eq!((next.username.as_str(), next.email.as_deref()), ("Ann B", Some("a@x.test")));
+        assert!(next.email_verified);
+        assert_eq!(next.groups, ["g1"]);
+        assert_eq!(next.connector_data.as_deref(), Some(&b"d"[..]));
+        let changed = overlay(
+            &c,
+            GROUPS,
+            previous.clone(),
+            &claims(json!({"sub": "u1", "email": "b@x.test",
+            "groups": ["g2"]})),
+            None,
+        )
+        .unwrap();
+        assert_eq!((changed.email, changed.email_verified, changed.groups), (None, false, vec!["g2".to_string()]));
+        let other = overlay(&c, GROUPS, previous, &claims(json!({"sub": "u2"})), None).unwrap_err();
+        assert!(other.message().contains("another user"), "{other:?}");
     }
 
     #[test]
