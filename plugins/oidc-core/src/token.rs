@@ -39,10 +39,10 @@ impl ConnectorData {
 
     pub fn decode(bytes: Option<&[u8]>) -> Result<Self, ConnectorError> {
         let bytes = bytes.ok_or_else(|| {
-            ConnectorError::Upstream("this login kept no upstream refresh token; the user must log in again".into())
+            ConnectorError::Denied("this login kept no upstream refresh token; the user must log in again".into())
         })?;
         serde_json::from_slice(bytes)
-            .map_err(|_| ConnectorError::Upstream("the stored connector data is unreadable; log in again".into()))
+            .map_err(|_| ConnectorError::Denied("the stored connector data is unreadable; log in again".into()))
     }
 }
 
