@@ -4,7 +4,6 @@
 //! naming the key, and a login refused by the host because `allowedHosts` lacks the API.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -13,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::routing::{get, post};
 use portcullis::connectors::Registry;
+use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::{TestBroker, browser, engine, fixture, flow, spec};
 use serde_json::{Value, json};
 
@@ -221,36 +221,9 @@ async fn config_errors_name_the_key() {
     }
 }
 
-/// Captures the broker's log lines (this test binary's only subscriber).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn without_the_allowed_hosts_entry_the_host_refuses_and_says_what_to_add() {
-    let capture = Capture::default();
-    tracing_subscriber::fmt()
-        .with_env_filter("portcullis=warn")
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .try_init()
-        .expect("the only subscriber in this test binary");
+    let capture = LogCapture::install("portcullis=warn", Format::Text);
     let (api, base) = FakeApi::start().await;
     // Another host is allowed, not the API.
     let b = broker(&base, "[users.example.com]").await;
@@ -264,7 +237,7 @@ async fn without_the_allowed_hosts_entry_the_host_refuses_and_says_what_to_add()
     assert!(page.contains("The login connector failed"), "{page}");
     assert!(api.requests.lock().unwrap().is_empty(), "the host let no request through");
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let line = format!("add \"{base}\" to allowedHosts of connector \"users\"");
     assert!(logs.contains(&line), "the log names the line to add: {logs}");
     assert!(logs.contains("login failed"), "{logs}");

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use portcullis::connectors::{CallbackRequest, Refusal, Scopes};
 use portcullis_tests::github_fake::{ApiMode, CLIENT_ID, CLIENT_SECRET, FakeGitHub, FakeTeam, FakeUser};
+use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::{BASE_CONFIG, TestBroker, browser, flow, location, plugin, query_param};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -357,36 +358,9 @@ async fn a_misspelt_config_key_is_refused_naming_it() {
     }
 }
 
-/// The broker's log output, for the secrets check.
-#[derive(Clone, Default)]
-struct Capture(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn no_code_token_or_secret_reaches_the_logs() {
-    let capture = Capture::default();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug,cookie_store=off")
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .try_init()
-        .expect("the only subscriber in this test binary");
+    let capture = LogCapture::install("debug,cookie_store=off", Format::Text);
     let (fake, b) = setup(octo(), 1, "    orgs:\n    - name: acme-widgets\n").await;
     let t = tokens(&b, &fake, ALL_SCOPES).await;
     let refreshed: Value = flow::refresh(&b, t.refresh_token().unwrap()).await.json().await.unwrap();
@@ -397,7 +371,7 @@ async fn no_code_token_or_secret_reaches_the_logs() {
     let (failed, _) = login(&b, &fake, &browser(), "openid").await;
     assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("GitHub user octo-sample logged in"), "the capture sees the connector's lines");
     assert!(logs.contains("GitHub rate limited this request"), "the operator sees why the login failed");
     assert!(logs.contains("GitHub refused the access token (HTTP 401: Bad credentials)"), "and why refresh failed");

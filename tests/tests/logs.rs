@@ -2,42 +2,13 @@
 //! hold none of the secrets that passed through (client secret, password, code, tokens,
 //! cookies, CSRF token), and every request line carries a request id.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::{TestBroker, browser, hidden, location, query_param};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn no_secret_reaches_the_logs_at_debug_level() {
-    let capture = Capture::default();
-    tracing_subscriber::fmt()
-        // Everything at debug, except the test's own cookie jar (client side, it logs cookies).
-        .with_env_filter("debug,cookie_store=off")
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .json()
-        .try_init()
-        .expect("the only subscriber in this test binary");
+    // Everything at debug, except the test's own cookie jar (client side, it logs cookies).
+    let capture = LogCapture::install("debug,cookie_store=off", Format::Json);
     let b = TestBroker::start("").await;
     let web = browser();
     let secret = "ZXhhbXBsZS1hcHAtc2VjcmV0";
@@ -111,7 +82,7 @@ async fn no_secret_reaches_the_logs_at_debug_level() {
         .unwrap();
     assert_eq!(logout.status(), 303);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let mut secrets = vec![
         ("client secret", secret.to_string()),
         ("password hash", "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W".to_string()),

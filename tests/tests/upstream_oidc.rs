@@ -7,6 +7,7 @@ use portcullis::oidc::sub;
 use portcullis::web::token_key;
 use portcullis_tests::flow::{self, Pending};
 use portcullis_tests::google_fake::{self, Forge, GoogleFake};
+use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::{TestBroker, browser, engine, hidden, location, plugin, query_param, spec};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -457,37 +458,11 @@ async fn each_forgery_is_refused_for_its_own_reason() {
     assert!(identity.connector_data.is_none(), "no offline_access, nothing kept");
 }
 
-#[derive(Clone, Default)]
-struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// A Google login with refresh, then a refused (forged) one, at debug level: no code, token,
 /// nonce or client secret that passed through the connector reaches the broker's log.
 #[tokio::test]
 async fn no_upstream_secret_reaches_the_logs() {
-    let capture = Capture::default();
-    tracing_subscriber::fmt()
-        .with_env_filter("debug,cookie_store=off")
-        .with_writer(capture.clone())
-        .with_ansi(false)
-        .try_init()
-        .expect("the only subscriber in this test binary");
+    let capture = LogCapture::install("debug,cookie_store=off", Format::Text);
     let fake = GoogleFake::start(google_user(Some("acme.test"), json!(true))).await;
     let b = google_broker(&fake, "    hostedDomains: [acme.test]\n").await;
     let (back, pending, web) = google_login(&b, &fake, "openid email offline_access").await;
@@ -500,7 +475,7 @@ async fn no_upstream_secret_reaches_the_logs() {
     let (refused, _, _) = google_login(&b, &fake, "openid email").await;
     assert_eq!(refused.status(), StatusCode::BAD_GATEWAY);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(logs.contains("the upstream ID token was refused"), "the refusal is logged");
     let mut secrets = fake.issued();
     assert!(secrets.len() >= 6, "codes and tokens were issued: {}", secrets.len());
