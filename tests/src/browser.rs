@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::{BASE_CONFIG, TestBroker, plugin};
+use crate::{BASE_CONFIG, TestBroker, base_config, config_from_yaml, default_issuer};
 
 /// Debian's `chromium-driver` and `chromium`, installed by `cargo xtask setup`.
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -95,29 +95,16 @@ impl TestBroker {
     /// `{app}/` as redirect URIs, for an example app served at `app` (an ephemeral port).
     pub async fn for_app(app: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let issuer = format!("{base}/dex");
+        let issuer = default_issuer(&listener);
         let callbacks = "redirectURIs: [http://127.0.0.1:5555/callback]";
         let logouts = "postLogoutRedirectURIs: [http://127.0.0.1:5555/]";
         assert!(
             BASE_CONFIG.contains(callbacks) && BASE_CONFIG.contains(logouts),
             "BASE_CONFIG no longer registers example-app as TestBroker::for_app expects"
         );
-        let yaml = BASE_CONFIG
+        let yaml = base_config(&issuer, "")
             .replacen(callbacks, &format!("redirectURIs: [http://127.0.0.1:5555/callback, {app}/callback]"), 1)
-            .replacen(logouts, &format!("postLogoutRedirectURIs: [http://127.0.0.1:5555/, {app}/]"), 1)
-            .replace("{issuer}", &issuer)
-            .replace("{mock}", &plugin("mock").display().to_string())
-            .replace("{connectors}", "");
-        let mut config = portcullis::config::Config::from_yaml(std::path::Path::new("test.yaml"), &yaml, &|_| None)
-            .unwrap_or_else(|e| panic!("test config: {e}"));
-        config.cache_dir = Some(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"));
-        let backend = std::sync::Arc::new(portcullis::storage::MemoryBackend::new());
-        let broker = portcullis::broker::Broker::with_backend(config, backend).await.expect("broker starts");
-        let router = portcullis::web::router(broker.clone());
-        let server = tokio::spawn(async move {
-            let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
-        });
-        Self { issuer, base, broker, _server: server }
+            .replacen(logouts, &format!("postLogoutRedirectURIs: [http://127.0.0.1:5555/, {app}/]"), 1);
+        Self::serve(listener, issuer, config_from_yaml(&yaml), None).await
     }
 }

@@ -30,7 +30,7 @@ pub fn repo_file(path: &str) -> PathBuf {
 
 /// The compile cache the tests share: compiled once per machine, like a real broker's.
 pub fn test_cache() -> CompileCache {
-    CompileCache::at(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"))
+    CompileCache::at(test_cache_dir())
 }
 
 /// An engine with the shared test cache.
@@ -127,68 +127,43 @@ impl TestBroker {
         backend: Option<Arc<dyn portcullis::storage::Backend>>,
         issuer: Option<String>,
     ) -> Self {
-        let addr = listener.local_addr().expect("addr");
-        let base = format!("http://{addr}");
-        let issuer = issuer.unwrap_or_else(|| format!("{base}/dex"));
-        let connectors = connectors.replace("{plugins}", env!("PORTCULLIS_PLUGINS"));
-        let yaml = format!(
-            "{}\n{extra}",
-            BASE_CONFIG
-                .replace("{issuer}", &issuer)
-                .replace("{mock}", &plugin("mock").display().to_string())
-                .replace("{connectors}", &connectors)
-        );
-        let mut config = portcullis::config::Config::from_yaml(std::path::Path::new("test.yaml"), &yaml, &|_| None)
-            .unwrap_or_else(|e| panic!("test config: {e}"));
-        config.cache_dir = Some(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"));
-        let backend = backend.unwrap_or_else(|| Arc::new(portcullis::storage::MemoryBackend::new()));
-        let broker = portcullis::broker::Broker::with_backend(config, backend).await.expect("broker starts");
-        let router = portcullis::web::router(broker.clone());
-        let server = tokio::spawn(async move {
-            let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
-        });
-        Self { issuer, base, broker, _server: server }
+        let issuer = issuer.unwrap_or_else(|| default_issuer(&listener));
+        let yaml = format!("{}\n{extra}", base_config(&issuer, connectors));
+        Self::serve(listener, issuer, config_from_yaml(&yaml), backend).await
     }
 
     /// Like `with_connectors`, with more static clients: `clients` is YAML list items indented
     /// as under `staticClients:` (an upstream broker needs a client for the downstream one).
     pub async fn with_clients(clients: &str, connectors: &str) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let issuer = format!("{base}/dex");
-        let yaml = BASE_CONFIG
-            .replacen("staticClients:\n", &format!("staticClients:\n{clients}\n"), 1)
-            .replace("{issuer}", &issuer)
-            .replace("{mock}", &plugin("mock").display().to_string())
-            .replace("{connectors}", &connectors.replace("{plugins}", env!("PORTCULLIS_PLUGINS")));
-        let mut config = portcullis::config::Config::from_yaml(std::path::Path::new("test.yaml"), &yaml, &|_| None)
-            .unwrap_or_else(|e| panic!("test config: {e}"));
-        config.cache_dir = Some(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"));
-        let broker =
-            portcullis::broker::Broker::with_backend(config, Arc::new(portcullis::storage::MemoryBackend::new()))
-                .await
-                .expect("broker starts");
-        let router = portcullis::web::router(broker.clone());
-        let server = tokio::spawn(async move {
-            let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
-        });
-        Self { issuer, base, broker, _server: server }
+        let issuer = default_issuer(&listener);
+        let yaml =
+            base_config(&issuer, connectors).replacen("staticClients:\n", &format!("staticClients:\n{clients}\n"), 1);
+        Self::serve(listener, issuer, config_from_yaml(&yaml), None).await
     }
 
     /// Starts a broker from a config file (hot-reload tests edit it). `{issuer}` in the file is
     /// replaced by this broker's issuer before the first load.
     pub async fn from_file(path: &std::path::Path) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let issuer = format!("{base}/dex");
+        let issuer = default_issuer(&listener);
         let text = std::fs::read_to_string(path).expect("config file").replace("{issuer}", &issuer);
         std::fs::write(path, text).expect("write config");
         let mut config = portcullis::config::Config::load(path).unwrap_or_else(|e| panic!("test config: {e}"));
-        config.cache_dir = Some(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"));
-        let broker =
-            portcullis::broker::Broker::with_backend(config, Arc::new(portcullis::storage::MemoryBackend::new()))
-                .await
-                .expect("broker starts");
+        config.cache_dir = Some(test_cache_dir());
+        Self::serve(listener, issuer, config, None).await
+    }
+
+    /// Serves `config` on `listener` over `backend` (a fresh memory store by default).
+    pub async fn serve(
+        listener: tokio::net::TcpListener,
+        issuer: String,
+        config: portcullis::config::Validated,
+        backend: Option<Arc<dyn portcullis::storage::Backend>>,
+    ) -> Self {
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let backend = backend.unwrap_or_else(|| Arc::new(portcullis::storage::MemoryBackend::new()));
+        let broker = portcullis::broker::Broker::with_backend(config, backend).await.expect("broker starts");
         let router = portcullis::web::router(broker.clone());
         let server = tokio::spawn(async move {
             let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
@@ -200,6 +175,33 @@ impl TestBroker {
     pub fn url(&self, path: &str) -> String {
         format!("{}/dex{path}", self.base)
     }
+}
+
+/// `http://<listener address>/dex`.
+pub fn default_issuer(listener: &tokio::net::TcpListener) -> String {
+    format!("http://{}/dex", listener.local_addr().expect("addr"))
+}
+
+/// `BASE_CONFIG` for `issuer`, with `connectors` (YAML list items; `{plugins}` is the shipped
+/// plugin directory) after the mock connector.
+pub fn base_config(issuer: &str, connectors: &str) -> String {
+    BASE_CONFIG
+        .replace("{issuer}", issuer)
+        .replace("{mock}", &plugin("mock").display().to_string())
+        .replace("{connectors}", &connectors.replace("{plugins}", env!("PORTCULLIS_PLUGINS")))
+}
+
+/// Where the tests' shared compile cache lives.
+pub fn test_cache_dir() -> PathBuf {
+    PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache")
+}
+
+/// A config parsed from `yaml` (as file `test.yaml`), using the shared compile cache.
+pub fn config_from_yaml(yaml: &str) -> portcullis::config::Validated {
+    let mut config = portcullis::config::Config::from_yaml(std::path::Path::new("test.yaml"), yaml, &|_| None)
+        .unwrap_or_else(|e| panic!("test config: {e}"));
+    config.cache_dir = Some(test_cache_dir());
+    config
 }
 
 /// A PKCE pair: a fresh random verifier and its S256 challenge.

@@ -1,13 +1,12 @@
 //! The GitHub connector end to end: a browser goes broker → fake GitHub → broker, and the ID
 //! token, the pages and the refresh answers say exactly what GitHub's data and failures imply.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use portcullis::connectors::{CallbackRequest, Refusal, Scopes};
 use portcullis_tests::github_fake::{ApiMode, CLIENT_ID, CLIENT_SECRET, FakeGitHub, FakeTeam, FakeUser};
 use portcullis_tests::logs::{Format, LogCapture};
-use portcullis_tests::{BASE_CONFIG, TestBroker, browser, flow, location, plugin, query_param};
+use portcullis_tests::{TestBroker, base_config, browser, config_from_yaml, flow, location, query_param};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -341,13 +340,7 @@ async fn a_misspelt_config_key_is_refused_naming_it() {
         ("    teamNameField: title\n", "unknown variant `title`"),
     ];
     for (config, expected) in cases {
-        let yaml = BASE_CONFIG
-            .replace("{issuer}", "http://127.0.0.1:1/dex")
-            .replace("{mock}", &plugin("mock").display().to_string())
-            .replace("{connectors}", &github_block(&fake, config).replace("{plugins}", env!("PORTCULLIS_PLUGINS")));
-        let mut validated = portcullis::config::Config::from_yaml(std::path::Path::new("test.yaml"), &yaml, &|_| None)
-            .unwrap_or_else(|e| panic!("test config: {e}"));
-        validated.cache_dir = Some(PathBuf::from(env!("PORTCULLIS_ROOT")).join("target").join("test-compile-cache"));
+        let validated = config_from_yaml(&base_config("http://127.0.0.1:1/dex", &github_block(&fake, config)));
         let backend = Arc::new(portcullis::storage::MemoryBackend::new());
         let err = match portcullis::broker::Broker::with_backend(validated, backend).await {
             Ok(_) => panic!("{config}: the broker accepted it"),

@@ -1,7 +1,7 @@
 //! The telemetry listener: `/healthz`, `/readyz`, `/status` and Prometheus `/metrics` after a
 //! real login.
 
-use portcullis_tests::{TestBroker, browser, hidden, location, query_param};
+use portcullis_tests::{TestBroker, browser, flow};
 
 async fn serve_telemetry(b: &TestBroker) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -32,45 +32,13 @@ async fn health_readiness_status_and_metrics() {
 
     // One password login with a bad password first, then a good one, and a code exchange.
     let web = browser();
-    let (verifier, challenge) = portcullis_tests::pkce();
-    let r = web
-        .get(format!(
-            "{}/auth?client_id=example-app&redirect_uri=http://127.0.0.1:5555/callback&response_type=code&scope=openid&connector_id=local&code_challenge={challenge}&code_challenge_method=S256",
-            b.issuer
-        ))
-        .send()
-        .await
-        .unwrap();
-    let form_url = location(&r, &b.base).unwrap();
-    let req = query_param(&form_url, "req").unwrap();
-    let csrf = hidden(&web.get(&form_url).send().await.unwrap().text().await.unwrap(), "csrf").unwrap();
-    for password in ["wrong", "password"] {
-        web.post(b.url("/auth/local/login"))
-            .form(&[("req", req.as_str()), ("csrf", &csrf), ("login", "admin@example.com"), ("password", password)])
-            .send()
-            .await
-            .unwrap();
-    }
-    let r = web
-        .post(b.url("/approval"))
-        .form(&[("req", req.as_str()), ("csrf", &csrf), ("approval", "approve")])
-        .send()
-        .await
-        .unwrap();
-    let code = query_param(&location(&r, &b.base).unwrap(), "code").unwrap();
-    let r = http
-        .post(b.url("/token"))
-        .basic_auth("example-app", Some("ZXhhbXBsZS1hcHAtc2VjcmV0"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://127.0.0.1:5555/callback"),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (page, pending) = flow::authorize(&b, &web, "local", "openid").await;
+    let form = page.text().await.unwrap();
+    let refused = flow::submit_password(&b, &web, "local", &form, "admin@example.com", "wrong").await;
+    assert_eq!(refused.status(), 401);
+    let accepted = flow::submit_password(&b, &web, "local", &form, "admin@example.com", "password").await;
+    let code = flow::finish(&b, &web, accepted, &pending).await;
+    flow::exchange(&b, &code, &pending).await;
 
     let metrics = http.get(format!("{admin}/metrics")).send().await.unwrap().text().await.unwrap();
     for line in [
