@@ -400,8 +400,6 @@ async fn each_forgery_is_refused_for_its_own_reason() {
     oidc.config["getUserInfo"] = json!(true);
     oidc.allowed_hosts = vec![fake.issuer.clone()];
     let registry = Registry::load(&engine(), &[google, oidc], None).await.unwrap();
-    let callback = "http://127.0.0.1:9/dex/callback/google";
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let cases = [
         ("google", Forge::WrongNonce, "its nonce is not the one this login sent"),
         ("google", Forge::WrongAudience, "InvalidAudience"),
@@ -419,38 +417,14 @@ async fn each_forgery_is_refused_for_its_own_reason() {
         ("oidc", Forge::OtherUserinfoSub, "the userinfo response is about another subject"),
     ];
     for (id, forge, reason) in cases {
-        let connector = registry.get(id).unwrap();
         fake.forge(forge);
-        let redirect = connector.login_url(Scopes::default(), callback, "st").await.unwrap();
-        let back = http.get(&redirect.url).send().await.unwrap();
-        let to = location(&back, &fake.issuer).expect("the fake redirects back");
-        let query =
-            url::Url::parse(&to).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        let request = CallbackRequest {
-            method: "GET".into(),
-            query,
-            callback_url: callback.into(),
-            state_data: redirect.state_data,
-            ..Default::default()
-        };
-        let err = connector.handle_callback(Scopes::default(), request).await.unwrap_err();
+        let err = connector_login(registry.get(id).unwrap(), &fake, Scopes::default()).await.unwrap_err();
         let Some(Refusal::Upstream(message)) = err.refusal() else { panic!("{id} {forge:?}: {err:?}") };
         assert!(message.contains(reason), "{id} {forge:?}: {message}");
     }
     // And the oidc connector maps an honest answer, userinfo merged in.
     fake.forge(Forge::Nothing);
-    let connector = registry.get("oidc").unwrap();
-    let redirect = connector.login_url(Scopes::default(), callback, "st").await.unwrap();
-    let to = location(&http.get(&redirect.url).send().await.unwrap(), &fake.issuer).unwrap();
-    let query = url::Url::parse(&to).unwrap().query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let request = CallbackRequest {
-        method: "GET".into(),
-        query,
-        callback_url: callback.into(),
-        state_data: redirect.state_data,
-        ..Default::default()
-    };
-    let identity = connector.handle_callback(Scopes::default(), request).await.unwrap();
+    let identity = connector_login(registry.get("oidc").unwrap(), &fake, Scopes::default()).await.unwrap();
     assert_eq!(identity.user_id, "109876543210987654321");
     assert_eq!(identity.username, "Sam Ple");
     assert_eq!(identity.email.as_deref(), Some("sam@acme.test"));
