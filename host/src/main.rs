@@ -114,7 +114,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let body: serde_json::Value =
                 serde_json::from_slice(&response.bytes().await.unwrap_or_default()).unwrap_or_default();
             if ok {
-                println!("reloaded: generation {}", body["generation"]);
+                match body["message"].as_str() {
+                    Some(message) => println!("{message}"),
+                    None => println!("reloaded, generation {}", body["generation"]),
+                }
                 Ok(())
             } else {
                 anyhow::bail!(

@@ -1,11 +1,14 @@
 //! Hot reload: a new config (and the components it names) is parsed, validated and compiled
 //! off the request path, then swapped in as one; a broken one never replaces the working one.
-//! Triggered by file changes (`notify`, debounced), SIGHUP, and `POST /reload` on the
+//! A reload happens only when bytes changed: the config file's, or a plugin file's that the
+//! config names (sha256 against the serving generation's `Sources`). Triggered by file changes
+//! (`notify`, debounced, access and metadata events ignored), SIGHUP, and `POST /reload` on the
 //! telemetry listener (`portcullis reload`).
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,10 +16,88 @@ use serde::Serialize;
 use crate::broker::{Broker, Live, now};
 use crate::config::{Config, StorageConfig, Validated};
 
-/// How many earlier generations stay available to logins begun on them.
-const KEEP_GENERATIONS: usize = 8;
-/// Quiet time after the last file event before reloading (editors write several times).
+/// Quiet time after the last file event before looking at the files (editors write several times).
 const DEBOUNCE: Duration = Duration::from_millis(150);
+
+/// The bytes a generation was built from: the config file's text and every plugin file the
+/// config names. Two equal `Sources` build the same generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// sha256 of the config file's bytes.
+    pub config_sha256: String,
+    /// Each plugin file the config names, with the sha256 of its bytes (`None`: unreadable).
+    pub plugins: BTreeMap<PathBuf, Option<String>>,
+}
+
+impl Sources {
+    /// Hashes the plugin files `config` names, as they are now (`config.sha256` is the digest
+    /// of the text it was parsed from). Read before the plugins are loaded, so a plugin that
+    /// changes meanwhile shows up as a change at the next look, never as none.
+    pub async fn read(config: &Validated) -> Self {
+        let mut plugins = BTreeMap::new();
+        for entry in &config.connectors {
+            let path = entry.spec.plugin.clone();
+            if plugins.contains_key(&path) {
+                continue;
+            }
+            let digest = tokio::fs::read(&path).await.ok().map(|b| crate::connectors::loader::sha256_hex(&b));
+            plugins.insert(path, digest);
+        }
+        Self { config_sha256: config.sha256.clone(), plugins }
+    }
+}
+
+/// A connector the config names that is not serving, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedConnector {
+    pub connector: String,
+    pub plugin: String,
+    /// What failed and what to do, as logged.
+    pub error: String,
+}
+
+/// What the last reload attempt (or the start) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The broker started (possibly degraded: see `failed_connectors`).
+    Started,
+    /// A new generation is serving.
+    Reloaded,
+    /// The files had the serving generation's bytes: nothing was rebuilt.
+    Unchanged,
+    /// The new files were refused; the generation before keeps serving.
+    Failed,
+}
+
+/// What a successful `Broker::reload` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The generation serving now.
+    pub generation: u64,
+    /// False when nothing had changed and the generation was kept.
+    pub changed: bool,
+}
+
+impl std::fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.changed {
+            write!(f, "reloaded, generation {}", self.generation)
+        } else {
+            write!(f, "unchanged, generation {}", self.generation)
+        }
+    }
+}
+
+/// What started a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// SIGHUP, `POST /reload`, `portcullis reload`: re-read everything, and retry connectors a
+    /// degraded start left out even when no byte changed.
+    Explicit,
+    /// A file event: act only on changed bytes, and report a broken version once.
+    FileChange,
+}
 
 /// What the status endpoint and `/readyz` report.
 #[derive(Debug, Clone, Serialize)]
@@ -25,10 +106,14 @@ pub struct ReloadStatus {
     pub generation: u64,
     /// Whether the last attempt succeeded (the start counts as one).
     pub ok: bool,
+    pub outcome: Outcome,
     /// Unix seconds of the last attempt.
     pub at: i64,
     /// Why the last attempt failed; the previous generation kept serving.
     pub error: Option<String>,
+    /// Whether configured connectors are not serving (`failed_connectors`).
+    pub degraded: bool,
+    pub failed_connectors: Vec<FailedConnector>,
     /// sha256 of the active config file's text.
     pub config_sha256: String,
     /// Active connectors and the sha256 of their plugins.
@@ -43,12 +128,16 @@ pub struct PluginDigest {
 }
 
 impl ReloadStatus {
-    pub fn success(live: &Live) -> Self {
+    /// The status of `live` serving after an attempt that came to `outcome`.
+    pub fn of(live: &Live, outcome: Outcome) -> Self {
         Self {
             generation: live.generation,
-            ok: true,
+            ok: outcome != Outcome::Failed,
+            outcome,
             at: now(),
             error: None,
+            degraded: !live.failed.is_empty(),
+            failed_connectors: live.failed.clone(),
             config_sha256: live.config.sha256.clone(),
             plugins: live
                 .registry
@@ -61,6 +150,35 @@ impl ReloadStatus {
                 .collect(),
         }
     }
+}
+
+/// Reads the config file at `path` and hashes it and the plugins it names. A config that does
+/// not parse still gets its digest, so the same broken bytes are recognised when seen again.
+async fn read_sources(path: &Path) -> (Result<Validated, String>, Sources) {
+    let text = match Config::read(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let sources = Sources { config_sha256: format!("unreadable: {}", e.message), plugins: BTreeMap::new() };
+            return (Err(e.to_string()), sources);
+        }
+    };
+    match Config::from_text(path, &text) {
+        Ok(config) => {
+            let sources = Sources::read(&config).await;
+            (Ok(config), sources)
+        }
+        Err(e) => {
+            let sources = Sources {
+                config_sha256: crate::connectors::loader::sha256_hex(text.as_bytes()),
+                plugins: BTreeMap::new(),
+            };
+            (Err(e.to_string()), sources)
+        }
+    }
+}
+
+fn count_reload(outcome: &'static str) {
+    crate::metrics::global().reloads.get_or_create(&crate::metrics::OutcomeLabels { outcome }).inc();
 }
 
 /// Settings a running broker cannot change in place.
@@ -86,66 +204,140 @@ fn restart_needed(old: &Validated, new: &Validated) -> Option<&'static str> {
 }
 
 impl Broker {
-    /// Reloads the config file the broker started from. On error the running generation keeps
-    /// serving and the error is logged and kept in `status`.
-    pub async fn reload(&self) -> Result<u64, String> {
+    /// Re-reads the config file the broker started from and every plugin it names (SIGHUP,
+    /// `POST /reload`). Bytes like the serving generation's keep it (`changed: false`). On
+    /// error the running generation keeps serving and the error is logged and kept in `status`.
+    pub async fn reload(&self) -> Result<Reloaded, String> {
+        self.reload_on(Trigger::Explicit).await
+    }
+
+    pub async fn reload_on(&self, trigger: Trigger) -> Result<Reloaded, String> {
         let _one_at_a_time = self.reloading.lock().await;
         let current = self.live.load_full();
-        let outcome = self.build_next(&current).await;
-        match outcome {
+        let path = current.config.source.clone();
+        let (config, sources) = read_sources(&path).await;
+        let retry_failed = trigger == Trigger::Explicit && !current.failed.is_empty();
+        if sources == current.sources && !retry_failed {
+            *self.last_failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            let outcome = Reloaded { generation: current.generation, changed: false };
+            match trigger {
+                Trigger::Explicit => tracing::info!("reload: {outcome}"),
+                Trigger::FileChange => tracing::debug!("file event without a change of bytes: {outcome}"),
+            }
+            // A change reverted to the serving bytes clears the failure the status reported.
+            if trigger == Trigger::Explicit || !self.status.load().ok {
+                self.status.store(Arc::new(ReloadStatus::of(&current, Outcome::Unchanged)));
+            }
+            count_reload("unchanged");
+            return Ok(outcome);
+        }
+        if trigger == Trigger::FileChange
+            && self.last_failed.lock().unwrap_or_else(PoisonError::into_inner).as_ref() == Some(&sources)
+        {
+            let error = self.status.load().error.clone().unwrap_or_default();
+            tracing::debug!("file event on the broken version already reported: nothing to do");
+            return Err(error);
+        }
+        if trigger == Trigger::FileChange {
+            tracing::info!("config or plugin file changed: reloading");
+        }
+        let config = match config {
+            Ok(config) => config,
+            Err(error) => return self.refuse(&current, error, sources),
+        };
+        match self.build_next(&current, config, sources.clone()).await {
             Ok(next) => {
                 let generation = next.generation;
                 let next = Arc::new(next);
-                self.status.store(Arc::new(ReloadStatus::success(&next)));
+                self.status.store(Arc::new(ReloadStatus::of(&next, Outcome::Reloaded)));
+                *self.last_failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
                 let old = self.live.swap(next);
-                if let Ok(mut previous) = self.previous.lock() {
-                    previous.push_front(old);
-                    previous.truncate(KEEP_GENERATIONS);
-                }
+                self.retire(old);
                 tracing::info!(generation, "reloaded the config");
-                crate::metrics::global()
-                    .reloads
-                    .get_or_create(&crate::metrics::OutcomeLabels { outcome: "success" })
-                    .inc();
-                Ok(generation)
+                count_reload("success");
+                Ok(Reloaded { generation, changed: true })
             }
-            Err(error) => {
-                tracing::error!("reload failed, still serving generation {}: {error}", current.generation);
-                crate::metrics::global()
-                    .reloads
-                    .get_or_create(&crate::metrics::OutcomeLabels { outcome: "failure" })
-                    .inc();
-                let mut status = ReloadStatus::success(&current);
-                status.ok = false;
-                status.error = Some(error.clone());
-                self.status.store(Arc::new(status));
-                Err(error)
-            }
+            Err(error) => self.refuse(&current, error, sources),
         }
     }
 
-    async fn build_next(&self, current: &Live) -> Result<Live, String> {
+    /// Records a refused reload: logged, counted, kept in `status`; `current` keeps serving.
+    fn refuse(&self, current: &Live, error: String, sources: Sources) -> Result<Reloaded, String> {
+        tracing::error!("reload failed, still serving generation {}: {error}", current.generation);
+        count_reload("failure");
+        let mut status = ReloadStatus::of(current, Outcome::Failed);
+        status.error = Some(error.clone());
+        self.status.store(Arc::new(status));
+        *self.last_failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(sources);
+        Err(error)
+    }
+
+    async fn build_next(&self, current: &Live, config: Validated, sources: Sources) -> Result<Live, String> {
         let path = current.config.source.clone();
-        let config = Config::load(&path).map_err(|e| e.to_string())?;
         if let Some(key) = restart_needed(&current.config, &config) {
             return Err(format!(
                 "{}: {key} changed; that needs a restart (the rest of the file was not applied)",
                 path.display()
             ));
         }
-        let registry = Broker::load_registry(&self.engine, &config, Some(&current.registry))
-            .await
-            .map_err(|e| format!("{}: {e:#}", path.display()))?;
-        Ok(Live { config: Arc::new(config), registry: Arc::new(registry), generation: current.generation + 1 })
+        let registry = Broker::load_registry(&self.engine, &config, Some(&current.registry)).await.map_err(|e| {
+            format!("{}: {e:#}\n(a reload is all or nothing: fix or remove these connectors)", path.display())
+        })?;
+        Ok(Live::new(config, registry, current.generation + 1, sources))
+    }
+
+    /// Keeps `live` findable by `generation` until `expires_at`: an auth request that may
+    /// come back to it until then was just pinned to it. Race-free with `retire`: whichever
+    /// runs second sees the other's work (under the same lock), so a generation a login pinned
+    /// is never dropped before the login expires.
+    pub fn pin(&self, live: &Arc<Live>, expires_at: i64) {
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        live.pinned_until.fetch_max(expires_at, Ordering::SeqCst);
+        let serving = self.live.load().generation == live.generation;
+        if !serving && !retired.iter().any(|l| l.generation == live.generation) {
+            retired.push(live.clone());
+        }
+    }
+
+    /// `old` stops serving: kept while an auth request pinned to it can still come back.
+    fn retire(&self, old: Arc<Live>) {
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        if !retired.iter().any(|l| l.generation == old.generation) {
+            retired.push(old);
+        }
+        let now = now();
+        retired.retain(|l| l.pinned_until.load(Ordering::SeqCst) > now);
+    }
+
+    /// Drops the retired generations no unexpired auth request can refer to (upkeep).
+    pub fn drop_unreachable_generations(&self) {
+        let now = now();
+        self.retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|l| l.pinned_until.load(Ordering::SeqCst) > now);
+    }
+
+    /// The generations kept for logins in flight, oldest first.
+    pub fn retired_generations(&self) -> Vec<u64> {
+        let mut kept: Vec<u64> =
+            self.retired.lock().unwrap_or_else(PoisonError::into_inner).iter().map(|l| l.generation).collect();
+        kept.sort_unstable();
+        kept
     }
 
     /// The generation a login began on, if still kept; else the current one.
     pub fn generation(&self, generation: Option<u64>) -> Arc<Live> {
         let current = self.live.load_full();
         match generation {
-            Some(g) if g != current.generation => {
-                self.previous.lock().ok().and_then(|p| p.iter().find(|l| l.generation == g).cloned()).unwrap_or(current)
-            }
+            Some(g) if g != current.generation => self
+                .retired
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .find(|l| l.generation == g)
+                .cloned()
+                .unwrap_or(current),
             _ => current,
         }
     }
@@ -179,13 +371,25 @@ fn absolute(path: &std::path::Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// Whether a file event can mean new bytes. Reads (open, close without writing) and metadata
+/// changes (a `touch`, a `chmod`) cannot; the broker's own reads of its files would otherwise
+/// trigger it again, forever. Whatever passes is still checked against the bytes.
+fn may_change_bytes(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    !matches!(kind, EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)))
+}
+
 /// Watches the directories of the watched files (editors replace files, so the directory is
-/// what sees the change), debounces, reloads, and re-arms with the new file set.
+/// what sees the change), waits for quiet after an event on one of them, lets `reload_on`
+/// compare the bytes, and re-arms with the new file set.
 async fn watch(broker: std::sync::Weak<Broker>) {
     use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        if let Ok(event) = event
+            && may_change_bytes(&event.kind)
+        {
             for path in event.paths {
                 let _ = tx.send(path);
             }
@@ -210,22 +414,24 @@ async fn watch(broker: std::sync::Weak<Broker>) {
             let _ = watcher.unwatch(dir);
         }
         watched_dirs = dirs;
-        // Wait for a change to one of our files, then for quiet.
+        // Wait for an event on one of our files (other files in the same folders, such as a
+        // SQLite database, do not count), then for quiet on them.
         loop {
             let Some(path) = rx.recv().await else { return };
             if files.contains(&absolute(&path)) {
                 break;
             }
         }
+        let mut quiet_since = tokio::time::Instant::now();
         loop {
-            match tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                Ok(Some(_)) => continue,
+            match tokio::time::timeout_at(quiet_since + DEBOUNCE, rx.recv()).await {
+                Ok(Some(path)) if files.contains(&absolute(&path)) => quiet_since = tokio::time::Instant::now(),
+                Ok(Some(_)) => {}
                 Ok(None) => return,
                 Err(_) => break,
             }
         }
         let Some(b) = broker.upgrade() else { return };
-        tracing::info!("config or plugin file changed: reloading");
-        let _ = b.reload().await;
+        let _ = b.reload_on(Trigger::FileChange).await;
     }
 }

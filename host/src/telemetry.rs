@@ -32,11 +32,15 @@ async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
     let storage = broker.store.ping().await;
     let reload = broker.status.load_full();
     let ready = storage.is_ok();
+    // A degraded broker is still ready: it serves every connector that loaded, and taking it
+    // out of rotation would take those down too. The body says what is missing.
     let body = json!({
         "ready": ready,
+        "status": if !ready { "unavailable" } else if reload.degraded { "degraded" } else { "ok" },
         "storage": storage.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
         "config": "loaded",
         "generation": reload.generation,
+        "failedConnectors": &reload.failed_connectors,
         "lastReload": &*reload,
     });
     json_response(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
@@ -51,12 +55,17 @@ async fn metrics() -> Response {
 }
 
 async fn status(State(broker): State<Arc<Broker>>) -> Response {
-    json_response(StatusCode::OK, json!(&*broker.status.load_full()))
+    let mut body = json!(&*broker.status.load_full());
+    body["retained_generations"] = json!(broker.retired_generations());
+    json_response(StatusCode::OK, body)
 }
 
 async fn reload(State(broker): State<Arc<Broker>>) -> Response {
     match broker.reload().await {
-        Ok(generation) => json_response(StatusCode::OK, json!({"ok": true, "generation": generation})),
+        Ok(done) => json_response(
+            StatusCode::OK,
+            json!({"ok": true, "generation": done.generation, "changed": done.changed, "message": done.to_string()}),
+        ),
         Err(error) => json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"ok": false, "error": error, "generation": broker.live.load().generation}),

@@ -164,11 +164,26 @@ impl TestBroker {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let backend = backend.unwrap_or_else(|| Arc::new(portcullis::storage::MemoryBackend::new()));
         let broker = portcullis::broker::Broker::with_backend(config, backend).await.expect("broker starts");
+        for failed in &broker.status.load().failed_connectors {
+            // A start goes on without a connector that fails; say so where a failing test shows it.
+            eprintln!("test broker started without connector {:?}: {}", failed.connector, failed.error);
+        }
         let router = portcullis::web::router(broker.clone());
         let server = tokio::spawn(async move {
             let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
         });
         Self { issuer, base, broker, _server: server }
+    }
+
+    /// Serves this broker's telemetry (admin) listener on an ephemeral port; returns its base URL.
+    pub async fn serve_telemetry(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let router = portcullis::telemetry::router(self.broker.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        base
     }
 
     /// The URL of `path` on this broker (under the issuer's path).

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use portcullis::connectors::{CallbackRequest, Refusal, Scopes};
 use portcullis_tests::github_fake::{ApiMode, CLIENT_ID, CLIENT_SECRET, FakeGitHub, FakeTeam, FakeUser};
 use portcullis_tests::logs::{Format, LogCapture};
-use portcullis_tests::{TestBroker, base_config, browser, config_from_yaml, flow, location, query_param};
+use portcullis_tests::{TestBroker, base_config, browser, config_from_yaml, engine, flow, location, query_param};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -341,9 +341,10 @@ async fn a_misspelt_config_key_is_refused_naming_it() {
     ];
     for (config, expected) in cases {
         let validated = config_from_yaml(&base_config("http://127.0.0.1:1/dex", &github_block(&fake, config)));
-        let backend = Arc::new(portcullis::storage::MemoryBackend::new());
-        let err = match portcullis::broker::Broker::with_backend(validated, backend).await {
-            Ok(_) => panic!("{config}: the broker accepted it"),
+        // What `check-config` and a reload run: every connector must load. (A start would go
+        // on without this one, reporting the same error in /status.)
+        let err = match portcullis::broker::Broker::load_registry(&engine(), &validated, None).await {
+            Ok(_) => panic!("{config}: the connector accepted it"),
             Err(e) => format!("{e:#}"),
         };
         assert!(err.contains("github"), "{err}");

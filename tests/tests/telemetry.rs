@@ -3,22 +3,10 @@
 
 use portcullis_tests::{TestBroker, browser, flow};
 
-async fn serve_telemetry(b: &TestBroker) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = portcullis::telemetry::router(b.broker.clone());
-    tokio::spawn(async move { axum_serve(listener, router).await });
-    base
-}
-
-async fn axum_serve(listener: tokio::net::TcpListener, router: axum::Router) {
-    let _ = axum::serve(listener, router).await;
-}
-
 #[tokio::test]
 async fn health_readiness_status_and_metrics() {
     let b = TestBroker::start("").await;
-    let admin = serve_telemetry(&b).await;
+    let admin = b.serve_telemetry().await;
     let http = reqwest::Client::new();
     assert_eq!(http.get(format!("{admin}/healthz")).send().await.unwrap().status(), 200);
     let ready: serde_json::Value = http.get(format!("{admin}/readyz")).send().await.unwrap().json().await.unwrap();

@@ -8,7 +8,9 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use model::*;
-pub use validate::{Client, ConnectorEntry, Expiry, RefreshExpiry, StaticPassword, Validated};
+pub use validate::{
+    CONTINUE_ON_CONNECTOR_FAILURE, Client, ConnectorEntry, Expiry, RefreshExpiry, StaticPassword, Validated,
+};
 
 /// A config that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +23,18 @@ pub struct ConfigError {
 impl Config {
     /// Reads, expands (from the process environment) and validates `path`.
     pub fn load(path: &Path) -> Result<Validated, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError { file: path.into(), message: format!("cannot read the config file: {e}") })?;
-        Self::from_yaml(path, &text, &|name| std::env::var(name).ok())
+        Self::from_text(path, &Self::read(path)?)
+    }
+
+    /// The text of the config file at `path`.
+    pub fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path)
+            .map_err(|e| ConfigError { file: path.into(), message: format!("cannot read the config file: {e}") })
+    }
+
+    /// Parses `text`, read from `path`, expanding variables from the process environment.
+    pub fn from_text(path: &Path, text: &str) -> Result<Validated, ConfigError> {
+        Self::from_yaml(path, text, &|name| std::env::var(name).ok())
     }
 
     /// Parses `text` as if read from `file`, expanding variables with `env`.

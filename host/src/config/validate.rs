@@ -59,6 +59,9 @@ pub struct Expiry {
 pub struct ConnectorEntry {
     pub spec: ConnectorSpec,
     pub kind: Option<String>,
+    /// Why the plugin file could not be found (the key path and the fix); the connector then
+    /// fails to load, and `spec.plugin` is where it was looked for first.
+    pub missing: Option<String>,
 }
 
 /// A config that passed every check.
@@ -78,6 +81,9 @@ pub struct Validated {
     pub enable_password_db: bool,
     pub passwords: Vec<StaticPassword>,
     pub connectors: Vec<ConnectorEntry>,
+    /// Start without the connectors that fail to load (Dex's `DEX_CONTINUE_ON_CONNECTOR_FAILURE`,
+    /// true unless set to false); reloads stay all or nothing either way.
+    pub continue_on_connector_failure: bool,
     pub cache_dir: Option<PathBuf>,
     /// The directory relative paths were resolved against.
     pub base_dir: PathBuf,
@@ -183,6 +189,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     let plugins_dirs = plugin_dirs(&c.plugins, base);
     let connectors = connectors(&c, base, &plugins_dirs)?;
     let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
+    let continue_on_connector_failure = continue_on_connector_failure(env)?;
     Ok(Validated {
         issuer,
         storage: c.storage,
@@ -198,11 +205,28 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         enable_password_db: c.enable_password_db,
         passwords,
         connectors,
+        continue_on_connector_failure,
         cache_dir,
         base_dir: base.to_path_buf(),
         source: PathBuf::new(),
         sha256: String::new(),
     })
+}
+
+/// The environment variable Dex reads for the same choice, with Dex's default (true).
+pub const CONTINUE_ON_CONNECTOR_FAILURE: &str = "DEX_CONTINUE_ON_CONNECTOR_FAILURE";
+
+/// Go's `strconv.ParseBool` spellings, as Dex reads its feature flags. Dex falls back to the
+/// default on a value it cannot read; we refuse it, so a typo cannot flip the choice unseen.
+fn continue_on_connector_failure(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, String> {
+    match env(CONTINUE_ON_CONNECTOR_FAILURE).as_deref() {
+        None | Some("") => Ok(true),
+        Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(other) => Err(format!(
+            "environment variable {CONTINUE_ON_CONNECTOR_FAILURE}={other:?}: write true (start without a connector that fails to load; the default) or false (refuse to start)"
+        )),
+    }
 }
 
 fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<String, Client>, String> {
@@ -318,6 +342,9 @@ fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<Connector
         if !ids.insert(cc.id.clone()) {
             return Err(format!("{at}.id: {:?} is used twice; connector ids must be unique", cc.id));
         }
+        // A plugin file that is not there is the connector's failure, not the config's: a start
+        // may go on without that connector (`DEX_CONTINUE_ON_CONNECTOR_FAILURE`).
+        let mut missing = None;
         let plugin = match (&cc.kind, &cc.plugin) {
             (Some(_), Some(_)) => return Err(format!("{at}: give type or plugin, not both")),
             (None, None) => {
@@ -332,16 +359,21 @@ fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<Connector
                     Some(found) => found,
                     None => {
                         let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-                        return Err(format!(
+                        missing = Some(format!(
                             "{at}.type: no plugin {file} in {}; run `cargo xtask plugins`, set plugins.dir, or give plugin: <path>",
                             looked.join(", ")
                         ));
+                        // Where it would be looked for first: the watcher sees it arrive there.
+                        dirs.first().map_or_else(|| PathBuf::from(&file), |d| d.join(&file))
                     }
                 }
             }
         };
         if cc.kind.is_none() && !plugin.is_file() {
-            return Err(format!("{at}.plugin: {} does not exist", plugin.display()));
+            missing = Some(format!(
+                "{at}.plugin: {} does not exist; build or copy the plugin there, or correct the path",
+                plugin.display()
+            ));
         }
         let config = serde_json::Value::Object(cc.config.clone().into_iter().collect());
         let spec = ConnectorSpec {
@@ -353,7 +385,7 @@ fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<Connector
             limits: cc.limits.clone(),
             config,
         };
-        out.push(ConnectorEntry { spec, kind: cc.kind.clone() });
+        out.push(ConnectorEntry { spec, kind: cc.kind.clone(), missing });
     }
     Ok(out)
 }

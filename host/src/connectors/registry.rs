@@ -37,6 +37,16 @@ pub enum SpecError {
     Plugin(#[from] PluginError),
 }
 
+impl SpecError {
+    /// The connector the error belongs to.
+    pub fn connector(&self) -> &str {
+        match self {
+            Self::Invalid { connector, .. } => connector,
+            Self::Plugin(e) => e.connector(),
+        }
+    }
+}
+
 /// The live connectors, by id.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -51,6 +61,17 @@ impl Registry {
         specs: &[ConnectorSpec],
         previous: Option<&Registry>,
     ) -> Result<Self, Vec<SpecError>> {
+        let (registry, errors) = Self::load_partial(engine, specs, previous).await;
+        if errors.is_empty() { Ok(registry) } else { Err(errors) }
+    }
+
+    /// Loads what can be loaded: the connectors whose specs succeeded, and an error for each
+    /// one left out (a degraded start, as Dex's `DEX_CONTINUE_ON_CONNECTOR_FAILURE`).
+    pub async fn load_partial(
+        engine: &Arc<PluginEngine>,
+        specs: &[ConnectorSpec],
+        previous: Option<&Registry>,
+    ) -> (Self, Vec<SpecError>) {
         let mut compiled: HashMap<PathBuf, Arc<LoadedPlugin>> = HashMap::new();
         let mut errors = Vec::new();
         let known: HashMap<String, Arc<LoadedPlugin>> = previous
@@ -89,7 +110,7 @@ impl Registry {
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() { Ok(Self { connectors }) } else { Err(errors) }
+        (Self { connectors }, errors)
     }
 
     pub fn get(&self, id: &str) -> Option<&Arc<Connector>> {

@@ -89,7 +89,18 @@ fn password_form(
     )
 }
 
-fn unknown_connector(live: &Live) -> Response {
+fn unknown_connector(live: &Live, id: &str) -> Response {
+    if live.failed.iter().any(|f| f.connector == id) {
+        // Configured, but its plugin did not load at start (the log and /status say why).
+        return pages::error_page(
+            &live.config,
+            &prefix(live),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Login method unavailable",
+            "This login method is configured but is not working right now.",
+            Some("Try another login method, or try again later; the administrator can see why in the broker's status."),
+        );
+    }
     pages::error_page(
         &live.config,
         &prefix(live),
@@ -115,13 +126,16 @@ pub async fn start(
     if connector == LOCAL && live.config.enable_password_db {
         return password_form(&live, &request, LOCAL, "Email Address", "", None);
     }
-    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live) };
+    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live, &connector) };
     match plugin.metadata().kind {
         ConnectorKind::Password => {
             let prompt = plugin.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into());
             password_form(&live, &request, &connector, &prompt, "", None)
         }
         ConnectorKind::Callback => {
+            // The callback may come back after any number of reloads: keep this generation
+            // (its plugin version) findable for as long as the request can complete.
+            broker.pin(&live, request.expires_at);
             let callback = format!("{}/callback/{connector}", issuer(&live).trim_end_matches('/'));
             let redirect = match plugin.login_url(scopes_of(&request), &callback, &request.id).await {
                 Ok(r) => r,
@@ -197,9 +211,9 @@ pub async fn password_login(
             }
         };
     }
-    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live) };
+    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live, &connector) };
     if plugin.metadata().kind != ConnectorKind::Password {
-        return unknown_connector(&live);
+        return unknown_connector(&live, &connector);
     }
     let prompt = plugin.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into());
     if login.is_empty() || form.password.is_empty() {
@@ -326,11 +340,11 @@ async fn callback(
     // A connector removed by a reload fails its in-flight logins cleanly; one still configured
     // finishes on the version the login began with.
     if live.registry.get(&connector).is_none() {
-        return unknown_connector(&live);
+        return unknown_connector(&live, &connector);
     }
     let began_on = broker.generation(request.connector_generation);
     let Some(plugin) = began_on.registry.get(&connector).or_else(|| live.registry.get(&connector)).cloned() else {
-        return unknown_connector(&live);
+        return unknown_connector(&live, &connector);
     };
     let passed: HashMap<String, String> = PASSED_HEADERS
         .iter()

@@ -309,6 +309,14 @@ async fn refresh(
         }
     } else {
         let Some(connector) = live.registry.get(&stored.connector_id) else {
+            if live.failed.iter().any(|f| f.connector == stored.connector_id) {
+                // Configured but not loaded (a degraded start): the login is not refused, the
+                // connector is missing for now, so the token survives until it is back.
+                return Err(OAuthError::new(
+                    OAuthErrorCode::TemporarilyUnavailable,
+                    format!("connector {:?} is not loaded right now; retry later", stored.connector_id),
+                ));
+            }
             return Err(OAuthError::invalid_grant(format!("connector {:?} no longer exists", stored.connector_id)));
         };
         if !connector.metadata().supports_refresh {
