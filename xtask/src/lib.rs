@@ -61,6 +61,23 @@ pub fn ensure_guest_target() -> anyhow::Result<()> {
 /// Builds `packages` for wasm32-wasip2 in the `plugin` profile and copies each component to
 /// `out/<name>.wasm`. Uses its own target directory so it can run inside another cargo build.
 pub fn build_guests(root: &Path, packages: &[(&str, &str)], out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    build_guests_with(root, packages, out, |mut cmd| {
+        let status = cmd.status().context("cannot run cargo to build the plugins")?;
+        if !status.success() {
+            bail!("building the plugins for {GUEST_TARGET} failed (see the cargo output above)");
+        }
+        Ok(())
+    })
+}
+
+/// Like `build_guests`, running the `cargo build` command with `run` (which may add output
+/// options, as `cargo xtask dev` does to show progress).
+pub fn build_guests_with(
+    root: &Path,
+    packages: &[(&str, &str)],
+    out: &Path,
+    run: impl FnOnce(Command) -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<PathBuf>> {
     ensure_guest_target()?;
     let target_dir = root.join("target").join("guests");
     let mut cmd = guest_cargo();
@@ -70,10 +87,7 @@ pub fn build_guests(root: &Path, packages: &[(&str, &str)], out: &Path) -> anyho
     for (package, _) in packages {
         cmd.args(["--package", package]);
     }
-    let status = cmd.status().context("cannot run cargo to build the plugins")?;
-    if !status.success() {
-        bail!("building the plugins for {GUEST_TARGET} failed (see the cargo output above)");
-    }
+    run(cmd)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let built = target_dir.join(GUEST_TARGET).join("plugin");
     let mut written = Vec::new();

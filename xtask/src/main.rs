@@ -1,6 +1,7 @@
 //! `cargo xtask`: project automation — build the plugins, set up the machine, run the tests.
 
 mod dev;
+mod progress;
 
 use std::process::Command;
 
@@ -12,7 +13,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   plugins   build every shipped connector for wasm32-wasip2 into target/plugins/
   setup     install what the tests need (wasm32-wasip2 target, Debian packages) and build the plugins
-  dev       set up, then run the broker (examples/config-dev.yaml) and the example app on :5555
+  dev       build what running needs (the plugins, the broker, the example app; no test-only packages),
+            then run the broker (examples/config-dev.yaml) and the example app on :5555
   test      set up, then run every test (what CI runs)
   bench     build the plugins, run the connector benchmarks and print a summary
             (extra arguments go to criterion, e.g. `cargo xtask bench login_url`)";
@@ -24,7 +26,7 @@ fn main() {
         Some("setup") => setup(),
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
-        Some("dev") => setup().and_then(|()| dev::run(&workspace_root())),
+        Some("dev") => dev::run(&workspace_root()),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -44,7 +46,8 @@ fn plugins() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Debian packages the tests use (the LDAP bridge's slapd, the browser test's Chromium).
+/// Debian packages the tests use (the LDAP bridge's slapd, the browser test's Chromium); running
+/// the broker needs none of them, so `cargo xtask dev` does not install them.
 const PACKAGES: &[(&str, &str)] = &[
     ("slapd", "/usr/sbin/slapd"),
     ("ldap-utils", "/usr/bin/ldapadd"),
@@ -118,6 +121,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     if !status.success() {
         bail!("tests failed");
     }
+    dev::check_shared_build(&workspace_root())?;
     // The connectors' own unit tests (pure logic: escaping, claim mapping, pagination, config
     // errors) run natively; the guests themselves were built for wasm above.
     let mut guests = cargo_command();
