@@ -1,2 +1,2 @@
-// A build script is required for cargo to consider build dependencies.
+//! A build script, so cargo applies the crate's build-dependencies (host-side features) too.
 fn main() {}

@@ -342,11 +342,18 @@ impl Broker {
         }
     }
 
-    /// Files whose change triggers a reload: the config and every plugin it names.
+    /// Files whose change triggers a look at the bytes: the config and every plugin it names,
+    /// and where a symlink among them points (the change happens there).
     fn watched_files(&self) -> BTreeSet<PathBuf> {
         let live = self.live.load();
-        let mut files: BTreeSet<PathBuf> = live.config.connectors.iter().map(|c| absolute(&c.spec.plugin)).collect();
-        files.insert(absolute(&live.config.source));
+        let named = live.config.connectors.iter().map(|c| &c.spec.plugin).chain([&live.config.source]);
+        let mut files = BTreeSet::new();
+        for path in named {
+            files.insert(absolute(path));
+            if let Ok(target) = std::fs::canonicalize(path) {
+                files.insert(target);
+            }
+        }
         files
     }
 
@@ -378,6 +385,13 @@ fn may_change_bytes(kind: &notify::EventKind) -> bool {
     use notify::EventKind;
     use notify::event::ModifyKind;
     !matches!(kind, EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)))
+}
+
+/// Whether an event on `path` may have changed one of `files`: it is one of them, or a name
+/// starting with `..` — Kubernetes updates a mounted ConfigMap or Secret by pointing its
+/// `..data` symlink at a new folder, so the files themselves see no event.
+fn concerns(files: &BTreeSet<PathBuf>, path: &Path) -> bool {
+    files.contains(&absolute(path)) || path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(".."))
 }
 
 /// Watches the directories of the watched files (editors replace files, so the directory is
@@ -418,14 +432,14 @@ async fn watch(broker: std::sync::Weak<Broker>) {
         // SQLite database, do not count), then for quiet on them.
         loop {
             let Some(path) = rx.recv().await else { return };
-            if files.contains(&absolute(&path)) {
+            if concerns(&files, &path) {
                 break;
             }
         }
         let mut quiet_since = tokio::time::Instant::now();
         loop {
             match tokio::time::timeout_at(quiet_since + DEBOUNCE, rx.recv()).await {
-                Ok(Some(path)) if files.contains(&absolute(&path)) => quiet_since = tokio::time::Instant::now(),
+                Ok(Some(path)) if concerns(&files, &path) => quiet_since = tokio::time::Instant::now(),
                 Ok(Some(_)) => {}
                 Ok(None) => return,
                 Err(_) => break,

@@ -1,7 +1,6 @@
 //! The GitHub connector end to end: a browser goes broker → fake GitHub → broker, and the ID
 //! token, the pages and the refresh answers say exactly what GitHub's data and failures imply.
 
-
 use portcullis::connectors::{CallbackRequest, Refusal, Scopes};
 use portcullis_tests::github_fake::{ApiMode, CLIENT_ID, CLIENT_SECRET, FakeGitHub, FakeTeam, FakeUser};
 use portcullis_tests::logs::{Format, LogCapture};

@@ -665,3 +665,31 @@ async fn connectors_that_fail_refuse_the_start_when_asked_or_when_none_is_left()
     let err = portcullis::broker::Broker::load_registry(&portcullis_tests::engine(), &checked, None).await.unwrap_err();
     assert!(format!("{err:#}").contains("connectors[0].plugin:"), "{err:#}");
 }
+
+#[tokio::test]
+async fn a_kubernetes_configmap_update_reloads_once() {
+    // A mounted ConfigMap: config.yaml -> ..data/config.yaml, ..data -> ..v1; an update writes
+    // ..v2 and renames a new ..data symlink over the old one, so config.yaml sees no event.
+    let dir = tempfile::tempdir().unwrap();
+    let plugin_copy = dir.path().join("mock.wasm");
+    std::fs::copy(plugin("mock"), &plugin_copy).unwrap();
+    let version = |name: &str, text: &str| {
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        std::fs::write(dir.path().join(name).join("config.yaml"), text).unwrap();
+    };
+    version("..v1", &config("{issuer}", &plugin_copy, "v1", ""));
+    std::os::unix::fs::symlink("..v1", dir.path().join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/config.yaml", dir.path().join("config.yaml")).unwrap();
+    let b = TestBroker::from_file(&dir.path().join("config.yaml")).await;
+    b.broker.spawn_reloaders();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    version("..v2", &config(&b.issuer, &plugin_copy, "v2", ""));
+    std::os::unix::fs::symlink("..v2", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("..v1")).unwrap();
+    wait_for_generation(&b.broker, 2, "the ConfigMap update").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(b.broker.live.load().generation, 2, "exactly one reload");
+    assert_eq!(login(&b).await.unwrap(), "v2");
+}

@@ -1,1 +1,2 @@
-// This is a stub lib.rs.
+//! The workspace-hack crate (cargo-hakari): no code. Its Cargo.toml gives every crate the features
+//! the whole workspace's test build resolves, so smaller builds (`cargo xtask dev`) reuse it.

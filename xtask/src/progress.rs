@@ -159,8 +159,8 @@ fn host_triple() -> anyhow::Result<String> {
 }
 
 /// Runs a `cargo build` command and returns the units it had to compile (none when everything
-/// it needs was already built, with the same features).
-pub fn compiled_units(mut cmd: Command) -> anyhow::Result<Vec<String>> {
+/// it needs was already built, with the same features), leaving out binaries if `skip_bins`.
+pub fn compiled_units(mut cmd: Command, skip_bins: bool) -> anyhow::Result<Vec<String>> {
     let output = cmd.args(["--message-format=json"]).stderr(Stdio::inherit()).output().context("cannot run cargo")?;
     if !output.status.success() {
         bail!("cargo build failed");
@@ -168,7 +168,8 @@ pub fn compiled_units(mut cmd: Command) -> anyhow::Result<Vec<String>> {
     let mut compiled = Vec::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
-        if message["reason"] == "compiler-artifact" && message["fresh"] == false {
+        let bin = message["target"]["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin"));
+        if message["reason"] == "compiler-artifact" && message["fresh"] == false && !(skip_bins && bin) {
             compiled.push(format!(
                 "{} ({})",
                 message["package_id"].as_str().unwrap_or_default(),
