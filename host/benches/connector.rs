@@ -4,6 +4,8 @@
 //! Needs `target/plugins/mock.wasm` (`cargo xtask plugins`); `cargo xtask bench` builds it, runs
 //! this and prints a summary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a benchmark stops at its first failure")]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -5,6 +5,8 @@
 //!
 //! Needs `target/plugins/mock.wasm` (`cargo xtask plugins`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a benchmark stops at its first failure")]
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 

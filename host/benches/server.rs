@@ -14,6 +14,8 @@
 //! login is the broker's own. Results: a table on stdout and `target/bench/server.json`,
 //! which `cargo xtask bench` merges into its summary.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a benchmark stops at its first failure")]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -191,10 +193,10 @@ async fn start(o: &Options<'_>) -> (Server, Duration) {
             let log = std::fs::read_to_string(server._dir.path().join("broker.log")).unwrap_or_default();
             panic!("the broker exited ({status}) before it was ready:\n{log}");
         }
-        if let Ok(r) = http.get(format!("{}/readyz", server.telemetry)).send().await {
-            if r.status().is_success() {
-                return (server, began.elapsed());
-            }
+        if let Ok(r) = http.get(format!("{}/readyz", server.telemetry)).send().await
+            && r.status().is_success()
+        {
+            return (server, began.elapsed());
         }
         assert!(Instant::now() < deadline, "the broker did not become ready in 60 s (config {})", path.display());
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -580,7 +582,7 @@ async fn main() {
     out.insert("rss_peak_mib".into(), json!(hwm));
 
     println!();
-    println!("{:<38} {:>12}  {}", "server benchmark", "figure", "beside");
+    println!("{:<38} {:>12}  beside", "server benchmark", "figure");
     for (label, figure, beside) in &rows {
         println!("{label:<38} {figure:>12}  {beside}");
     }

@@ -74,6 +74,7 @@ pub fn postgres_url(c: &crate::config::PostgresConfig) -> Secret {
     if let Some(url) = &c.url {
         return url.clone();
     }
+    #[expect(clippy::expect_used, reason = "a constant URL")]
     let mut url = url::Url::parse("postgres://localhost/").expect("static URL parses");
     let _ = url.set_host(Some(c.host.as_deref().unwrap_or("localhost")));
     let _ = url.set_port(Some(c.port.unwrap_or(5432)));

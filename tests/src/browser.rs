@@ -51,10 +51,10 @@ impl Chromedriver {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(port) = line.split("started successfully on port ").nth(1) {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(port.trim_end_matches('.').trim().to_string());
-                    }
+                if let Some(port) = line.split("started successfully on port ").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(port.trim_end_matches('.').trim().to_string());
                 }
             }
         });

@@ -34,6 +34,9 @@ connectors:
     )
 }
 
+/// Something done to a setup's files, by name in a table of cases.
+type Change<'a> = Box<dyn Fn(&Setup) + 'a>;
+
 struct Setup {
     _dir: tempfile::TempDir,
     file: PathBuf,
@@ -182,7 +185,7 @@ async fn a_broken_change_never_replaces_the_working_setup() {
     let s = setup().await;
     assert_eq!(login(&s.broker).await.unwrap(), "v1");
     let not_wasm = repo_file("tests/fixtures/not-wasm.wasm");
-    let cases: Vec<(&str, Box<dyn Fn(&Setup)>)> = vec![
+    let cases: Vec<(&str, Change)> = vec![
         ("invalid YAML", Box::new(|s: &Setup| std::fs::write(&s.file, "issuer: [unclosed\n").unwrap())),
         ("unknown key", Box::new(|s: &Setup| s.write("v2", "\n  colour: blue"))),
         (
@@ -372,8 +375,7 @@ async fn each_editor_save_pattern_reloads_exactly_once() {
     s.broker.broker.spawn_reloaders();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let text = |user: &str| config(&s.broker.issuer, &s.plugin, user, "");
-    type Save<'a> = Box<dyn Fn(&Setup) + 'a>;
-    let patterns: Vec<(&str, Save)> = vec![
+    let patterns: Vec<(&str, Change)> = vec![
         (
             "write in place",
             Box::new(|s: &Setup| {

@@ -132,10 +132,11 @@ fn wait_until_serving(children: &mut Children, address: &str, path: &str) -> any
             let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
             let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
             let mut head = [0u8; 12];
-            if stream.write_all(request.as_bytes()).is_ok() && stream.read_exact(&mut head).is_ok() {
-                if matches!(head.get(9), Some(b'2' | b'3')) {
-                    return Ok(());
-                }
+            if stream.write_all(request.as_bytes()).is_ok()
+                && stream.read_exact(&mut head).is_ok()
+                && matches!(head.get(9), Some(b'2' | b'3'))
+            {
+                return Ok(());
             }
         }
         for child in &mut children.0 {

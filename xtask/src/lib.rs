@@ -156,3 +156,6 @@ fn copy_if_changed(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::rename(&tmp, to).with_context(|| format!("cannot write {}", to.display()))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tidy;

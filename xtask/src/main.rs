@@ -57,9 +57,29 @@ const PACKAGES: &[(&str, &str)] = &[
 
 fn setup() -> anyhow::Result<()> {
     install_packages()?;
+    ensure_components()?;
     let root = workspace_root();
     build_guests(&root, SHIPPED, &plugins_dir(&root))?;
     build_guests(&root, HOSTILE, &fixtures_dir(&root))?;
+    Ok(())
+}
+
+/// rustfmt and clippy, which `cargo xtask test` runs (a minimal rustup profile lacks them).
+fn ensure_components() -> anyhow::Result<()> {
+    let have = |tool: &str| Command::new("cargo").args([tool, "--version"]).output().is_ok_and(|o| o.status.success());
+    let missing: Vec<&str> = [("fmt", "rustfmt"), ("clippy", "clippy")]
+        .into_iter()
+        .filter(|(tool, _)| !have(tool))
+        .map(|(_, component)| component)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("installing {} with rustup", missing.join(" and "));
+    let status = Command::new("rustup").args(["component", "add"]).args(&missing).status();
+    if !status.is_ok_and(|s| s.success()) {
+        bail!("`rustup component add {}` failed; run it by hand and retry", missing.join(" "));
+    }
     Ok(())
 }
 
@@ -111,6 +131,7 @@ fn is_root() -> bool {
 
 fn test(extra: &[String]) -> anyhow::Result<()> {
     setup()?;
+    lint()?;
     let status = cargo_command()
         .current_dir(workspace_root())
         // The default members (host, xtask, tests, example-app); guests are built for wasm by
@@ -144,6 +165,26 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
         .status()?;
     if !example.success() {
         bail!("the custom connector example's tests failed");
+    }
+    Ok(())
+}
+
+/// `cargo fmt --check`, then clippy with warnings as errors over the default members' every
+/// target and the guests' native build (the workspace `[lints]` deny unwrap/expect/panic
+/// outside tests).
+fn lint() -> anyhow::Result<()> {
+    let root = workspace_root();
+    let fmt = cargo_command().current_dir(&root).args(["fmt", "--all", "--", "--check"]).status()?;
+    if !fmt.success() {
+        bail!("`cargo fmt --all -- --check` found unformatted code (above): run `cargo fmt --all`");
+    }
+    let mut clippy = cargo_command();
+    clippy.current_dir(&root).args(["clippy", "--quiet", "--all-targets"]);
+    for package in ["portcullis", "xtask", "portcullis-tests", "example-app"].iter().chain(GUEST_UNIT_TESTS) {
+        clippy.args(["--package", package]);
+    }
+    if !clippy.args(["--", "-D", "warnings"]).status()?.success() {
+        bail!("clippy found problems (above); fix them, or allow one where it is right with a reason");
     }
     Ok(())
 }

@@ -80,7 +80,7 @@ pub fn cargo_build(mut cmd: Command, root: &Path, packages: &[&str], target: Opt
             let _ = std::io::stdout().flush();
         } else {
             // In a log: a line per tenth of the way (at most one each 5 s), or every 30 s.
-            let tenth = if total > 0 { count * 10 / total } else { 0 };
+            let tenth = (count * 10).checked_div(total).unwrap_or(0);
             let since = last_line.elapsed();
             if tenth > last_tenth && since > Duration::from_secs(5) || since > Duration::from_secs(30) {
                 println!("      {shown}, {}", human(began.elapsed()));
@@ -140,10 +140,8 @@ fn crates_to_build(root: &Path, packages: &[&str], target: Option<&str>) -> anyh
         let Some(node) = nodes.get(id) else { continue };
         for dep in node["deps"].as_array().into_iter().flatten() {
             let wanted = dep["dep_kinds"].as_array().into_iter().flatten().any(|k| k["kind"] != "dev");
-            if wanted {
-                if let Some(pkg) = dep["pkg"].as_str() {
-                    todo.push(pkg);
-                }
+            if wanted && let Some(pkg) = dep["pkg"].as_str() {
+                todo.push(pkg);
             }
         }
     }

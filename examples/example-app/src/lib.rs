@@ -11,7 +11,7 @@ mod pages;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -241,7 +241,7 @@ async fn login(State(app): State<Shared>, RawForm(body): RawForm) -> Response {
     }
     let (url, state, nonce) = request.url();
 
-    let mut pending = app.pending.lock().unwrap();
+    let mut pending = app.pending.lock().unwrap_or_else(PoisonError::into_inner);
     pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
     pending.insert(state.secret().clone(), Pending { nonce, pkce_verifier: verifier, started: Instant::now() });
     Redirect::to(url.as_str()).into_response()
@@ -250,7 +250,7 @@ async fn login(State(app): State<Shared>, RawForm(body): RawForm) -> Response {
 async fn callback(State(app): State<Shared>, Query(query): Query<HashMap<String, String>>) -> Response {
     if let Some(error) = query.get("error") {
         if let Some(state) = query.get("state") {
-            app.pending.lock().unwrap().remove(state);
+            app.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(state);
         }
         let description = query.get("error_description").map(String::as_str).unwrap_or("");
         return app.pages.error("The issuer returned an error", error, description);
@@ -258,7 +258,7 @@ async fn callback(State(app): State<Shared>, Query(query): Query<HashMap<String,
     let (Some(code), Some(state)) = (query.get("code"), query.get("state")) else {
         return app.pages.error("Bad callback", "invalid_request", "The callback has no code or no state.");
     };
-    let Some(pending) = app.pending.lock().unwrap().remove(state) else {
+    let Some(pending) = app.pending.lock().unwrap_or_else(PoisonError::into_inner).remove(state) else {
         return app.pages.error(
             "Bad callback",
             "invalid_state",

@@ -164,15 +164,15 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
             }
         }
     }
-    if let Some(level) = &c.logger.level {
-        if !matches!(level.to_ascii_lowercase().as_str(), "trace" | "debug" | "info" | "warn" | "error") {
-            return Err(format!("logger.level: {level:?}; write debug, info, warn or error"));
-        }
+    if let Some(level) = &c.logger.level
+        && !matches!(level.to_ascii_lowercase().as_str(), "trace" | "debug" | "info" | "warn" | "error")
+    {
+        return Err(format!("logger.level: {level:?}; write debug, info, warn or error"));
     }
-    if let Some(format) = &c.logger.format {
-        if !matches!(format.as_str(), "text" | "json") {
-            return Err(format!("logger.format: {format:?}; write text or json"));
-        }
+    if let Some(format) = &c.logger.format
+        && !matches!(format.as_str(), "text" | "json")
+    {
+        return Err(format!("logger.format: {format:?}; write text or json"));
     }
     if c.web.http.is_none() && c.web.https.is_none() {
         return Err("web: give web.http or web.https (an address such as 127.0.0.1:5556)".into());
@@ -311,11 +311,11 @@ fn plugin_dirs(p: &PluginsConfig, base: &Path) -> Vec<PathBuf> {
         Some(dir) => vec![base.join(dir)],
         None => {
             let mut dirs = vec![base.join("target/plugins"), base.join("../target/plugins")];
-            if let Ok(exe) = std::env::current_exe() {
-                if let Some(bin) = exe.parent() {
-                    dirs.push(bin.join("../plugins"));
-                    dirs.push(bin.join("../../target/plugins"));
-                }
+            if let Ok(exe) = std::env::current_exe()
+                && let Some(bin) = exe.parent()
+            {
+                dirs.push(bin.join("../plugins"));
+                dirs.push(bin.join("../../target/plugins"));
             }
             dirs.push(PathBuf::from("/usr/lib/portcullis/plugins"));
             dirs

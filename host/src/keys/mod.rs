@@ -100,10 +100,10 @@ impl Keys {
     }
 
     fn install(&self, set: KeySet) -> Result<(), KeyError> {
-        if let Ok(guard) = self.loaded.read() {
-            if guard.as_ref().is_some_and(|l| l.set == set) {
-                return Ok(());
-            }
+        if let Ok(guard) = self.loaded.read()
+            && guard.as_ref().is_some_and(|l| l.set == set)
+        {
+            return Ok(());
         }
         let unusable = |reason: String| KeyError::Unusable { kid: set.current.kid.clone(), reason };
         let alg: Algorithm =

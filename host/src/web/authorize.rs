@@ -122,7 +122,7 @@ async fn begin(State(broker): State<AppState>, headers: HeaderMap, p: HashMap<St
         Err(e) => return fail("invalid_scope", &e),
     };
     for peer in &scopes.audiences {
-        let trusted = live.config.clients.get(peer).is_some_and(|c| c.trusted_peers.iter().any(|t| *t == client.id));
+        let trusted = live.config.clients.get(peer).is_some_and(|c| c.trusted_peers.contains(&client.id));
         if !trusted && peer != &client.id {
             return fail("invalid_scope", &format!("client {peer:?} does not list {:?} in trustedPeers", client.id));
         }
@@ -139,10 +139,10 @@ async fn begin(State(broker): State<AppState>, headers: HeaderMap, p: HashMap<St
             None => return fail("invalid_request", "code_challenge_method must be S256"),
         },
     };
-    if let Some(c) = challenge {
-        if !(43..=128).contains(&c.len()) {
-            return fail("invalid_request", "code_challenge must be 43 to 128 characters");
-        }
+    if let Some(c) = challenge
+        && !(43..=128).contains(&c.len())
+    {
+        return fail("invalid_request", "code_challenge must be 43 to 128 characters");
     }
     if client.public && challenge.is_none() {
         return fail("invalid_request", "public clients must use PKCE (code_challenge with S256)");
@@ -240,10 +240,10 @@ fn choose(live: &Live, client: &Client, request: &AuthRequest, hint: Option<&str
     if let Some(id) = hint.filter(|h| methods.iter().any(|m| m.id == *h)) {
         return go(id);
     }
-    if let Some(id) = live.config.oauth2.password_connector.as_deref().filter(|h| methods.iter().any(|m| m.id == *h)) {
-        if !live.config.oauth2.always_show_login_screen {
-            return go(id);
-        }
+    if let Some(id) = live.config.oauth2.password_connector.as_deref().filter(|h| methods.iter().any(|m| m.id == *h))
+        && !live.config.oauth2.always_show_login_screen
+    {
+        return go(id);
     }
     if methods.len() == 1 && !live.config.oauth2.always_show_login_screen {
         return go(&methods[0].id);

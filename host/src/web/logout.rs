@@ -64,10 +64,10 @@ async fn end(State(broker): State<AppState>, headers: HeaderMap, p: HashMap<Stri
             }
         }
     };
-    if let Some(id) = cookies::get(&headers, cookies::SESSION) {
-        if let Err(e) = broker.store.delete_session(&token_key(&id)).await {
-            tracing::warn!("cannot delete the session: {e}");
-        }
+    if let Some(id) = cookies::get(&headers, cookies::SESSION)
+        && let Err(e) = broker.store.delete_session(&token_key(&id)).await
+    {
+        tracing::warn!("cannot delete the session: {e}");
     }
     let mut response = match redirect {
         Some(uri) => {

@@ -278,14 +278,14 @@ async fn refresh(
         return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
     }
     let policy = live.config.expiry.refresh;
-    if let Some(rotated_at) = stored.rotated_at {
-        if now - rotated_at > secs(policy.reuse_interval) {
-            tracing::warn!(client = %client.id, "refresh token reuse detected; revoking the token family");
-            broker.store.revoke_grant(&stored.family).await.map_err(storage_error)?;
-            return Err(OAuthError::invalid_grant("the refresh token was already used; its whole family is revoked"));
-        }
-        // A retry within the reuse interval (a lost response): answered with a new token.
+    if let Some(rotated_at) = stored.rotated_at
+        && now - rotated_at > secs(policy.reuse_interval)
+    {
+        tracing::warn!(client = %client.id, "refresh token reuse detected; revoking the token family");
+        broker.store.revoke_grant(&stored.family).await.map_err(storage_error)?;
+        return Err(OAuthError::invalid_grant("the refresh token was already used; its whole family is revoked"));
     }
+    // A retry within the reuse interval (a lost response): answered with a new token.
     if !broker.store.grant_live(&stored.family, now).await.map_err(storage_error)? {
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }

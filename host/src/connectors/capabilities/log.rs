@@ -12,7 +12,7 @@ impl Host for CallState {
         if message.len() > MAX_MESSAGE {
             let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let connector = &*self.connector;
         match level {
