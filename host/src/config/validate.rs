@@ -244,6 +244,12 @@ fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Resul
             )),
             (None, None) => None,
         };
+        // Dex would check a public client's secret after all; we say what is meant instead.
+        if cc.public && secret.is_some() {
+            return Err(format!(
+                "{at}: public: true with a secret: a public client cannot keep a secret, so none is asked for; remove the secret (a public client, with PKCE) or remove public: true (a confidential client)"
+            ));
+        }
         if !cc.public && secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
             return Err(format!(
                 "{at}: a confidential client needs a secret (or secretEnv); or set public: true for a client that cannot keep one"
