@@ -131,6 +131,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdin().read_line(&mut password).context("cannot read the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']);
             anyhow::ensure!(!password.is_empty(), "the password is empty; type it on stdin");
+            anyhow::ensure!(
+                password.len() <= portcullis::web::BCRYPT_MAX_PASSWORD,
+                "the password is {} bytes; bcrypt reads only the first {}, so the rest would be ignored: choose one of at most {} bytes",
+                password.len(),
+                portcullis::web::BCRYPT_MAX_PASSWORD,
+                portcullis::web::BCRYPT_MAX_PASSWORD
+            );
             println!("{}", bcrypt::hash(password, cost)?);
             Ok(())
         }

@@ -512,3 +512,29 @@ async fn dex_shared_callback_url_finds_the_connector_by_state() {
     let stray = web.get(b.url("/callback?state=nothing-like-a-login")).send().await.unwrap();
     assert!(stray.status().is_client_error(), "{}", stray.status());
 }
+
+#[tokio::test]
+async fn a_password_longer_than_bcrypt_reads_is_refused_not_truncated() {
+    // bcrypt reads 72 bytes: this user's password is exactly 72, so 72 bytes plus any tail
+    // would match the hash if the broker let bcrypt cut it.
+    let password = "correct-horse-battery-staple-correct-horse-battery-staple-correct-horse-";
+    assert_eq!(password.len(), 72);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let yaml = format!(
+        "{}- email: long@example.com\n  hash: \"$2b$04$oaQ2i0ItnFewvrwA.BaVuuQzeT2HcPVQXNCmH2XZIahqa.YLZnQau\"\n  username: long\n  userID: long-1\n",
+        portcullis_tests::base_config(&issuer, "")
+    );
+    let b = TestBroker::serve(listener, issuer, portcullis_tests::config_from_yaml(&yaml), None).await;
+    let web = browser();
+    let (page, _pending) = portcullis_tests::flow::authorize(&b, &web, "local", "openid").await;
+    let form = page.text().await.unwrap();
+    let submit = |password: String| {
+        let (b, web, form) = (&b, &web, &form);
+        async move { portcullis_tests::flow::submit_password(b, web, "local", form, "long@example.com", &password).await }
+    };
+    let cut = submit(format!("{password}-and-a-wrong-tail")).await;
+    assert_eq!(cut.status(), 401, "the first 72 bytes are right, the rest is not: refused");
+    let exact = submit(password.to_string()).await;
+    assert_eq!(exact.status(), 303, "the 72-byte password itself logs in");
+}

@@ -229,15 +229,21 @@ pub async fn password_login(
     }
 }
 
-/// The local password database: bcrypt off the async runtime, same cost for unknown users.
+/// bcrypt reads only the first 72 bytes of a password: a longer one is refused, never cut.
+pub const BCRYPT_MAX_PASSWORD: usize = 72;
+
+/// The local password database: bcrypt off the async runtime, same cost for unknown users and
+/// for passwords bcrypt would truncate (refused whatever their first 72 bytes are).
 async fn check_local(live: &Live, email: &str, password: String) -> Option<Identity> {
     let user = live.config.passwords.iter().find(|p| p.email.eq_ignore_ascii_case(email)).cloned();
     let hash = user.as_ref().map(|u| u.hash.expose().to_string());
+    let too_long = password.len() > BCRYPT_MAX_PASSWORD;
     let ok = tokio::task::spawn_blocking(move || {
         bcrypt::verify(password, &hash.unwrap_or_else(dummy_hash)).unwrap_or(false)
     })
     .await
-    .unwrap_or(false);
+    .unwrap_or(false)
+        && !too_long;
     let user = user.filter(|_| ok)?;
     Some(Identity {
         user_id: user.user_id,

@@ -5,6 +5,7 @@ mod authorize;
 mod cookies;
 mod discovery;
 mod login;
+pub use login::BCRYPT_MAX_PASSWORD;
 mod logout;
 pub mod pages;
 mod token;
