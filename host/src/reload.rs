@@ -177,6 +177,12 @@ async fn read_sources(path: &Path) -> (Result<Validated, String>, Sources) {
     }
 }
 
+/// Keeps the generations an unexpired auth request is pinned to.
+fn drop_unreachable(retired: &mut Vec<Arc<Live>>) {
+    let now = now();
+    retired.retain(|l| l.pinned_until.load(Ordering::SeqCst) > now);
+}
+
 fn count_reload(outcome: &'static str) {
     crate::metrics::global().reloads.get_or_create(&crate::metrics::OutcomeLabels { outcome }).inc();
 }
@@ -305,17 +311,12 @@ impl Broker {
         if !retired.iter().any(|l| l.generation == old.generation) {
             retired.push(old);
         }
-        let now = now();
-        retired.retain(|l| l.pinned_until.load(Ordering::SeqCst) > now);
+        drop_unreachable(&mut retired);
     }
 
     /// Drops the retired generations no unexpired auth request can refer to (upkeep).
     pub fn drop_unreachable_generations(&self) {
-        let now = now();
-        self.retired
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|l| l.pinned_until.load(Ordering::SeqCst) > now);
+        drop_unreachable(&mut self.retired.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
     /// The generations kept for logins in flight, oldest first.

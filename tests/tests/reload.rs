@@ -54,6 +54,14 @@ async fn setup() -> Setup {
     Setup { _dir: dir, file, plugin: plugin_copy, broker }
 }
 
+/// `setup` with the file watcher running and armed.
+async fn watched_setup() -> Setup {
+    let s = setup().await;
+    s.broker.broker.spawn_reloaders();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s
+}
+
 impl Setup {
     fn write(&self, user_id: &str, extra: &str) {
         std::fs::write(&self.file, config(&self.broker.issuer, &self.plugin, user_id, extra)).unwrap();
@@ -225,9 +233,7 @@ async fn a_broken_change_never_replaces_the_working_setup() {
 
 #[tokio::test]
 async fn an_edit_to_the_file_is_picked_up_by_the_watcher() {
-    let s = setup().await;
-    s.broker.broker.spawn_reloaders();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = watched_setup().await;
     s.write("v2", "");
     wait_for_generation(&s.broker.broker, 2, "an edit").await;
     assert_eq!(login(&s.broker).await.unwrap(), "v2");
@@ -367,9 +373,7 @@ async fn reads_touches_and_identical_copies_reload_nothing() {
 
 #[tokio::test]
 async fn each_editor_save_pattern_reloads_exactly_once() {
-    let s = setup().await;
-    s.broker.broker.spawn_reloaders();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = watched_setup().await;
     let text = |user: &str| config(&s.broker.issuer, &s.plugin, user, "");
     let patterns: Vec<(&str, Change)> = vec![
         (
