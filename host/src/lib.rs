@@ -4,6 +4,7 @@
 //! See `docs/ARCHITECTURE.md` for the code map and the invariants the modules keep.
 
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod keys;

@@ -13,6 +13,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::clock::secs;
 use crate::storage::{KeySet, PublicKey, StorageError, Store};
 
 /// Key failures.
@@ -172,8 +173,4 @@ impl Keys {
         }
         jsonwebtoken::decode::<T>(token, key, &validation).ok().map(|d| d.claims)
     }
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }

@@ -18,7 +18,7 @@ pub struct AuthRequest {
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
+    pub code_challenge_method: Option<crate::oidc::pkce::Method>,
     /// `prompt` values asked for (none, login, consent).
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
@@ -45,7 +45,7 @@ pub struct AuthCode {
     pub scopes: Vec<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
+    pub code_challenge_method: Option<crate::oidc::pkce::Method>,
     pub connector_id: String,
     pub identity: Identity,
     pub auth_time: i64,

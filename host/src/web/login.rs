@@ -10,10 +10,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::Value;
 use serde::Deserialize;
 
-use super::authorize::{LOCAL, ReqQuery, complete_login, csrf_failed, csrf_ok, load_request};
+use super::authorize::ReqQuery;
+use super::error::WebError;
+use super::flow::{LOCAL, check_csrf, complete_login, load_request};
 use super::{AppState, issuer, pages, prefix};
-use crate::broker::{Live, now};
-use crate::connectors::{CallbackRequest, ConnectorKind, Identity, PluginError, Refusal, Scopes};
+use crate::broker::Live;
+use crate::clock::now;
+use crate::connectors::{CallbackRequest, ConnectorKind, Identity, Scopes};
 use crate::oidc::ScopeSet;
 use crate::storage::AuthRequest;
 
@@ -27,29 +30,6 @@ fn dummy_hash() -> String {
 fn scopes_of(request: &AuthRequest) -> Scopes {
     let set = ScopeSet::from_list(&request.scopes);
     Scopes { offline_access: set.offline_access, groups: set.groups }
-}
-
-/// The page for a connector failure: access denied is a 403, the rest say what failed.
-pub fn connector_error_page(live: &Live, err: &PluginError) -> Response {
-    let pfx = prefix(live);
-    let outcome = if matches!(err.refusal(), Some(Refusal::Denied(_))) { "denied" } else { "error" };
-    crate::metrics::global().login(err.connector(), outcome);
-    tracing::warn!(connector = err.connector(), "login failed: {err}");
-    let (status, title, message) = match err.refusal() {
-        Some(Refusal::Denied(why)) => (StatusCode::FORBIDDEN, "Access denied", why.clone()),
-        Some(Refusal::BadRequest(why)) => (StatusCode::BAD_REQUEST, "Login failed", why.clone()),
-        Some(Refusal::Upstream(_)) => (
-            StatusCode::BAD_GATEWAY,
-            "Login failed",
-            "The identity provider could not be reached or answered unexpectedly.".into(),
-        ),
-        _ => (
-            StatusCode::BAD_GATEWAY,
-            "Login failed",
-            "The login connector failed. The administrator can find the cause in the broker's log.".into(),
-        ),
-    };
-    pages::error_page(&live.config, &pfx, status, title, &message, Some("Go back to the application and try again."))
 }
 
 fn connector_name(live: &Live, id: &str) -> String {
@@ -89,71 +69,39 @@ fn password_form(
     )
 }
 
-fn unknown_connector(live: &Live, id: &str) -> Response {
-    if live.failed.iter().any(|f| f.connector == id) {
-        // Configured, but its plugin did not load at start (the log and /status say why).
-        return pages::error_page(
-            &live.config,
-            &prefix(live),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Login method unavailable",
-            "This login method is configured but is not working right now.",
-            Some("Try another login method, or try again later; the administrator can see why in the broker's status."),
-        );
-    }
-    pages::error_page(
-        &live.config,
-        &prefix(live),
-        StatusCode::NOT_FOUND,
-        "Unknown login method",
-        "This login method does not exist or was removed while you were logging in.",
-        Some("Go back to the application and log in again."),
-    )
-}
-
 /// `GET /auth/{connector}?req=`: the password form, or the redirect to the upstream.
 pub async fn start(
     State(broker): State<AppState>,
     headers: HeaderMap,
     Path(connector): Path<String>,
     Query(q): Query<ReqQuery>,
-) -> Response {
+) -> Result<Response, WebError> {
     let live = broker.live.load_full();
-    let (mut request, version) = match load_request(&broker, &live, &headers, &q.req).await {
-        Ok(r) => r,
-        Err(page) => return page,
-    };
+    let (mut request, version) = load_request(&broker, &live, &headers, &q.req).await?;
     if connector == LOCAL && live.config.enable_password_db {
-        return password_form(&live, &request, LOCAL, "Email Address", "", None);
+        return Ok(password_form(&live, &request, LOCAL, "Email Address", "", None));
     }
-    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live, &connector) };
+    let plugin = live.registry.get(&connector).ok_or_else(|| WebError::unknown_connector(&live, &connector))?;
     match plugin.metadata().kind {
         ConnectorKind::Password => {
             let prompt = plugin.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into());
-            password_form(&live, &request, &connector, &prompt, "", None)
+            Ok(password_form(&live, &request, &connector, &prompt, "", None))
         }
         ConnectorKind::Callback => {
             // The callback may come back after any number of reloads: keep this generation
             // (its plugin version) findable for as long as the request can complete.
             broker.pin(&live, request.expires_at);
             let callback = format!("{}/callback/{connector}", issuer(&live).trim_end_matches('/'));
-            let redirect = match plugin.login_url(scopes_of(&request), &callback, &request.id).await {
-                Ok(r) => r,
-                Err(e) => return connector_error_page(&live, &e),
-            };
+            let redirect = plugin
+                .login_url(scopes_of(&request), &callback, &request.id)
+                .await
+                .map_err(|e| WebError::connector(&live, &e))?;
             request.connector_id = Some(connector.clone());
             request.connector_generation = Some(live.generation);
             request.connector_state = redirect.state_data;
             match broker.store.update_auth_request(&request, version, now()).await {
-                Ok(true) => Redirect::to(&redirect.url).into_response(),
-                _ => pages::error_page(
-                    &live.config,
-                    &prefix(&live),
-                    StatusCode::CONFLICT,
-                    "Login expired",
-                    "This login changed while starting.",
-                    Some("Go back to the application and log in again."),
-                ),
+                Ok(true) => Ok(Redirect::to(&redirect.url).into_response()),
+                _ => Err(WebError::login_changed(&live, "This login changed while starting.")),
             }
         }
     }
@@ -175,28 +123,23 @@ pub async fn password_login(
     headers: HeaderMap,
     Path(connector): Path<String>,
     Form(form): Form<PasswordForm>,
-) -> Response {
+) -> Result<Response, WebError> {
     let live = broker.live.load_full();
-    let (request, version) = match load_request(&broker, &live, &headers, &form.req).await {
-        Ok(r) => r,
-        Err(page) => return page,
-    };
-    if !csrf_ok(&request, &form.csrf) {
-        return csrf_failed(&live);
-    }
+    let (request, version) = load_request(&broker, &live, &headers, &form.req).await?;
+    check_csrf(&live, &request, &form.csrf)?;
     let login = form.login.trim();
     if connector == LOCAL && live.config.enable_password_db {
         if login.is_empty() || form.password.is_empty() {
-            return password_form(
+            return Ok(password_form(
                 &live,
                 &request,
                 LOCAL,
                 "Email Address",
                 login,
                 Some("Enter your email address and password."),
-            );
+            ));
         }
-        return match check_local(&live, login, form.password).await {
+        return Ok(match check_local(&live, login, form.password).await {
             Some(identity) => complete_login(&broker, &live, request, version, LOCAL, identity).await,
             None => {
                 crate::metrics::global().login(LOCAL, "bad_credentials");
@@ -209,23 +152,31 @@ pub async fn password_login(
                     Some("Invalid email address or password."),
                 )
             }
-        };
+        });
     }
-    let Some(plugin) = live.registry.get(&connector) else { return unknown_connector(&live, &connector) };
-    if plugin.metadata().kind != ConnectorKind::Password {
-        return unknown_connector(&live, &connector);
-    }
+    let plugin = live
+        .registry
+        .get(&connector)
+        .filter(|p| p.metadata().kind == ConnectorKind::Password)
+        .ok_or_else(|| WebError::unknown_connector(&live, &connector))?;
     let prompt = plugin.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into());
     if login.is_empty() || form.password.is_empty() {
-        return password_form(&live, &request, &connector, &prompt, login, Some("Enter your username and password."));
+        return Ok(password_form(
+            &live,
+            &request,
+            &connector,
+            &prompt,
+            login,
+            Some("Enter your username and password."),
+        ));
     }
     match plugin.login(scopes_of(&request), login, &form.password).await {
-        Ok(Some(identity)) => complete_login(&broker, &live, request, version, &connector, identity).await,
+        Ok(Some(identity)) => Ok(complete_login(&broker, &live, request, version, &connector, identity).await),
         Ok(None) => {
             crate::metrics::global().login(&connector, "bad_credentials");
-            password_form(&live, &request, &connector, &prompt, login, Some("Invalid username or password."))
+            Ok(password_form(&live, &request, &connector, &prompt, login, Some("Invalid username or password.")))
         }
-        Err(e) => connector_error_page(&live, &e),
+        Err(e) => Err(WebError::connector(&live, &e)),
     }
 }
 
@@ -261,7 +212,7 @@ pub async fn callback_get(
     headers: HeaderMap,
     path: Path<String>,
     Query(query): Query<Vec<(String, String)>>,
-) -> Response {
+) -> Result<Response, WebError> {
     callback(state, headers, Some(path.0), Method::GET, query, Vec::new()).await
 }
 
@@ -271,7 +222,7 @@ pub async fn shared_callback_get(
     state: State<AppState>,
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
-) -> Response {
+) -> Result<Response, WebError> {
     callback(state, headers, None, Method::GET, query, Vec::new()).await
 }
 
@@ -280,7 +231,7 @@ pub async fn shared_callback_post(
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
+) -> Result<Response, WebError> {
     callback(state, headers, None, Method::POST, query, form).await
 }
 
@@ -290,7 +241,7 @@ pub async fn callback_post(
     path: Path<String>,
     Query(query): Query<Vec<(String, String)>>,
     Form(form): Form<Vec<(String, String)>>,
-) -> Response {
+) -> Result<Response, WebError> {
     callback(state, headers, Some(path.0), Method::POST, query, form).await
 }
 
@@ -306,52 +257,23 @@ async fn callback(
     method: Method,
     query: Vec<(String, String)>,
     form: Vec<(String, String)>,
-) -> Response {
+) -> Result<Response, WebError> {
     let live = broker.live.load_full();
     let state = query.iter().chain(form.iter()).find(|(k, _)| k == "state").map(|(_, v)| v.clone());
-    let Some(state) = state else {
-        return pages::error_page(
-            &live.config,
-            &prefix(&live),
-            StatusCode::BAD_REQUEST,
-            "Login failed",
-            "The identity provider's answer has no state.",
-            Some("Go back to the application and log in again."),
-        );
-    };
-    let (request, version) = match load_request(&broker, &live, &headers, &state).await {
-        Ok(r) => r,
-        Err(page) => return page,
-    };
-    let Some(connector) = connector.or_else(|| request.connector_id.clone()) else {
-        return pages::error_page(
-            &live.config,
-            &prefix(&live),
-            StatusCode::BAD_REQUEST,
-            "Login failed",
-            "This login never went to an identity provider.",
-            Some("Go back to the application and log in again."),
-        );
-    };
+    let state = state.ok_or_else(|| WebError::callback(&live, "The identity provider's answer has no state."))?;
+    let (request, version) = load_request(&broker, &live, &headers, &state).await?;
+    let connector = connector
+        .or_else(|| request.connector_id.clone())
+        .ok_or_else(|| WebError::callback(&live, "This login never went to an identity provider."))?;
     if request.connector_id.as_deref() != Some(connector.as_str()) {
-        return pages::error_page(
-            &live.config,
-            &prefix(&live),
-            StatusCode::BAD_REQUEST,
-            "Login failed",
-            "This answer is for a different login method.",
-            Some("Go back to the application and log in again."),
-        );
+        return Err(WebError::callback(&live, "This answer is for a different login method."));
     }
     // A connector removed by a reload fails its in-flight logins cleanly; one still configured
     // finishes on the version the login began with.
-    if live.registry.get(&connector).is_none() {
-        return unknown_connector(&live, &connector);
-    }
+    let unknown = || WebError::unknown_connector(&live, &connector);
+    let current = live.registry.get(&connector).ok_or_else(unknown)?;
     let began_on = broker.generation(request.connector_generation);
-    let Some(plugin) = began_on.registry.get(&connector).or_else(|| live.registry.get(&connector)).cloned() else {
-        return unknown_connector(&live, &connector);
-    };
+    let plugin = began_on.registry.get(&connector).unwrap_or(current).clone();
     let passed: HashMap<String, String> = PASSED_HEADERS
         .iter()
         .filter_map(|h| Some((h.as_str().to_string(), headers.get(h)?.to_str().ok()?.to_string())))
@@ -365,7 +287,7 @@ async fn callback(
         state_data: request.connector_state.clone(),
     };
     match plugin.handle_callback(scopes_of(&request), callback_request).await {
-        Ok(identity) => complete_login(&broker, &live, request, version, &connector, identity).await,
-        Err(e) => connector_error_page(&live, &e),
+        Ok(identity) => Ok(complete_login(&broker, &live, request, version, &connector, identity).await),
+        Err(e) => Err(WebError::connector(&live, &e)),
     }
 }

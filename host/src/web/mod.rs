@@ -4,6 +4,8 @@
 mod authorize;
 mod cookies;
 mod discovery;
+mod error;
+mod flow;
 mod login;
 pub use login::BCRYPT_MAX_PASSWORD;
 mod logout;

@@ -61,24 +61,6 @@ pub fn render(
     }
 }
 
-/// A readable error page.
-pub fn error_page(
-    config: &Validated,
-    prefix: &str,
-    status: StatusCode,
-    title: &str,
-    message: &str,
-    hint: Option<&str>,
-) -> Response {
-    render(
-        config,
-        prefix,
-        status,
-        "error.html",
-        vec![("title", title.into()), ("message", message.into()), ("hint", Value::from(hint.map(str::to_string)))],
-    )
-}
-
 /// Security headers for every response; `no-store` everywhere (pages carry per-login tokens,
 /// API responses carry tokens).
 pub fn security_headers(headers: &mut HeaderMap, https: bool) {

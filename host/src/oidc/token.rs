@@ -1,0 +1,273 @@
+//! The token endpoint's rules (RFC 6749 §3.2, §4.1.3, §6; RFC 7636 §4.6): client credentials,
+//! the typed token request per grant, and the decisions on a presented code or refresh token.
+//! The endpoint reads and writes storage around these; nothing here does I/O.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::{OAuthError, OAuthErrorCode, ScopeSet, pkce};
+use crate::config::Client;
+use crate::connectors::{PluginError, Refusal};
+use crate::storage::{AuthCode, RefreshToken};
+
+/// The client's credentials as presented: HTTP Basic (preferred) or form fields.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    pub id: String,
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("id", &self.id)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one Basic credential half (RFC 6749 §2.3.1).
+fn form_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("v={text}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
+}
+
+impl ClientCredentials {
+    /// From the `Authorization` header (when it is text) or else `client_id`/`client_secret`.
+    pub fn parse(authorization: Option<&str>, form: &HashMap<String, String>) -> Result<Self, OAuthError> {
+        let basic = authorization.and_then(|v| v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")));
+        if let Some(b64) = basic {
+            let decoded = STANDARD.decode(b64.trim()).ok().and_then(|d| String::from_utf8(d).ok());
+            let (id, secret) = decoded
+                .as_deref()
+                .and_then(|d| d.split_once(':'))
+                .ok_or_else(|| OAuthError::invalid_client("malformed Basic credentials"))?;
+            return Ok(Self { id: form_decode(id), secret: Some(form_decode(secret)) });
+        }
+        let id = form
+            .get("client_id")
+            .cloned()
+            .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))?;
+        Ok(Self { id, secret: form.get("client_secret").cloned() })
+    }
+
+    /// The registered client these credentials prove (secrets compared in constant time; a
+    /// public client presents none).
+    pub fn authenticate<'a>(&self, clients: &'a BTreeMap<String, Client>) -> Result<&'a Client, OAuthError> {
+        let refused = || OAuthError::invalid_client("unknown client or wrong secret");
+        let client = clients.get(&self.id).ok_or_else(refused)?;
+        match (&client.secret, self.secret.as_deref()) {
+            (Some(expected), Some(given)) if expected.matches(given) => Ok(client),
+            (_, None) if client.public => Ok(client),
+            _ => Err(refused()),
+        }
+    }
+}
+
+/// A token request, by grant.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TokenRequest {
+    AuthorizationCode { code: String, redirect_uri: Option<String>, code_verifier: Option<String> },
+    RefreshToken { refresh_token: String, scope: Option<String> },
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.grant_type())
+    }
+}
+
+impl TokenRequest {
+    pub fn parse(form: &HashMap<String, String>) -> Result<Self, OAuthError> {
+        let get = |k: &str| form.get(k).cloned();
+        let require = |k: &str| get(k).ok_or_else(|| OAuthError::invalid_request(format!("{k} is required")));
+        match form.get("grant_type").map(String::as_str) {
+            Some("authorization_code") => Ok(Self::AuthorizationCode {
+                code: require("code")?,
+                redirect_uri: get("redirect_uri"),
+                code_verifier: get("code_verifier"),
+            }),
+            Some("refresh_token") => {
+                Ok(Self::RefreshToken { refresh_token: require("refresh_token")?, scope: get("scope") })
+            }
+            Some(other) => Err(OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                format!("grant_type {other:?} is not supported"),
+            )),
+            None => Err(OAuthError::invalid_request("grant_type is required")),
+        }
+    }
+
+    /// The `grant_type` (the metrics label).
+    pub fn grant_type(&self) -> &'static str {
+        match self {
+            Self::AuthorizationCode { .. } => "authorization_code",
+            Self::RefreshToken { .. } => "refresh_token",
+        }
+    }
+}
+
+/// What to do with a presented authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeDecision {
+    /// Valid: redeem it (once, with compare-and-swap) and issue tokens.
+    Redeem,
+    /// Presented a second time: revoke the grant its first redemption created.
+    Replayed { grant: String },
+}
+
+/// Checks a stored code against the client, its redirect URI and the PKCE verifier.
+pub fn check_code(
+    stored: &AuthCode,
+    client_id: &str,
+    redirect_uri: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<CodeDecision, OAuthError> {
+    if stored.client_id != client_id {
+        return Err(OAuthError::invalid_grant("the code was issued to another client"));
+    }
+    if let Some(grant) = &stored.redeemed_grant {
+        return Ok(CodeDecision::Replayed { grant: grant.clone() });
+    }
+    if redirect_uri != Some(stored.redirect_uri.as_str()) {
+        return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
+    }
+    match (&stored.code_challenge, verifier) {
+        (Some(challenge), Some(verifier)) => {
+            let method = stored.code_challenge_method.unwrap_or(pkce::Method::S256);
+            if !pkce::verify(method, challenge, verifier) {
+                return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+            }
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required (PKCE)")),
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier given but the authorization request had no code_challenge",
+            ));
+        }
+        (None, None) => {}
+    }
+    Ok(CodeDecision::Redeem)
+}
+
+/// What to do with a presented refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshDecision {
+    /// Use it (a retry within the reuse interval is answered again).
+    Use,
+    /// Used before, outside the reuse interval: revoke the whole family.
+    Replayed,
+}
+
+/// Checks a stored refresh token against the client and its rotation state.
+pub fn check_refresh(
+    stored: &RefreshToken,
+    client_id: &str,
+    now: i64,
+    reuse_interval: i64,
+) -> Result<RefreshDecision, OAuthError> {
+    if stored.client_id != client_id {
+        return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
+    }
+    match stored.rotated_at {
+        Some(rotated_at) if now - rotated_at > reuse_interval => Ok(RefreshDecision::Replayed),
+        _ => Ok(RefreshDecision::Use),
+    }
+}
+
+/// The scopes of a refresh: those granted, or a narrower `scope` asked for (never wider).
+pub fn refresh_scopes(granted: &[String], asked: Option<&str>) -> Result<ScopeSet, OAuthError> {
+    let granted = ScopeSet::from_list(granted);
+    let Some(asked) = asked else { return Ok(granted) };
+    let asked = ScopeSet::parse(asked).map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
+    if !asked.is_subset_of(&granted) {
+        return Err(OAuthError::new(OAuthErrorCode::InvalidScope, "a refresh cannot widen the granted scopes"));
+    }
+    Ok(asked)
+}
+
+/// Refresh token lifetimes, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshLifetime {
+    pub absolute: i64,
+    pub idle: i64,
+}
+
+impl RefreshLifetime {
+    /// When a token used at `last_used` in a family begun at `family_start` expires.
+    pub fn expiry(self, family_start: i64, last_used: i64) -> i64 {
+        (family_start + self.absolute).min(last_used + self.idle)
+    }
+}
+
+/// What a client hears when the connector could not refresh. A refusal (the user was removed,
+/// left a required group, revoked the upstream grant) ends the login: `invalid_grant`. A
+/// failure that may pass — the upstream down or slow, rate limiting — is a 503
+/// `temporarily_unavailable`, and the refresh token stays valid (nothing was rotated yet), so
+/// a client retries instead of logging the user out.
+pub fn refresh_failure(e: &PluginError) -> OAuthError {
+    match e {
+        PluginError::Refused { refusal: Refusal::Upstream(_), .. } | PluginError::Deadline { .. } => OAuthError::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "the identity provider could not be reached to refresh this login; retry later",
+        ),
+        _ => OAuthError::invalid_grant("the identity provider refused to refresh this login"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::Identity;
+
+    fn code() -> AuthCode {
+        AuthCode {
+            client_id: "app".into(),
+            redirect_uri: "http://app/cb".into(),
+            scopes: vec!["openid".into()],
+            nonce: None,
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            code_challenge_method: Some(pkce::Method::S256),
+            connector_id: "mock".into(),
+            identity: Identity::default(),
+            auth_time: 0,
+            redeemed_grant: None,
+            expires_at: 100,
+        }
+    }
+
+    #[test]
+    fn code_checks() {
+        let verifier = Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+        let cb = Some("http://app/cb");
+        assert_eq!(check_code(&code(), "app", cb, verifier), Ok(CodeDecision::Redeem));
+        assert!(check_code(&code(), "other", cb, verifier).is_err());
+        assert!(check_code(&code(), "app", Some("http://app/other"), verifier).is_err());
+        assert!(check_code(&code(), "app", cb, None).is_err());
+        assert!(check_code(&code(), "app", cb, Some("x".repeat(43).as_str())).is_err());
+        let used = AuthCode { redeemed_grant: Some("g".into()), ..code() };
+        assert_eq!(check_code(&used, "app", None, None), Ok(CodeDecision::Replayed { grant: "g".into() }));
+    }
+
+    #[test]
+    fn credentials() {
+        let form: HashMap<String, String> = [("client_id".to_string(), "app".to_string())].into();
+        let basic = format!("Basic {}", STANDARD.encode("a%20b:s%3Ac"));
+        let creds = ClientCredentials::parse(Some(&basic), &form).unwrap();
+        assert_eq!((creds.id.as_str(), creds.secret.as_deref()), ("a b", Some("s:c")));
+        assert_eq!(ClientCredentials::parse(None, &form).unwrap().secret, None);
+        assert!(ClientCredentials::parse(Some("Basic !!"), &form).is_err());
+        assert!(!format!("{creds:?}").contains("s:c"));
+    }
+
+    #[test]
+    fn refresh_rules() {
+        let granted = vec!["openid".to_string(), "email".to_string()];
+        assert_eq!(refresh_scopes(&granted, Some("openid")).unwrap().all, vec!["openid".to_string()]);
+        assert!(refresh_scopes(&granted, Some("openid groups")).is_err());
+        let life = RefreshLifetime { absolute: 100, idle: 10 };
+        assert_eq!(life.expiry(0, 50), 60);
+        assert_eq!(life.expiry(0, 95), 100);
+    }
+}

@@ -1,0 +1,153 @@
+//! The steps every login shares, whatever the connector: finding the login this browser began,
+//! checking a form's CSRF token, starting the SSO session once a connector vouched for the user,
+//! the approval step, and the code back to the client.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use subtle::ConstantTimeEq;
+
+use super::error::{WebError, redirect_with};
+use super::{AppState, cookies, is_https, prefix, random_token, token_key};
+use crate::broker::Live;
+use crate::clock::{now, secs};
+use crate::connectors::Identity;
+use crate::oidc::authorize::{AfterLogin, Prompt, after_login};
+use crate::oidc::{OAuthError, OAuthErrorCode};
+use crate::storage::{AuthCode, AuthRequest, Session};
+
+/// The connector id of the local password database.
+pub const LOCAL: &str = "local";
+
+/// Loads the login `id` in progress, if this browser began it (the login-binding cookie).
+pub async fn load_request(
+    broker: &AppState,
+    live: &Arc<Live>,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(AuthRequest, i64), WebError> {
+    let found = broker.store.auth_request(id, now()).await.map_err(|e| {
+        tracing::error!("cannot read the auth request: {e}");
+        WebError::storage(live)
+    })?;
+    let (request, version) = found.ok_or_else(|| WebError::login_expired(live))?;
+    let bound = cookies::get(headers, cookies::LOGIN)
+        .is_some_and(|b| bool::from(token_key(&b).as_bytes().ct_eq(request.browser_binding.as_bytes())));
+    if !bound {
+        return Err(WebError::other_browser(live));
+    }
+    Ok((request, version))
+}
+
+/// Compares a form's CSRF token with the login's, in constant time.
+pub fn check_csrf(live: &Arc<Live>, request: &AuthRequest, token: &str) -> Result<(), WebError> {
+    match bool::from(request.csrf.as_bytes().ct_eq(token.as_bytes())) {
+        true => Ok(()),
+        false => Err(WebError::csrf(live)),
+    }
+}
+
+/// Appends a `Set-Cookie` to `response`, whatever it is.
+pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response {
+    if let Some(c) = cookie {
+        response.headers_mut().append(header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// A connector authenticated the user: start the SSO session (its cookie goes on whatever
+/// follows), then approval or the code.
+pub async fn complete_login(
+    broker: &AppState,
+    live: &Arc<Live>,
+    mut request: AuthRequest,
+    version: i64,
+    connector_id: &str,
+    identity: Identity,
+) -> Response {
+    let now = now();
+    crate::metrics::global().login(connector_id, "success");
+    request.connector_id = Some(connector_id.into());
+    request.identity = Some(identity.clone());
+    request.auth_time = Some(now);
+    let session_id = random_token();
+    let lifetime = secs(live.config.expiry.sessions);
+    let session = Session {
+        connector_id: connector_id.into(),
+        identity: Identity { connector_data: None, ..identity },
+        auth_time: now,
+        expires_at: now + lifetime,
+    };
+    let cookie = match broker.store.create_session(&token_key(&session_id), &session, now).await {
+        Ok(()) => cookies::set(cookies::SESSION, &session_id, &prefix(live), lifetime, is_https(live)),
+        Err(e) => {
+            tracing::warn!("cannot store the SSO session (login continues without it): {e}");
+            None
+        }
+    };
+    with_cookie(approve_or_finish(broker, live, request, version).await.into_response(), cookie)
+}
+
+/// Shows the approval page, or issues the code when approval is skipped.
+pub async fn approve_or_finish(
+    broker: &AppState,
+    live: &Arc<Live>,
+    request: AuthRequest,
+    version: i64,
+) -> Result<Response, WebError> {
+    match after_login(Prompt::from_list(&request.prompt), live.config.oauth2.skip_approval_screen) {
+        AfterLogin::IssueCode => finish(broker, live, &request).await,
+        AfterLogin::ConsentRequired => {
+            let _ = broker.store.take_auth_request(&request.id, now()).await;
+            Err(WebError::to_client(
+                &request.redirect_uri,
+                request.state.as_deref(),
+                OAuthError::new(OAuthErrorCode::ConsentRequired, "the user must approve this application"),
+            ))
+        }
+        AfterLogin::AskApproval => {
+            // Persist the identity so the approval POST can finish the login.
+            match broker.store.update_auth_request(&request, version, now()).await {
+                Ok(true) => Ok(Redirect::to(&format!("{}/approval?req={}", prefix(live), request.id)).into_response()),
+                _ => Err(WebError::login_changed(live, "This login changed or expired while you were logging in.")),
+            }
+        }
+    }
+}
+
+/// Consumes the auth request and sends the browser back to the client with a code.
+pub async fn finish(broker: &AppState, live: &Live, request: &AuthRequest) -> Result<Response, WebError> {
+    let now = now();
+    let to_client = |code: OAuthErrorCode, description: &str| {
+        WebError::to_client(&request.redirect_uri, request.state.as_deref(), OAuthError::new(code, description))
+    };
+    // Exactly one finish per login, whatever the browser replays.
+    let _ = broker.store.take_auth_request(&request.id, now).await;
+    let (Some(identity), Some(connector_id)) = (request.identity.clone(), request.connector_id.clone()) else {
+        return Err(to_client(OAuthErrorCode::ServerError, "the login did not complete"));
+    };
+    let code = random_token();
+    let stored = AuthCode {
+        client_id: request.client_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        scopes: request.scopes.clone(),
+        nonce: request.nonce.clone(),
+        code_challenge: request.code_challenge.clone(),
+        code_challenge_method: request.code_challenge_method,
+        connector_id,
+        identity,
+        auth_time: request.auth_time.unwrap_or(now),
+        redeemed_grant: None,
+        expires_at: now + secs(live.config.expiry.auth_codes),
+    };
+    if let Err(e) = broker.store.create_auth_code(&token_key(&code), &stored, now).await {
+        tracing::error!("cannot store the authorization code: {e}");
+        return Err(to_client(OAuthErrorCode::TemporarilyUnavailable, "try again"));
+    }
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(s) = request.state.as_deref() {
+        pairs.push(("state", s));
+    }
+    Ok(redirect_with(&request.redirect_uri, &pairs))
+}
