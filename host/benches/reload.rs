@@ -52,7 +52,7 @@ fn bench(c: &mut Criterion) {
     let broker = runtime.block_on(async {
         let validated = Config::load(&file).expect("config");
         let broker = Broker::start(validated).await.expect("broker");
-        broker.spawn_reloaders();
+        broker.generations.spawn_reloaders();
         broker
     });
     std::thread::sleep(Duration::from_millis(300)); // the watcher arms
@@ -65,14 +65,14 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 version += 1;
-                let before = broker.live.load().generation;
+                let before = broker.generations.current().generation;
                 let started = Instant::now();
                 std::fs::write(&file, config(&plugin, &cache, version)).expect("write");
                 runtime.block_on(async {
-                    while broker.live.load().generation == before {
+                    while broker.generations.current().generation == before {
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                    let live = broker.live.load_full();
+                    let live = broker.generations.current();
                     let mock = live.registry.get("mock").expect("mock");
                     mock.login_url(Scopes::default(), "http://127.0.0.1:5556/dex/callback/mock", "s")
                         .await
@@ -86,7 +86,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("login_url_without_reload", |b| {
         b.iter(|| {
             runtime.block_on(async {
-                let live = broker.live.load_full();
+                let live = broker.generations.current();
                 let mock = live.registry.get("mock").expect("mock");
                 mock.login_url(Scopes::default(), "http://127.0.0.1:5556/dex/callback/mock", "s")
                     .await

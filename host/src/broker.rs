@@ -1,67 +1,27 @@
 //! The running broker's shared state: config, storage, keys and the live connectors, built
-//! from a validated config. The web layer reads it; hot reload swaps `live`.
+//! from a validated config. The web layer reads it; `Generations` swaps the serving generation on reload.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use anyhow::Context;
-use arc_swap::ArcSwap;
 
 use crate::config::{StorageConfig, Validated};
-use crate::connectors::{CompileCache, PluginEngine, Registry};
+use crate::connectors::{CompileCache, PluginEngine};
+use crate::generation::{Live, Sources, failure_list, load_connectors};
 use crate::keys::Keys;
-use crate::reload::{FailedConnector, Sources};
+use crate::reload::Generations;
 use crate::secret::Secret;
 use crate::storage::{Backend, Store};
-
-/// What a reload replaces as one: the config and the connectors built from it.
-#[derive(Debug)]
-pub struct Live {
-    pub config: Arc<Validated>,
-    pub registry: Arc<Registry>,
-    /// Grows by one on every successful reload; auth requests remember theirs.
-    pub generation: u64,
-    /// The bytes this generation was built from; a reload with the same bytes changes nothing.
-    pub sources: Sources,
-    /// Connectors the config names that are not serving, in config order (only after a start
-    /// that went on without them; a reload is all or nothing).
-    pub failed: Vec<FailedConnector>,
-    /// Unix seconds until which an auth request begun on this generation may still come back
-    /// to it (the latest `expires_at` of those pinned to it); see `Broker::pin`.
-    pub(crate) pinned_until: AtomicI64,
-}
-
-impl Live {
-    pub fn new(config: Validated, registry: Registry, generation: u64, sources: Sources) -> Self {
-        Self {
-            config: Arc::new(config),
-            registry: Arc::new(registry),
-            generation,
-            sources,
-            failed: Vec::new(),
-            pinned_until: AtomicI64::new(0),
-        }
-    }
-}
 
 /// Everything a request handler needs.
 #[derive(Debug)]
 pub struct Broker {
-    pub live: ArcSwap<Live>,
+    /// The serving generation (config + connectors), those kept for logins in flight, and reloading.
+    pub generations: Arc<Generations>,
     pub store: Store,
     pub keys: Keys,
     pub engine: Arc<PluginEngine>,
-    /// Earlier generations that an auth request in flight may still come back to; each is
-    /// dropped once no such request can (see `Broker::pin`), however many reloads happen.
-    pub(crate) retired: std::sync::Mutex<Vec<Arc<Live>>>,
-    /// The sources of the last reload that failed, so a file event that brings the same broken
-    /// bytes again (a touch, a read) does not report the same failure again.
-    pub(crate) last_failed: std::sync::Mutex<Option<Sources>>,
-    /// The outcome of the last reload (or of the start).
-    pub status: ArcSwap<crate::reload::ReloadStatus>,
-    /// Serialises reloads.
-    pub(crate) reloading: tokio::sync::Mutex<()>,
 }
 
 /// Seconds since the Unix epoch.
@@ -126,7 +86,7 @@ impl Broker {
         };
         let engine = PluginEngine::new(cache).context("cannot start the WebAssembly engine")?;
         let sources = Sources::read(&config).await;
-        let (registry, failed) = Self::load_connectors(&engine, &config, None).await;
+        let (registry, failed) = load_connectors(&engine, &config, None).await;
         if !failed.is_empty() {
             let list = failure_list(&failed);
             if !config.continue_on_connector_failure {
@@ -152,57 +112,8 @@ impl Broker {
         let mut live = Live::new(config, registry, 1, sources);
         live.failed = failed;
         let status = crate::reload::ReloadStatus::of(&live, crate::reload::Outcome::Started);
-        Ok(Arc::new(Self {
-            live: ArcSwap::from_pointee(live),
-            store,
-            keys,
-            engine,
-            retired: Default::default(),
-            last_failed: Default::default(),
-            status: ArcSwap::from_pointee(status),
-            reloading: tokio::sync::Mutex::new(()),
-        }))
-    }
-
-    /// Loads the connectors a config names, all of them or failing with every error (what
-    /// `check-config` and a reload need).
-    pub async fn load_registry(
-        engine: &Arc<PluginEngine>,
-        config: &Validated,
-        previous: Option<&Registry>,
-    ) -> anyhow::Result<Registry> {
-        let (registry, failed) = Self::load_connectors(engine, config, previous).await;
-        if failed.is_empty() {
-            Ok(registry)
-        } else {
-            Err(anyhow::anyhow!("connectors failed to load:\n{}", failure_list(&failed)))
-        }
-    }
-
-    /// Loads what loads; every connector left out is listed with its reason, in config order.
-    pub async fn load_connectors(
-        engine: &Arc<PluginEngine>,
-        config: &Validated,
-        previous: Option<&Registry>,
-    ) -> (Registry, Vec<FailedConnector>) {
-        let specs: Vec<_> = config.connectors.iter().filter(|c| c.missing.is_none()).map(|c| c.spec.clone()).collect();
-        let (registry, errors) = Registry::load_partial(engine, &specs, previous).await;
-        let mut failed = Vec::new();
-        for entry in &config.connectors {
-            let id = &entry.spec.id;
-            let reasons: Vec<String> = match &entry.missing {
-                Some(missing) => vec![format!("connector {id:?}: {missing}")],
-                None => errors.iter().filter(|e| e.connector() == id).map(ToString::to_string).collect(),
-            };
-            if !reasons.is_empty() {
-                failed.push(FailedConnector {
-                    connector: id.clone(),
-                    plugin: entry.spec.plugin.display().to_string(),
-                    error: reasons.join("; "),
-                });
-            }
-        }
-        (registry, failed)
+        let generations = Arc::new(Generations::new(live, status, engine.clone()));
+        Ok(Arc::new(Self { generations, store, keys, engine }))
     }
 
     /// Background upkeep: key refresh and rotation, garbage collection. Runs until dropped.
@@ -217,7 +128,7 @@ impl Broker {
                 if let Err(e) = broker.keys.refresh(now()).await {
                     tracing::error!("signing key refresh failed: {e}");
                 }
-                broker.drop_unreachable_generations();
+                broker.generations.drop_unreachable();
                 match broker.store.collect_garbage(now()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!("garbage-collected {n} expired objects"),
@@ -226,9 +137,4 @@ impl Broker {
             }
         })
     }
-}
-
-/// One line per failed connector, for an error message.
-fn failure_list(failed: &[FailedConnector]) -> String {
-    failed.iter().map(|f| format!("  - {}", f.error)).collect::<Vec<_>>().join("\n")
 }

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod connectors;
+pub mod generation;
 pub mod keys;
 pub mod metrics;
 pub mod oidc;

@@ -91,7 +91,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let validated = Config::load(&config)?;
             let cache = validated.cache_dir.clone().map(CompileCache::at).unwrap_or_else(CompileCache::disabled);
             let engine = PluginEngine::new(cache)?;
-            let registry = Broker::load_registry(&engine, &validated, None).await?;
+            let registry = portcullis::generation::load_registry(&engine, &validated, None).await?;
             println!(
                 "{}: ok ({} clients, {} connectors, storage {})",
                 config.display(),
@@ -161,7 +161,7 @@ fn storage_name(config: &Validated) -> String {
 async fn serve(config: Validated) -> anyhow::Result<()> {
     let address = config.web.http.clone().context("web.http is required (TLS serving: terminate TLS in front)")?;
     let broker = Broker::start(config).await?;
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("web.http: cannot listen on {address}"))?;
@@ -174,7 +174,7 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
         tracing::info!(connector = c.id(), plugin = %p.path.display(), contract = %p.version, sha256 = %p.sha256, "connector loaded");
     }
     let _upkeep = broker.spawn_upkeep();
-    broker.spawn_reloaders();
+    broker.generations.spawn_reloaders();
     if let Some(admin) = &live.config.telemetry.http {
         let admin_listener = tokio::net::TcpListener::bind(admin)
             .await

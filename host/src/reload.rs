@@ -13,48 +13,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::broker::{Broker, Live, now};
+use arc_swap::ArcSwap;
+
+use crate::clock::now;
 use crate::config::{Config, StorageConfig, Validated};
+use crate::connectors::PluginEngine;
+use crate::generation::{FailedConnector, Live, Sources, load_registry};
 
 /// Quiet time after the last file event before looking at the files (editors write several times).
 const DEBOUNCE: Duration = Duration::from_millis(150);
-
-/// The bytes a generation was built from: the config file's text and every plugin file the
-/// config names. Two equal `Sources` build the same generation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sources {
-    /// sha256 of the config file's bytes.
-    pub config_sha256: String,
-    /// Each plugin file the config names, with the sha256 of its bytes (`None`: unreadable).
-    pub plugins: BTreeMap<PathBuf, Option<String>>,
-}
-
-impl Sources {
-    /// Hashes the plugin files `config` names, as they are now (`config.sha256` is the digest
-    /// of the text it was parsed from). Read before the plugins are loaded, so a plugin that
-    /// changes meanwhile shows up as a change at the next look, never as none.
-    pub async fn read(config: &Validated) -> Self {
-        let mut plugins = BTreeMap::new();
-        for entry in &config.connectors {
-            let path = entry.spec.plugin.clone();
-            if plugins.contains_key(&path) {
-                continue;
-            }
-            let digest = tokio::fs::read(&path).await.ok().map(|b| crate::connectors::loader::sha256_hex(&b));
-            plugins.insert(path, digest);
-        }
-        Self { config_sha256: config.sha256.clone(), plugins }
-    }
-}
-
-/// A connector the config names that is not serving, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FailedConnector {
-    pub connector: String,
-    pub plugin: String,
-    /// What failed and what to do, as logged.
-    pub error: String,
-}
 
 /// What the last reload attempt (or the start) came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -209,7 +176,47 @@ fn restart_needed(old: &Validated, new: &Validated) -> Option<&'static str> {
     }
 }
 
-impl Broker {
+/// The generations of the broker's config and connectors: the one serving, the retired ones a
+/// login in flight may still come back to, and how the last reload went. It alone swaps them.
+#[derive(Debug)]
+pub struct Generations {
+    live: ArcSwap<Live>,
+    /// Earlier generations that an auth request in flight may still come back to; each is
+    /// dropped once no such request can (see `pin`), however many reloads happen.
+    retired: std::sync::Mutex<Vec<Arc<Live>>>,
+    /// The sources of the last reload that failed, so a file event that brings the same broken
+    /// bytes again (a touch, a read) does not report the same failure again.
+    last_failed: std::sync::Mutex<Option<Sources>>,
+    /// The outcome of the last reload (or of the start).
+    status: ArcSwap<ReloadStatus>,
+    /// Serialises reloads.
+    reloading: tokio::sync::Mutex<()>,
+    engine: Arc<PluginEngine>,
+}
+
+impl Generations {
+    /// The generations of a broker that started serving `live` with `status`.
+    pub fn new(live: Live, status: ReloadStatus, engine: Arc<PluginEngine>) -> Self {
+        Self {
+            live: ArcSwap::from_pointee(live),
+            retired: Default::default(),
+            last_failed: Default::default(),
+            status: ArcSwap::from_pointee(status),
+            reloading: tokio::sync::Mutex::new(()),
+            engine,
+        }
+    }
+
+    /// The serving generation. A handler loads it once, so a request never sees half of two.
+    pub fn current(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
+    /// The outcome of the last reload (or of the start).
+    pub fn status(&self) -> Arc<ReloadStatus> {
+        self.status.load_full()
+    }
+
     /// Re-reads the config file the broker started from and every plugin it names (SIGHUP,
     /// `POST /reload`). Bytes like the serving generation's keep it (`changed: false`). On
     /// error the running generation keeps serving and the error is logged and kept in `status`.
@@ -286,7 +293,7 @@ impl Broker {
                 path.display()
             ));
         }
-        let registry = Broker::load_registry(&self.engine, &config, Some(&current.registry)).await.map_err(|e| {
+        let registry = load_registry(&self.engine, &config, Some(&current.registry)).await.map_err(|e| {
             format!("{}: {e:#}\n(a reload is all or nothing: fix or remove these connectors)", path.display())
         })?;
         Ok(Live::new(config, registry, current.generation + 1, sources))
@@ -299,7 +306,7 @@ impl Broker {
     pub fn pin(&self, live: &Arc<Live>, expires_at: i64) {
         let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
         live.pinned_until.fetch_max(expires_at, Ordering::SeqCst);
-        let serving = self.live.load().generation == live.generation;
+        let serving = self.live.load_full().generation == live.generation;
         if !serving && !retired.iter().any(|l| l.generation == live.generation) {
             retired.push(live.clone());
         }
@@ -315,7 +322,7 @@ impl Broker {
     }
 
     /// Drops the retired generations no unexpired auth request can refer to (upkeep).
-    pub fn drop_unreachable_generations(&self) {
+    pub fn drop_unreachable(&self) {
         drop_unreachable(&mut self.retired.lock().unwrap_or_else(PoisonError::into_inner));
     }
 
@@ -346,7 +353,7 @@ impl Broker {
     /// Files whose change triggers a look at the bytes: the config and every plugin it names,
     /// and where a symlink among them points (the change happens there).
     fn watched_files(&self) -> BTreeSet<PathBuf> {
-        let live = self.live.load();
+        let live = self.live.load_full();
         let named = live.config.connectors.iter().map(|c| &c.spec.plugin).chain([&live.config.source]);
         let mut files = BTreeSet::new();
         for path in named {
@@ -398,7 +405,7 @@ fn concerns(files: &BTreeSet<PathBuf>, path: &Path) -> bool {
 /// Watches the directories of the watched files (editors replace files, so the directory is
 /// what sees the change), waits for quiet after an event on one of them, lets `reload_on`
 /// compare the bytes, and re-arms with the new file set.
-async fn watch(broker: std::sync::Weak<Broker>) {
+async fn watch(broker: std::sync::Weak<Generations>) {
     use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = match notify::recommended_watcher(move |event: notify::Result<notify::Event>| {

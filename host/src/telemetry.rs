@@ -30,7 +30,7 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 
 async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
     let storage = broker.store.ping().await;
-    let reload = broker.status.load_full();
+    let reload = broker.generations.status();
     let ready = storage.is_ok();
     // A degraded broker is still ready: it serves every connector that loaded, and taking it
     // out of rotation would take those down too. The body says what is missing.
@@ -55,20 +55,20 @@ async fn metrics() -> Response {
 }
 
 async fn status(State(broker): State<Arc<Broker>>) -> Response {
-    let mut body = json!(&*broker.status.load_full());
-    body["retained_generations"] = json!(broker.retired_generations());
+    let mut body = json!(&*broker.generations.status());
+    body["retained_generations"] = json!(broker.generations.retired_generations());
     json_response(StatusCode::OK, body)
 }
 
 async fn reload(State(broker): State<Arc<Broker>>) -> Response {
-    match broker.reload().await {
+    match broker.generations.reload().await {
         Ok(done) => json_response(
             StatusCode::OK,
             json!({"ok": true, "generation": done.generation, "changed": done.changed, "message": done.to_string()}),
         ),
         Err(error) => json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"ok": false, "error": error, "generation": broker.live.load().generation}),
+            json!({"ok": false, "error": error, "generation": broker.generations.current().generation}),
         ),
     }
 }

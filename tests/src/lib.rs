@@ -164,7 +164,7 @@ impl TestBroker {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let backend = backend.unwrap_or_else(|| Arc::new(portcullis::storage::MemoryBackend::new()));
         let broker = portcullis::broker::Broker::with_backend(config, backend).await.expect("broker starts");
-        for failed in &broker.status.load().failed_connectors {
+        for failed in &broker.generations.status().failed_connectors {
             // A start goes on without a connector that fails; say so where a failing test shows it.
             eprintln!("test broker started without connector {:?}: {}", failed.connector, failed.error);
         }

@@ -224,7 +224,7 @@ async fn callback_refusal(b: &TestBroker, fake: &FakeGitHub) -> Refusal {
     );
     let back = browser().get(&authorize).send().await.unwrap();
     let code = query_param(&location(&back, &fake.base).unwrap(), "code").unwrap();
-    let live = b.broker.live.load_full();
+    let live = b.broker.generations.current();
     let github = live.registry.get("github").unwrap();
     let request = CallbackRequest {
         method: "GET".into(),
@@ -341,7 +341,7 @@ async fn a_misspelt_config_key_is_refused_naming_it() {
         let validated = config_from_yaml(&base_config("http://127.0.0.1:1/dex", &github_block(&fake, config)));
         // What `check-config` and a reload run: every connector must load. (A start would go
         // on without this one, reporting the same error in /status.)
-        let err = match portcullis::broker::Broker::load_registry(&engine(), &validated, None).await {
+        let err = match portcullis::generation::load_registry(&engine(), &validated, None).await {
             Ok(_) => panic!("{config}: the connector accepted it"),
             Err(e) => format!("{e:#}"),
         };

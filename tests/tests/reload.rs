@@ -57,7 +57,7 @@ async fn setup() -> Setup {
 /// `setup` with the file watcher running and armed.
 async fn watched_setup() -> Setup {
     let s = setup().await;
-    s.broker.broker.spawn_reloaders();
+    s.broker.broker.generations.spawn_reloaders();
     tokio::time::sleep(Duration::from_millis(200)).await;
     s
 }
@@ -166,7 +166,7 @@ async fn swapping_v1_for_v2_under_load_fails_no_request() {
     }
     tokio::time::sleep(Duration::from_millis(400)).await;
     std::fs::write(&file, config(&broker.issuer, &plugin, "v2", "")).unwrap();
-    let generation = broker.broker.reload().await.expect("v2 reloads").generation;
+    let generation = broker.broker.generations.reload().await.expect("v2 reloads").generation;
     *swapped_at.lock().unwrap() = Some(Instant::now());
     assert_eq!(generation, 2);
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -218,16 +218,16 @@ async fn a_broken_change_never_replaces_the_working_setup() {
     ];
     for (name, break_it) in cases {
         break_it(&s);
-        let err = s.broker.broker.reload().await.expect_err(name);
+        let err = s.broker.broker.generations.reload().await.expect_err(name);
         assert!(err.contains("config.yaml") || err.contains("not-wasm"), "{name}: the error names the file: {err}");
-        let status = s.broker.broker.status.load_full();
+        let status = s.broker.broker.generations.status();
         assert!(!status.ok && status.error.as_deref() == Some(err.as_str()), "{name}: status reports it");
         assert_eq!(status.generation, 1, "{name}");
         assert_eq!(login(&s.broker).await.unwrap(), "v1", "{name}: the old setup keeps serving");
     }
     s.write("v2", "");
-    assert_eq!(s.broker.broker.reload().await.unwrap().generation, 2);
-    assert!(s.broker.broker.status.load_full().ok);
+    assert_eq!(s.broker.broker.generations.reload().await.unwrap().generation, 2);
+    assert!(s.broker.broker.generations.status().ok);
     assert_eq!(login(&s.broker).await.unwrap(), "v2");
 }
 
@@ -247,7 +247,7 @@ async fn removing_a_connector_mid_login_gives_a_clear_page() {
     // The operator removes the connector while the user is at the upstream.
     std::fs::write(&s.file, config(&s.broker.issuer, &s.plugin, "v1", "").split("connectors:").next().unwrap())
         .unwrap();
-    s.broker.broker.reload().await.expect("removal reloads");
+    s.broker.broker.generations.reload().await.expect("removal reloads");
     let r = web.get(&begun.callback).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let page = r.text().await.unwrap();
@@ -288,7 +288,7 @@ async fn a_refresh_token_from_a_removed_connector_is_invalid_grant() {
     let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
     std::fs::write(&s.file, config(&s.broker.issuer, &s.plugin, "v1", "").split("connectors:").next().unwrap())
         .unwrap();
-    s.broker.broker.reload().await.unwrap();
+    s.broker.broker.generations.reload().await.unwrap();
     let r = http
         .post(format!("{}/token", s.broker.issuer))
         .basic_auth("example-app", Some(SECRET))
@@ -305,7 +305,7 @@ async fn a_refresh_token_from_a_removed_connector_is_invalid_grant() {
 /// Waits until `broker` serves `generation`, or panics after 10 s.
 async fn wait_for_generation(broker: &portcullis::broker::Broker, generation: u64, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while broker.live.load().generation < generation {
+    while broker.generations.current().generation < generation {
         assert!(Instant::now() < deadline, "{what}: the change was not picked up");
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
@@ -327,7 +327,7 @@ fn run(cmd: &str, args: &[&Path]) {
 #[tokio::test]
 async fn reads_touches_and_identical_copies_reload_nothing() {
     let s = setup().await;
-    s.broker.broker.spawn_reloaders();
+    s.broker.broker.generations.spawn_reloaders();
     // A second broker on the same files, watching them too (it reads them when it starts).
     let second = {
         let mut config = portcullis::config::Config::load(&s.file).unwrap();
@@ -335,7 +335,7 @@ async fn reads_touches_and_identical_copies_reload_nothing() {
         let backend = Arc::new(portcullis::storage::MemoryBackend::new());
         portcullis::broker::Broker::with_backend(config, backend).await.unwrap()
     };
-    second.spawn_reloaders();
+    second.generations.spawn_reloaders();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let config_bytes = std::fs::read(&s.file).unwrap();
@@ -344,7 +344,7 @@ async fn reads_touches_and_identical_copies_reload_nothing() {
     run("cat", &[&s.file]);
     run("sha256sum", &[&s.plugin, &s.file]);
     let checked = portcullis::config::Config::load(&s.file).unwrap();
-    portcullis::broker::Broker::load_registry(&portcullis_tests::engine(), &checked, None).await.unwrap();
+    portcullis::generation::load_registry(&portcullis_tests::engine(), &checked, None).await.unwrap();
     // Touches: the time changes, the bytes do not.
     run("touch", &[&s.file, &s.plugin]);
     // Copies of identical bytes: written in place, and written to a temporary file then renamed.
@@ -359,15 +359,15 @@ async fn reads_touches_and_identical_copies_reload_nothing() {
     // Several seconds for a loop to show itself: each reload would read the files again.
     tokio::time::sleep(Duration::from_secs(3)).await;
     for (name, b) in [("first", &*s.broker.broker), ("second", &*second)] {
-        assert_eq!(b.live.load().generation, 1, "{name} broker: no byte changed, so no reload");
-        let status = b.status.load_full();
+        assert_eq!(b.generations.current().generation, 1, "{name} broker: no byte changed, so no reload");
+        let status = b.generations.status();
         assert!(status.ok, "{name}: {:?}", status.error);
     }
     // An explicit reload of the same bytes says so and keeps the generation.
-    let again = s.broker.broker.reload().await.unwrap();
+    let again = s.broker.broker.generations.reload().await.unwrap();
     assert_eq!((again.generation, again.changed), (1, false));
     assert_eq!(again.to_string(), "unchanged, generation 1");
-    assert_eq!(s.broker.broker.status.load().outcome, portcullis::reload::Outcome::Unchanged);
+    assert_eq!(s.broker.broker.generations.status().outcome, portcullis::reload::Outcome::Unchanged);
     assert_eq!(login(&s.broker).await.unwrap(), "v1");
 }
 
@@ -430,8 +430,8 @@ async fn each_editor_save_pattern_reloads_exactly_once() {
         wait_for_generation(&s.broker.broker, generation, name).await;
         // Long enough for a second reload of the same change, or a loop, to happen.
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        assert_eq!(s.broker.broker.live.load().generation, generation, "{name}: exactly one reload");
-        let status = s.broker.broker.status.load_full();
+        assert_eq!(s.broker.broker.generations.current().generation, generation, "{name}: exactly one reload");
+        let status = s.broker.broker.generations.status();
         assert!(status.ok, "{name}: {:?}", status.error);
     }
     assert_eq!(login(&s.broker).await.unwrap(), "backup");
@@ -444,10 +444,10 @@ async fn a_login_begun_before_twenty_reloads_finishes_on_its_version() {
     let begun = begin(&s.broker, &web).await.unwrap();
     for i in 2..=21 {
         s.write(&format!("v{i}"), "");
-        assert_eq!(s.broker.broker.reload().await.unwrap().generation, i);
+        assert_eq!(s.broker.broker.generations.reload().await.unwrap().generation, i);
     }
     // Only the generation a login is pinned to is kept; the others were dropped at once.
-    assert_eq!(s.broker.broker.retired_generations(), vec![1]);
+    assert_eq!(s.broker.broker.generations.retired_generations(), vec![1]);
     assert_eq!(finish(&s.broker, &web, begun).await.unwrap(), "v1", "the login finishes on the version it began on");
     assert_eq!(login(&s.broker).await.unwrap(), "v21", "a new login gets the newest");
 }
@@ -466,11 +466,14 @@ async fn a_kept_generation_is_dropped_when_its_logins_expire() {
     let web = browser();
     let _begun = begin(&b, &web).await.unwrap();
     std::fs::write(&file, with_expiry("v2", &b.issuer)).unwrap();
-    b.broker.reload().await.unwrap();
-    assert_eq!(b.broker.retired_generations(), vec![1], "kept while the login can come back");
+    b.broker.generations.reload().await.unwrap();
+    assert_eq!(b.broker.generations.retired_generations(), vec![1], "kept while the login can come back");
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    b.broker.drop_unreachable_generations();
-    assert!(b.broker.retired_generations().is_empty(), "no auth request can refer to generation 1 any more");
+    b.broker.generations.drop_unreachable();
+    assert!(
+        b.broker.generations.retired_generations().is_empty(),
+        "no auth request can refer to generation 1 any more"
+    );
 }
 
 /// A config with the good mock connector and `broken` connector entries after it.
@@ -547,9 +550,9 @@ async fn a_start_with_broken_connectors_serves_the_good_one_and_reports_the_rest
 
     // A reload stays all or nothing: fixing one of three is refused, naming the others.
     std::fs::copy(plugin("mock"), &missing).unwrap();
-    let err = b.broker.reload().await.unwrap_err();
+    let err = b.broker.generations.reload().await.unwrap_err();
     assert!(err.contains("old-contract") && err.contains("refused") && !err.contains("\"absent\""), "{err}");
-    assert_eq!(b.broker.live.load().generation, 1);
+    assert_eq!(b.broker.generations.current().generation, 1);
     assert_eq!(login(&b).await.unwrap(), "v1", "the degraded generation keeps serving");
 
     // Fixing the rest brings every connector in.
@@ -557,7 +560,7 @@ async fn a_start_with_broken_connectors_serves_the_good_one_and_reports_the_rest
         .replace(&fixture("hostile-version").display().to_string(), &good.display().to_string())
         .replace("shoeSize: 44", "");
     std::fs::write(&file, config_with(&b.issuer, &good, &fixed)).unwrap();
-    assert_eq!(b.broker.reload().await.unwrap().generation, 2);
+    assert_eq!(b.broker.generations.reload().await.unwrap().generation, 2);
     let status: serde_json::Value = http.get(format!("{admin}/status")).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["degraded"], false, "{status}");
     assert_eq!(status["plugins"].as_array().unwrap().len(), 4);
@@ -618,8 +621,8 @@ async fn a_missing_plugin_that_appears_is_picked_up_and_its_refresh_tokens_survi
     let mut config = portcullis::config::Config::load(&file).unwrap();
     config.cache_dir = Some(portcullis_tests::test_cache_dir());
     let b = TestBroker::serve(listener, issuer, config, Some(backend)).await;
-    b.broker.spawn_reloaders();
-    assert!(b.broker.status.load().degraded);
+    b.broker.generations.spawn_reloaders();
+    assert!(b.broker.generations.status().degraded);
     let r = portcullis_tests::flow::refresh(&b, &refresh).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE, "the token is kept, not refused");
     let body: serde_json::Value = r.json().await.unwrap();
@@ -629,7 +632,7 @@ async fn a_missing_plugin_that_appears_is_picked_up_and_its_refresh_tokens_survi
     tokio::time::sleep(Duration::from_millis(200)).await;
     std::fs::copy(plugin("mock"), &second).unwrap();
     wait_for_generation(&b.broker, 2, "the plugin file appearing").await;
-    assert!(!b.broker.status.load().degraded);
+    assert!(!b.broker.generations.status().degraded);
     let r = portcullis_tests::flow::refresh(&b, &refresh).await;
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 }
@@ -664,7 +667,7 @@ async fn connectors_that_fail_refuse_the_start_when_asked_or_when_none_is_left()
     assert!(err.contains("DEX_CONTINUE_ON_CONNECTOR_FAILURE=\"maybe\": write true"), "{err}");
     // check-config (every connector must load) names the missing file and the fix.
     let checked = portcullis::config::Config::from_yaml(&file, &with_db(&text), &env("")).unwrap();
-    let err = portcullis::broker::Broker::load_registry(&portcullis_tests::engine(), &checked, None).await.unwrap_err();
+    let err = portcullis::generation::load_registry(&portcullis_tests::engine(), &checked, None).await.unwrap_err();
     assert!(format!("{err:#}").contains("connectors[0].plugin:"), "{err:#}");
 }
 
@@ -683,7 +686,7 @@ async fn a_kubernetes_configmap_update_reloads_once() {
     std::os::unix::fs::symlink("..v1", dir.path().join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/config.yaml", dir.path().join("config.yaml")).unwrap();
     let b = TestBroker::from_file(&dir.path().join("config.yaml")).await;
-    b.broker.spawn_reloaders();
+    b.broker.generations.spawn_reloaders();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     version("..v2", &config(&b.issuer, &plugin_copy, "v2", ""));
@@ -692,6 +695,6 @@ async fn a_kubernetes_configmap_update_reloads_once() {
     std::fs::remove_dir_all(dir.path().join("..v1")).unwrap();
     wait_for_generation(&b.broker, 2, "the ConfigMap update").await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(b.broker.live.load().generation, 2, "exactly one reload");
+    assert_eq!(b.broker.generations.current().generation, 2, "exactly one reload");
     assert_eq!(login(&b).await.unwrap(), "v2");
 }

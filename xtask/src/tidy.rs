@@ -141,3 +141,83 @@ fn the_code_map_parser_follows_indentation_and_commas() {
         ]
     );
 }
+
+/// The top-level modules of `host/src` and, for each, the others its files name as
+/// `crate::<module>` (in `use` lines or paths).
+fn host_module_edges(root: &Path) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let src = root.join("host/src");
+    let module_of = |p: &Path| -> Option<String> {
+        let rel = p.strip_prefix(&src).ok()?;
+        let first = rel.components().next()?.as_os_str().to_string_lossy().to_string();
+        Some(first.trim_end_matches(".rs").to_string())
+    };
+    let files: Vec<PathBuf> = tracked_files(root)
+        .into_iter()
+        .map(|p| root.join(p))
+        .filter(|p| p.starts_with(&src) && p.extension().is_some_and(|e| e == "rs"))
+        .collect();
+    let modules: std::collections::BTreeSet<String> =
+        files.iter().filter_map(|p| module_of(p)).filter(|m| m != "lib" && m != "main").collect();
+    let mut edges: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> = Default::default();
+    for file in &files {
+        let Some(from) = module_of(file).filter(|m| modules.contains(m)) else { continue };
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        // Unit tests may use any layer (the broker's key code to sign a token for `jose`, say).
+        let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+        for (i, _) in text.match_indices("crate::") {
+            let name: String = text[i + 7..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+            if name != from && modules.contains(&name) {
+                edges.entry(from.clone()).or_default().insert(name);
+            }
+        }
+        // `use crate::{a, b::c}` groups.
+        for (i, _) in text.match_indices("crate::{") {
+            let group: String = text[i + 8..].chars().take_while(|c| *c != '}').collect();
+            for item in group.split(',') {
+                let name: String = item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if name != from && modules.contains(&name) {
+                    edges.entry(from.clone()).or_default().insert(name);
+                }
+            }
+        }
+    }
+    edges
+}
+
+#[test]
+fn host_modules_import_each_other_without_cycles() {
+    let edges = host_module_edges(&workspace_root());
+    // Depth-first search; a module met again on the current path closes a cycle.
+    fn visit(
+        node: &str,
+        edges: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+        cycles: &mut Vec<String>,
+    ) {
+        if let Some(start) = path.iter().position(|n| n == node) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(node.to_string());
+            cycles.push(cycle.join(" -> "));
+            return;
+        }
+        if !done.insert(node.to_string()) {
+            return;
+        }
+        path.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            visit(next, edges, path, done, cycles);
+        }
+        path.pop();
+    }
+    let mut cycles = Vec::new();
+    let mut done = std::collections::BTreeSet::new();
+    for node in edges.keys() {
+        visit(node, &edges, &mut Vec::new(), &mut done, &mut cycles);
+    }
+    assert!(
+        cycles.is_empty(),
+        "host/src modules import each other in a cycle (a lower layer must not name a higher one):\n{}",
+        cycles.join("\n")
+    );
+}

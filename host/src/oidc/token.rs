@@ -10,7 +10,6 @@ use base64::engine::general_purpose::STANDARD;
 use super::{OAuthError, OAuthErrorCode, ScopeSet, pkce};
 use crate::config::Client;
 use crate::connectors::{PluginError, Refusal};
-use crate::storage::{AuthCode, RefreshToken};
 
 /// The client's credentials as presented: HTTP Basic (preferred) or form fields.
 #[derive(Clone, PartialEq, Eq)]
@@ -117,9 +116,20 @@ pub enum CodeDecision {
     Replayed { grant: String },
 }
 
+/// What a code was issued for, as stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssuedCode<'a> {
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub code_challenge: Option<&'a str>,
+    pub code_challenge_method: Option<pkce::Method>,
+    /// Set once redeemed: the grant the redemption created.
+    pub redeemed_grant: Option<&'a str>,
+}
+
 /// Checks a stored code against the client, its redirect URI and the PKCE verifier.
 pub fn check_code(
-    stored: &AuthCode,
+    stored: IssuedCode<'_>,
     client_id: &str,
     redirect_uri: Option<&str>,
     verifier: Option<&str>,
@@ -127,13 +137,13 @@ pub fn check_code(
     if stored.client_id != client_id {
         return Err(OAuthError::invalid_grant("the code was issued to another client"));
     }
-    if let Some(grant) = &stored.redeemed_grant {
-        return Ok(CodeDecision::Replayed { grant: grant.clone() });
+    if let Some(grant) = stored.redeemed_grant {
+        return Ok(CodeDecision::Replayed { grant: grant.to_string() });
     }
-    if redirect_uri != Some(stored.redirect_uri.as_str()) {
+    if redirect_uri != Some(stored.redirect_uri) {
         return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
     }
-    match (&stored.code_challenge, verifier) {
+    match (stored.code_challenge, verifier) {
         (Some(challenge), Some(verifier)) => {
             let method = stored.code_challenge_method.unwrap_or(pkce::Method::S256);
             if !pkce::verify(method, challenge, verifier) {
@@ -160,17 +170,19 @@ pub enum RefreshDecision {
     Replayed,
 }
 
-/// Checks a stored refresh token against the client and its rotation state.
+/// Checks a stored refresh token (issued to `issued_to`, rotated at `rotated_at` if it was)
+/// against the client presenting it.
 pub fn check_refresh(
-    stored: &RefreshToken,
+    issued_to: &str,
+    rotated_at: Option<i64>,
     client_id: &str,
     now: i64,
     reuse_interval: i64,
 ) -> Result<RefreshDecision, OAuthError> {
-    if stored.client_id != client_id {
+    if issued_to != client_id {
         return Err(OAuthError::invalid_grant("the refresh token was issued to another client"));
     }
-    match stored.rotated_at {
+    match rotated_at {
         Some(rotated_at) if now - rotated_at > reuse_interval => Ok(RefreshDecision::Replayed),
         _ => Ok(RefreshDecision::Use),
     }
@@ -219,21 +231,14 @@ pub fn refresh_failure(e: &PluginError) -> OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connectors::Identity;
 
-    fn code() -> AuthCode {
-        AuthCode {
-            client_id: "app".into(),
-            redirect_uri: "http://app/cb".into(),
-            scopes: vec!["openid".into()],
-            nonce: None,
-            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+    fn code() -> IssuedCode<'static> {
+        IssuedCode {
+            client_id: "app",
+            redirect_uri: "http://app/cb",
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
             code_challenge_method: Some(pkce::Method::S256),
-            connector_id: "mock".into(),
-            identity: Identity::default(),
-            auth_time: 0,
             redeemed_grant: None,
-            expires_at: 100,
         }
     }
 
@@ -241,13 +246,13 @@ mod tests {
     fn code_checks() {
         let verifier = Some("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
         let cb = Some("http://app/cb");
-        assert_eq!(check_code(&code(), "app", cb, verifier), Ok(CodeDecision::Redeem));
-        assert!(check_code(&code(), "other", cb, verifier).is_err());
-        assert!(check_code(&code(), "app", Some("http://app/other"), verifier).is_err());
-        assert!(check_code(&code(), "app", cb, None).is_err());
-        assert!(check_code(&code(), "app", cb, Some("x".repeat(43).as_str())).is_err());
-        let used = AuthCode { redeemed_grant: Some("g".into()), ..code() };
-        assert_eq!(check_code(&used, "app", None, None), Ok(CodeDecision::Replayed { grant: "g".into() }));
+        assert_eq!(check_code(code(), "app", cb, verifier), Ok(CodeDecision::Redeem));
+        assert!(check_code(code(), "other", cb, verifier).is_err());
+        assert!(check_code(code(), "app", Some("http://app/other"), verifier).is_err());
+        assert!(check_code(code(), "app", cb, None).is_err());
+        assert!(check_code(code(), "app", cb, Some("x".repeat(43).as_str())).is_err());
+        let used = IssuedCode { redeemed_grant: Some("g"), ..code() };
+        assert_eq!(check_code(used, "app", None, None), Ok(CodeDecision::Replayed { grant: "g".into() }));
     }
 
     #[test]

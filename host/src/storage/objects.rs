@@ -54,6 +54,19 @@ pub struct AuthCode {
     pub expires_at: i64,
 }
 
+impl AuthCode {
+    /// What the token endpoint checks a presented code against.
+    pub fn issued(&self) -> crate::oidc::token::IssuedCode<'_> {
+        crate::oidc::token::IssuedCode {
+            client_id: &self.client_id,
+            redirect_uri: &self.redirect_uri,
+            code_challenge: self.code_challenge.as_deref(),
+            code_challenge_method: self.code_challenge_method,
+            redeemed_grant: self.redeemed_grant.as_deref(),
+        }
+    }
+}
+
 /// A refresh token; `family` groups the tokens rotated from one login.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefreshToken {

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use super::error::WebError;
 use super::flow::{LOCAL, approve_or_finish, check_csrf, finish, load_request, with_cookie};
 use super::{AppState, cookies, is_https, pages, prefix, random_token, token_key};
-use crate::broker::Live;
 use crate::clock::{now, secs};
+use crate::generation::Live;
 use crate::oidc::authorize::{AuthorizeRefusal, AuthorizeRequest, Choice, Policy, SessionFacts, Start};
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet};
 use crate::storage::AuthRequest;
@@ -53,7 +53,7 @@ async fn begin(
     headers: HeaderMap,
     params: HashMap<String, String>,
 ) -> Result<Response, WebError> {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let policy = Policy { clients: &live.config.clients, pkce_plain: live.config.pkce_plain };
     let asked = AuthorizeRequest::parse(&params, &policy).map_err(|refusal| match refusal {
         AuthorizeRefusal::UnknownClient => WebError::untrusted(
@@ -200,7 +200,7 @@ pub async fn approval_page(
     headers: HeaderMap,
     Query(q): Query<ReqQuery>,
 ) -> Result<Response, WebError> {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let (request, _) = load_request(&broker, &live, &headers, &q.req).await?;
     if request.identity.is_none() {
         return Err(not_logged_in(&live));
@@ -234,7 +234,7 @@ pub async fn approval_post(
     headers: HeaderMap,
     Form(form): Form<ApprovalForm>,
 ) -> Result<Response, WebError> {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let (request, _) = load_request(&broker, &live, &headers, &form.req).await?;
     check_csrf(&live, &request, &form.csrf)?;
     if request.identity.is_none() {

@@ -11,8 +11,8 @@ use serde_json::json;
 use url::Url;
 
 use super::{pages, prefix};
-use crate::broker::Live;
 use crate::connectors::{PluginError, Refusal};
+use crate::generation::Live;
 use crate::oidc::{OAuthError, OAuthErrorCode};
 
 /// What the user is told to do after most failed logins.

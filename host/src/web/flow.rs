@@ -10,9 +10,9 @@ use subtle::ConstantTimeEq;
 
 use super::error::{WebError, redirect_with};
 use super::{AppState, cookies, is_https, prefix, random_token, token_key};
-use crate::broker::Live;
 use crate::clock::{now, secs};
 use crate::connectors::Identity;
+use crate::generation::Live;
 use crate::oidc::authorize::{AfterLogin, Prompt, after_login};
 use crate::oidc::{OAuthError, OAuthErrorCode};
 use crate::storage::{AuthCode, AuthRequest, Session};

@@ -14,9 +14,9 @@ use super::authorize::ReqQuery;
 use super::error::WebError;
 use super::flow::{LOCAL, check_csrf, complete_login, load_request};
 use super::{AppState, issuer, pages, prefix};
-use crate::broker::Live;
 use crate::clock::now;
 use crate::connectors::{CallbackRequest, ConnectorKind, Identity, Scopes};
+use crate::generation::Live;
 use crate::oidc::ScopeSet;
 use crate::storage::AuthRequest;
 
@@ -76,7 +76,7 @@ pub async fn start(
     Path(connector): Path<String>,
     Query(q): Query<ReqQuery>,
 ) -> Result<Response, WebError> {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let (mut request, version) = load_request(&broker, &live, &headers, &q.req).await?;
     if connector == LOCAL && live.config.enable_password_db {
         return Ok(password_form(&live, &request, LOCAL, "Email Address", "", None));
@@ -90,7 +90,7 @@ pub async fn start(
         ConnectorKind::Callback => {
             // The callback may come back after any number of reloads: keep this generation
             // (its plugin version) findable for as long as the request can complete.
-            broker.pin(&live, request.expires_at);
+            broker.generations.pin(&live, request.expires_at);
             let callback = format!("{}/callback/{connector}", issuer(&live).trim_end_matches('/'));
             let redirect = plugin
                 .login_url(scopes_of(&request), &callback, &request.id)
@@ -124,7 +124,7 @@ pub async fn password_login(
     Path(connector): Path<String>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let (request, version) = load_request(&broker, &live, &headers, &form.req).await?;
     check_csrf(&live, &request, &form.csrf)?;
     let login = form.login.trim();
@@ -258,7 +258,7 @@ async fn callback(
     query: Vec<(String, String)>,
     form: Vec<(String, String)>,
 ) -> Result<Response, WebError> {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let state = query.iter().chain(form.iter()).find(|(k, _)| k == "state").map(|(_, v)| v.clone());
     let state = state.ok_or_else(|| WebError::callback(&live, "The identity provider's answer has no state."))?;
     let (request, version) = load_request(&broker, &live, &headers, &state).await?;
@@ -272,7 +272,7 @@ async fn callback(
     // finishes on the version the login began with.
     let unknown = || WebError::unknown_connector(&live, &connector);
     let current = live.registry.get(&connector).ok_or_else(unknown)?;
-    let began_on = broker.generation(request.connector_generation);
+    let began_on = broker.generations.generation(request.connector_generation);
     let plugin = began_on.registry.get(&connector).unwrap_or(current).clone();
     let passed: HashMap<String, String> = PASSED_HEADERS
         .iter()

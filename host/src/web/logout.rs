@@ -35,7 +35,7 @@ async fn end(
     headers: HeaderMap,
     params: HashMap<String, String>,
 ) -> Result<Response, WebError> {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let request = LogoutRequest::parse(&params);
     // Which client is asking: the id_token_hint's audience (expired hints are fine), or client_id.
     let hinted = request.id_token_hint.as_deref().map(|t| {

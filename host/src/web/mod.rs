@@ -25,7 +25,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::broker::{Broker, Live};
+use crate::broker::Broker;
+use crate::generation::Live;
 
 /// Handler state.
 pub type AppState = Arc<Broker>;
@@ -61,7 +62,7 @@ pub fn is_https(live: &Live) -> bool {
 
 /// Builds the router for `broker`, nested under the issuer's path.
 pub fn router(broker: AppState) -> Router {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let prefix = prefix(&live);
     let https = is_https(&live);
     let routes = Router::new()

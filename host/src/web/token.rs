@@ -14,10 +14,10 @@ use serde_json::json;
 use super::error::WebError;
 use super::flow::LOCAL;
 use super::{AppState, issuer, random_token, token_key};
-use crate::broker::Live;
 use crate::clock::{now, secs};
 use crate::config::Client;
 use crate::connectors::{Identity, Scopes};
+use crate::generation::Live;
 use crate::oidc::claims::TokenContext;
 use crate::oidc::token::{
     ClientCredentials, CodeDecision, RefreshDecision, RefreshLifetime, TokenRequest, check_code, check_refresh,
@@ -31,7 +31,7 @@ pub async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let client = ClientCredentials::parse(authorization, &form)?.authenticate(&live.config.clients)?;
     let request = TokenRequest::parse(&form)?;
@@ -74,7 +74,7 @@ async fn authorization_code(
         .await
         .map_err(storage_error)?
         .ok_or_else(|| OAuthError::invalid_grant("the code is invalid or expired"))?;
-    if let CodeDecision::Replayed { grant } = check_code(&stored, &client.id, redirect_uri, verifier)? {
+    if let CodeDecision::Replayed { grant } = check_code(stored.issued(), &client.id, redirect_uri, verifier)? {
         // A code presented twice: revoke everything the first redemption produced.
         tracing::warn!(client = %client.id, "authorization code reuse detected; revoking its grant");
         broker.store.revoke_grant(&grant).await.map_err(storage_error)?;
@@ -193,7 +193,9 @@ async fn refresh(
         .map_err(storage_error)?
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"))?;
     let policy = live.config.expiry.refresh;
-    if check_refresh(&stored, &client.id, now, secs(policy.reuse_interval))? == RefreshDecision::Replayed {
+    if check_refresh(&stored.client_id, stored.rotated_at, &client.id, now, secs(policy.reuse_interval))?
+        == RefreshDecision::Replayed
+    {
         tracing::warn!(client = %client.id, "refresh token reuse detected; revoking the token family");
         broker.store.revoke_grant(&stored.family).await.map_err(storage_error)?;
         return Err(OAuthError::invalid_grant("the refresh token was already used; its whole family is revoked"));

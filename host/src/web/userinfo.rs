@@ -24,7 +24,7 @@ fn unauthorized(description: &str) -> Response {
 }
 
 pub async fn userinfo(State(broker): State<AppState>, headers: HeaderMap) -> Response {
-    let live = broker.live.load_full();
+    let live = broker.generations.current();
     let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -143,7 +143,7 @@ mod tests {
                 Duration::from_secs(3600),
                 Duration::from_secs(3600),
             );
-            let now = crate::broker::now();
+            let now = crate::clock::now();
             keys.refresh(now).await.unwrap();
             let jwks = keys.jwks().unwrap();
             let token = keys

@@ -1,0 +1,125 @@
+//! A generation: what a reload replaces as one — the validated config, the connectors built
+//! from it, the bytes both were built from, and the connectors a degraded start left out.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use serde::Serialize;
+
+use crate::config::Validated;
+use crate::connectors::{PluginEngine, Registry};
+
+/// What a reload replaces as one: the config and the connectors built from it.
+#[derive(Debug)]
+pub struct Live {
+    pub config: Arc<Validated>,
+    pub registry: Arc<Registry>,
+    /// Grows by one on every successful reload; auth requests remember theirs.
+    pub generation: u64,
+    /// The bytes this generation was built from; a reload with the same bytes changes nothing.
+    pub sources: Sources,
+    /// Connectors the config names that are not serving, in config order (only after a start
+    /// that went on without them; a reload is all or nothing).
+    pub failed: Vec<FailedConnector>,
+    /// Unix seconds until which an auth request begun on this generation may still come back
+    /// to it (the latest `expires_at` of those pinned to it); see `Broker::pin`.
+    pub(crate) pinned_until: AtomicI64,
+}
+
+impl Live {
+    pub fn new(config: Validated, registry: Registry, generation: u64, sources: Sources) -> Self {
+        Self {
+            config: Arc::new(config),
+            registry: Arc::new(registry),
+            generation,
+            sources,
+            failed: Vec::new(),
+            pinned_until: AtomicI64::new(0),
+        }
+    }
+}
+
+/// The bytes a generation was built from: the config file's text and every plugin file the
+/// config names. Two equal `Sources` build the same generation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// sha256 of the config file's bytes.
+    pub config_sha256: String,
+    /// Each plugin file the config names, with the sha256 of its bytes (`None`: unreadable).
+    pub plugins: BTreeMap<PathBuf, Option<String>>,
+}
+
+impl Sources {
+    /// Hashes the plugin files `config` names, as they are now (`config.sha256` is the digest
+    /// of the text it was parsed from). Read before the plugins are loaded, so a plugin that
+    /// changes meanwhile shows up as a change at the next look, never as none.
+    pub async fn read(config: &Validated) -> Self {
+        let mut plugins = BTreeMap::new();
+        for entry in &config.connectors {
+            let path = entry.spec.plugin.clone();
+            if plugins.contains_key(&path) {
+                continue;
+            }
+            let digest = tokio::fs::read(&path).await.ok().map(|b| crate::connectors::loader::sha256_hex(&b));
+            plugins.insert(path, digest);
+        }
+        Self { config_sha256: config.sha256.clone(), plugins }
+    }
+}
+
+/// A connector the config names that is not serving, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedConnector {
+    pub connector: String,
+    pub plugin: String,
+    /// What failed and what to do, as logged.
+    pub error: String,
+}
+
+/// Loads the connectors a config names, all of them or failing with every error (what
+/// `check-config` and a reload need).
+pub async fn load_registry(
+    engine: &Arc<PluginEngine>,
+    config: &Validated,
+    previous: Option<&Registry>,
+) -> anyhow::Result<Registry> {
+    let (registry, failed) = load_connectors(engine, config, previous).await;
+    if failed.is_empty() {
+        Ok(registry)
+    } else {
+        Err(anyhow::anyhow!("connectors failed to load:\n{}", failure_list(&failed)))
+    }
+}
+
+/// Loads what loads; every connector left out is listed with its reason, in config order.
+pub async fn load_connectors(
+    engine: &Arc<PluginEngine>,
+    config: &Validated,
+    previous: Option<&Registry>,
+) -> (Registry, Vec<FailedConnector>) {
+    let specs: Vec<_> = config.connectors.iter().filter(|c| c.missing.is_none()).map(|c| c.spec.clone()).collect();
+    let (registry, errors) = Registry::load_partial(engine, &specs, previous).await;
+    let mut failed = Vec::new();
+    for entry in &config.connectors {
+        let id = &entry.spec.id;
+        let reasons: Vec<String> = match &entry.missing {
+            Some(missing) => vec![format!("connector {id:?}: {missing}")],
+            None => errors.iter().filter(|e| e.connector() == id).map(ToString::to_string).collect(),
+        };
+        if !reasons.is_empty() {
+            failed.push(FailedConnector {
+                connector: id.clone(),
+                plugin: entry.spec.plugin.display().to_string(),
+                error: reasons.join("; "),
+            });
+        }
+    }
+    (registry, failed)
+}
+
+/// One line per failed connector, for an error message.
+pub fn failure_list(failed: &[FailedConnector]) -> String {
+    failed.iter().map(|f| format!("  - {}", f.error)).collect::<Vec<_>>().join("\n")
+}
