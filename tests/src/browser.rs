@@ -90,21 +90,19 @@ pub fn artifacts_dir() -> PathBuf {
     dir
 }
 
-impl TestBroker {
-    /// A broker from `BASE_CONFIG` whose `example-app` client also accepts `{app}/callback` and
-    /// `{app}/` as redirect URIs, for an example app served at `app` (an ephemeral port).
-    pub async fn for_app(app: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let issuer = default_issuer(&listener);
-        let callbacks = "redirectURIs: [http://127.0.0.1:5555/callback]";
-        let logouts = "postLogoutRedirectURIs: [http://127.0.0.1:5555/]";
-        assert!(
-            BASE_CONFIG.contains(callbacks) && BASE_CONFIG.contains(logouts),
-            "BASE_CONFIG no longer registers example-app as TestBroker::for_app expects"
-        );
-        let yaml = base_config(&issuer, "")
-            .replacen(callbacks, &format!("redirectURIs: [http://127.0.0.1:5555/callback, {app}/callback]"), 1)
-            .replacen(logouts, &format!("postLogoutRedirectURIs: [http://127.0.0.1:5555/, {app}/]"), 1);
-        Self::serve(listener, issuer, config_from_yaml(&yaml), None).await
-    }
+/// A broker from `BASE_CONFIG` whose `example-app` client also accepts `{app}/callback` and
+/// `{app}/` as redirect URIs, for an example app served at `app` (an ephemeral port).
+pub async fn broker_for_app(app: &str) -> TestBroker {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let issuer = default_issuer(&listener);
+    let callbacks = "redirectURIs: [http://127.0.0.1:5555/callback]";
+    let logouts = "postLogoutRedirectURIs: [http://127.0.0.1:5555/]";
+    assert!(
+        BASE_CONFIG.contains(callbacks) && BASE_CONFIG.contains(logouts),
+        "BASE_CONFIG no longer registers example-app as broker_for_app expects"
+    );
+    let yaml = base_config(&issuer, "")
+        .replacen(callbacks, &format!("redirectURIs: [http://127.0.0.1:5555/callback, {app}/callback]"), 1)
+        .replacen(logouts, &format!("postLogoutRedirectURIs: [http://127.0.0.1:5555/, {app}/]"), 1);
+    TestBroker::builder().listener(listener).issuer(&issuer).config(config_from_yaml(&yaml)).start().await
 }

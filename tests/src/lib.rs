@@ -51,14 +51,6 @@ pub fn spec(id: &str, plugin: PathBuf, config: serde_json::Value) -> ConnectorSp
     }
 }
 
-/// A broker running in this process on an ephemeral port, with its own storage.
-pub struct TestBroker {
-    pub issuer: String,
-    pub base: String,
-    pub broker: Arc<portcullis::broker::Broker>,
-    _server: tokio::task::JoinHandle<()>,
-}
-
 /// The config every end-to-end test starts from; `{issuer}` and `{mock}` are filled in.
 pub const BASE_CONFIG: &str = r#"
 issuer: "{issuer}"
@@ -93,86 +85,42 @@ staticPasswords:
   userID: 08a8684b-db88-4b73-90a9-3cd1661f5466
 "#;
 
+/// A broker running in this process on an ephemeral port, with its own storage. Built with
+/// `TestBroker::builder()`.
+pub struct TestBroker {
+    pub issuer: String,
+    pub base: String,
+    pub broker: Arc<portcullis::broker::Broker>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+/// Where a test broker's config comes from.
+enum Source {
+    /// `BASE_CONFIG` with more connectors, clients and top-level YAML.
+    Base { connectors: String, clients: String, extra: String },
+    /// A config file (hot-reload tests edit it); `{issuer}` in it is filled in first.
+    File(PathBuf),
+    /// A config the test built itself.
+    Config(Box<portcullis::config::Validated>),
+}
+
+/// How to start a `TestBroker`: `TestBroker::builder().extra("...").start().await`.
+pub struct TestBrokerBuilder {
+    source: Source,
+    listener: Option<tokio::net::TcpListener>,
+    issuer: Option<String>,
+    backend: Option<Arc<dyn portcullis::storage::Backend>>,
+}
+
 impl TestBroker {
-    /// Starts a broker from `BASE_CONFIG` with `extra` YAML appended (its top-level keys must
-    /// not repeat those of `BASE_CONFIG`).
-    pub async fn start(extra: &str) -> Self {
-        Self::start_with(extra, None, None).await
-    }
-
-    /// Like `start`, over a given storage backend and/or with a fixed issuer (replicas).
-    pub async fn start_with(
-        extra: &str,
-        backend: Option<Arc<dyn portcullis::storage::Backend>>,
-        issuer: Option<String>,
-    ) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Self::start_full(listener, "", extra, backend, issuer).await
-    }
-
-    /// Starts a broker with more connectors after the mock one: `connectors` is YAML list items
-    /// (`- type: github ...`, indented as under `connectors:`), `extra` as for `start`.
-    pub async fn with_connectors(connectors: &str, extra: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        Self::start_full(listener, connectors, extra, None, None).await
-    }
-
-    /// The general form: serve on `listener` (bind it first when another server must know
-    /// this broker's address before it starts), with extra connectors, extra YAML, a storage
-    /// backend and a fixed issuer. `{plugins}` in `connectors` is the shipped plugin directory.
-    pub async fn start_full(
-        listener: tokio::net::TcpListener,
-        connectors: &str,
-        extra: &str,
-        backend: Option<Arc<dyn portcullis::storage::Backend>>,
-        issuer: Option<String>,
-    ) -> Self {
-        let issuer = issuer.unwrap_or_else(|| default_issuer(&listener));
-        let yaml = format!("{}\n{extra}", base_config(&issuer, connectors));
-        Self::serve(listener, issuer, config_from_yaml(&yaml), backend).await
-    }
-
-    /// Like `with_connectors`, with more static clients: `clients` is YAML list items indented
-    /// as under `staticClients:` (an upstream broker needs a client for the downstream one).
-    pub async fn with_clients(clients: &str, connectors: &str) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let issuer = default_issuer(&listener);
-        let yaml =
-            base_config(&issuer, connectors).replacen("staticClients:\n", &format!("staticClients:\n{clients}\n"), 1);
-        Self::serve(listener, issuer, config_from_yaml(&yaml), None).await
-    }
-
-    /// Starts a broker from a config file (hot-reload tests edit it). `{issuer}` in the file is
-    /// replaced by this broker's issuer before the first load.
-    pub async fn from_file(path: &std::path::Path) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let issuer = default_issuer(&listener);
-        let text = std::fs::read_to_string(path).expect("config file").replace("{issuer}", &issuer);
-        std::fs::write(path, text).expect("write config");
-        let mut config = portcullis::config::Config::load(path).unwrap_or_else(|e| panic!("test config: {e}"));
-        config.cache_dir = Some(test_cache_dir());
-        Self::serve(listener, issuer, config, None).await
-    }
-
-    /// Serves `config` on `listener` over `backend` (a fresh memory store by default).
-    pub async fn serve(
-        listener: tokio::net::TcpListener,
-        issuer: String,
-        config: portcullis::config::Validated,
-        backend: Option<Arc<dyn portcullis::storage::Backend>>,
-    ) -> Self {
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let backend = backend.unwrap_or_else(|| Arc::new(portcullis::storage::MemoryBackend::new()));
-        let broker = portcullis::broker::Broker::with_backend(config, backend).await.expect("broker starts");
-        for failed in &broker.generations.status().failed_connectors {
-            // A start goes on without a connector that fails; say so where a failing test shows it.
-            eprintln!("test broker started without connector {:?}: {}", failed.connector, failed.error);
+    /// A broker from `BASE_CONFIG` on a fresh port over a fresh memory store, until told otherwise.
+    pub fn builder() -> TestBrokerBuilder {
+        TestBrokerBuilder {
+            source: Source::Base { connectors: String::new(), clients: String::new(), extra: String::new() },
+            listener: None,
+            issuer: None,
+            backend: None,
         }
-        let router = portcullis::web::router(broker.clone());
-        let server = tokio::spawn(async move {
-            let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
-        });
-        Self { issuer, base, broker, _server: server }
     }
 
     /// Serves this broker's telemetry (admin) listener on an ephemeral port; returns its base URL.
@@ -189,6 +137,108 @@ impl TestBroker {
     /// The URL of `path` on this broker (under the issuer's path).
     pub fn url(&self, path: &str) -> String {
         format!("{}/dex{path}", self.base)
+    }
+}
+
+impl TestBrokerBuilder {
+    fn base(&mut self) -> (&mut String, &mut String, &mut String) {
+        if !matches!(self.source, Source::Base { .. }) {
+            panic!("connectors/clients/extra apply to BASE_CONFIG, not to a file or a ready config");
+        }
+        match &mut self.source {
+            Source::Base { connectors, clients, extra } => (connectors, clients, extra),
+            _ => unreachable!(),
+        }
+    }
+
+    /// More connectors after the mock one: YAML list items (`- type: github ...`, indented as
+    /// under `connectors:`); `{plugins}` is the shipped plugin directory.
+    pub fn connectors(mut self, yaml: &str) -> Self {
+        self.base().0.push_str(yaml);
+        self
+    }
+
+    /// More static clients: YAML list items indented as under `staticClients:`.
+    pub fn clients(mut self, yaml: &str) -> Self {
+        self.base().1.push_str(yaml);
+        self
+    }
+
+    /// More top-level YAML (its keys must not repeat those of `BASE_CONFIG`).
+    pub fn extra(mut self, yaml: &str) -> Self {
+        self.base().2.push_str(yaml);
+        self
+    }
+
+    /// The config from a file instead of `BASE_CONFIG` (`{issuer}` in it is replaced by this
+    /// broker's issuer before the first load; the shared compile cache is used).
+    pub fn file(mut self, path: &std::path::Path) -> Self {
+        self.source = Source::File(path.to_path_buf());
+        self
+    }
+
+    /// A ready config instead of `BASE_CONFIG`.
+    pub fn config(mut self, config: portcullis::config::Validated) -> Self {
+        self.source = Source::Config(Box::new(config));
+        self
+    }
+
+    /// Serve on `listener` (bind it first when another server must know this broker's address
+    /// before it starts).
+    pub fn listener(mut self, listener: tokio::net::TcpListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// A fixed issuer (replicas behind one name); by default `http://<address>/dex`.
+    pub fn issuer(mut self, issuer: &str) -> Self {
+        self.issuer = Some(issuer.to_string());
+        self
+    }
+
+    /// A storage backend (replicas share one) instead of a fresh memory store.
+    pub fn backend(mut self, backend: Arc<dyn portcullis::storage::Backend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Starts the broker and serves it.
+    pub async fn start(self) -> TestBroker {
+        let listener = match self.listener {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
+        };
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let issuer = self.issuer.unwrap_or_else(|| default_issuer(&listener));
+        let config = match self.source {
+            Source::Base { connectors, clients, extra } => {
+                let yaml = base_config(&issuer, &connectors).replacen(
+                    "staticClients:\n",
+                    &format!("staticClients:\n{clients}\n"),
+                    1,
+                );
+                config_from_yaml(&format!("{yaml}\n{extra}"))
+            }
+            Source::File(path) => {
+                let text = std::fs::read_to_string(&path).expect("config file").replace("{issuer}", &issuer);
+                std::fs::write(&path, text).expect("write config");
+                let mut config = portcullis::config::Config::load(&path).unwrap_or_else(|e| panic!("test config: {e}"));
+                config.cache_dir = Some(test_cache_dir());
+                config
+            }
+            Source::Config(config) => *config,
+        };
+        let backend = self.backend.unwrap_or_else(|| Arc::new(portcullis::storage::MemoryBackend::new()));
+        let broker = portcullis::broker::Broker::with_backend(config, backend).await.expect("broker starts");
+        for failed in &broker.generations.status().failed_connectors {
+            // A start goes on without a connector that fails; say so where a failing test shows it.
+            eprintln!("test broker started without connector {:?}: {}", failed.connector, failed.error);
+        }
+        let router = portcullis::web::router(broker.clone());
+        let server = tokio::spawn(async move {
+            let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
+        });
+        TestBroker { issuer, base, broker, _server: server }
     }
 }
 

@@ -395,7 +395,7 @@ async fn a_person_logs_in_with_a_password_in_chromium_on_a_laptop_and_a_phone() 
     let app_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let app_addr = app_listener.local_addr().expect("addr");
     let app = format!("http://{app_addr}");
-    let broker = TestBroker::for_app(&app).await;
+    let broker = portcullis_tests::browser::broker_for_app(&app).await;
     let router = example_app::router(&example_app::Cli {
         issuer: broker.issuer.clone(),
         listen: app_addr,

@@ -105,7 +105,7 @@ async fn start_login(b: &TestBroker, client: &Rp, web: &reqwest::Client, scopes:
 
 #[tokio::test]
 async fn discovery_is_exact() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let doc: serde_json::Value = http()
         .get(format!("{}/.well-known/openid-configuration", b.issuer))
         .send()
@@ -122,7 +122,7 @@ async fn discovery_is_exact() {
 
 #[tokio::test]
 async fn code_flow_with_pkce_id_token_userinfo_and_refresh() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let (client, http) = rp(&b).await;
     let web = browser();
     let login = start_login(&b, &client, &web, &["email", "profile", "groups", "offline_access"]).await;
@@ -155,7 +155,7 @@ async fn code_flow_with_pkce_id_token_userinfo_and_refresh() {
 
 #[tokio::test]
 async fn mock_connector_login_through_the_chooser() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let web = browser();
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (client, http) = rp(&b).await;
@@ -197,7 +197,7 @@ async fn mock_connector_login_through_the_chooser() {
 
 #[tokio::test]
 async fn sso_second_login_skips_the_password_and_logout_ends_it() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let (client, _) = rp(&b).await;
     let web = browser();
     let _first = start_login(&b, &client, &web, &["email"]).await;
@@ -240,7 +240,7 @@ async fn sso_second_login_skips_the_password_and_logout_ends_it() {
 
 #[tokio::test]
 async fn a_reused_code_is_refused_and_revokes_its_tokens() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let (client, http) = rp(&b).await;
     let web = browser();
     let login = start_login(&b, &client, &web, &["offline_access"]).await;
@@ -288,7 +288,7 @@ async fn token_post(
 
 #[tokio::test]
 async fn pkce_verifier_wrong_or_missing_is_invalid_grant() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let (client, _) = rp(&b).await;
     let web = browser();
     let login = start_login(&b, &client, &web, &[]).await;
@@ -309,7 +309,7 @@ async fn pkce_verifier_wrong_or_missing_is_invalid_grant() {
 
 #[tokio::test]
 async fn bad_client_credentials_are_401_with_www_authenticate() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let form = [("grant_type", "authorization_code"), ("code", "x"), ("redirect_uri", CALLBACK)];
     let (status, body, www) = token_post(&b, Some(("example-app", "wrong")), &form).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
@@ -327,7 +327,7 @@ async fn bad_client_credentials_are_401_with_www_authenticate() {
 
 #[tokio::test]
 async fn unregistered_redirect_and_unknown_client_get_a_page_never_a_redirect() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let web = browser();
     for query in [
         "client_id=example-app&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&response_type=code&scope=openid",
@@ -347,7 +347,7 @@ async fn unregistered_redirect_and_unknown_client_get_a_page_never_a_redirect() 
 
 #[tokio::test]
 async fn unsupported_response_type_and_missing_pkce_redirect_with_an_error() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let web = browser();
     let r = web
         .get(format!(
@@ -374,7 +374,7 @@ async fn unsupported_response_type_and_missing_pkce_redirect_with_an_error() {
 
 #[tokio::test]
 async fn a_bad_password_shows_the_form_again_with_a_message() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let web = browser();
     let (challenge, _) = PkceCodeChallenge::new_random_sha256();
     let url = format!(
@@ -420,7 +420,7 @@ async fn a_bad_password_shows_the_form_again_with_a_message() {
 
 #[tokio::test]
 async fn an_expired_code_is_invalid_grant() {
-    let b = TestBroker::start("expiry:\n  authCodes: 1s\n").await;
+    let b = TestBroker::builder().extra("expiry:\n  authCodes: 1s\n").start().await;
     let (client, _) = rp(&b).await;
     let web = browser();
     let login = start_login(&b, &client, &web, &[]).await;
@@ -437,7 +437,7 @@ async fn an_expired_code_is_invalid_grant() {
 
 #[tokio::test]
 async fn refresh_token_reuse_revokes_the_family() {
-    let b = TestBroker::start("expiry:\n  refreshTokens:\n    reuseInterval: 0s\n").await;
+    let b = TestBroker::builder().extra("expiry:\n  refreshTokens:\n    reuseInterval: 0s\n").start().await;
     let (client, http) = rp(&b).await;
     let web = browser();
     let login = start_login(&b, &client, &web, &["offline_access"]).await;
@@ -470,7 +470,7 @@ async fn refresh_token_reuse_revokes_the_family() {
 async fn es256_and_eddsa_id_tokens_verify_with_the_relying_party() {
     use openidconnect::core::CoreJwsSigningAlgorithm as Alg;
     for (name, alg) in [("ES256", Alg::EcdsaP256Sha256), ("EdDSA", Alg::EdDsa)] {
-        let b = TestBroker::start(&format!("signing:\n  algorithm: {name}\n")).await;
+        let b = TestBroker::builder().extra(&format!("signing:\n  algorithm: {name}\n")).start().await;
         let (client, http) = rp(&b).await;
         let web = browser();
         let login = start_login(&b, &client, &web, &["email"]).await;
@@ -494,7 +494,7 @@ async fn es256_and_eddsa_id_tokens_verify_with_the_relying_party() {
 #[tokio::test]
 async fn dex_shared_callback_url_finds_the_connector_by_state() {
     use portcullis_tests::flow;
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let web = browser();
     let (to_upstream, pending) = flow::authorize(&b, &web, "mock", "openid email groups").await;
     assert_eq!(to_upstream.status(), StatusCode::SEE_OTHER);
@@ -525,7 +525,12 @@ async fn a_password_longer_than_bcrypt_reads_is_refused_not_truncated() {
         "{}- email: long@example.com\n  hash: \"$2b$04$oaQ2i0ItnFewvrwA.BaVuuQzeT2HcPVQXNCmH2XZIahqa.YLZnQau\"\n  username: long\n  userID: long-1\n",
         portcullis_tests::base_config(&issuer, "")
     );
-    let b = TestBroker::serve(listener, issuer, portcullis_tests::config_from_yaml(&yaml), None).await;
+    let b = TestBroker::builder()
+        .listener(listener)
+        .issuer(&issuer)
+        .config(portcullis_tests::config_from_yaml(&yaml))
+        .start()
+        .await;
     let web = browser();
     let (page, _pending) = portcullis_tests::flow::authorize(&b, &web, "local", "openid").await;
     let form = page.text().await.unwrap();

@@ -43,7 +43,7 @@ fn config(host: &str, tls: Value) -> Value {
     config
 }
 
-/// One connector list item for `TestBroker::with_connectors`.
+/// One connector list item for `TestBroker::builder().connectors`.
 fn connector(id: &str, grant: &str, config: &Value) -> String {
     format!(
         "- plugin: \"{{plugins}}/ldap.wasm\"\n  id: {id}\n  name: Directory {id}\n  allowedHosts: [\"{grant}\"]\n  config: {}\n",
@@ -54,7 +54,7 @@ fn connector(id: &str, grant: &str, config: &Value) -> String {
 /// A broker with connector `ldap` on the plain ldap:// listener.
 async fn broker(slapd: &Slapd) -> TestBroker {
     let plain = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
-    TestBroker::with_connectors(&connector("ldap", &slapd.ldap_grant(), &plain), "").await
+    TestBroker::builder().connectors(&connector("ldap", &slapd.ldap_grant(), &plain)).start().await
 }
 
 /// A login through `connector` that must succeed; the tokens.
@@ -229,7 +229,7 @@ async fn starttls_and_ldaps_verify_the_server_against_root_ca_data() {
         connector("skipverify", &slapd.ldaps_grant(), &skip_verify),
     ]
     .concat();
-    let b = TestBroker::with_connectors(&connectors, "").await;
+    let b = TestBroker::builder().connectors(&connectors).start().await;
     // insecureSkipVerify wins over rootCAData (testing only: nothing is verified).
     for id in ["starttls", "ldaps", "skipverify"] {
         let tokens = login_ok(&b, id, "jane", "jane-password").await;

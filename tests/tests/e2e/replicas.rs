@@ -9,9 +9,9 @@ use reqwest::StatusCode;
 #[tokio::test]
 async fn a_login_started_on_one_replica_finishes_on_the_other() {
     let db = TestDatabase::create().await;
-    let a = TestBroker::start_with("", Some(Arc::new(db.backend().await)), None).await;
+    let a = TestBroker::builder().backend(Arc::new(db.backend().await)).start().await;
     // Replica B serves the same issuer (a load balancer would put both behind it).
-    let b = TestBroker::start_with("", Some(Arc::new(db.backend().await)), Some(a.issuer.clone())).await;
+    let b = TestBroker::builder().backend(Arc::new(db.backend().await)).issuer(&a.issuer).start().await;
     let http = reqwest::Client::new();
     let keys_a: serde_json::Value = http.get(a.url("/keys")).send().await.unwrap().json().await.unwrap();
     let keys_b: serde_json::Value = http.get(b.url("/keys")).send().await.unwrap().json().await.unwrap();
@@ -70,8 +70,8 @@ async fn a_login_started_on_one_replica_finishes_on_the_other() {
 #[tokio::test]
 async fn two_replicas_due_for_rotation_rotate_once() {
     let db = TestDatabase::create().await;
-    let a = TestBroker::start_with("", Some(Arc::new(db.backend().await)), None).await;
-    let b = TestBroker::start_with("", Some(Arc::new(db.backend().await)), Some(a.issuer.clone())).await;
+    let a = TestBroker::builder().backend(Arc::new(db.backend().await)).start().await;
+    let b = TestBroker::builder().backend(Arc::new(db.backend().await)).issuer(&a.issuer).start().await;
     // Both wake up a day later, when rotation (every 6h) is due, at the same moment.
     let later = portcullis::broker::now() + 24 * 3600;
     let (ra, rb) = tokio::join!(a.broker.keys.refresh(later), b.broker.keys.refresh(later));

@@ -50,7 +50,7 @@ async fn setup() -> Setup {
     std::fs::copy(plugin("mock"), &plugin_copy).unwrap();
     let file = dir.path().join("config.yaml");
     std::fs::write(&file, config("{issuer}", &plugin_copy, "v1", "")).unwrap();
-    let broker = TestBroker::from_file(&file).await;
+    let broker = TestBroker::builder().file(&file).start().await;
     Setup { _dir: dir, file, plugin: plugin_copy, broker }
 }
 
@@ -462,7 +462,7 @@ async fn a_kept_generation_is_dropped_when_its_logins_expire() {
         config(issuer, &plugin_copy, user, "").replace("oauth2:", "expiry: {authRequests: 2s}\noauth2:")
     };
     std::fs::write(&file, with_expiry("v1", "{issuer}")).unwrap();
-    let b = TestBroker::from_file(&file).await;
+    let b = TestBroker::builder().file(&file).start().await;
     let web = browser();
     let _begun = begin(&b, &web).await.unwrap();
     std::fs::write(&file, with_expiry("v2", &b.issuer)).unwrap();
@@ -505,7 +505,7 @@ async fn a_start_with_broken_connectors_serves_the_good_one_and_reports_the_rest
     );
     let file = dir.path().join("config.yaml");
     std::fs::write(&file, config_with("{issuer}", &good, &broken)).unwrap();
-    let b = TestBroker::from_file(&file).await;
+    let b = TestBroker::builder().file(&file).start().await;
     let admin = b.serve_telemetry().await;
     let http = reqwest::Client::new();
 
@@ -587,7 +587,8 @@ async fn a_missing_plugin_that_appears_is_picked_up_and_its_refresh_tokens_survi
     std::fs::write(&file, &text).unwrap();
     let mut config = portcullis::config::Config::load(&file).unwrap();
     config.cache_dir = Some(portcullis_tests::test_cache_dir());
-    let first = TestBroker::serve(listener, issuer.clone(), config, Some(backend.clone())).await;
+    let first =
+        TestBroker::builder().listener(listener).issuer(&issuer).config(config).backend(backend.clone()).start().await;
     let refresh = {
         let web = browser();
         let (verifier, challenge) = portcullis_tests::pkce();
@@ -620,7 +621,7 @@ async fn a_missing_plugin_that_appears_is_picked_up_and_its_refresh_tokens_survi
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut config = portcullis::config::Config::load(&file).unwrap();
     config.cache_dir = Some(portcullis_tests::test_cache_dir());
-    let b = TestBroker::serve(listener, issuer, config, Some(backend)).await;
+    let b = TestBroker::builder().listener(listener).issuer(&issuer).config(config).backend(backend).start().await;
     b.broker.generations.spawn_reloaders();
     assert!(b.broker.generations.status().degraded);
     let r = portcullis_tests::flow::refresh(&b, &refresh).await;
@@ -685,7 +686,7 @@ async fn a_kubernetes_configmap_update_reloads_once() {
     version("..v1", &config("{issuer}", &plugin_copy, "v1", ""));
     std::os::unix::fs::symlink("..v1", dir.path().join("..data")).unwrap();
     std::os::unix::fs::symlink("..data/config.yaml", dir.path().join("config.yaml")).unwrap();
-    let b = TestBroker::from_file(&dir.path().join("config.yaml")).await;
+    let b = TestBroker::builder().file(&dir.path().join("config.yaml")).start().await;
     b.broker.generations.spawn_reloaders();
     tokio::time::sleep(Duration::from_millis(200)).await;
 

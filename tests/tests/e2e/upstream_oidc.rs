@@ -35,14 +35,13 @@ async fn chained_brokers_carry_the_upstream_identity_and_refresh_through_it() {
     // The downstream's address first: the upstream must know its callback.
     let down_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let down_base = format!("http://{}", down_listener.local_addr().unwrap());
-    let up = TestBroker::with_clients(
-        &format!(
+    let up = TestBroker::builder()
+        .clients(&format!(
             "- id: downstream\n  name: Downstream Portcullis\n  secret: {DOWNSTREAM_SECRET}\n  \
              redirectURIs: [{down_base}/dex/callback/upstream]"
-        ),
-        "",
-    )
-    .await;
+        ))
+        .start()
+        .await;
     let connectors = format!(
         r#"- plugin: "{{plugins}}/oidc.wasm"
   id: upstream
@@ -59,7 +58,7 @@ async fn chained_brokers_carry_the_upstream_identity_and_refresh_through_it() {
         up_base = up.base,
         up_issuer = up.issuer,
     );
-    let down = TestBroker::start_full(down_listener, &connectors, "", None, None).await;
+    let down = TestBroker::builder().listener(down_listener).connectors(&connectors).start().await;
 
     // The downstream sends the browser to the upstream with PKCE, a nonce and the scopes.
     let web = browser();
@@ -170,7 +169,7 @@ async fn google_broker(fake: &GoogleFake, extra: &str) -> TestBroker {
         secret = google_fake::CLIENT_SECRET,
         extra = extra.replace("{issuer}", &issuer),
     );
-    TestBroker::start_full(listener, &connectors, "", None, None).await
+    TestBroker::builder().listener(listener).connectors(&connectors).start().await
 }
 
 /// Starts a login through Google and follows the fake's redirect back to the broker's
@@ -436,7 +435,7 @@ async fn each_forgery_is_refused_for_its_own_reason() {
 /// nonce or client secret that passed through the connector reaches the broker's log.
 #[tokio::test]
 async fn no_upstream_secret_reaches_the_logs() {
-    let capture = LogCapture::install("debug,cookie_store=off", Format::Text);
+    let capture = LogCapture::install(Format::Text);
     let fake = GoogleFake::start(google_user(Some("acme.test"), json!(true))).await;
     let b = google_broker(&fake, "    hostedDomains: [acme.test]\n").await;
     let (back, pending, web) = google_login(&b, &fake, "openid email offline_access").await;

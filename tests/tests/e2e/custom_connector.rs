@@ -127,7 +127,7 @@ async fn broker(api_base: &str, allowed: &str) -> TestBroker {
 "#,
         plugin = fixture("custom-connector").display(),
     );
-    TestBroker::with_connectors(&connectors, "").await
+    TestBroker::builder().connectors(&connectors).start().await
 }
 
 /// Logs Jane in and returns the tokens.
@@ -223,7 +223,7 @@ async fn config_errors_name_the_key() {
 
 #[tokio::test]
 async fn without_the_allowed_hosts_entry_the_host_refuses_and_says_what_to_add() {
-    let capture = LogCapture::install("portcullis=warn", Format::Text);
+    let capture = LogCapture::install(Format::Text);
     let (api, base) = FakeApi::start().await;
     // Another host is allowed, not the API.
     let b = broker(&base, "[users.example.com]").await;

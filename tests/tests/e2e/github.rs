@@ -44,7 +44,7 @@ fn github_block(fake: &FakeGitHub, config: &str) -> String {
 
 async fn setup(user: FakeUser, page_size: usize, config: &str) -> (FakeGitHub, TestBroker) {
     let fake = FakeGitHub::start(user, page_size).await;
-    let b = TestBroker::with_connectors(&github_block(&fake, config), "").await;
+    let b = TestBroker::builder().connectors(&github_block(&fake, config)).start().await;
     (fake, b)
 }
 
@@ -108,7 +108,7 @@ async fn dex_redirect_uri_sends_github_back_to_the_shared_callback() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let shared = format!("http://{}/dex/callback", listener.local_addr().unwrap());
     let block = github_block(&fake, &format!("    redirectURI: {shared}\n"));
-    let b = TestBroker::start_full(listener, &block, "", None, None).await;
+    let b = TestBroker::builder().listener(listener).connectors(&block).start().await;
     let t = tokens(&b, &fake, "openid profile").await;
     assert_eq!(authorize_param(&fake, "redirect_uri"), Some(shared));
     assert_eq!(t.claims["preferred_username"], "octo-sample");
@@ -352,7 +352,7 @@ async fn a_misspelt_config_key_is_refused_naming_it() {
 
 #[tokio::test]
 async fn no_code_token_or_secret_reaches_the_logs() {
-    let capture = LogCapture::install("debug,cookie_store=off", Format::Text);
+    let capture = LogCapture::install(Format::Text);
     let (fake, b) = setup(octo(), 1, "    orgs:\n    - name: acme-widgets\n").await;
     let t = tokens(&b, &fake, ALL_SCOPES).await;
     let refreshed: Value = flow::refresh(&b, t.refresh_token().unwrap()).await.json().await.unwrap();

@@ -5,7 +5,7 @@ use portcullis_tests::{TestBroker, browser, flow};
 
 #[tokio::test]
 async fn health_readiness_status_and_metrics() {
-    let b = TestBroker::start("").await;
+    let b = TestBroker::builder().start().await;
     let admin = b.serve_telemetry().await;
     let http = reqwest::Client::new();
     assert_eq!(http.get(format!("{admin}/healthz")).send().await.unwrap().status(), 200);

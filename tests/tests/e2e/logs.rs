@@ -8,8 +8,8 @@ use portcullis_tests::{TestBroker, browser, hidden, location, query_param};
 #[tokio::test]
 async fn no_secret_reaches_the_logs_at_debug_level() {
     // Everything at debug, except the test's own cookie jar (client side, it logs cookies).
-    let capture = LogCapture::install("debug,cookie_store=off", Format::Json);
-    let b = TestBroker::start("").await;
+    let capture = LogCapture::install(Format::Json);
+    let b = TestBroker::builder().start().await;
     let web = browser();
     let secret = "ZXhhbXBsZS1hcHAtc2VjcmV0";
     let (verifier, challenge) = portcullis_tests::pkce();

@@ -1,0 +1,17 @@
+//! Every end-to-end test but the browser's, in one binary (one link of wasmtime, sqlx and
+//! reqwest instead of one per file): a module per area, `cargo test -p portcullis-tests --test
+//! e2e <module>::` runs one.
+
+mod config;
+mod custom_connector;
+mod github;
+mod ldap;
+mod logs;
+mod mock;
+mod oidc;
+mod reload;
+mod replicas;
+mod sandbox;
+mod storage;
+mod telemetry;
+mod upstream_oidc;
