@@ -21,6 +21,8 @@ pub const HOSTILE: &[(&str, &str)] = &[
     ("hostile-http", "hostile-http"),
     ("hostile-panic", "hostile-panic"),
     ("hostile-version", "hostile-version"),
+    // Not hostile: a connector built against the frozen contract 0.1.0, which must keep loading.
+    ("contract-v0-1", "contract-v0-1"),
 ];
 
 pub const GUEST_TARGET: &str = "wasm32-wasip2";

@@ -20,7 +20,7 @@
 //! ```
 
 use portcullis_connector_sdk::{
-    Connector, ConnectorError, ConnectorKind, Identity, Metadata, Scopes, export_connector, http, log, url,
+    Connector, ConnectorError, Identity, Metadata, Scopes, config, export_connector, http, log, url,
 };
 use serde::{Deserialize, Serialize};
 
@@ -81,19 +81,14 @@ impl ApiUser {
     /// The identity the broker puts in the ID token. `preferred_username` is the name the user
     /// typed on the form (the API does not return it).
     fn into_identity(self, scopes: Scopes, preferred_username: Option<String>) -> Identity {
-        Identity {
-            // Stable and unique within this connector: it becomes part of the `sub` claim.
-            user_id: self.id,
-            username: self.name,
-            preferred_username,
-            email: self.email,
-            email_verified: self.email_verified,
+        // `user_id` is stable and unique within this connector: it becomes part of the `sub`
+        // claim. Nothing is kept for `refresh` (no `.connector_data(..)`): the user id is enough
+        // to look the user up again; a connector holding an upstream token would keep it there.
+        Identity::new(self.id, self.name)
+            .maybe_preferred_username(preferred_username)
+            .maybe_email(self.email, self.email_verified)
             // Groups only when the application asked for the `groups` scope.
-            groups: if scopes.groups { self.groups } else { Vec::new() },
-            // Nothing to keep for `refresh`: the user id is enough to look the user up again.
-            // A connector holding an upstream refresh token would put it here.
-            connector_data: None,
-        }
+            .groups(if scopes.groups { self.groups } else { Vec::new() })
     }
 }
 
@@ -105,8 +100,9 @@ impl Connector for UserApi {
     /// Called when the broker loads the config: check it and say what kind of connector this
     /// is. An error names the key and what to write; the connector then does not go live.
     fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
+        // `config::is_absolute_url` is the SDK's check; the messages are this connector's own.
         let url = config.api_url.as_str();
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !config::is_absolute_url(url) {
             return Err(ConnectorError::Config(
                 "apiURL must be the user API's base URL, e.g. `apiURL: https://users.example.com`".into(),
             ));
@@ -119,12 +115,9 @@ impl Connector for UserApi {
                 "apiToken is missing: give the user API's bearer token, e.g. `apiToken: $USER_API_TOKEN`".into(),
             ));
         }
-        Ok(Metadata {
-            // The broker shows its own username/password form and calls `login`.
-            kind: ConnectorKind::Password,
-            password_prompt: Some(config.username_prompt.clone().unwrap_or_else(|| "Username".into())),
-            supports_refresh: true,
-        })
+        // The broker shows its own username/password form and calls `login`; `with_refresh`
+        // says `refresh` is implemented, so applications may get refresh tokens.
+        Ok(Metadata::password(config.username_prompt.as_deref().unwrap_or("Username")).with_refresh())
     }
 
     /// Checks a username and password: `Ok(None)` for wrong credentials (the broker shows
@@ -187,7 +180,7 @@ mod tests {
         let err = UserApi::describe(&config(r#"{"apiURL": "users.example.com", "apiToken": "t"}"#)).unwrap_err();
         assert!(err.message().starts_with("apiURL must be"), "{err:?}");
         let meta = UserApi::describe(&config(r#"{"apiURL": "https://users.example.com", "apiToken": "t"}"#)).unwrap();
-        assert_eq!(meta.kind, ConnectorKind::Password);
+        assert_eq!(meta.kind, portcullis_connector_sdk::ConnectorKind::Password);
         assert_eq!(meta.password_prompt.as_deref(), Some("Username"));
     }
 

@@ -1,17 +1,16 @@
 //! The one wasmtime `Engine` of the process: component model, async, epoch interruption and
 //! the pooling allocator (falling back, loudly, to on-demand allocation), plus the `Linker`
-//! holding WASI (nothing granted) and our imports.
+//! holding WASI (nothing granted) and our imports (linked by `state::add_to_linker`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::Plugin;
 use super::cache::CompileCache;
 use super::limits::MAX_MEMORY_MIB;
-use super::state::CallState;
+use super::state::{self, CallState};
 
 /// How often the epoch advances; guest code yields to the runtime at least this often and
 /// is stopped within one tick of its deadline.
@@ -77,8 +76,7 @@ impl PluginEngine {
             }
         };
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
+        state::add_to_linker(&mut linker)?;
         start_epoch_ticker(&engine);
         let cache = cache.for_engine(&engine);
         Ok(Arc::new(Self { engine, linker, cache, pooling }))

@@ -20,9 +20,11 @@ pub enum PluginError {
     )]
     DigestMismatch { connector: String, path: PathBuf, expected: String, actual: String },
     #[error(
-        "connector {connector:?}: {path} targets {found} but this broker supports portcullis:connector@{supported}; rebuild the plugin against wit/ version {supported}"
+        "connector {connector:?}: {path} targets {found} but this broker supports {}; rebuild the plugin against wit/{} (any patch up to the one named is accepted)",
+        versions(.supported),
+        .supported.last().map(String::as_str).unwrap_or_default()
     )]
-    UnsupportedVersion { connector: String, path: PathBuf, found: String, supported: String },
+    UnsupportedVersion { connector: String, path: PathBuf, found: String, supported: Vec<String> },
     #[error("connector {connector:?}: {path} cannot be instantiated: {reason}")]
     Link { connector: String, path: PathBuf, reason: String },
     #[error(
@@ -43,6 +45,16 @@ pub enum PluginError {
     Trap { connector: String, call: &'static str, detail: String },
     #[error("connector {connector:?}: {call}: {refusal}")]
     Refused { connector: String, call: &'static str, refusal: Refusal },
+}
+
+/// `portcullis:connector@0.1.0 and portcullis:connector@0.2.0`.
+fn versions(supported: &[String]) -> String {
+    let named: Vec<String> = supported.iter().map(|v| format!("portcullis:connector@{v}")).collect();
+    match named.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => "no contract version".into(),
+    }
 }
 
 impl PluginError {

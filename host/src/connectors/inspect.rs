@@ -4,7 +4,7 @@ use std::fmt::Write;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::bindings::{WIT_PACKAGE, WIT_VERSION};
+use super::bindings::{Contract, SUPPORTED_VERSIONS, WIT_PACKAGE};
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::loader;
@@ -17,15 +17,29 @@ pub async fn report(engine: &Arc<PluginEngine>, path: &Path) -> Result<String, P
     let _ = writeln!(out, "file:     {}", path.display());
     let _ = writeln!(out, "size:     {} bytes", compiled.size);
     let _ = writeln!(out, "sha256:   {}", compiled.sha256);
-    let _ = match compiled.version(engine) {
-        Some(v) if loader::supported(&v) => {
-            writeln!(out, "world:    {WIT_PACKAGE}/plugin@{v} (supported by this broker)")
-        }
-        Some(v) => writeln!(
+    let supported: Vec<String> = SUPPORTED_VERSIONS.iter().map(|v| format!("{WIT_PACKAGE}@{v}")).collect();
+    let version = compiled.version(engine);
+    let _ = match version.as_deref().map(|v| (v, Contract::of(v))) {
+        Some((v, Some(contract))) => writeln!(
             out,
-            "world:    {WIT_PACKAGE}/plugin@{v} (NOT supported: this broker supports {WIT_PACKAGE}@{WIT_VERSION})"
+            "world:    {WIT_PACKAGE}/plugin@{v} (supported by this broker)\ncontract: {} (bindings {})",
+            v,
+            contract.version()
+        ),
+        Some((v, None)) => writeln!(
+            out,
+            "world:    {WIT_PACKAGE}/plugin@{v} (NOT supported: this broker supports {})",
+            supported.join(", ")
         ),
         None => writeln!(out, "world:    none (no {WIT_PACKAGE}/connector export: not a Portcullis connector)"),
+    };
+    let _ = match version.as_deref().and_then(Contract::of) {
+        Some(c) if c.has_token_exchange() => writeln!(
+            out,
+            "token exchange: exported (token-exchange.token-identity; describe's supports-token-identity says whether a configured connector accepts tokens)"
+        ),
+        Some(c) => writeln!(out, "token exchange: no (contract {} has no token-exchange export)", c.version()),
+        None => Ok(()),
     };
     let _ = writeln!(out, "exports:");
     for name in exports {

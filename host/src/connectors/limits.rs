@@ -35,6 +35,18 @@ pub struct LimitsConfig {
     pub max_host_calls: Option<u32>,
 }
 
+/// A `limits:` value out of range: the key, what was written and what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitsError {
+    #[error("limits.callDeadline: {0:?} is not a duration; write e.g. \"5s\" or \"1500ms\"")]
+    CallDeadline(String),
+    #[error("limits.memoryMiB: {0} is out of range; write a number from 1 to {MAX_MEMORY_MIB}")]
+    MemoryMib(u64),
+    #[error("limits.maxResponseBytes: must be at least 1")]
+    MaxResponseBytes,
+}
+
 /// Resolved limits for one connector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -57,24 +69,21 @@ impl Default for Limits {
 
 impl Limits {
     /// Applies a config block over the defaults; the error names the key and what to write.
-    pub fn from_config(config: &LimitsConfig) -> Result<Self, String> {
+    pub fn from_config(config: &LimitsConfig) -> Result<Self, LimitsError> {
         let mut limits = Self::default();
         if let Some(text) = &config.call_deadline {
-            limits.call_deadline = parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(|| {
-                format!("limits.callDeadline: {text:?} is not a duration; write e.g. \"5s\" or \"1500ms\"")
-            })?;
+            limits.call_deadline =
+                parse_duration(text).filter(|d| !d.is_zero()).ok_or_else(|| LimitsError::CallDeadline(text.clone()))?;
         }
         if let Some(mib) = config.memory_mib {
             if mib == 0 || mib > MAX_MEMORY_MIB {
-                return Err(format!(
-                    "limits.memoryMiB: {mib} is out of range; write a number from 1 to {MAX_MEMORY_MIB}"
-                ));
+                return Err(LimitsError::MemoryMib(mib));
             }
             limits.memory_bytes = mib * 1024 * 1024;
         }
         if let Some(bytes) = config.max_response_bytes {
             if bytes == 0 {
-                return Err("limits.maxResponseBytes: must be at least 1".into());
+                return Err(LimitsError::MaxResponseBytes);
             }
             limits.max_response_bytes = bytes;
         }
@@ -172,8 +181,8 @@ mod tests {
         assert_eq!(limits.call_deadline, Duration::from_secs(2));
         assert_eq!(limits.max_host_calls, DEFAULT_MAX_HOST_CALLS);
         let bad = LimitsConfig { call_deadline: Some("soon".into()), ..Default::default() };
-        assert!(Limits::from_config(&bad).unwrap_err().contains("limits.callDeadline"));
+        assert!(Limits::from_config(&bad).unwrap_err().to_string().contains("limits.callDeadline"));
         let bad = LimitsConfig { memory_mib: Some(0), ..Default::default() };
-        assert!(Limits::from_config(&bad).unwrap_err().contains("limits.memoryMiB"));
+        assert!(Limits::from_config(&bad).unwrap_err().to_string().contains("limits.memoryMiB"));
     }
 }

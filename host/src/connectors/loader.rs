@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
-use super::bindings::{PluginPre, WIT_PACKAGE, WIT_VERSION};
+use super::bindings::{BindingsPre, Contract, SUPPORTED_VERSIONS, WIT_PACKAGE};
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::state::CallState;
@@ -23,9 +23,11 @@ pub struct LoadedPlugin {
     pub size: u64,
     /// The contract version the component targets.
     pub version: String,
+    /// The bindings it was linked with.
+    pub contract: Contract,
     /// How the compiled code was obtained, and how long that took.
     pub compiled: CompileSource,
-    pub(crate) pre: PluginPre<CallState>,
+    pub(crate) pre: BindingsPre<CallState>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -146,7 +148,11 @@ impl Compiled {
 
 /// Whether this broker can run a component targeting contract `version`.
 pub fn supported(version: &str) -> bool {
-    compatible(version)
+    Contract::of(version).is_some()
+}
+
+fn supported_versions() -> Vec<String> {
+    SUPPORTED_VERSIONS.iter().map(|v| v.to_string()).collect()
 }
 
 /// Reads, checks, compiles and links the component at `path` for connector `connector`.
@@ -173,50 +179,38 @@ pub async fn load_bytes(
         connector: connector.into(),
         path: path.into(),
         found: "no portcullis:connector/connector export".into(),
-        supported: WIT_VERSION.into(),
+        supported: supported_versions(),
     })?;
-    if !compatible(&version) {
-        return Err(PluginError::UnsupportedVersion {
-            connector: connector.into(),
-            path: path.into(),
-            found: format!("{WIT_PACKAGE}@{version}"),
-            supported: WIT_VERSION.into(),
-        });
-    }
+    let contract = Contract::of(&version).ok_or_else(|| PluginError::UnsupportedVersion {
+        connector: connector.into(),
+        path: path.into(),
+        found: format!("{WIT_PACKAGE}@{version}"),
+        supported: supported_versions(),
+    })?;
     let link_error = |e: wasmtime::Error| PluginError::Link {
         connector: connector.into(),
         path: path.into(),
         reason: format!("{e:#}"),
     };
     let instance_pre = engine.linker.instantiate_pre(&compiled.component).map_err(link_error)?;
-    let pre = PluginPre::new(instance_pre).map_err(link_error)?;
+    let pre = BindingsPre::new(contract, instance_pre).map_err(link_error)?;
     let Compiled { sha256, size, compiled, .. } = compiled;
-    Ok(LoadedPlugin { path: path.into(), sha256, size, version, compiled, pre })
-}
-
-/// Same major version (same minor too while 0.x) and no newer patch than ours.
-fn compatible(version: &str) -> bool {
-    let parse = |v: &str| -> Option<(u64, u64, u64)> {
-        let mut it = v.split(['.', '-', '+']).map(|p| p.parse::<u64>().ok());
-        Some((it.next()??, it.next()??, it.next()??))
-    };
-    match (parse(version), parse(WIT_VERSION)) {
-        (Some((0, minor, patch)), Some((0, our_minor, our_patch))) => minor == our_minor && patch <= our_patch,
-        (Some((major, minor, _)), Some((our_major, our_minor, _))) => major == our_major && minor <= our_minor,
-        _ => false,
-    }
+    Ok(LoadedPlugin { path: path.into(), sha256, size, version, contract, compiled, pre })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::compatible;
+    use super::{Contract, supported};
 
     #[test]
     fn versions() {
-        assert!(compatible("0.1.0"));
-        assert!(!compatible("0.2.0"));
-        assert!(!compatible("9.0.0"));
-        assert!(!compatible("0.1.99"));
-        assert!(!compatible("junk"));
+        assert!(supported("0.1.0"));
+        assert_eq!(Contract::of("0.1.0"), Some(Contract::V0_1));
+        assert_eq!(Contract::of("0.2.0"), Some(Contract::V0_2));
+        assert!(!supported("0.3.0"));
+        assert!(!supported("9.0.0"));
+        assert!(!supported("0.1.99"));
+        assert!(!supported("1.1.0"));
+        assert!(!supported("junk"));
     }
 }

@@ -1,8 +1,9 @@
 //! The connector plugin host: the only part of the broker that knows wasmtime exists.
 //!
-//! Connectors are WebAssembly components targeting `wit/connector.wit`. The host compiles them
-//! once (off the async runtime, cached on disk), checks the contract version they target, and
-//! runs every call in a fresh instance under the connector's limits and grants.
+//! Connectors are WebAssembly components targeting a version of the contract in `wit/<version>/`.
+//! The host compiles them once (off the async runtime, cached on disk), binds them with the
+//! bindings of the contract version they target (`bindings::Contract`), and runs every call
+//! in a fresh instance under the connector's limits and grants.
 //!
 //! # Security
 //! Plugins are untrusted. They get WASI with nothing granted (no files, environment,
@@ -14,7 +15,6 @@
 pub mod bindings;
 pub mod cache;
 pub mod capabilities;
-mod convert;
 pub mod engine;
 pub mod error;
 pub mod inspect;
@@ -25,6 +25,7 @@ pub mod registry;
 mod state;
 pub mod types;
 
+pub use bindings::Contract;
 pub use cache::CompileCache;
 pub use engine::PluginEngine;
 pub use error::PluginError;

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use super::bindings::Plugin;
-use super::bindings::portcullis::connector::types as wit;
+use super::bindings::{Bindings, CallResult};
 use super::capabilities::Grants;
+use super::capabilities::budget::CallProbe;
 use super::capabilities::stderr::GuestStderr;
 use super::error::PluginError;
 use super::loader::LoadedPlugin;
-use super::state::{CallProbe, CallState};
-use super::types::{CallbackRequest, Identity, LoginRedirect, Metadata, Scopes};
+use super::state::CallState;
+use super::types::{CallbackRequest, ConnectorKind, Identity, LoginRedirect, Metadata, Refusal, Scopes};
 
 /// A connector ready to be called.
 pub struct Connector {
@@ -35,12 +35,12 @@ impl std::fmt::Debug for Connector {
 struct Call {
     started: std::time::Instant,
     store: Store<CallState>,
-    plugin: Plugin,
+    plugin: Bindings,
     probe: Arc<CallProbe>,
     output: GuestStderr,
 }
 
-type Outcome<T> = Result<wasmtime::Result<Result<T, wit::ConnectorError>>, tokio::time::error::Elapsed>;
+type Outcome<T> = Result<CallResult<T>, tokio::time::error::Elapsed>;
 
 /// The `outcome` label of a failed call.
 fn outcome_label(e: &PluginError) -> &'static str {
@@ -70,9 +70,10 @@ impl Connector {
             grants,
             plugin,
             metadata: Metadata {
-                kind: super::types::ConnectorKind::Callback,
+                kind: ConnectorKind::Callback,
                 password_prompt: None,
                 supports_refresh: false,
+                supports_token_identity: false,
             },
         };
         connector.metadata = connector.describe().await?;
@@ -156,7 +157,7 @@ impl Connector {
                         limit: self.grants.limits.max_host_calls,
                     });
                 }
-                Err(PluginError::Refused { connector: connector(), call, refusal: refusal.into() })
+                Err(PluginError::Refused { connector: connector(), call, refusal })
             }
             Ok(Ok(Ok(value))) => {
                 run.output.finish();
@@ -198,9 +199,8 @@ impl Connector {
         const CALL: &str = "describe";
         let mut run = self.start(CALL).await?;
         let limit = self.grants.limits.call_deadline;
-        let exports = run.plugin.portcullis_connector_connector();
-        let outcome = tokio::time::timeout(limit, exports.call_describe(&mut run.store, &self.config_json)).await;
-        self.finish(CALL, &run, outcome).map(Metadata::from)
+        let outcome = tokio::time::timeout(limit, run.plugin.describe(&mut run.store, &self.config_json)).await;
+        self.finish(CALL, &run, outcome)
     }
 
     /// Callback connectors: where to send the browser.
@@ -213,10 +213,9 @@ impl Connector {
         const CALL: &str = "login-url";
         let mut run = self.start(CALL).await?;
         let limit = self.grants.limits.call_deadline;
-        let exports = run.plugin.portcullis_connector_connector();
-        let fut = exports.call_login_url(&mut run.store, &self.config_json, scopes.into(), callback_url, state);
+        let fut = run.plugin.login_url(&mut run.store, &self.config_json, scopes, callback_url, state);
         let outcome = tokio::time::timeout(limit, fut).await;
-        self.finish(CALL, &run, outcome).map(LoginRedirect::from)
+        self.finish(CALL, &run, outcome)
     }
 
     /// Callback connectors: the upstream's redirect turned into an identity.
@@ -224,11 +223,9 @@ impl Connector {
         const CALL: &str = "handle-callback";
         let mut run = self.start(CALL).await?;
         let limit = self.grants.limits.call_deadline;
-        let exports = run.plugin.portcullis_connector_connector();
-        let request = request.into();
-        let fut = exports.call_handle_callback(&mut run.store, &self.config_json, scopes.into(), &request);
+        let fut = run.plugin.handle_callback(&mut run.store, &self.config_json, scopes, request);
         let outcome = tokio::time::timeout(limit, fut).await;
-        self.finish(CALL, &run, outcome).map(Identity::from)
+        self.finish(CALL, &run, outcome)
     }
 
     /// Password connectors: `None` when the credentials are wrong.
@@ -236,10 +233,9 @@ impl Connector {
         const CALL: &str = "login";
         let mut run = self.start(CALL).await?;
         let limit = self.grants.limits.call_deadline;
-        let exports = run.plugin.portcullis_connector_connector();
-        let fut = exports.call_login(&mut run.store, &self.config_json, scopes.into(), username, password);
+        let fut = run.plugin.login(&mut run.store, &self.config_json, scopes, username, password);
         let outcome = tokio::time::timeout(limit, fut).await;
-        self.finish(CALL, &run, outcome).map(|found| found.map(Identity::from))
+        self.finish(CALL, &run, outcome)
     }
 
     /// Re-reads the identity when a refresh token is redeemed.
@@ -247,10 +243,41 @@ impl Connector {
         const CALL: &str = "refresh";
         let mut run = self.start(CALL).await?;
         let limit = self.grants.limits.call_deadline;
-        let exports = run.plugin.portcullis_connector_connector();
-        let identity = identity.into();
-        let fut = exports.call_refresh(&mut run.store, &self.config_json, scopes.into(), &identity);
+        let fut = run.plugin.refresh(&mut run.store, &self.config_json, scopes, identity);
         let outcome = tokio::time::timeout(limit, fut).await;
-        self.finish(CALL, &run, outcome).map(Identity::from)
+        self.finish(CALL, &run, outcome)
+    }
+
+    /// OAuth 2.0 token exchange (RFC 8693): whose upstream token `subject_token` is. Answers
+    /// [`Refusal::Unsupported`] without calling the plugin when the connector does not support
+    /// it (a 0.1 component, or a 0.2 one whose `describe` did not say so).
+    pub async fn token_identity(
+        &self,
+        scopes: Scopes,
+        subject_token_type: &str,
+        subject_token: &str,
+    ) -> Result<Identity, PluginError> {
+        const CALL: &str = "token-identity";
+        if !self.metadata.supports_token_identity {
+            let why = if self.plugin.contract.has_token_exchange() {
+                "this connector does not support token exchange".to_string()
+            } else {
+                format!(
+                    "token exchange needs a connector built against contract 0.2.0 or later; this one targets {}",
+                    self.plugin.version
+                )
+            };
+            return Err(PluginError::Refused {
+                connector: self.id.to_string(),
+                call: CALL,
+                refusal: Refusal::Unsupported(why),
+            });
+        }
+        let mut run = self.start(CALL).await?;
+        let limit = self.grants.limits.call_deadline;
+        let fut =
+            run.plugin.token_identity(&mut run.store, &self.config_json, scopes, subject_token_type, subject_token);
+        let outcome = tokio::time::timeout(limit, fut).await;
+        self.finish(CALL, &run, outcome)
     }
 }

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::capabilities::Grants;
-use super::capabilities::allowlist::Allowlist;
+use super::capabilities::allowlist::{Allowlist, AllowlistError};
+use super::capabilities::{Grants, GrantsError};
 use super::engine::PluginEngine;
 use super::error::PluginError;
-use super::limits::{Limits, LimitsConfig};
+use super::limits::{Limits, LimitsConfig, LimitsError};
 use super::loader::{self, LoadedPlugin};
 use super::plugin::Connector;
 
@@ -31,8 +31,12 @@ pub struct ConnectorSpec {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpecError {
-    #[error("connector {connector:?}: {message}")]
-    Invalid { connector: String, message: String },
+    #[error("connector {connector:?}: {source}")]
+    AllowedHosts { connector: String, source: AllowlistError },
+    #[error("connector {connector:?}: {source}")]
+    Limits { connector: String, source: LimitsError },
+    #[error("connector {connector:?}: {source}")]
+    Grants { connector: String, source: GrantsError },
     #[error(transparent)]
     Plugin(#[from] PluginError),
 }
@@ -41,7 +45,9 @@ impl SpecError {
     /// The connector the error belongs to.
     pub fn connector(&self) -> &str {
         match self {
-            Self::Invalid { connector, .. } => connector,
+            Self::AllowedHosts { connector, .. } | Self::Limits { connector, .. } | Self::Grants { connector, .. } => {
+                connector
+            }
             Self::Plugin(e) => e.connector(),
         }
     }
@@ -145,9 +151,12 @@ async fn reuse_or_load(
 }
 
 async fn build(spec: &ConnectorSpec, plugin: Arc<LoadedPlugin>) -> Result<Connector, SpecError> {
-    let invalid = |message: String| SpecError::Invalid { connector: spec.id.clone(), message };
-    let allowlist = Allowlist::parse(&spec.allowed_hosts).map_err(invalid)?;
-    let limits = Limits::from_config(&spec.limits).map_err(invalid)?;
-    let grants = Grants::new(allowlist, limits).map_err(invalid)?;
+    let connector = || spec.id.clone();
+    let allowlist = Allowlist::parse(&spec.allowed_hosts)
+        .map_err(|source| SpecError::AllowedHosts { connector: connector(), source })?;
+    let limits =
+        Limits::from_config(&spec.limits).map_err(|source| SpecError::Limits { connector: connector(), source })?;
+    let grants =
+        Grants::new(allowlist, limits).map_err(|source| SpecError::Grants { connector: connector(), source })?;
     Ok(Connector::new(&spec.id, plugin, &spec.config, Arc::new(grants)).await?)
 }

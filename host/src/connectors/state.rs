@@ -1,95 +1,49 @@
-//! What one connector call's store holds: a WASI context with nothing granted, the resource
-//! table, the memory limiter, the connector's grants and the call's budget.
+//! What one connector call's store holds, and nothing else: the connector's grants, the call's
+//! budget, the resource table, the memory limiter and the (empty) WASI context. It lends each
+//! capability its view and links them all; the capabilities themselves live in `capabilities/`.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::portcullis::connector::types::HostError;
+use super::bindings;
 use super::capabilities::Grants;
-use super::capabilities::stderr::GuestStderr;
+use super::capabilities::budget::{CallBudget, CallProbe};
+use super::capabilities::http::{self, HttpCtxView, HttpView};
+use super::capabilities::jose::{self, JoseCtxView, JoseView};
+use super::capabilities::ldap::{self, LdapCtxView, LdapView};
+use super::capabilities::log::{self, LogCtxView, LogView};
+use super::capabilities::stderr::{self, GuestStderr};
 use super::limits::MemoryLimiter;
-
-/// Facts about a call that outlive its store (which is dropped on a trap or timeout).
-#[derive(Debug, Default)]
-pub(crate) struct CallProbe {
-    /// The first capability the call was denied, as logged.
-    pub(crate) denied: Mutex<Option<String>>,
-    /// Set when the call hit `maxHostCalls`.
-    pub(crate) host_call_limit: Mutex<bool>,
-}
-
-impl CallProbe {
-    pub(crate) fn record_denial(&self, detail: &str) {
-        if let Ok(mut d) = self.denied.lock() {
-            d.get_or_insert_with(|| detail.to_string());
-        }
-    }
-    pub(crate) fn denial(&self) -> Option<String> {
-        self.denied.lock().ok().and_then(|d| d.clone())
-    }
-    pub(crate) fn hit_host_call_limit(&self) -> bool {
-        self.host_call_limit.lock().map(|b| *b).unwrap_or(false)
-    }
-}
 
 /// The data of one call's `Store`.
 pub(crate) struct CallState {
-    pub(crate) connector: Arc<str>,
-    pub(crate) grants: Arc<Grants>,
-    pub(crate) probe: Arc<CallProbe>,
+    connector: Arc<str>,
+    grants: Arc<Grants>,
+    budget: CallBudget,
     pub(crate) limiter: MemoryLimiter,
-    pub(crate) table: ResourceTable,
+    table: ResourceTable,
     wasi: WasiCtx,
-    deadline: Instant,
-    host_calls: u32,
 }
 
 impl CallState {
-    pub(crate) fn new(connector: Arc<str>, grants: Arc<Grants>, probe: Arc<CallProbe>, stderr: GuestStderr) -> Self {
-        // Nothing granted: no preopened directories, environment, arguments, sockets or stdin.
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new().stderr(stderr.clone()).stdout(stderr).build();
+    pub(crate) fn new(connector: Arc<str>, grants: Arc<Grants>, probe: Arc<CallProbe>, output: GuestStderr) -> Self {
         let limiter = MemoryLimiter::new(&grants.limits);
-        let deadline = Instant::now() + grants.limits.call_deadline;
-        Self { connector, grants, probe, limiter, table: ResourceTable::new(), wasi, deadline, host_calls: 0 }
+        let budget = CallBudget::new(connector.clone(), &grants.limits, probe);
+        let wasi = stderr::wasi_ctx(output);
+        Self { connector, grants, budget, limiter, table: ResourceTable::new(), wasi }
     }
+}
 
-    /// Time left before the call's deadline; host calls wait at most this long.
-    pub(crate) fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
-    /// Counts one host call against `maxHostCalls`.
-    pub(crate) fn charge_host_call(&mut self, what: &str) -> Result<(), HostError> {
-        self.host_calls += 1;
-        if self.host_calls > self.grants.limits.max_host_calls {
-            if let Ok(mut hit) = self.probe.host_call_limit.lock() {
-                *hit = true;
-            }
-            return Err(HostError::LimitExceeded(format!(
-                "{what}: more than {} host calls in one connector call",
-                self.grants.limits.max_host_calls
-            )));
-        }
-        if self.remaining().is_zero() {
-            return Err(HostError::Timeout(format!("{what}: the call's deadline has passed")));
-        }
-        Ok(())
-    }
-
-    /// Records and logs a denial with the config line that would grant it; returns the error
-    /// the guest receives.
-    pub(crate) fn deny(&self, what: &str, line: &str) -> HostError {
-        let detail = format!(
-            "{what} is not allowed; to allow it add \"{line}\" to allowedHosts of connector {:?}",
-            &*self.connector
-        );
-        tracing::warn!(connector = %self.connector, "{detail}");
-        self.probe.record_denial(&detail);
-        HostError::Denied(detail)
-    }
+/// Links WASI and every capability, for every supported contract version.
+pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    stderr::add_to_linker(linker)?;
+    http::add_to_linker(linker)?;
+    ldap::add_to_linker(linker)?;
+    jose::add_to_linker(linker)?;
+    log::add_to_linker(linker)?;
+    bindings::add_types_to_linker(linker)
 }
 
 impl WasiView for CallState {
@@ -98,5 +52,26 @@ impl WasiView for CallState {
     }
 }
 
-/// The `types` interface has no functions; its host trait is empty.
-impl super::bindings::portcullis::connector::types::Host for CallState {}
+impl HttpView for CallState {
+    fn http(&mut self) -> HttpCtxView<'_> {
+        HttpCtxView { ctx: &self.grants.http, budget: &mut self.budget }
+    }
+}
+
+impl JoseView for CallState {
+    fn jose(&mut self) -> JoseCtxView<'_> {
+        JoseCtxView { http: self.http() }
+    }
+}
+
+impl LdapView for CallState {
+    fn ldap(&mut self) -> LdapCtxView<'_> {
+        LdapCtxView { ctx: &self.grants.ldap, budget: &mut self.budget, table: &mut self.table }
+    }
+}
+
+impl LogView for CallState {
+    fn log(&mut self) -> LogCtxView<'_> {
+        LogCtxView { connector: &self.connector }
+    }
+}

@@ -9,8 +9,9 @@ pub struct Scopes {
     pub groups: bool,
 }
 
-/// A user as an upstream identity provider knows them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A user as an upstream identity provider knows them. `Debug` shows only the length of
+/// `connector_data`, which may hold an upstream token.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
     pub user_id: String,
     pub username: String,
@@ -21,6 +22,27 @@ pub struct Identity {
     /// Opaque to the broker; stored with the offline session and handed back on refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connector_data: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        /// `[redacted N bytes]`, printed without quotes.
+        struct Redacted(usize);
+        impl std::fmt::Debug for Redacted {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "[redacted {} bytes]", self.0)
+            }
+        }
+        f.debug_struct("Identity")
+            .field("user_id", &self.user_id)
+            .field("username", &self.username)
+            .field("preferred_username", &self.preferred_username)
+            .field("email", &self.email)
+            .field("email_verified", &self.email_verified)
+            .field("groups", &self.groups)
+            .field("connector_data", &self.connector_data.as_ref().map(|d| Redacted(d.len())))
+            .finish()
+    }
 }
 
 /// Callback (redirect to the upstream) or password (the broker's own form).
@@ -37,6 +59,8 @@ pub struct Metadata {
     pub kind: ConnectorKind,
     pub password_prompt: Option<String>,
     pub supports_refresh: bool,
+    /// `token-identity` is implemented (OAuth 2.0 token exchange; contract 0.2.0 and later).
+    pub supports_token_identity: bool,
 }
 
 /// Where to send the browser to start a callback login.
@@ -71,4 +95,22 @@ pub enum Refusal {
     BadRequest(String),
     #[error("not supported by this connector: {0}")]
     Unsupported(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_connector_data() {
+        let identity = Identity {
+            user_id: "1".into(),
+            connector_data: Some(br#"{"accessToken":"gho_secret"}"#.to_vec()),
+            ..Identity::default()
+        };
+        let text = format!("{identity:?}");
+        assert!(text.contains("connector_data: Some([redacted 28 bytes])"), "{text}");
+        assert!(!text.contains("gho_secret"), "{text}");
+        assert!(format!("{:?}", Identity::default()).contains("connector_data: None"));
+    }
 }

@@ -1,7 +1,7 @@
 //! The connector's `config` block: Dex's GitHub keys, checked once in `describe`, and the
 //! URLs they imply (github.com or a GitHub Enterprise host).
 
-use portcullis_connector_sdk::ConnectorError;
+use portcullis_connector_sdk::{ConnectorError, config};
 use serde::Deserialize;
 
 /// Dex's GitHub connector config, key for key (`rootCA` is accepted only to refuse it clearly).
@@ -55,12 +55,8 @@ impl Config {
     /// Everything serde cannot check; each error names the key and what to write.
     pub fn validate(&self) -> Result<(), ConnectorError> {
         let bad = |m: &str| Err(ConnectorError::Config(m.to_string()));
-        if self.client_id.trim().is_empty() {
-            return bad("clientID must not be empty: write the OAuth App's client ID");
-        }
-        if self.client_secret.is_empty() {
-            return bad("clientSecret must not be empty: write the OAuth App's client secret");
-        }
+        config::require("clientID", &self.client_id, "write the OAuth App's client ID")?;
+        config::require("clientSecret", &self.client_secret, "write the OAuth App's client secret")?;
         if self.org.is_some() {
             return bad("org (Dex's deprecated single-org key) is not supported: write `orgs: [{name: <org>}]`");
         }
@@ -92,10 +88,8 @@ impl Config {
                      or with `http://` for a test server), without a path");
             }
         }
-        if let Some(uri) = &self.redirect_uri
-            && !(uri.starts_with("https://") || uri.starts_with("http://"))
-        {
-            return bad("redirectURI must be an absolute http(s) URL, such as `https://dex.example.com/dex/callback`");
+        if let Some(uri) = &self.redirect_uri {
+            config::absolute_url("redirectURI", uri, "https://dex.example.com/dex/callback")?;
         }
         Ok(())
     }
@@ -132,7 +126,7 @@ impl Config {
 
     /// Dex's `redirectURI` when set, else the broker's per-connector callback.
     pub fn redirect_uri<'a>(&'a self, callback_url: &'a str) -> &'a str {
-        self.redirect_uri.as_deref().filter(|u| !u.is_empty()).unwrap_or(callback_url)
+        config::redirect_uri(self.redirect_uri.as_deref(), callback_url)
     }
 
     /// Org and team lookups are needed: to enforce `orgs`, or to fill the `groups` claim.

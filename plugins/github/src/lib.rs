@@ -15,7 +15,7 @@ mod config;
 mod groups;
 
 use portcullis_connector_sdk::{
-    CallbackRequest, Connector, ConnectorError, ConnectorKind, Identity, LoginRedirect, Metadata, Scopes, log, url,
+    CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes, data, log, url,
 };
 use serde::{Deserialize, Serialize};
 
@@ -59,20 +59,18 @@ fn identity(config: &Config, scopes: Scopes, token: &str) -> Result<Identity, Co
     };
     let connector_data = if scopes.offline_access {
         let data = RefreshData { access_token: token.to_string() };
-        Some(serde_json::to_vec(&data).map_err(|e| ConnectorError::Upstream(format!("encoding refresh data: {e}")))?)
+        Some(data::encode(&data)?)
     } else {
         None
     };
-    Ok(Identity {
-        user_id: if config.use_login_as_id { user.login.clone() } else { user.id.to_string() },
-        username: user.name.filter(|n| !n.is_empty()).unwrap_or_else(|| user.login.clone()),
-        preferred_username: Some(user.login),
-        email,
-        // GitHub reports verified addresses only (the public profile email must be verified too).
-        email_verified: true,
-        groups: if scopes.groups { groups } else { Vec::new() },
-        connector_data,
-    })
+    let user_id = if config.use_login_as_id { user.login.clone() } else { user.id.to_string() };
+    let username = user.name.filter(|n| !n.is_empty()).unwrap_or_else(|| user.login.clone());
+    // GitHub reports verified addresses only (the public profile email must be verified too).
+    Ok(Identity::new(user_id, username)
+        .preferred_username(user.login)
+        .maybe_email(email, true)
+        .groups(if scopes.groups { groups } else { Vec::new() })
+        .connector_data(connector_data))
 }
 
 struct GitHub;
@@ -82,7 +80,7 @@ impl Connector for GitHub {
 
     fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
         config.validate()?;
-        Ok(Metadata { kind: ConnectorKind::Callback, password_prompt: None, supports_refresh: true })
+        Ok(Metadata::callback().with_refresh())
     }
 
     fn login_url(
@@ -101,21 +99,11 @@ impl Connector for GitHub {
                 ("state", state),
             ],
         );
-        Ok(LoginRedirect { url, state_data: None })
+        Ok(LoginRedirect::new(url))
     }
 
     fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
-        if let Some(error) = req.param("error") {
-            let described = match req.param("error_description") {
-                Some(d) => format!("{error}: {d}"),
-                None => error.to_string(),
-            };
-            return Err(if error == "access_denied" {
-                ConnectorError::Denied(format!("the GitHub authorization was declined ({described})"))
-            } else {
-                ConnectorError::Upstream(format!("GitHub refused the authorization ({described})"))
-            });
-        }
+        req.check_oauth_error("GitHub")?;
         let code = req
             .param("code")
             .filter(|c| !c.is_empty())
@@ -127,10 +115,7 @@ impl Connector for GitHub {
     }
 
     fn refresh(config: &Config, scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
-        let data: RefreshData = previous
-            .connector_data
-            .as_deref()
-            .and_then(|d| serde_json::from_slice(d).ok())
+        let data: RefreshData = data::decode(previous.connector_data.as_deref())
             .ok_or_else(|| ConnectorError::Denied("no GitHub access token is stored for this login".into()))?;
         let scopes = Scopes { offline_access: true, ..scopes };
         let id = identity(config, scopes, &data.access_token)?;

@@ -3,9 +3,7 @@
 //! refresh. The protocol lives in `portcullis-oidc-core`, shared with the oidc connector.
 //! See `docs/connectors/google.md`.
 
-use portcullis_connector_sdk::{
-    CallbackRequest, Connector, ConnectorError, ConnectorKind, Identity, LoginRedirect, Metadata, Scopes,
-};
+use portcullis_connector_sdk::{CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes};
 use portcullis_oidc_core::{Client, ConnectorData, Provider, check_prompt, check_set, check_url, claims, token};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -118,15 +116,8 @@ impl Config {
             return Err(ConnectorError::Denied("the Google account's email address is not verified".into()));
         }
         let username = claims::string(claims, "name").or_else(|| email.clone()).unwrap_or_else(|| user_id.clone());
-        Ok(Identity {
-            user_id,
-            username,
-            preferred_username: None,
-            email_verified: email.is_some(),
-            email,
-            groups: Vec::new(),
-            connector_data,
-        })
+        let verified = email.is_some();
+        Ok(Identity::new(user_id, username).maybe_email(email, verified).connector_data(connector_data))
     }
 }
 
@@ -137,7 +128,7 @@ impl Connector for Google {
 
     fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
         config.validate()?;
-        Ok(Metadata { kind: ConnectorKind::Callback, password_prompt: None, supports_refresh: true })
+        Ok(Metadata::callback().with_refresh())
     }
 
     fn login_url(
@@ -182,7 +173,7 @@ impl Connector for Google {
         // Google keeps the refresh token (no new one comes back) unless it rotates it.
         let kept = ConnectorData { refresh_token: tokens.refresh_token.unwrap_or(data.refresh_token), sub: data.sub };
         let Some(id_token) = tokens.id_token.as_deref() else {
-            return Ok(Identity { connector_data: kept.encode(), ..previous });
+            return Ok(previous.connector_data(kept.encode()));
         };
         let claims = token::verify_id_token(&provider, &config.client_id, id_token, &config.issuers(), None)?;
         let next = config.identity(&claims, kept.encode())?;

@@ -2,8 +2,8 @@
 //! checked form every call works from.
 
 use base64::Engine as _;
-use portcullis_connector_sdk::ConnectorError;
 use portcullis_connector_sdk::ldap::{ConnectOptions, SearchScope};
+use portcullis_connector_sdk::{ConnectorError, config};
 use serde::Deserialize;
 
 /// The `config` block, with Dex's key names.
@@ -142,7 +142,7 @@ fn filter(key: &str, value: &str) -> Result<Option<String>, ConnectorError> {
 }
 
 fn required(key: &str, value: &str, what: &str) -> Result<String, ConnectorError> {
-    non_empty(value).ok_or_else(|| config_error(format!("{key} is required: {what}")))
+    config::require(key, value, what).map(|v| v.trim().to_string())
 }
 
 /// The PEM in `rootCAData`: base64 of the PEM as in Dex, or the PEM itself.

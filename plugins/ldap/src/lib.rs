@@ -21,7 +21,7 @@ mod filter;
 
 use config::{Config, GroupSettings, Settings};
 use portcullis_connector_sdk::ldap::{self, Connection, Entry};
-use portcullis_connector_sdk::{Connector, ConnectorError, ConnectorKind, Identity, Metadata, Scopes, log};
+use portcullis_connector_sdk::{Connector, ConnectorError, Identity, Metadata, Scopes, data, log};
 use serde::{Deserialize, Serialize};
 
 /// What the broker stores with an offline session, for `refresh`.
@@ -121,15 +121,11 @@ impl Settings {
             None => first(entry, &u.email_attr).ok_or_else(|| missing(&u.email_attr, "emailAttr"))?.to_string(),
         };
         let preferred_username = u.preferred_username_attr.as_ref().and_then(|a| first(entry, a)).map(str::to_string);
-        Ok(Identity {
-            user_id: user_id.to_string(),
-            username: name.to_string(),
-            preferred_username,
-            email: Some(email),
-            email_verified: true,
-            groups,
-            connector_data: data,
-        })
+        Ok(Identity::new(user_id, name)
+            .maybe_preferred_username(preferred_username)
+            .email(email, true)
+            .groups(groups)
+            .connector_data(data))
     }
 
     /// The names of the groups `entry` belongs to, sorted (servers return entries in no fixed
@@ -181,7 +177,7 @@ impl Connector for Ldap {
 
     fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
         let settings = config.settings()?;
-        Ok(Metadata { kind: ConnectorKind::Password, password_prompt: Some(settings.prompt), supports_refresh: true })
+        Ok(Metadata::password(settings.prompt).with_refresh())
     }
 
     fn login(
@@ -207,7 +203,7 @@ impl Connector for Ldap {
         let groups = if scopes.groups { settings.groups(&service, &entry)? } else { Vec::new() };
         let data = if scopes.offline_access {
             let data = RefreshData { username: username.to_string(), dn: entry.dn.clone() };
-            Some(serde_json::to_vec(&data).map_err(|e| ConnectorError::Upstream(format!("connector data: {e}")))?)
+            Some(data::encode(&data)?)
         } else {
             None
         };
@@ -216,10 +212,8 @@ impl Connector for Ldap {
 
     fn refresh(config: &Config, scopes: Scopes, identity: Identity) -> Result<Identity, ConnectorError> {
         let settings = config.settings()?;
-        let data: RefreshData =
-            identity.connector_data.as_deref().and_then(|d| serde_json::from_slice(d).ok()).ok_or_else(|| {
-                ConnectorError::BadRequest("no LDAP refresh data with this session; log in again".into())
-            })?;
+        let data: RefreshData = data::decode(identity.connector_data.as_deref())
+            .ok_or_else(|| ConnectorError::BadRequest("no LDAP refresh data with this session; log in again".into()))?;
         let service = settings.service_connection()?;
         let entry = settings
             .find_user(&service, &data.username)?

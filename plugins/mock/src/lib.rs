@@ -5,7 +5,7 @@
 //! accepts exactly the configured username and password.
 
 use portcullis_connector_sdk::{
-    CallbackRequest, Connector, ConnectorError, ConnectorKind, Identity, LoginRedirect, Metadata, Scopes, url,
+    CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes, url,
 };
 use serde::Deserialize;
 
@@ -71,15 +71,11 @@ impl Config {
     /// The configured identity, with groups only if they were asked for.
     fn identity(&self, scopes: Scopes, connector_data: Option<Vec<u8>>) -> Identity {
         let id = &self.identity;
-        Identity {
-            user_id: id.user_id.clone(),
-            username: id.username.clone(),
-            preferred_username: id.preferred_username.clone(),
-            email: id.email.clone(),
-            email_verified: id.email_verified,
-            groups: if scopes.groups { id.groups.clone() } else { Vec::new() },
-            connector_data,
-        }
+        Identity::new(&id.user_id, &id.username)
+            .maybe_preferred_username(id.preferred_username.clone())
+            .maybe_email(id.email.clone(), id.email_verified)
+            .groups(if scopes.groups { id.groups.clone() } else { Vec::new() })
+            .connector_data(connector_data)
     }
 
     /// The username and password of password mode.
@@ -118,15 +114,14 @@ impl Connector for Mock {
     type Config = Config;
 
     fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
-        let (kind, password_prompt) = match config.mode {
-            Mode::Callback => (ConnectorKind::Callback, None),
+        let metadata = match config.mode {
+            Mode::Callback => Metadata::callback(),
             Mode::Password => {
                 config.credentials()?;
-                let prompt = config.prompt.as_deref().unwrap_or(DEFAULT_PROMPT);
-                (ConnectorKind::Password, Some(prompt.to_string()))
+                Metadata::password(config.prompt.as_deref().unwrap_or(DEFAULT_PROMPT))
             }
         };
-        Ok(Metadata { kind, password_prompt, supports_refresh: true })
+        Ok(metadata.with_refresh())
     }
 
     fn login_url(
@@ -136,17 +131,14 @@ impl Connector for Mock {
         state: &str,
     ) -> Result<LoginRedirect, ConnectorError> {
         config.require_mode(Mode::Callback, "login-url")?;
-        Ok(LoginRedirect {
-            url: url::with_query(callback_url, &[("state", state)]),
-            state_data: Some(STATE_DATA.to_vec()),
-        })
+        Ok(LoginRedirect::new(url::with_query(callback_url, &[("state", state)])).state_data(STATE_DATA.to_vec()))
     }
 
     fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
         config.require_mode(Mode::Callback, "handle-callback")?;
-        if let Some(error) = req.query_param("error") {
-            let reason = req.query_param("error_description").unwrap_or(error);
-            return Err(ConnectorError::Denied(reason.to_string()));
+        // The mock's upstream never fails, it only declines: every error answer is a refusal.
+        if let Some(error) = req.oauth_error() {
+            return Err(ConnectorError::Denied(error.description.unwrap_or(error.error).to_string()));
         }
         if req.query_param("state").is_none() {
             return Err(ConnectorError::BadRequest("missing state".to_string()));
@@ -182,6 +174,8 @@ portcullis_connector_sdk::export_connector!(Mock);
 
 #[cfg(test)]
 mod tests {
+    use portcullis_connector_sdk::ConnectorKind;
+
     use super::*;
 
     fn config(json: &str) -> Result<Config, String> {

@@ -69,13 +69,12 @@ pub fn check_prompt(prompt: &str) -> Result<(), portcullis_connector_sdk::Connec
 
 /// Checks that `value` (the config key `key`) is an absolute http(s) URL.
 pub fn check_url(key: &str, value: &str) -> Result<(), portcullis_connector_sdk::ConnectorError> {
-    let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://"));
-    match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(()),
-        _ => Err(portcullis_connector_sdk::ConnectorError::Config(format!(
-            "{key}: {value:?} is not an absolute URL; write it as https://host[:port][/path]"
-        ))),
+    if portcullis_connector_sdk::config::is_absolute_url(value) {
+        return Ok(());
     }
+    Err(portcullis_connector_sdk::ConnectorError::Config(format!(
+        "{key}: {value:?} is not an absolute URL; write it as https://host[:port][/path]"
+    )))
 }
 
 /// Checks that the required string `value` (the config key `key`) is not empty.

@@ -1,7 +1,7 @@
 //! The authorization code flow: the URL the browser goes to (PKCE S256, nonce) and the
 //! callback it comes back with, turned into verified ID token claims.
 
-use portcullis_connector_sdk::{CallbackRequest, ConnectorError, LoginRedirect, url};
+use portcullis_connector_sdk::{CallbackRequest, ConnectorError, LoginRedirect, data, url};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -17,8 +17,7 @@ pub struct Pending {
 
 impl Pending {
     fn decode(bytes: Option<&[u8]>) -> Result<Self, ConnectorError> {
-        bytes
-            .and_then(|b| serde_json::from_slice(b).ok())
+        data::decode(bytes)
             .ok_or_else(|| ConnectorError::BadRequest("this login has no PKCE verifier or nonce; log in again".into()))
     }
 }
@@ -50,9 +49,8 @@ pub fn authorization_url(
         params.push(("prompt", prompt));
     }
     params.extend_from_slice(extra);
-    let state_data = serde_json::to_vec(&pending)
-        .map_err(|e| ConnectorError::Upstream(format!("cannot encode the login state: {e}")))?;
-    Ok(LoginRedirect { url: url::with_query(&provider.authorization_endpoint, &params), state_data: Some(state_data) })
+    let state_data = data::encode(&pending)?;
+    Ok(LoginRedirect::new(url::with_query(&provider.authorization_endpoint, &params)).state_data(state_data))
 }
 
 /// A finished login: the verified ID token claims and the tokens that came with them.
@@ -70,13 +68,7 @@ pub fn handle_callback(
     req: &CallbackRequest,
     issuers: &[&str],
 ) -> Result<Login, ConnectorError> {
-    if let Some(error) = req.param("error") {
-        let detail = req.param("error_description").map(|d| format!(" ({d})")).unwrap_or_default();
-        if error == "access_denied" {
-            return Err(ConnectorError::Denied(format!("the identity provider denied the login{detail}")));
-        }
-        return Err(ConnectorError::Upstream(format!("the identity provider answered error {error}{detail}")));
-    }
+    req.check_oauth_error("the identity provider")?;
     if let Some(iss) = req.param("iss")
         && !issuers.contains(&iss)
     {

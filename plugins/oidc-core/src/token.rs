@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use portcullis_connector_sdk::jose::{self, Expectations, KeySource};
-use portcullis_connector_sdk::{ConnectorError, http, url};
+use portcullis_connector_sdk::{ConnectorError, data, http, url};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -34,7 +34,7 @@ pub struct ConnectorData {
 
 impl ConnectorData {
     pub fn encode(&self) -> Option<Vec<u8>> {
-        serde_json::to_vec(self).ok()
+        data::encode(self).ok()
     }
 
     pub fn decode(bytes: Option<&[u8]>) -> Result<Self, ConnectorError> {

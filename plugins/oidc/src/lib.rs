@@ -9,9 +9,7 @@
 mod config;
 
 use config::{Config, DEFAULT_SCOPES};
-use portcullis_connector_sdk::{
-    CallbackRequest, Connector, ConnectorError, ConnectorKind, Identity, LoginRedirect, Metadata, Scopes,
-};
+use portcullis_connector_sdk::{CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes};
 use portcullis_oidc_core::{Client, ConnectorData, Provider, claims, token, userinfo};
 use serde_json::{Map, Value};
 
@@ -55,15 +53,12 @@ fn identity(
         Vec::new()
     };
     let email = email.filter(|_| verified);
-    Ok(Identity {
-        user_id,
-        username,
-        preferred_username,
-        email_verified: email.is_some(),
-        email,
-        groups,
-        connector_data,
-    })
+    let verified = email.is_some();
+    Ok(Identity::new(user_id, username)
+        .maybe_preferred_username(preferred_username)
+        .maybe_email(email, verified)
+        .groups(groups)
+        .connector_data(connector_data))
 }
 
 /// `previous` with what userinfo `info` says written over it: a claim userinfo leaves out keeps
@@ -96,15 +91,11 @@ fn overlay(
     } else {
         previous.groups
     };
-    Ok(Identity {
-        user_id: previous.user_id,
-        username,
-        preferred_username,
-        email,
-        email_verified,
-        groups,
-        connector_data,
-    })
+    Ok(Identity::new(previous.user_id, username)
+        .maybe_preferred_username(preferred_username)
+        .maybe_email(email, email_verified)
+        .groups(groups)
+        .connector_data(connector_data))
 }
 
 fn keep(refresh_token: Option<String>, sub: Option<String>) -> Option<Vec<u8>> {
@@ -118,7 +109,7 @@ impl Connector for Oidc {
 
     fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
         config.validate()?;
-        Ok(Metadata { kind: ConnectorKind::Callback, password_prompt: None, supports_refresh: true })
+        Ok(Metadata::callback().with_refresh())
     }
 
     fn login_url(
@@ -171,7 +162,7 @@ impl Connector for Oidc {
                 return overlay(config, scopes, previous, &info, data);
             }
             // Nothing new to read: the identity stays as it was, with the new refresh token.
-            None => return Ok(Identity { connector_data: keep(Some(refresh_token), data.sub), ..previous }),
+            None => return Ok(previous.connector_data(keep(Some(refresh_token), data.sub))),
         };
         let sub = claims::string(&claims, "sub").or(data.sub);
         let next = identity(config, scopes, &claims, keep(Some(refresh_token), sub))?;

@@ -2,14 +2,19 @@
 
 pub use wit_bindgen;
 
-use crate::{CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes};
+/// The raw records the exports exchange with the host.
+pub mod wit {
+    pub use crate::bindings::portcullis::connector::types::{Identity, LoginRedirect, Metadata};
+}
+
+use crate::{CallbackRequest, Connector, ConnectorError, Scopes};
 
 fn parse<C: Connector>(config: &str) -> Result<C::Config, ConnectorError> {
     serde_json::from_str(config).map_err(|e| ConnectorError::Config(format!("invalid connector config: {e}")))
 }
 
-pub fn describe<C: Connector>(config: &str) -> Result<Metadata, ConnectorError> {
-    C::describe(&parse::<C>(config)?)
+pub fn describe<C: Connector>(config: &str) -> Result<wit::Metadata, ConnectorError> {
+    C::describe(&parse::<C>(config)?).map(Into::into)
 }
 
 pub fn login_url<C: Connector>(
@@ -17,16 +22,16 @@ pub fn login_url<C: Connector>(
     scopes: Scopes,
     callback_url: &str,
     state: &str,
-) -> Result<LoginRedirect, ConnectorError> {
-    C::login_url(&parse::<C>(config)?, scopes, callback_url, state)
+) -> Result<wit::LoginRedirect, ConnectorError> {
+    C::login_url(&parse::<C>(config)?, scopes, callback_url, state).map(Into::into)
 }
 
 pub fn handle_callback<C: Connector>(
     config: &str,
     scopes: Scopes,
     req: CallbackRequest,
-) -> Result<Identity, ConnectorError> {
-    C::handle_callback(&parse::<C>(config)?, scopes, req)
+) -> Result<wit::Identity, ConnectorError> {
+    C::handle_callback(&parse::<C>(config)?, scopes, req).map(Into::into)
 }
 
 pub fn login<C: Connector>(
@@ -34,10 +39,23 @@ pub fn login<C: Connector>(
     scopes: Scopes,
     username: &str,
     password: &str,
-) -> Result<Option<Identity>, ConnectorError> {
-    C::login(&parse::<C>(config)?, scopes, username, password)
+) -> Result<Option<wit::Identity>, ConnectorError> {
+    C::login(&parse::<C>(config)?, scopes, username, password).map(|found| found.map(Into::into))
 }
 
-pub fn refresh<C: Connector>(config: &str, scopes: Scopes, identity: Identity) -> Result<Identity, ConnectorError> {
-    C::refresh(&parse::<C>(config)?, scopes, identity)
+pub fn refresh<C: Connector>(
+    config: &str,
+    scopes: Scopes,
+    identity: wit::Identity,
+) -> Result<wit::Identity, ConnectorError> {
+    C::refresh(&parse::<C>(config)?, scopes, identity.into()).map(Into::into)
+}
+
+pub fn token_identity<C: Connector>(
+    config: &str,
+    scopes: Scopes,
+    subject_token_type: &str,
+    subject_token: &str,
+) -> Result<wit::Identity, ConnectorError> {
+    C::token_identity(&parse::<C>(config)?, scopes, subject_token_type, subject_token).map(Into::into)
 }

@@ -2,8 +2,8 @@
 //!
 //! A connector is a type implementing [`Connector`] plus one [`export_connector!`] call. The
 //! SDK parses the connector's JSON config into [`Connector::Config`], calls the trait, and
-//! hands the result back to the broker through the `portcullis:connector@0.1.0` contract
-//! (`wit/connector.wit`). Every call runs in a fresh instance, so a connector keeps no state:
+//! hands the result back to the broker through the `portcullis:connector@0.2.0` contract
+//! (`wit/0.2.0/connector.wit`). Every call runs in a fresh instance, so a connector keeps no state:
 //! what it needs later travels in [`LoginRedirect::state_data`] and
 //! [`Identity::connector_data`], which the broker stores on its behalf.
 //!
@@ -16,8 +16,8 @@
 //!
 //! ```ignore
 //! use portcullis_connector_sdk::{
-//!     CallbackRequest, Connector, ConnectorError, ConnectorKind, Identity, LoginRedirect,
-//!     Metadata, Scopes, http, log, url,
+//!     CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes,
+//!     http, log, url,
 //! };
 //! use serde::Deserialize;
 //!
@@ -49,11 +49,7 @@
 //!         if config.client_id.is_empty() {
 //!             return Err(ConnectorError::Config("clientID must not be empty".into()));
 //!         }
-//!         Ok(Metadata {
-//!             kind: ConnectorKind::Callback,
-//!             password_prompt: None,
-//!             supports_refresh: false,
-//!         })
+//!         Ok(Metadata::callback())
 //!     }
 //!
 //!     fn login_url(
@@ -71,7 +67,7 @@
 //!                 ("state", state),
 //!             ],
 //!         );
-//!         Ok(LoginRedirect { url, state_data: None })
+//!         Ok(LoginRedirect::new(url))
 //!     }
 //!
 //!     fn handle_callback(
@@ -79,6 +75,7 @@
 //!         _scopes: Scopes,
 //!         req: CallbackRequest,
 //!     ) -> Result<Identity, ConnectorError> {
+//!         req.check_oauth_error("the example IdP")?;
 //!         let code = req
 //!             .query_param("code")
 //!             .ok_or_else(|| ConnectorError::BadRequest("missing code".into()))?;
@@ -99,15 +96,9 @@
 //!         let user: User =
 //!             http::get_json("https://api.example.com/user", &[("authorization", &bearer)])?;
 //!         log::info(&format!("logged in upstream user {}", user.login));
-//!         Ok(Identity {
-//!             user_id: user.id.to_string(),
-//!             username: user.login.clone(),
-//!             preferred_username: Some(user.login),
-//!             email: user.email,
-//!             email_verified: false,
-//!             groups: Vec::new(),
-//!             connector_data: None,
-//!         })
+//!         Ok(Identity::new(user.id.to_string(), user.login.clone())
+//!             .preferred_username(user.login)
+//!             .maybe_email(user.email, false))
 //!     }
 //! }
 //!
@@ -116,7 +107,15 @@
 //!
 //! Calls a connector does not implement answer [`ConnectorError::Unsupported`], so a callback
 //! connector writes `describe`, `login_url` and `handle_callback`, a password connector
-//! `describe` and `login`; `refresh` is for connectors that report `supports_refresh`.
+//! `describe` and `login`; `refresh` is for connectors that report `supports_refresh`, and
+//! `token_identity` (OAuth 2.0 token exchange, contract 0.2.0) for those that report
+//! `supports_token_identity`.
+//!
+//! The records a connector builds ([`Metadata`], [`Identity`], [`LoginRedirect`]) are this
+//! crate's own types with constructors and builders, not the raw WIT records, so a field a
+//! later contract version adds breaks no connector. Shared chores live here too: the upstream's
+//! OAuth error on a callback ([`CallbackRequest::check_oauth_error`]), config checks
+//! ([`config`]) and connector data as JSON ([`data`]).
 //!
 //! # Security
 //!
@@ -132,9 +131,9 @@
 
 #[doc(hidden)]
 pub mod bindings {
-    //! Bindings generated from `wit/connector.wit`; use the re-exports at the crate root.
+    //! Bindings generated from `wit/0.2.0/`; use the re-exports at the crate root.
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "../../wit/0.2.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "export",
@@ -144,9 +143,12 @@ pub mod bindings {
 }
 
 mod callback;
+pub mod config;
+pub mod data;
 mod error;
 pub mod http;
 pub mod log;
+mod types;
 pub mod url;
 
 #[doc(hidden)]
@@ -155,9 +157,9 @@ pub mod __private;
 // Lets the generated code's `portcullis_connector_sdk::...` paths resolve inside this crate too.
 extern crate self as portcullis_connector_sdk;
 
-pub use bindings::portcullis::connector::types::{
-    CallbackRequest, ConnectorError, ConnectorKind, HostError, Identity, LoginRedirect, Metadata, Scopes,
-};
+pub use bindings::portcullis::connector::types::{CallbackRequest, ConnectorError, HostError, Scopes};
+pub use callback::OAuthError;
+pub use types::{ConnectorKind, Identity, LoginRedirect, Metadata};
 
 /// The LDAP bridge: connections to directory servers the operator allowed.
 pub mod ldap {
@@ -226,6 +228,21 @@ pub trait Connector {
         let _ = (config, scopes, identity);
         Err(unsupported("refresh"))
     }
+
+    /// OAuth 2.0 token exchange (RFC 8693): verifies `subject_token`, an upstream token of type
+    /// `subject_token_type` (a URN such as `urn:ietf:params:oauth:token-type:id_token`), and
+    /// returns whose it is. Report [`Metadata::with_token_identity`] when implementing it; an
+    /// invalid token is [`ConnectorError::Denied`], a token type not accepted
+    /// [`ConnectorError::Unsupported`].
+    fn token_identity(
+        config: &Self::Config,
+        scopes: Scopes,
+        subject_token_type: &str,
+        subject_token: &str,
+    ) -> Result<Identity, ConnectorError> {
+        let _ = (config, scopes, subject_token_type, subject_token);
+        Err(unsupported("token-identity"))
+    }
 }
 
 fn unsupported(call: &str) -> ConnectorError {
@@ -246,10 +263,23 @@ fn unsupported(call: &str) -> ConnectorError {
 macro_rules! export_connector {
     ($connector:ty) => {
         const _: () = {
+            use $crate::__private::wit::{Identity, LoginRedirect, Metadata};
             use $crate::bindings::exports::portcullis::connector::connector::Guest;
-            use $crate::{CallbackRequest, ConnectorError, Identity, LoginRedirect, Metadata, Scopes};
+            use $crate::bindings::exports::portcullis::connector::token_exchange::Guest as TokenExchange;
+            use $crate::{CallbackRequest, ConnectorError, Scopes};
 
             struct __PortcullisExport;
+
+            impl TokenExchange for __PortcullisExport {
+                fn token_identity(
+                    config: String,
+                    s: Scopes,
+                    subject_token_type: String,
+                    subject_token: String,
+                ) -> Result<Identity, ConnectorError> {
+                    $crate::__private::token_identity::<$connector>(&config, s, &subject_token_type, &subject_token)
+                }
+            }
 
             impl Guest for __PortcullisExport {
                 fn describe(config: String) -> Result<Metadata, ConnectorError> {

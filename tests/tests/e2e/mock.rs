@@ -1,12 +1,13 @@
 //! The mock connector loaded through the host: callback and password logins, refresh, config
 //! validation, `plugin inspect`, the compile cache and sha256 pins.
 
+use portcullis::connectors::Contract;
 use portcullis::connectors::loader::{self, CompileSource};
 use portcullis::connectors::{
     CallbackRequest, CompileCache, ConnectorKind, PluginEngine, PluginError, Refusal, Registry, Scopes, SpecError,
     inspect,
 };
-use portcullis_tests::{engine, plugin, spec};
+use portcullis_tests::{engine, fixture, plugin, spec};
 use serde_json::json;
 
 const ALL: Scopes = Scopes { offline_access: true, groups: true };
@@ -106,8 +107,10 @@ async fn inspect_reports_world_version_exports_size_and_digest() {
     let path = plugin("mock");
     let bytes = std::fs::read(&path).unwrap();
     let report = inspect::report(&engine(), &path).await.unwrap();
-    assert!(report.contains("world:    portcullis:connector/plugin@0.1.0 (supported by this broker)"), "{report}");
-    assert!(report.contains("  portcullis:connector/connector@0.1.0"), "{report}");
+    assert!(report.contains("world:    portcullis:connector/plugin@0.2.0 (supported by this broker)"), "{report}");
+    assert!(report.contains("  portcullis:connector/connector@0.2.0"), "{report}");
+    assert!(report.contains("  portcullis:connector/token-exchange@0.2.0"), "{report}");
+    assert!(report.contains("token exchange: exported"), "{report}");
     assert!(report.contains(&format!("size:     {} bytes", bytes.len())), "{report}");
     assert!(report.contains(&format!("sha256:   {}", loader::sha256_hex(&bytes))), "{report}");
     assert!(report.contains("  wasi:cli/stderr@0.2"), "{report}");
@@ -154,4 +157,48 @@ async fn a_sha256_pin_must_match() {
         panic!("{errors:?}")
     };
     assert_eq!(actual, &digest);
+}
+
+/// A component built against the frozen contract 0.1.0 (wit-bindgen alone, no SDK) loads on this
+/// host and logs a user in unchanged; token exchange is refused as unsupported.
+#[tokio::test]
+async fn a_connector_built_against_contract_0_1_still_loads_and_logs_in() {
+    let path = fixture("contract-v0-1");
+    let report = inspect::report(&engine(), &path).await.unwrap();
+    assert!(report.contains("world:    portcullis:connector/plugin@0.1.0 (supported by this broker)"), "{report}");
+    assert!(report.contains("  portcullis:connector/connector@0.1.0"), "{report}");
+    assert!(report.contains("token exchange: no (contract 0.1.0"), "{report}");
+
+    let registry = Registry::load(&engine(), &[spec("old", path, json!({}))], None).await.unwrap();
+    let old = registry.get("old").unwrap();
+    assert_eq!((old.plugin().version.as_str(), old.plugin().contract), ("0.1.0", Contract::V0_1));
+    assert_eq!(old.metadata().kind, ConnectorKind::Callback);
+    assert!(!old.metadata().supports_token_identity);
+
+    let callback_url = "http://127.0.0.1:5556/callback/old";
+    let redirect = old.login_url(ALL, callback_url, "a b").await.unwrap();
+    assert_eq!(redirect.url, "http://127.0.0.1:5556/callback/old?state=a%20b");
+    let request = CallbackRequest {
+        method: "GET".into(),
+        query: vec![("state".into(), "a b".into())],
+        callback_url: callback_url.into(),
+        state_data: redirect.state_data,
+        ..Default::default()
+    };
+    let identity = old.handle_callback(ALL, request).await.unwrap();
+    assert_eq!((identity.user_id.as_str(), identity.username.as_str()), ("v0.1-user", "Old Timer"));
+    assert_eq!(identity.groups, ["veterans"]);
+
+    let err = old.token_identity(ALL, "urn:ietf:params:oauth:token-type:id_token", "t").await.unwrap_err();
+    assert!(matches!(err.refusal(), Some(Refusal::Unsupported(m)) if m.contains("targets 0.1.0")), "{err:?}");
+}
+
+#[tokio::test]
+async fn token_identity_is_unsupported_unless_describe_says_so() {
+    let registry = Registry::load(&engine(), &[spec("mock", plugin("mock"), json!({}))], None).await.unwrap();
+    let mock = registry.get("mock").unwrap();
+    assert_eq!(mock.plugin().contract, Contract::V0_2);
+    assert!(!mock.metadata().supports_token_identity);
+    let err = mock.token_identity(ALL, "urn:ietf:params:oauth:token-type:access_token", "t").await.unwrap_err();
+    assert!(matches!(err.refusal(), Some(Refusal::Unsupported(m)) if m.contains("does not support")), "{err:?}");
 }

@@ -33,6 +33,17 @@ pub enum Grant {
     Wildcard,
 }
 
+/// A bad `allowedHosts` entry: which one, what is wrong with it, and the shapes to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "allowedHosts[{index}]: {entry:?} {reason}; write a host (\"api.github.com\"), \"*.example.com\", \"host:port\" or \"scheme://host:port\""
+)]
+pub struct AllowlistError {
+    pub index: usize,
+    pub entry: String,
+    pub reason: &'static str,
+}
+
 /// A connector's allowlist.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Allowlist {
@@ -41,10 +52,11 @@ pub struct Allowlist {
 
 impl Allowlist {
     /// Parses `allowedHosts`; the error names the bad entry and the accepted shapes.
-    pub fn parse(entries: &[String]) -> Result<Self, String> {
-        let entries = entries.iter().enumerate().map(|(i, e)| parse_entry(e).map_err(|why| {
-            format!("allowedHosts[{i}]: {e:?} {why}; write a host (\"api.github.com\"), \"*.example.com\", \"host:port\" or \"scheme://host:port\"")
-        }));
+    pub fn parse(entries: &[String]) -> Result<Self, AllowlistError> {
+        let entries = entries
+            .iter()
+            .enumerate()
+            .map(|(index, e)| parse_entry(e).map_err(|reason| AllowlistError { index, entry: e.clone(), reason }));
         Ok(Self { entries: entries.collect::<Result<_, _>>()? })
     }
 
@@ -215,7 +227,7 @@ mod tests {
     #[test]
     fn bad_entries_are_named() {
         for bad in ["https://host/path", "*.com", "ftp://x", "user@host", ""] {
-            let err = Allowlist::parse(&[bad.to_string()]).unwrap_err();
+            let err = Allowlist::parse(&[bad.to_string()]).unwrap_err().to_string();
             assert!(err.starts_with("allowedHosts[0]"), "{bad}: {err}");
         }
     }

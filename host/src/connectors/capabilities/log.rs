@@ -1,20 +1,50 @@
-//! The `log` import: guest messages in the broker's log, tagged with the connector id.
+//! The `log` import: guest messages in the broker's log, tagged with the connector id and cut
+//! to a bounded length.
 
-use crate::connectors::bindings::portcullis::connector::log::{Host, Level};
-use crate::connectors::state::CallState;
+use wasmtime::component::{HasData, Linker};
+
+use crate::connectors::bindings::current::log::{self as wit, Host, Level};
+use crate::connectors::bindings::v0_1::portcullis::connector as v0_1;
 
 /// Longest message kept; the rest is cut.
 const MAX_MESSAGE: usize = 4096;
 
-impl Host for CallState {
+/// The `log` import's view of a call: the connector the lines are tagged with.
+pub(crate) struct LogCtxView<'a> {
+    pub(crate) connector: &'a str,
+}
+
+/// A store whose data can lend a [`LogCtxView`].
+pub(crate) trait LogView: Send {
+    fn log(&mut self) -> LogCtxView<'_>;
+}
+
+struct HasLog;
+
+impl HasData for HasLog {
+    type Data<'a> = LogCtxView<'a>;
+}
+
+/// Links the `log` import of every supported contract version.
+pub(crate) fn add_to_linker<T: LogView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasLog>(linker, T::log)?;
+    v0_1::log::add_to_linker::<T, HasLog>(linker, T::log)
+}
+
+/// `message` cut to [`MAX_MESSAGE`] bytes on a character boundary, marked with `…` when cut.
+fn clip(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE {
+        let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+impl Host for LogCtxView<'_> {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        let mut message = message;
-        if message.len() > MAX_MESSAGE {
-            let cut = (0..=MAX_MESSAGE).rev().find(|i| message.is_char_boundary(*i)).unwrap_or(0);
-            message.truncate(cut);
-            message.push('…');
-        }
-        let connector = &*self.connector;
+        let message = clip(message);
+        let connector = self.connector;
         match level {
             Level::Trace => tracing::trace!(connector, "{message}"),
             Level::Debug => tracing::debug!(connector, "{message}"),
@@ -23,5 +53,33 @@ impl Host for CallState {
             Level::Error => tracing::error!(connector, "{message}"),
         }
         Ok(())
+    }
+}
+
+/// Contract 0.1's `log`: the same import in 0.1's records.
+impl v0_1::log::Host for LogCtxView<'_> {
+    async fn log(&mut self, level: v0_1::log::Level, message: String) -> wasmtime::Result<()> {
+        Host::log(self, level.into(), message).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary() {
+        assert_eq!(clip("short".into()), "short");
+        let long = "é".repeat(MAX_MESSAGE);
+        let cut = clip(long);
+        assert!(cut.len() <= MAX_MESSAGE + '…'.len_utf8() && cut.ends_with('…'), "{}", cut.len());
+    }
+
+    #[tokio::test]
+    async fn the_import_logs_at_every_level() {
+        let mut view = LogCtxView { connector: "c" };
+        for level in [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error] {
+            view.log(level, "x".repeat(MAX_MESSAGE * 2)).await.unwrap();
+        }
     }
 }

@@ -1,33 +1,49 @@
 //! Host capabilities a connector may be granted — one module each, so "where is X enforced?"
 //! has one answer: `allowlist` (what may be reached), `http`, `ldap`, `jose`, `log`, and
-//! `stderr` (the guest's output).
+//! `stderr` (the guest's output and the otherwise empty WASI context). `budget` is the call's
+//! deadline and host-call count, which `http`, `ldap` and `jose` charge.
+//!
+//! Each capability is implemented on a small view borrowed from the store's data (`HttpCtxView`,
+//! `LdapCtxView`, ...) and linked by its own `add_to_linker`, the way wasmtime-wasi-http does;
+//! `state.rs` only holds the contexts and lends the views.
 
 pub mod allowlist;
+pub(crate) mod budget;
 pub(crate) mod http;
 pub(crate) mod jose;
 pub(crate) mod ldap;
-mod log;
+pub(crate) mod log;
 pub(crate) mod stderr;
 
 use std::sync::Arc;
 
 use allowlist::Allowlist;
+use http::HttpCtx;
+use ldap::LdapCtx;
 
 use super::limits::Limits;
 
-/// What the operator granted one connector: reachable hosts, limits, and the HTTP client
-/// built to enforce them.
+/// What the operator granted one connector: its limits and the per-capability contexts built
+/// to enforce its `allowedHosts`. Built once per connector, shared by all its calls.
 #[derive(Debug)]
 pub struct Grants {
-    pub(crate) allowlist: Arc<Allowlist>,
     pub(crate) limits: Limits,
-    pub(crate) http: reqwest::Client,
+    pub(crate) http: HttpCtx,
+    pub(crate) ldap: LdapCtx,
+}
+
+/// Why a connector's grants could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GrantsError {
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
 }
 
 impl Grants {
-    pub fn new(allowlist: Allowlist, limits: Limits) -> Result<Self, String> {
+    pub fn new(allowlist: Allowlist, limits: Limits) -> Result<Self, GrantsError> {
         let allowlist = Arc::new(allowlist);
-        let http = http::client(allowlist.clone())?;
-        Ok(Self { allowlist, limits, http })
+        let http = HttpCtx::new(allowlist.clone(), limits.max_response_bytes).map_err(GrantsError::HttpClient)?;
+        Ok(Self { limits, http, ldap: LdapCtx::new(allowlist) })
     }
 }

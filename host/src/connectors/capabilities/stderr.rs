@@ -1,5 +1,7 @@
 //! The guest's stdout and stderr: each line goes to the broker's log tagged with the connector
-//! id, and the last lines are kept so a trap's error can quote the panic message.
+//! id, and the last lines are kept so a trap's error can quote the panic message. They are the
+//! only thing the call's WASI context grants ([`wasi_ctx`]); its view is wasmtime-wasi's own
+//! `WasiCtxView`.
 
 use std::io;
 use std::pin::Pin;
@@ -8,8 +10,10 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
+use wasmtime::component::Linker;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+use wasmtime_wasi::{WasiCtx, WasiView};
 
 /// Output a guest may write in one call; the rest is dropped (never a trap).
 const MAX_OUTPUT: usize = 64 * 1024;
@@ -21,6 +25,17 @@ struct Buffer {
     pending: Vec<u8>,
     written: usize,
     tail: String,
+}
+
+/// The WASI context of one call: no preopened directories, environment, arguments, sockets or
+/// stdin; stdout and stderr go to `output`.
+pub(crate) fn wasi_ctx(output: GuestStderr) -> WasiCtx {
+    wasmtime_wasi::WasiCtxBuilder::new().stderr(output.clone()).stdout(output).build()
+}
+
+/// Links WASI 0.2, which every component built by Rust imports; it grants what [`wasi_ctx`] holds.
+pub(crate) fn add_to_linker<T: WasiView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)
 }
 
 /// A line-buffered sink shared by the guest's stdout and stderr.
@@ -116,5 +131,26 @@ impl AsyncWrite for GuestStderr {
     }
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_kept_for_the_error_and_output_is_capped() {
+        let out = GuestStderr::new("c".into());
+        out.push(b"first\nthread 'main' panicked at src/lib.rs:1:1");
+        assert_eq!(out.finish(), "first\nthread 'main' panicked at src/lib.rs:1:1", "a partial line is flushed");
+
+        let out = GuestStderr::new("c".into());
+        let line = [b'x'; 99].iter().copied().chain([b'\n']).collect::<Vec<u8>>();
+        for _ in 0..(MAX_OUTPUT / line.len() + 10) {
+            out.push(&line);
+        }
+        let Ok(buf) = out.buffer.lock() else { panic!("poisoned") };
+        assert_eq!(buf.written, MAX_OUTPUT, "output past the cap is dropped");
+        assert!(buf.tail.len() <= TAIL, "only the tail is kept: {}", buf.tail.len());
     }
 }

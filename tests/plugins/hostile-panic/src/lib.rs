@@ -1,6 +1,6 @@
 //! Hostile fixture: `login-url` panics, so the host must turn the trap into an error and keep serving.
 
-use portcullis_connector_sdk::{Connector, ConnectorError, ConnectorKind, LoginRedirect, Metadata, Scopes};
+use portcullis_connector_sdk::{Connector, ConnectorError, LoginRedirect, Metadata, Scopes};
 
 struct Hostile;
 
@@ -8,7 +8,7 @@ impl Connector for Hostile {
     type Config = serde::de::IgnoredAny;
 
     fn describe(_config: &Self::Config) -> Result<Metadata, ConnectorError> {
-        Ok(Metadata { kind: ConnectorKind::Callback, password_prompt: None, supports_refresh: false })
+        Ok(Metadata::callback())
     }
 
     fn login_url(

@@ -1,30 +1,66 @@
 //! The `ldap` import: the LDAP bridge on ldap3, only to a server in `allowedHosts`
 //! (`ldap://host:port` or `ldaps://host:port`), with StartTLS and a custom root CA.
 //! Connections live in the call's resource table and close when the call ends.
+//! [`LdapCtxView`] borrows the connector's grant, the call's budget and the resource table.
+
+pub(crate) mod connection;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use url::Url;
-use wasmtime::component::Resource;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
+pub use self::connection::LdapConnection;
 use super::allowlist::{Allowlist, Grant, is_private};
-use crate::connectors::bindings::portcullis::connector::ldap::{
-    ConnectOptions, Entry, Host, HostConnection, SearchScope,
+use super::budget::CallBudget;
+use crate::connectors::bindings::HostError;
+use crate::connectors::bindings::current::ldap::{
+    self as wit, ConnectOptions, Entry, Host, HostConnection, SearchScope,
 };
-use crate::connectors::bindings::portcullis::connector::types::HostError;
-use crate::connectors::state::CallState;
+use crate::connectors::bindings::v0_1::portcullis::connector as v0_1;
 
 /// LDAP result code for wrong credentials.
 const INVALID_CREDENTIALS: u32 = 49;
 /// Entries one search may return.
 const MAX_ENTRIES: usize = 1000;
 
-/// An open LDAP connection held in the call's resource table.
-pub struct LdapConnection {
-    ldap: ldap3::Ldap,
-    origin: String,
+/// What one connector may reach over LDAP: the servers in its allowlist.
+#[derive(Debug)]
+pub(crate) struct LdapCtx {
+    allowlist: Arc<Allowlist>,
+}
+
+impl LdapCtx {
+    pub(crate) fn new(allowlist: Arc<Allowlist>) -> Self {
+        Self { allowlist }
+    }
+}
+
+/// The `ldap` import's view of a call: the grant, the budget and the resource table holding
+/// the call's connections.
+pub(crate) struct LdapCtxView<'a> {
+    pub(crate) ctx: &'a LdapCtx,
+    pub(crate) budget: &'a mut CallBudget,
+    pub(crate) table: &'a mut ResourceTable,
+}
+
+/// A store whose data can lend an [`LdapCtxView`].
+pub(crate) trait LdapView: Send {
+    fn ldap(&mut self) -> LdapCtxView<'_>;
+}
+
+struct HasLdap;
+
+impl HasData for HasLdap {
+    type Data<'a> = LdapCtxView<'a>;
+}
+
+/// Links the `ldap` import of every supported contract version.
+pub(crate) fn add_to_linker<T: LdapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasLdap>(linker, T::ldap)?;
+    v0_1::ldap::add_to_linker::<T, HasLdap>(linker, T::ldap)
 }
 
 fn tls_config(pem: &str) -> Result<Arc<rustls::ClientConfig>, HostError> {
@@ -45,16 +81,18 @@ fn tls_config(pem: &str) -> Result<Arc<rustls::ClientConfig>, HostError> {
     Ok(Arc::new(config))
 }
 
-impl CallState {
-    async fn ldap_connect(&mut self, opts: ConnectOptions) -> Result<LdapConnection, HostError> {
-        self.charge_host_call("ldap")?;
+impl LdapCtxView<'_> {
+    async fn open(&mut self, opts: ConnectOptions) -> Result<LdapConnection, HostError> {
+        self.budget.charge("ldap")?;
         let url = Url::parse(&opts.url).map_err(|e| HostError::Invalid(format!("bad LDAP URL {:?}: {e}", opts.url)))?;
         if !matches!(url.scheme(), "ldap" | "ldaps") {
             return Err(HostError::Invalid(format!("{}: LDAP URLs start with ldap:// or ldaps://", opts.url)));
         }
         let origin = super::http::origin(&url);
-        match self.grants.allowlist.check(&url) {
-            None => return Err(self.deny(&format!("LDAP connection to {origin}"), &Allowlist::suggestion(&url))),
+        match self.ctx.allowlist.check(&url) {
+            None => {
+                return Err(self.budget.deny(&format!("LDAP connection to {origin}"), &Allowlist::suggestion(&url)));
+            }
             Some(Grant::Wildcard) => {
                 let host = url.host_str().unwrap_or_default().to_string();
                 let port = url.port_or_known_default().unwrap_or(389);
@@ -63,12 +101,12 @@ impl CallState {
                     .map_err(|e| HostError::Failed(format!("{origin}: {e}")))?;
                 if addrs.into_iter().any(|a| is_private(a.ip())) {
                     let line = Allowlist::suggestion(&url);
-                    return Err(self.deny(&format!("LDAP connection to {origin} (a private address)"), &line));
+                    return Err(self.budget.deny(&format!("LDAP connection to {origin} (a private address)"), &line));
                 }
             }
             Some(Grant::Exact) => {}
         }
-        let timeout = self.remaining();
+        let timeout = self.budget.remaining();
         let mut settings = LdapConnSettings::new().set_conn_timeout(timeout).set_starttls(opts.start_tls);
         // ldap3 uses a given TLS config as is, so with insecureSkipVerify it must not get one:
         // its own config is the one that skips verification.
@@ -76,7 +114,10 @@ impl CallState {
             settings = settings.set_config(tls_config(pem)?);
         }
         if opts.insecure_skip_verify {
-            tracing::warn!(connector = %self.connector, "LDAP connection to {origin} does not verify the server's certificate (insecureSkipVerify)");
+            tracing::warn!(
+                connector = self.budget.connector(),
+                "LDAP connection to {origin} does not verify the server's certificate (insecureSkipVerify)"
+            );
             settings = settings.set_no_tls_verify(true);
         }
         let connect = LdapConnAsync::from_url_with_settings(settings, &url);
@@ -95,29 +136,29 @@ impl CallState {
     }
 }
 
-impl Host for CallState {
+impl Host for LdapCtxView<'_> {
     async fn connect(&mut self, opts: ConnectOptions) -> wasmtime::Result<Result<Resource<LdapConnection>, HostError>> {
-        match self.ldap_connect(opts).await {
+        match self.open(opts).await {
             Ok(conn) => Ok(Ok(self.table.push(conn)?)),
             Err(e) => Ok(Err(e)),
         }
     }
 }
 
-impl HostConnection for CallState {
+impl HostConnection for LdapCtxView<'_> {
     async fn simple_bind(
         &mut self,
         conn: Resource<LdapConnection>,
         dn: String,
         password: String,
     ) -> wasmtime::Result<Result<bool, HostError>> {
-        if let Err(e) = self.charge_host_call("ldap") {
+        if let Err(e) = self.budget.charge("ldap") {
             return Ok(Err(e));
         }
         if password.is_empty() {
             return Ok(Err(HostError::Invalid("empty password refused: it would be an anonymous bind".into())));
         }
-        let timeout = self.remaining();
+        let timeout = self.budget.remaining();
         let conn = self.connection(&conn)?;
         let origin = conn.origin.clone();
         let result = tokio::time::timeout(timeout, conn.ldap.simple_bind(&dn, &password)).await;
@@ -140,10 +181,10 @@ impl HostConnection for CallState {
         filter: String,
         attributes: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<Entry>, HostError>> {
-        if let Err(e) = self.charge_host_call("ldap") {
+        if let Err(e) = self.budget.charge("ldap") {
             return Ok(Err(e));
         }
-        let timeout = self.remaining();
+        let timeout = self.budget.remaining();
         let conn = self.connection(&conn)?;
         let origin = conn.origin.clone();
         let scope = match scope {
@@ -184,5 +225,75 @@ impl HostConnection for CallState {
         let mut conn = self.table.delete(conn)?;
         let _ = tokio::time::timeout(Duration::from_millis(200), conn.ldap.unbind()).await;
         Ok(())
+    }
+}
+
+/// Contract 0.1's `ldap`: the same import in 0.1's records; connections are the same resource.
+impl v0_1::ldap::Host for LdapCtxView<'_> {
+    async fn connect(
+        &mut self,
+        opts: v0_1::ldap::ConnectOptions,
+    ) -> wasmtime::Result<Result<Resource<LdapConnection>, v0_1::types::HostError>> {
+        Ok(Host::connect(self, opts.into()).await?.map_err(Into::into))
+    }
+}
+
+impl v0_1::ldap::HostConnection for LdapCtxView<'_> {
+    async fn simple_bind(
+        &mut self,
+        conn: Resource<LdapConnection>,
+        dn: String,
+        password: String,
+    ) -> wasmtime::Result<Result<bool, v0_1::types::HostError>> {
+        Ok(HostConnection::simple_bind(self, conn, dn, password).await?.map_err(Into::into))
+    }
+
+    async fn search(
+        &mut self,
+        conn: Resource<LdapConnection>,
+        base: String,
+        scope: v0_1::ldap::SearchScope,
+        filter: String,
+        attributes: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<v0_1::ldap::Entry>, v0_1::types::HostError>> {
+        let found = HostConnection::search(self, conn, base, scope.into(), filter, attributes).await?;
+        Ok(found.map(|entries| entries.into_iter().map(Into::into).collect()).map_err(Into::into))
+    }
+
+    async fn drop(&mut self, conn: Resource<LdapConnection>) -> wasmtime::Result<()> {
+        HostConnection::drop(self, conn).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::capabilities::budget::CallProbe;
+    use crate::connectors::limits::Limits;
+
+    fn options(url: &str) -> ConnectOptions {
+        ConnectOptions { url: url.into(), start_tls: false, root_ca_pem: None, insecure_skip_verify: false }
+    }
+
+    #[tokio::test]
+    async fn only_an_allowed_server_is_reached() {
+        let allowlist = Arc::new(Allowlist::parse(&["ldaps://ldap.corp:636".to_string()]).unwrap());
+        let ctx = LdapCtx::new(allowlist);
+        let probe = Arc::new(CallProbe::default());
+        let limits = Limits { max_host_calls: 2, ..Limits::default() };
+        let mut budget = CallBudget::new("dir".into(), &limits, probe.clone());
+        let mut table = ResourceTable::new();
+        let mut view = LdapCtxView { ctx: &ctx, budget: &mut budget, table: &mut table };
+
+        let err = view.connect(options("ldap://10.0.0.1:389")).await.unwrap().unwrap_err();
+        let HostError::Denied(message) = err else { panic!("{err:?}") };
+        assert!(message.contains("add \"ldap://10.0.0.1\" to allowedHosts of connector \"dir\""), "{message}");
+        assert!(probe.denial().is_some());
+
+        let err = view.connect(options("https://ldap.corp")).await.unwrap().unwrap_err();
+        assert!(matches!(&err, HostError::Invalid(m) if m.contains("ldap:// or ldaps://")), "{err:?}");
+
+        let err = view.connect(options("ldaps://ldap.corp:636")).await.unwrap().unwrap_err();
+        assert!(matches!(err, HostError::LimitExceeded(_)), "the third call is over budget: {err:?}");
     }
 }
