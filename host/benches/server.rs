@@ -397,7 +397,12 @@ async fn get_ok(http: reqwest::Client, url: String) -> bool {
 /// The median time of one `Keys::sign` of an ID-token-sized claim set.
 async fn signature_cost(alg: &str) -> Duration {
     let store = portcullis::storage::Store::new(Arc::new(portcullis::storage::MemoryBackend::new()));
-    let keys = portcullis::keys::Keys::new(store, alg, Duration::from_secs(3600), Duration::from_secs(3600));
+    let keys = portcullis::keys::Keys::new(
+        store,
+        alg.parse().expect("algorithm"),
+        Duration::from_secs(3600),
+        Duration::from_secs(3600),
+    );
     keys.refresh(0).await.expect("keys");
     let claims = json!({
         "iss": "http://127.0.0.1:5556/dex", "sub": "CgcyMzQyNzQ5EgZnaXRodWI", "aud": "example-app",

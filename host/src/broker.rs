@@ -78,7 +78,7 @@ impl Broker {
     pub async fn with_backend(config: Validated, backend: Arc<dyn Backend>) -> anyhow::Result<Arc<Self>> {
         let store = Store::new(backend);
         let keys =
-            Keys::new(store.clone(), &config.signing_algorithm, config.expiry.signing_keys, config.expiry.id_tokens);
+            Keys::new(store.clone(), config.signing_algorithm, config.expiry.signing_keys, config.expiry.id_tokens);
         keys.refresh(now()).await.context("cannot load or create the signing keys")?;
         let cache = match config.cache_dir.clone().or_else(CompileCache::default_dir) {
             Some(dir) => CompileCache::at(dir),

@@ -110,7 +110,7 @@ pub async fn load_connectors(
         };
         if !reasons.is_empty() {
             failed.push(FailedConnector {
-                connector: id.clone(),
+                connector: id.to_string(),
                 plugin: entry.spec.plugin.display().to_string(),
                 error: reasons.join("; "),
             });

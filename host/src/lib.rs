@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod connectors;
 pub mod generation;
+pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod oidc;

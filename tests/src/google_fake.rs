@@ -93,8 +93,12 @@ pub struct GoogleFake {
 }
 
 async fn keys() -> Keys {
-    let keys =
-        Keys::new(Store::new(Arc::new(MemoryBackend::new())), "RS256", Duration::from_secs(86400), Duration::ZERO);
+    let keys = Keys::new(
+        Store::new(Arc::new(MemoryBackend::new())),
+        portcullis::config::SigningAlgorithm::Rs256,
+        Duration::from_secs(86400),
+        Duration::ZERO,
+    );
     keys.refresh(portcullis::broker::now()).await.expect("fake Google key");
     keys
 }

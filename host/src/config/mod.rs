@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 pub use model::*;
 pub use validate::{
-    CONTINUE_ON_CONNECTOR_FAILURE, Client, ConnectorEntry, Expiry, RefreshExpiry, StaticPassword, Validated,
+    CONTINUE_ON_CONNECTOR_FAILURE, Client, ConnectorEntry, Expiry, RefreshExpiry, SigningAlgorithm, StaticPassword,
+    Validated,
 };
 
 /// A config that could not be loaded.

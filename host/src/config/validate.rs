@@ -10,19 +10,59 @@ use url::Url;
 use super::model::*;
 use crate::connectors::ConnectorSpec;
 use crate::connectors::limits::parse_duration;
+use crate::ids::ClientId;
 use crate::secret::Secret;
 
 /// A registered client application.
 #[derive(Debug, Clone)]
 pub struct Client {
-    pub id: String,
+    pub id: ClientId,
     pub secret: Option<Secret>,
     pub public: bool,
     pub redirect_uris: Vec<String>,
     pub name: String,
     pub logo_url: Option<String>,
-    pub trusted_peers: Vec<String>,
+    pub trusted_peers: Vec<ClientId>,
     pub post_logout_redirect_uris: Vec<String>,
+}
+
+/// The algorithm the broker signs tokens with (`signing.algorithm`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    #[default]
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+impl SigningAlgorithm {
+    /// Its JOSE name (`alg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+            Self::EdDsa => "EdDSA",
+        }
+    }
+}
+
+impl std::str::FromStr for SigningAlgorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "RS256" => Ok(Self::Rs256),
+            "ES256" => Ok(Self::Es256),
+            "EdDSA" => Ok(Self::EdDsa),
+            other => Err(format!("{other:?} is not supported; write RS256, ES256 or EdDSA")),
+        }
+    }
+}
+
+impl std::fmt::Display for SigningAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A user of the local password database.
@@ -75,9 +115,9 @@ pub struct Validated {
     pub logger: LoggerConfig,
     pub oauth2: OAuth2Config,
     pub expiry: Expiry,
-    pub signing_algorithm: String,
+    pub signing_algorithm: SigningAlgorithm,
     pub pkce_plain: bool,
-    pub clients: BTreeMap<String, Client>,
+    pub clients: BTreeMap<ClientId, Client>,
     pub enable_password_db: bool,
     pub passwords: Vec<StaticPassword>,
     pub connectors: Vec<ConnectorEntry>,
@@ -141,10 +181,10 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
             absolute_lifetime: duration("expiry.refreshTokens.absoluteLifetime", &r.absolute_lifetime, hours(3960))?,
         },
     };
-    let signing_algorithm = c.signing.algorithm.clone().unwrap_or_else(|| "RS256".into());
-    if !matches!(signing_algorithm.as_str(), "RS256" | "ES256" | "EdDSA") {
-        return Err(format!("signing.algorithm: {signing_algorithm:?} is not supported; write RS256, ES256 or EdDSA"));
-    }
+    let signing_algorithm = match &c.signing.algorithm {
+        Some(name) => name.parse().map_err(|e| format!("signing.algorithm: {e}"))?,
+        None => SigningAlgorithm::default(),
+    };
     for (i, rt) in c.oauth2.response_types.iter().enumerate() {
         if rt != "code" {
             return Err(format!(
@@ -229,7 +269,7 @@ fn continue_on_connector_failure(env: &dyn Fn(&str) -> Option<String>) -> Result
     }
 }
 
-fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<String, Client>, String> {
+fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<ClientId, Client>, String> {
     let mut clients = BTreeMap::new();
     for (i, cc) in list.iter().enumerate() {
         let at = format!("staticClients[{i}]");
@@ -268,16 +308,16 @@ fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Resul
             }
         }
         let client = Client {
-            id: cc.id.clone(),
+            id: cc.id.as_str().into(),
             secret,
             public: cc.public,
             redirect_uris: cc.redirect_uris.clone(),
             name: cc.name.clone().unwrap_or_else(|| cc.id.clone()),
             logo_url: cc.logo_url.clone(),
-            trusted_peers: cc.trusted_peers.clone(),
+            trusted_peers: cc.trusted_peers.iter().map(|p| p.as_str().into()).collect(),
             post_logout_redirect_uris: cc.post_logout_redirect_uris.clone(),
         };
-        if clients.insert(cc.id.clone(), client).is_some() {
+        if clients.insert(cc.id.as_str().into(), client).is_some() {
             return Err(format!("{at}.id: {:?} is used twice; client ids must be unique", cc.id));
         }
     }
@@ -383,7 +423,7 @@ fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<Connector
         }
         let config = serde_json::Value::Object(cc.config.clone().into_iter().collect());
         let spec = ConnectorSpec {
-            id: cc.id.clone(),
+            id: cc.id.as_str().into(),
             name: cc.name.clone(),
             plugin,
             sha256: cc.sha256.clone(),

@@ -12,11 +12,12 @@ use super::error::PluginError;
 use super::limits::{Limits, LimitsConfig, LimitsError};
 use super::loader::{self, LoadedPlugin};
 use super::plugin::Connector;
+use crate::ids::ConnectorId;
 
 /// What the config says of one connector, its component already resolved to a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectorSpec {
-    pub id: String,
+    pub id: ConnectorId,
     pub name: String,
     pub plugin: PathBuf,
     /// `sha256:<hex>` pin, if the config gives one.
@@ -56,7 +57,7 @@ impl SpecError {
 /// The live connectors, by id.
 #[derive(Debug, Default)]
 pub struct Registry {
-    connectors: BTreeMap<String, Arc<Connector>>,
+    connectors: BTreeMap<ConnectorId, Arc<Connector>>,
 }
 
 impl Registry {
@@ -101,7 +102,7 @@ impl Registry {
                 let pin = pin.strip_prefix("sha256:").unwrap_or(pin);
                 if !pin.eq_ignore_ascii_case(&plugin.sha256) {
                     errors.push(SpecError::Plugin(PluginError::DigestMismatch {
-                        connector: spec.id.clone(),
+                        connector: spec.id.to_string(),
                         path: spec.plugin.clone(),
                         expected: pin.to_string(),
                         actual: plugin.sha256.clone(),
@@ -153,10 +154,10 @@ async fn reuse_or_load(
 async fn build(spec: &ConnectorSpec, plugin: Arc<LoadedPlugin>) -> Result<Connector, SpecError> {
     let connector = || spec.id.clone();
     let allowlist = Allowlist::parse(&spec.allowed_hosts)
-        .map_err(|source| SpecError::AllowedHosts { connector: connector(), source })?;
-    let limits =
-        Limits::from_config(&spec.limits).map_err(|source| SpecError::Limits { connector: connector(), source })?;
-    let grants =
-        Grants::new(allowlist, limits).map_err(|source| SpecError::Grants { connector: connector(), source })?;
+        .map_err(|source| SpecError::AllowedHosts { connector: connector().to_string(), source })?;
+    let limits = Limits::from_config(&spec.limits)
+        .map_err(|source| SpecError::Limits { connector: connector().to_string(), source })?;
+    let grants = Grants::new(allowlist, limits)
+        .map_err(|source| SpecError::Grants { connector: connector().to_string(), source })?;
     Ok(Connector::new(&spec.id, plugin, &spec.config, Arc::new(grants)).await?)
 }

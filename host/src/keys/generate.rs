@@ -6,6 +6,7 @@ use rand::RngCore;
 use serde_json::json;
 
 use super::KeyError;
+use crate::config::SigningAlgorithm;
 use crate::storage::StoredKey;
 
 fn b64(bytes: &[u8]) -> String {
@@ -19,11 +20,11 @@ fn new_kid() -> String {
 }
 
 /// A fresh key for `alg` (RS256, ES256 or EdDSA).
-pub(super) fn key(alg: &str) -> Result<StoredKey, KeyError> {
-    let fail = |reason: String| KeyError::Generate { alg: alg.into(), reason };
+pub(super) fn key(alg: SigningAlgorithm) -> Result<StoredKey, KeyError> {
+    let fail = |reason: String| KeyError::Generate { alg: alg.as_str().into(), reason };
     let kid = new_kid();
     let (private_pem, jwk) = match alg {
-        "RS256" => {
+        SigningAlgorithm::Rs256 => {
             use rsa::pkcs8::EncodePrivateKey;
             use rsa::traits::PublicKeyParts;
             let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).map_err(|e| fail(e.to_string()))?;
@@ -34,7 +35,7 @@ pub(super) fn key(alg: &str) -> Result<StoredKey, KeyError> {
             });
             (pem.to_string(), jwk)
         }
-        "ES256" => {
+        SigningAlgorithm::Es256 => {
             use p256::elliptic_curve::sec1::ToEncodedPoint;
             use p256::pkcs8::EncodePrivateKey;
             let key = p256::SecretKey::random(&mut rand::rngs::OsRng);
@@ -47,7 +48,7 @@ pub(super) fn key(alg: &str) -> Result<StoredKey, KeyError> {
             });
             (pem.to_string(), jwk)
         }
-        "EdDSA" => {
+        SigningAlgorithm::EdDsa => {
             use ed25519_dalek::pkcs8::EncodePrivateKey;
             let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
             let pem = key
@@ -59,7 +60,6 @@ pub(super) fn key(alg: &str) -> Result<StoredKey, KeyError> {
             });
             (pem.to_string(), jwk)
         }
-        other => return Err(fail(format!("unsupported algorithm {other}"))),
     };
-    Ok(StoredKey { kid, alg: alg.into(), private_pem, jwk })
+    Ok(StoredKey { kid, alg: alg.as_str().into(), private_pem, jwk })
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::clock::secs;
+use crate::config::SigningAlgorithm;
 use crate::storage::{KeySet, PublicKey, StorageError, Store};
 
 /// Key failures.
@@ -42,7 +43,7 @@ struct Loaded {
 /// The broker's signing keys.
 pub struct Keys {
     store: Store,
-    alg: String,
+    alg: SigningAlgorithm,
     rotation: Duration,
     /// How long a retired key stays published: the longest a token it signed lives.
     keep_for: Duration,
@@ -56,8 +57,8 @@ impl std::fmt::Debug for Keys {
 }
 
 impl Keys {
-    pub fn new(store: Store, alg: &str, rotation: Duration, keep_for: Duration) -> Self {
-        Self { store, alg: alg.into(), rotation, keep_for, loaded: RwLock::new(None) }
+    pub fn new(store: Store, alg: SigningAlgorithm, rotation: Duration, keep_for: Duration) -> Self {
+        Self { store, alg, rotation, keep_for, loaded: RwLock::new(None) }
     }
 
     /// Loads the key set, creating it on first start and rotating it when due. Call at start-up
@@ -67,7 +68,7 @@ impl Keys {
             match self.store.keys(now).await? {
                 None => {
                     let set = KeySet {
-                        current: generate::key(&self.alg)?,
+                        current: generate::key(self.alg)?,
                         previous: Vec::new(),
                         next_rotation: now + secs(self.rotation),
                     };
@@ -86,7 +87,7 @@ impl Keys {
                     };
                     next.previous.retain(|k| k.expires_at > now);
                     next.previous.insert(0, retired);
-                    next.current = generate::key(&self.alg)?;
+                    next.current = generate::key(self.alg)?;
                     next.next_rotation = now + secs(self.rotation);
                     if self.store.rotate_keys(&next, version, now).await? {
                         tracing::info!(kid = %next.current.kid, retired = %set.current.kid, "rotated the signing key");
@@ -132,8 +133,8 @@ impl Keys {
     }
 
     /// The signing algorithm in use (for discovery).
-    pub fn algorithm(&self) -> &str {
-        &self.alg
+    pub fn algorithm(&self) -> SigningAlgorithm {
+        self.alg
     }
 
     /// Signs `claims` with the current key; `typ` is the JOSE header type (`JWT`, `at+jwt`).

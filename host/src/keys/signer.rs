@@ -91,7 +91,7 @@ mod tests {
     #[test]
     fn signatures_verify_with_the_published_jwk() {
         for alg in ["RS256", "ES256", "EdDSA"] {
-            let key = super::super::generate::key(alg).unwrap();
+            let key = super::super::generate::key(alg.parse().unwrap()).unwrap();
             let parsed: Algorithm = alg.parse().unwrap();
             let signer = Signer::new(parsed, &key.kid, &key.private_pem).unwrap();
             let token = signer.sign(&serde_json::json!({"sub": "x", "exp": 4_000_000_000u64}), "JWT").unwrap();

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{OAuthError, OAuthErrorCode, ScopeSet, pkce};
 use crate::config::Client;
+use crate::ids::ClientId;
 
 /// The `prompt` values of a request (OIDC Core §3.1.2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,7 +64,7 @@ pub struct Challenge {
 /// registered, the scopes, PKCE and prompt are acceptable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizeRequest {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub redirect_uri: String,
     pub state: Option<String>,
     pub nonce: Option<String>,
@@ -88,7 +89,7 @@ pub enum AuthorizeRefusal {
 
 /// What the authorization endpoint checks a request against.
 pub struct Policy<'a> {
-    pub clients: &'a BTreeMap<String, Client>,
+    pub clients: &'a BTreeMap<ClientId, Client>,
     /// `oauth2.pkce`'s `plain` allowed (S256 only by default).
     pub pkce_plain: bool,
 }
@@ -140,7 +141,7 @@ impl AuthorizeRequest {
         let scopes = ScopeSet::parse(get("scope").unwrap_or(""))
             .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
         for peer in &scopes.audiences {
-            let trusted = policy.clients.get(peer).is_some_and(|c| c.trusted_peers.contains(&client.id));
+            let trusted = policy.clients.get(peer.as_str()).is_some_and(|c| c.trusted_peers.contains(&client.id));
             if !trusted && peer != &client.id {
                 return Err(OAuthError::new(
                     OAuthErrorCode::InvalidScope,
@@ -293,7 +294,7 @@ mod tests {
     }
 
     fn parse(pairs: &[(&str, &str)], public: bool) -> Result<AuthorizeRequest, AuthorizeRefusal> {
-        let clients: BTreeMap<_, _> = [("app".to_string(), client("app", public))].into();
+        let clients: BTreeMap<ClientId, _> = [("app".into(), client("app", public))].into();
         AuthorizeRequest::parse(&params(pairs), &Policy { clients: &clients, pkce_plain: false })
     }
 

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::config::Client;
+use crate::ids::ClientId;
 
 /// A logout request's parameters (empty values count as absent).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,7 +50,7 @@ pub enum LogoutTarget {
 pub fn decide(
     request: &LogoutRequest,
     hinted: Option<Option<String>>,
-    clients: &BTreeMap<String, Client>,
+    clients: &BTreeMap<ClientId, Client>,
 ) -> Result<LogoutTarget, LogoutRefusal> {
     let hinted = match hinted {
         Some(None) => return Err(LogoutRefusal::ForeignHint),
@@ -57,7 +58,7 @@ pub fn decide(
         None => None,
     };
     let Some(uri) = &request.post_logout_redirect_uri else { return Ok(LogoutTarget::Page) };
-    let client = hinted.as_ref().or(request.client_id.as_ref()).and_then(|id| clients.get(id));
+    let client = hinted.as_ref().or(request.client_id.as_ref()).and_then(|id| clients.get(id.as_str()));
     match client {
         Some(c) if c.post_logout_redirect_uris.iter().any(|u| u == uri) => {
             Ok(LogoutTarget::Redirect { uri: uri.clone(), state: request.state.clone() })
@@ -82,7 +83,7 @@ mod tests {
             trusted_peers: Vec::new(),
             post_logout_redirect_uris: vec!["http://app/bye".into()],
         };
-        let clients: BTreeMap<_, _> = [("app".to_string(), client)].into();
+        let clients: BTreeMap<ClientId, _> = [("app".into(), client)].into();
         let mut request =
             LogoutRequest { post_logout_redirect_uri: Some("http://app/bye".into()), ..Default::default() };
         assert_eq!(decide(&request, None, &clients), Err(LogoutRefusal::UnregisteredRedirect), "no client named");

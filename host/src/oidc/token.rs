@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::{OAuthError, OAuthErrorCode, ScopeSet, pkce};
 use crate::config::Client;
 use crate::connectors::{PluginError, Refusal};
+use crate::ids::ClientId;
 
 /// The client's credentials as presented: HTTP Basic (preferred) or form fields.
 #[derive(Clone, PartialEq, Eq)]
@@ -53,9 +54,9 @@ impl ClientCredentials {
 
     /// The registered client these credentials prove (secrets compared in constant time; a
     /// public client presents none).
-    pub fn authenticate<'a>(&self, clients: &'a BTreeMap<String, Client>) -> Result<&'a Client, OAuthError> {
+    pub fn authenticate<'a>(&self, clients: &'a BTreeMap<ClientId, Client>) -> Result<&'a Client, OAuthError> {
         let refused = || OAuthError::invalid_client("unknown client or wrong secret");
-        let client = clients.get(&self.id).ok_or_else(refused)?;
+        let client = clients.get(self.id.as_str()).ok_or_else(refused)?;
         match (&client.secret, self.secret.as_deref()) {
             (Some(expected), Some(given)) if expected.matches(given) => Ok(client),
             (_, None) if client.public => Ok(client),

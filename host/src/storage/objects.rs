@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::backend::{Backend, Kind, Record, Result, StorageError};
 use crate::connectors::Identity;
+use crate::ids::{ClientId, ConnectorId, TokenKey};
 
 /// A login in progress: created by the authorization endpoint, completed by a connector.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuthRequest {
     pub id: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub redirect_uri: String,
     pub scopes: Vec<String>,
     pub state: Option<String>,
@@ -23,10 +24,10 @@ pub struct AuthRequest {
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
     /// Hash of the browser-binding cookie: only the browser that started the login finishes it.
-    pub browser_binding: String,
+    pub browser_binding: TokenKey,
     /// Anti-CSRF token embedded in this login's forms.
     pub csrf: String,
-    pub connector_id: Option<String>,
+    pub connector_id: Option<ConnectorId>,
     /// The registry generation the connector call was made with (hot reload).
     pub connector_generation: Option<u64>,
     pub connector_state: Option<Vec<u8>>,
@@ -40,13 +41,13 @@ pub struct AuthRequest {
 /// An authorization code: single use, short-lived.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuthCode {
-    pub client_id: String,
+    pub client_id: ClientId,
     pub redirect_uri: String,
     pub scopes: Vec<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<crate::oidc::pkce::Method>,
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub identity: Identity,
     pub auth_time: i64,
     /// Set when redeemed: the grant it created (revoked if the code is presented again).
@@ -71,10 +72,10 @@ impl AuthCode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefreshToken {
     pub family: String,
-    pub client_id: String,
+    pub client_id: ClientId,
     pub scopes: Vec<String>,
     pub nonce: Option<String>,
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub identity: Identity,
     pub auth_time: i64,
     pub created_at: i64,
@@ -84,14 +85,14 @@ pub struct RefreshToken {
     /// Set when this token was redeemed and replaced.
     pub rotated_at: Option<i64>,
     /// The id of the token that replaced this one (reuse within the interval gets it again).
-    pub successor: Option<String>,
+    pub successor: Option<TokenKey>,
     pub expires_at: i64,
 }
 
 /// A browser session (single sign-on).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Session {
-    pub connector_id: String,
+    pub connector_id: ConnectorId,
     pub identity: Identity,
     pub auth_time: i64,
     pub expires_at: i64,
@@ -200,31 +201,37 @@ impl Store {
         }
     }
 
-    pub async fn create_auth_code(&self, code: &str, value: &AuthCode, now: i64) -> Result<()> {
-        self.insert(Kind::AuthCode, code, None, value, value.expires_at, now).await
+    pub async fn create_auth_code(&self, code: &TokenKey, value: &AuthCode, now: i64) -> Result<()> {
+        self.insert(Kind::AuthCode, code.as_str(), None, value, value.expires_at, now).await
     }
 
-    pub async fn auth_code(&self, code: &str, now: i64) -> Result<Option<(AuthCode, i64)>> {
-        self.get(Kind::AuthCode, code, now).await
+    pub async fn auth_code(&self, code: &TokenKey, now: i64) -> Result<Option<(AuthCode, i64)>> {
+        self.get(Kind::AuthCode, code.as_str(), now).await
     }
 
     /// Marks the code redeemed under `grant` if still at `version`; false if someone else did.
-    pub async fn redeem_auth_code(&self, code: &str, value: &AuthCode, version: i64, now: i64) -> Result<bool> {
+    pub async fn redeem_auth_code(&self, code: &TokenKey, value: &AuthCode, version: i64, now: i64) -> Result<bool> {
         let data = encode(Kind::AuthCode, value)?;
-        self.backend.update(Kind::AuthCode, code, version, &data, value.expires_at, now).await
+        self.backend.update(Kind::AuthCode, code.as_str(), version, &data, value.expires_at, now).await
     }
 
-    pub async fn create_refresh_token(&self, id: &str, token: &RefreshToken, now: i64) -> Result<()> {
-        self.insert(Kind::RefreshToken, id, Some(&token.family), token, token.expires_at, now).await
+    pub async fn create_refresh_token(&self, id: &TokenKey, token: &RefreshToken, now: i64) -> Result<()> {
+        self.insert(Kind::RefreshToken, id.as_str(), Some(&token.family), token, token.expires_at, now).await
     }
 
-    pub async fn refresh_token(&self, id: &str, now: i64) -> Result<Option<(RefreshToken, i64)>> {
-        self.get(Kind::RefreshToken, id, now).await
+    pub async fn refresh_token(&self, id: &TokenKey, now: i64) -> Result<Option<(RefreshToken, i64)>> {
+        self.get(Kind::RefreshToken, id.as_str(), now).await
     }
 
-    pub async fn update_refresh_token(&self, id: &str, token: &RefreshToken, version: i64, now: i64) -> Result<bool> {
+    pub async fn update_refresh_token(
+        &self,
+        id: &TokenKey,
+        token: &RefreshToken,
+        version: i64,
+        now: i64,
+    ) -> Result<bool> {
         let data = encode(Kind::RefreshToken, token)?;
-        self.backend.update(Kind::RefreshToken, id, version, &data, token.expires_at, now).await
+        self.backend.update(Kind::RefreshToken, id.as_str(), version, &data, token.expires_at, now).await
     }
 
     /// Revokes every token of a family (reuse detected, or logout).
@@ -232,16 +239,16 @@ impl Store {
         self.backend.delete_family(Kind::RefreshToken, family).await
     }
 
-    pub async fn create_session(&self, id: &str, session: &Session, now: i64) -> Result<()> {
-        self.insert(Kind::Session, id, None, session, session.expires_at, now).await
+    pub async fn create_session(&self, id: &TokenKey, session: &Session, now: i64) -> Result<()> {
+        self.insert(Kind::Session, id.as_str(), None, session, session.expires_at, now).await
     }
 
-    pub async fn session(&self, id: &str, now: i64) -> Result<Option<Session>> {
-        Ok(self.get(Kind::Session, id, now).await?.map(|(s, _)| s))
+    pub async fn session(&self, id: &TokenKey, now: i64) -> Result<Option<Session>> {
+        Ok(self.get(Kind::Session, id.as_str(), now).await?.map(|(s, _)| s))
     }
 
-    pub async fn delete_session(&self, id: &str) -> Result<bool> {
-        self.backend.delete(Kind::Session, id).await
+    pub async fn delete_session(&self, id: &TokenKey) -> Result<bool> {
+        self.backend.delete(Kind::Session, id.as_str()).await
     }
 
     pub async fn keys(&self, now: i64) -> Result<Option<(KeySet, i64)>> {

@@ -67,6 +67,15 @@ const MIGRATION_LOCK: i64 = 0x706F_7274_6375_6C6C;
 /// How long a SQLite writer waits for another writer before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Attempts at opening a SQLite file another process is switching to WAL (about 2 s in all).
+const SQLITE_OPEN_RETRIES: u32 = 12;
+
+/// SQLITE_BUSY (5) or SQLITE_LOCKED (6), or one of their extended codes (low byte).
+fn is_sqlite_busy(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else { return false };
+    db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6))
+}
+
 /// How long an operation waits for a free PostgreSQL connection (or to open one).
 const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -237,11 +246,19 @@ impl SqlBackend {
             // broker) may lose the last commits — at worst a login or refresh to redo.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(SQLITE_BUSY_TIMEOUT);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
-            .await
-            .map_err(|err| target.unavailable("cannot open the database", err))?;
+        // Switching a new file to WAL takes a lock that SQLite's busy handler does not wait
+        // for: two replicas opening the same new file at once may see SQLITE_BUSY. Retry briefly.
+        let mut attempt = 0;
+        let pool = loop {
+            match SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await {
+                Ok(pool) => break pool,
+                Err(err) if attempt < SQLITE_OPEN_RETRIES && is_sqlite_busy(&err) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                }
+                Err(err) => return Err(target.unavailable("cannot open the database", err)),
+            }
+        };
         Self::start(Pool::Sqlite(pool), target).await
     }
 

@@ -32,8 +32,7 @@ pub async fn load_request(
         WebError::storage(live)
     })?;
     let (request, version) = found.ok_or_else(|| WebError::login_expired(live))?;
-    let bound = cookies::get(headers, cookies::LOGIN)
-        .is_some_and(|b| bool::from(token_key(&b).as_bytes().ct_eq(request.browser_binding.as_bytes())));
+    let bound = cookies::get(headers, cookies::LOGIN).is_some_and(|b| token_key(&b).matches(&request.browser_binding));
     if !bound {
         return Err(WebError::other_browser(live));
     }

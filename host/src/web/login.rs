@@ -96,7 +96,7 @@ pub async fn start(
                 .login_url(scopes_of(&request), &callback, &request.id)
                 .await
                 .map_err(|e| WebError::connector(&live, &e))?;
-            request.connector_id = Some(connector.clone());
+            request.connector_id = Some(connector.as_str().into());
             request.connector_generation = Some(live.generation);
             request.connector_state = redirect.state_data;
             match broker.store.update_auth_request(&request, version, now()).await {
@@ -263,7 +263,7 @@ async fn callback(
     let state = state.ok_or_else(|| WebError::callback(&live, "The identity provider's answer has no state."))?;
     let (request, version) = load_request(&broker, &live, &headers, &state).await?;
     let connector = connector
-        .or_else(|| request.connector_id.clone())
+        .or_else(|| request.connector_id.as_deref().map(str::to_string))
         .ok_or_else(|| WebError::callback(&live, "This login never went to an identity provider."))?;
     if request.connector_id.as_deref() != Some(connector.as_str()) {
         return Err(WebError::callback(&live, "This answer is for a different login method."));

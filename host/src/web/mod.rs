@@ -23,7 +23,6 @@ use axum::routing::{get, post};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::broker::Broker;
 use crate::generation::Live;
@@ -38,10 +37,10 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// What we store instead of a bearer secret: its sha256, so a leaked database holds no
-/// usable codes or tokens.
-pub fn token_key(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+/// What we store instead of a bearer secret: its sha256 (`TokenKey`), so a leaked database
+/// holds no usable codes or tokens.
+pub fn token_key(token: &str) -> crate::ids::TokenKey {
+    crate::ids::TokenKey::of(token)
 }
 
 /// The issuer's path without a trailing slash ("" for a root issuer).

@@ -162,7 +162,8 @@ impl Minted<'_> {
             OAuthError::server_error("cannot sign the token")
         };
         let access = broker.keys.sign(&ctx.access_token(), "at+jwt").map_err(sign_error)?;
-        let id_token = broker.keys.sign(&ctx.id_token(&access, broker.keys.algorithm()), "JWT").map_err(sign_error)?;
+        let id_token =
+            broker.keys.sign(&ctx.id_token(&access, broker.keys.algorithm().as_str()), "JWT").map_err(sign_error)?;
         let mut body = json!({
             "access_token": access,
             "token_type": "Bearer",

@@ -178,7 +178,7 @@ mod tests {
         for alg in ["RS256", "ES256", "EdDSA"] {
             let keys = Keys::new(
                 Store::new(Arc::new(MemoryBackend::new())),
-                alg,
+                alg.parse().unwrap(),
                 Duration::from_secs(3600),
                 Duration::from_secs(3600),
             );
