@@ -22,6 +22,8 @@ pub struct Broker {
     pub store: Store,
     pub keys: Keys,
     pub engine: Arc<PluginEngine>,
+    /// Per-IP and per-account throttles; they outlive reloads.
+    pub throttles: crate::throttle::Throttles,
 }
 
 /// Seconds since the Unix epoch.
@@ -113,7 +115,8 @@ impl Broker {
         live.failed = failed;
         let status = crate::reload::ReloadStatus::of(&live, crate::reload::Outcome::Started);
         let generations = Arc::new(Generations::new(live, status, engine.clone()));
-        Ok(Arc::new(Self { generations, store, keys, engine }))
+        let throttles = crate::throttle::Throttles::new(&generations.current().config.web.throttle);
+        Ok(Arc::new(Self { generations, store, keys, engine, throttles }))
     }
 
     /// Background upkeep: key refresh and rotation, garbage collection. Runs until dropped.
@@ -129,6 +132,7 @@ impl Broker {
                     tracing::error!("signing key refresh failed: {e}");
                 }
                 broker.generations.drop_unreachable();
+                broker.throttles.forget_idle();
                 match broker.store.collect_garbage(now()).await {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!("garbage-collected {n} expired objects"),

@@ -16,4 +16,5 @@ pub mod reload;
 pub mod secret;
 pub mod storage;
 pub mod telemetry;
+pub mod throttle;
 pub mod web;

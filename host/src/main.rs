@@ -106,10 +106,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let address = validated.telemetry.http.clone().context(
                 "telemetry.http is not set in the config: the broker has no admin listener to ask; send it SIGHUP instead",
             )?;
-            let response =
-                reqwest::Client::new().post(format!("http://{address}/reload")).send().await.with_context(|| {
-                    format!("cannot reach the broker's telemetry listener at {address}; is it running?")
-                })?;
+            let mut request = reqwest::Client::new().post(format!("http://{address}/reload"));
+            if let Ok(token) = std::env::var(portcullis::telemetry::RELOAD_TOKEN_ENV) {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.with_context(|| {
+                format!("cannot reach the broker's telemetry listener at {address}; is it running?")
+            })?;
             let ok = response.status().is_success();
             let body: serde_json::Value =
                 serde_json::from_slice(&response.bytes().await.unwrap_or_default()).unwrap_or_default();

@@ -2,12 +2,18 @@
 //! `/healthz` (alive), `/readyz` (storage reachable, config loaded, last reload's outcome),
 //! `/status` (the active generation, config and plugin digests), `/metrics` (Prometheus) and
 //! `POST /reload`.
+//!
+//! The listener is for operators and their tools, never for browsers: a request carrying an
+//! `Origin` header (any cross-site fetch or form) is refused, `POST /reload` takes no body but
+//! JSON, and when `PORTCULLIS_RELOAD_TOKEN` is set it needs `Authorization: Bearer <token>`
+//! (audit F16). Bind it to loopback or a private network.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -21,7 +27,50 @@ pub fn router(broker: Arc<Broker>) -> Router {
         .route("/status", get(status))
         .route("/reload", post(reload))
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn(no_browsers))
         .with_state(broker)
+}
+
+/// The environment variable holding the bearer token `POST /reload` requires, if set.
+pub const RELOAD_TOKEN_ENV: &str = "PORTCULLIS_RELOAD_TOKEN";
+
+/// Refuses what only a browser sends: an `Origin` header (a page on another site making the
+/// request). Tools such as curl, Prometheus and `portcullis reload` send none.
+async fn no_browsers(req: Request, next: Next) -> Response {
+    if req.headers().contains_key(header::ORIGIN) {
+        return json_response(
+            StatusCode::FORBIDDEN,
+            json!({"ok": false, "error": "the telemetry listener does not answer browsers (request has an Origin header)"}),
+        );
+    }
+    next.run(req).await
+}
+
+/// Why `POST /reload` must be refused, if it must: a body that is not JSON (a cross-site
+/// `text/plain` form), or a missing or wrong bearer token when one is configured.
+fn reload_refusal(headers: &HeaderMap, body: &[u8], token: Option<&str>) -> Option<(StatusCode, &'static str)> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !body.is_empty() && !json {
+        return Some((StatusCode::UNSUPPORTED_MEDIA_TYPE, "POST /reload takes no body, or a JSON one"));
+    }
+    if let Some(token) = token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let expected = crate::secret::Secret::new(token.to_string());
+        if !expected.matches(given) {
+            return Some((
+                StatusCode::UNAUTHORIZED,
+                "POST /reload needs Authorization: Bearer <PORTCULLIS_RELOAD_TOKEN>",
+            ));
+        }
+    }
+    None
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
@@ -60,7 +109,11 @@ async fn status(State(broker): State<Arc<Broker>>) -> Response {
     json_response(StatusCode::OK, body)
 }
 
-async fn reload(State(broker): State<Arc<Broker>>) -> Response {
+async fn reload(State(broker): State<Arc<Broker>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let token = std::env::var(RELOAD_TOKEN_ENV).ok().filter(|t| !t.is_empty());
+    if let Some((status, error)) = reload_refusal(&headers, &body, token.as_deref()) {
+        return json_response(status, json!({"ok": false, "error": error}));
+    }
     match broker.generations.reload().await {
         Ok(done) => json_response(
             StatusCode::OK,

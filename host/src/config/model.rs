@@ -99,6 +99,25 @@ pub struct WebConfig {
     pub tls_key: Option<String>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Portcullis extension: the throttles' bursts (0 turns one off). Read at start.
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+}
+
+/// `web.throttle`: how many requests a burst may hold before they are slowed (see
+/// `throttle.rs` for the refill rates). Absent keys keep the defaults.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ThrottleConfig {
+    /// Authorization requests per client IP (default 120, then 2 a second).
+    #[serde(default, rename = "authorizePerIP")]
+    pub authorize_per_ip: Option<u32>,
+    /// Password attempts per client IP (default 60, then 1 a second).
+    #[serde(default, rename = "passwordPerIP")]
+    pub password_per_ip: Option<u32>,
+    /// Password attempts per account (default 10, then 1 every 6 seconds).
+    #[serde(default)]
+    pub password_per_account: Option<u32>,
 }
 
 fn default_http() -> Option<String> {
@@ -107,7 +126,14 @@ fn default_http() -> Option<String> {
 
 impl Default for WebConfig {
     fn default() -> Self {
-        Self { http: default_http(), https: None, tls_cert: None, tls_key: None, allowed_origins: Vec::new() }
+        Self {
+            http: default_http(),
+            https: None,
+            tls_cert: None,
+            tls_key: None,
+            allowed_origins: Vec::new(),
+            throttle: ThrottleConfig::default(),
+        }
     }
 }
 
@@ -143,6 +169,9 @@ pub struct ExpiryConfig {
     /// Browser session (single sign-on) lifetime (Portcullis extension; default 24h).
     #[serde(default)]
     pub sessions: Option<String>,
+    /// Access token lifetime (Portcullis extension; default `idTokens`, as Dex behaves).
+    #[serde(default)]
+    pub access_tokens: Option<String>,
     #[serde(default)]
     pub refresh_tokens: RefreshExpiryConfig,
 }

@@ -87,6 +87,8 @@ pub struct RefreshExpiry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expiry {
     pub id_tokens: Duration,
+    /// `expiry.accessTokens`; `idTokens` when absent.
+    pub access_tokens: Duration,
     pub auth_requests: Duration,
     pub signing_keys: Duration,
     pub auth_codes: Duration,
@@ -155,6 +157,10 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     let r = &e.refresh_tokens;
     let expiry = Expiry {
         id_tokens: duration("expiry.idTokens", &e.id_tokens, hours(24))?,
+        access_tokens: match &e.access_tokens {
+            Some(_) => duration("expiry.accessTokens", &e.access_tokens, hours(24))?,
+            None => duration("expiry.idTokens", &e.id_tokens, hours(24))?,
+        },
         auth_requests: duration("expiry.authRequests", &e.auth_requests, hours(24))?,
         signing_keys: match (&e.signing_keys, &c.signing.rotation_period) {
             (Some(_), Some(_)) => {

@@ -78,7 +78,9 @@ impl Keys {
                     }
                     // Another replica created it first: read theirs.
                 }
-                Some((set, version)) if now >= set.next_rotation => {
+                // Due, or signing with another algorithm than `signing.algorithm` now says (the
+                // config changed): rotate, keeping the old public key in the JWKS (audit F13).
+                Some((set, version)) if now >= set.next_rotation || set.current.alg != self.alg.as_str() => {
                     let mut next = set.clone();
                     let retired = PublicKey {
                         kid: set.current.kid.clone(),
@@ -90,7 +92,12 @@ impl Keys {
                     next.current = generate::key(self.alg)?;
                     next.next_rotation = now + secs(self.rotation);
                     if self.store.rotate_keys(&next, version, now).await? {
-                        tracing::info!(kid = %next.current.kid, retired = %set.current.kid, "rotated the signing key");
+                        tracing::info!(
+                            kid = %next.current.kid,
+                            retired = %set.current.kid,
+                            alg = %self.alg,
+                            "rotated the signing key"
+                        );
                         return self.install(next);
                     }
                     // Another replica rotated first: read theirs.
@@ -132,9 +139,14 @@ impl Keys {
         guard.as_ref().map(|l| l.jwks.clone()).ok_or(KeyError::NotLoaded)
     }
 
-    /// The signing algorithm in use (for discovery).
+    /// The algorithm of the key tokens are signed with now (for discovery and `at_hash`): the
+    /// configured one once the key set is loaded, since a different one is rotated away.
     pub fn algorithm(&self) -> SigningAlgorithm {
-        self.alg
+        self.loaded
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().and_then(|l| l.set.current.alg.parse().ok()))
+            .unwrap_or(self.alg)
     }
 
     /// Signs `claims` with the current key; `typ` is the JOSE header type (`JWT`, `at+jwt`).

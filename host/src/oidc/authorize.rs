@@ -53,6 +53,12 @@ impl Prompt {
     }
 }
 
+/// Longest `state` accepted, in bytes: enough for any client's encoded state, bounded because
+/// every authorization request is stored (audit F2).
+pub const MAX_STATE: usize = 2048;
+/// Longest `nonce` accepted, in bytes.
+pub const MAX_NONCE: usize = 512;
+
 /// A PKCE challenge as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
@@ -103,6 +109,14 @@ impl AuthorizeRequest {
             .filter(|r| client.redirect_uris.iter().any(|u| u == r))
             .ok_or(AuthorizeRefusal::UnregisteredRedirect)?;
         let state = get("state");
+        if state.is_some_and(|s| s.len() > MAX_STATE) {
+            // Not echoed back: the client gets the error without the oversized value.
+            return Err(AuthorizeRefusal::ToClient {
+                redirect_uri: redirect_uri.to_string(),
+                state: None,
+                error: OAuthError::invalid_request(format!("state is longer than {MAX_STATE} bytes")),
+            });
+        }
         let refuse = |error: OAuthError| AuthorizeRefusal::ToClient {
             redirect_uri: redirect_uri.to_string(),
             state: state.map(str::to_string),
@@ -170,6 +184,9 @@ impl AuthorizeRequest {
         };
         if client.public && pkce.is_none() {
             return Err(OAuthError::invalid_request("public clients must use PKCE (code_challenge with S256)"));
+        }
+        if get("nonce").is_some_and(|n| n.len() > MAX_NONCE) {
+            return Err(OAuthError::invalid_request(format!("nonce is longer than {MAX_NONCE} bytes")));
         }
         let prompt = Prompt::parse(get("prompt").unwrap_or(""))?;
         let max_age = match get("max_age").map(str::parse::<i64>) {

@@ -113,7 +113,10 @@ pub struct TokenContext<'a> {
     pub nonce: Option<&'a str>,
     pub auth_time: i64,
     pub now: i64,
+    /// Seconds the ID token is valid (`expiry.idTokens`).
     pub lifetime: i64,
+    /// Seconds the access token is valid (`expiry.accessTokens`).
+    pub access_lifetime: i64,
     pub grant_id: &'a str,
     pub token_id: &'a str,
 }
@@ -128,7 +131,7 @@ impl TokenContext<'_> {
             iss: self.issuer.into(),
             sub: self.subject(),
             aud: self.client_id.into(),
-            exp: self.now + self.lifetime,
+            exp: self.now + self.access_lifetime,
             iat: self.now,
             jti: self.token_id.into(),
             client_id: self.client_id.into(),
@@ -225,6 +228,7 @@ mod tests {
             auth_time: 1,
             now: 10,
             lifetime: 100,
+            access_lifetime: 100,
             grant_id: "g",
             token_id: "t",
         };

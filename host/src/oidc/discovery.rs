@@ -30,6 +30,7 @@ pub fn document(issuer: &str, alg: &str, pkce_plain: bool) -> Value {
         ],
         "prompt_values_supported": ["none", "login", "consent"],
         "request_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
         "claims_parameter_supported": false,
     })
 }

@@ -128,7 +128,11 @@ pub struct IssuedCode<'a> {
     pub redeemed_grant: Option<&'a str>,
 }
 
-/// Checks a stored code against the client, its redirect URI and the PKCE verifier.
+/// Checks a stored code against the client, its redirect URI and the PKCE verifier — in that
+/// order, before looking at whether it was used: a replay revokes the grant only from someone
+/// who proves they hold the code's whole binding (the authenticated client, the redirect URI and
+/// the PKCE verifier), so a thief replaying a used code without the verifier cannot log the
+/// victim out (audit F9).
 pub fn check_code(
     stored: IssuedCode<'_>,
     client_id: &str,
@@ -137,9 +141,6 @@ pub fn check_code(
 ) -> Result<CodeDecision, OAuthError> {
     if stored.client_id != client_id {
         return Err(OAuthError::invalid_grant("the code was issued to another client"));
-    }
-    if let Some(grant) = stored.redeemed_grant {
-        return Ok(CodeDecision::Replayed { grant: grant.to_string() });
     }
     if redirect_uri != Some(stored.redirect_uri) {
         return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request"));
@@ -159,7 +160,10 @@ pub fn check_code(
         }
         (None, None) => {}
     }
-    Ok(CodeDecision::Redeem)
+    match stored.redeemed_grant {
+        Some(grant) => Ok(CodeDecision::Replayed { grant: grant.to_string() }),
+        None => Ok(CodeDecision::Redeem),
+    }
 }
 
 /// What to do with a presented refresh token.
@@ -198,6 +202,30 @@ pub fn refresh_scopes(granted: &[String], asked: Option<&str>) -> Result<ScopeSe
         return Err(OAuthError::new(OAuthErrorCode::InvalidScope, "a refresh cannot widen the granted scopes"));
     }
     Ok(asked)
+}
+
+/// A keystream only the holder of `presented` can compute: sha256 in counter mode.
+fn keystream(presented: &str, len: usize) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    (0u32..)
+        .flat_map(|block| Sha256::digest(format!("portcullis successor {block}:{presented}").as_bytes()).to_vec())
+        .take(len)
+        .collect()
+}
+
+/// `successor` encrypted under a key derived from the refresh token `presented`: stored with the
+/// presented token so that a retry within the reuse interval is answered with the same
+/// successor, without the database holding a usable token (audit I2).
+pub fn seal_successor(presented: &str, successor: &str) -> String {
+    let pad = keystream(presented, successor.len());
+    hex::encode(successor.bytes().zip(pad).map(|(b, k)| b ^ k).collect::<Vec<u8>>())
+}
+
+/// The successor sealed by `seal_successor`, given the same presented token.
+pub fn unseal_successor(presented: &str, sealed: &str) -> Option<String> {
+    let bytes = hex::decode(sealed).ok()?;
+    let pad = keystream(presented, bytes.len());
+    String::from_utf8(bytes.into_iter().zip(pad).map(|(b, k)| b ^ k).collect()).ok()
 }
 
 /// Refresh token lifetimes, in seconds.
@@ -253,7 +281,9 @@ mod tests {
         assert!(check_code(code(), "app", cb, None).is_err());
         assert!(check_code(code(), "app", cb, Some("x".repeat(43).as_str())).is_err());
         let used = IssuedCode { redeemed_grant: Some("g"), ..code() };
-        assert_eq!(check_code(used, "app", None, None), Ok(CodeDecision::Replayed { grant: "g".into() }));
+        assert_eq!(check_code(used, "app", cb, verifier), Ok(CodeDecision::Replayed { grant: "g".into() }));
+        assert!(check_code(used, "app", cb, None).is_err(), "a replay without the verifier revokes nothing");
+        assert!(check_code(used, "app", None, verifier).is_err(), "nor one without the redirect URI");
     }
 
     #[test]
@@ -265,6 +295,15 @@ mod tests {
         assert_eq!(ClientCredentials::parse(None, &form).unwrap().secret, None);
         assert!(ClientCredentials::parse(Some("Basic !!"), &form).is_err());
         assert!(!format!("{creds:?}").contains("s:c"));
+    }
+
+    #[test]
+    fn sealed_successors_open_only_with_the_presented_token() {
+        let sealed = seal_successor("presented-token", "successor-token-0123456789-abcdefghijklmnop");
+        assert!(!sealed.contains("successor"));
+        let opened = unseal_successor("presented-token", &sealed);
+        assert_eq!(opened.as_deref(), Some("successor-token-0123456789-abcdefghijklmnop"));
+        assert_ne!(unseal_successor("another-token", &sealed), opened);
     }
 
     #[test]

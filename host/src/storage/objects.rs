@@ -34,6 +34,12 @@ pub struct AuthRequest {
     /// Set once a connector authenticated the user.
     pub identity: Option<Identity>,
     pub auth_time: Option<i64>,
+    /// The SSO session this login started or used: logout revokes what it produced.
+    #[serde(default)]
+    pub session: Option<TokenKey>,
+    /// Wrong passwords entered for this login so far (it ends at `MAX_FAILED_PER_LOGIN`).
+    #[serde(default)]
+    pub failed_logins: u32,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -52,6 +58,9 @@ pub struct AuthCode {
     pub auth_time: i64,
     /// Set when redeemed: the grant it created (revoked if the code is presented again).
     pub redeemed_grant: Option<String>,
+    /// The SSO session of the login (the grant is filed under it, so logout revokes it).
+    #[serde(default)]
+    pub session: Option<TokenKey>,
     pub expires_at: i64,
 }
 
@@ -86,6 +95,11 @@ pub struct RefreshToken {
     pub rotated_at: Option<i64>,
     /// The id of the token that replaced this one (reuse within the interval gets it again).
     pub successor: Option<TokenKey>,
+    /// That token itself, sealed with a key only the holder of this token can derive
+    /// (`oidc::token::seal_successor`), so a retry within the reuse interval gets the same
+    /// successor while the database holds nothing usable.
+    #[serde(default)]
+    pub successor_sealed: Option<String>,
     pub expires_at: i64,
 }
 
@@ -271,8 +285,19 @@ impl Store {
     }
 
     /// Records a grant (one code redemption) until `expires_at`.
-    pub async fn create_grant(&self, id: &str, expires_at: i64, now: i64) -> Result<()> {
-        self.insert(Kind::Grant, id, None, &serde_json::Value::Null, expires_at, now).await
+    /// Records a live grant, filed under the SSO session it came from (if any).
+    pub async fn create_grant(&self, id: &str, session: Option<&TokenKey>, expires_at: i64, now: i64) -> Result<()> {
+        let family = session.map(TokenKey::as_str);
+        self.insert(Kind::Grant, id, family, &serde_json::Value::Null, expires_at, now).await
+    }
+
+    /// Revokes every live grant of an SSO session (logout); returns how many.
+    pub async fn revoke_session_grants(&self, session: &TokenKey, now: i64) -> Result<usize> {
+        let grants = self.backend.list_family(Kind::Grant, session.as_str(), now).await?;
+        for grant in &grants {
+            self.revoke_grant(grant).await?;
+        }
+        Ok(grants.len())
     }
 
     /// Whether the grant is still live (its tokens are honoured).

@@ -13,27 +13,33 @@ use serde::Deserialize;
 
 use super::error::WebError;
 use super::flow::{LOCAL, approve_or_finish, check_csrf, finish, load_request, with_cookie};
-use super::{AppState, cookies, is_https, pages, prefix, random_token, token_key};
+use super::{AppState, ClientIp, cookies, is_https, pages, prefix, random_token, token_key};
 use crate::clock::{now, secs};
 use crate::generation::Live;
 use crate::oidc::authorize::{AuthorizeRefusal, AuthorizeRequest, Choice, Policy, SessionFacts, Start};
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet};
 use crate::storage::AuthRequest;
 
+/// How long an authorization request lives before a login method is chosen (seconds); then
+/// it gets `expiry.authRequests` (audit F2).
+pub const PENDING_LOGIN_LIFETIME: i64 = 15 * 60;
+
 pub async fn authorize(
     state: State<AppState>,
     headers: HeaderMap,
+    client: ClientIp,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
-    begin(state, headers, params).await
+    begin(state, headers, client, params).await
 }
 
 pub async fn authorize_post(
     state: State<AppState>,
     headers: HeaderMap,
+    client: ClientIp,
     Form(params): Form<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
-    begin(state, headers, params).await
+    begin(state, headers, client, params).await
 }
 
 /// The login methods shown on the chooser: the password database, then each loaded connector.
@@ -51,9 +57,14 @@ fn methods(live: &Live) -> Vec<(&str, &str)> {
 async fn begin(
     State(broker): State<AppState>,
     headers: HeaderMap,
+    client: ClientIp,
     params: HashMap<String, String>,
 ) -> Result<Response, WebError> {
     let live = broker.generations.current();
+    // Every authorization request is stored: one client IP may start only so many (audit F2).
+    if let Err(throttled) = broker.throttles.authorize(client.0) {
+        return Err(WebError::throttled(&live, throttled.retry_after));
+    }
     let policy = Policy { clients: &live.config.clients, pkce_plain: live.config.pkce_plain };
     let asked = AuthorizeRequest::parse(&params, &policy).map_err(|refusal| match refusal {
         AuthorizeRefusal::UnknownClient => WebError::untrusted(
@@ -66,12 +77,16 @@ async fn begin(
             "Unregistered redirect",
             "The application asked to send you back to an address it has not registered, so the login was stopped.",
         ),
-        AuthorizeRefusal::ToClient { redirect_uri, state, error } => WebError::ToClient { redirect_uri, state, error },
+        AuthorizeRefusal::ToClient { redirect_uri, state, error } => {
+            WebError::to_client(&live, &redirect_uri, state.as_deref(), error)
+        }
     })?;
 
     let now = now();
     let binding = random_token();
     let lifetime = secs(live.config.expiry.auth_requests);
+    // Until a login method is chosen the request lives briefly: anonymous requests cost little.
+    let pending = lifetime.min(PENDING_LOGIN_LIFETIME);
     let mut request = AuthRequest {
         id: random_token(),
         client_id: asked.client_id.clone(),
@@ -90,11 +105,13 @@ async fn begin(
         connector_state: None,
         identity: None,
         auth_time: None,
+        session: None,
+        failed_logins: 0,
         created_at: now,
-        expires_at: now + lifetime,
+        expires_at: now + pending,
     };
     let to_client = |code: OAuthErrorCode, description: &str| {
-        WebError::to_client(&asked.redirect_uri, asked.state.as_deref(), OAuthError::new(code, description))
+        WebError::to_client(&live, &asked.redirect_uri, asked.state.as_deref(), OAuthError::new(code, description))
     };
     if let Err(e) = broker.store.create_auth_request(&request, now).await {
         tracing::error!("cannot store the auth request: {e}");
@@ -106,21 +123,31 @@ async fn begin(
     let binding_cookie = cookies::set(cookies::LOGIN, &binding, &prefix(&live), lifetime, is_https(&live));
 
     // Single sign-on: a live session that satisfies prompt and max_age skips the login.
-    let session = match cookies::get(&headers, cookies::SESSION) {
-        Some(id) => broker.store.session(&token_key(&id), now).await.ok().flatten(),
+    let session_key = cookies::get(&headers, cookies::SESSION).map(|id| token_key(&id));
+    let mut session = match &session_key {
+        Some(key) => broker.store.session(key, now).await.ok().flatten(),
         None => None,
     };
+    // A session outlives no config change that removed its user or connector (audit F3): the
+    // local user must still be in staticPasswords, the connector still configured.
+    if let (Some(s), Some(key)) = (&session, &session_key)
+        && !still_valid(&live, s)
+    {
+        tracing::info!(connector = %s.connector_id, "ending an SSO session whose user or connector was removed");
+        let _ = broker.store.delete_session(key).await;
+        session = None;
+    }
     let facts = session.as_ref().map(|s| SessionFacts {
         connector_id: &s.connector_id,
         auth_time: s.auth_time,
-        connector_available: s.connector_id == LOCAL && live.config.enable_password_db
-            || live.registry.get(&s.connector_id).is_some(),
+        connector_available: s.connector_id == LOCAL || live.registry.get(&s.connector_id).is_some(),
     });
     let response = match (crate::oidc::authorize::start(&asked, facts.as_ref(), now), session) {
         (Start::SingleSignOn, Some(s)) => {
             request.connector_id = Some(s.connector_id);
             request.identity = Some(s.identity);
             request.auth_time = Some(s.auth_time);
+            request.session = session_key;
             approve_or_finish(&broker, &live, request, 1).await
         }
         (Start::LoginRequired, _) => {
@@ -130,6 +157,21 @@ async fn begin(
         _ => choose(&live, &asked, &request),
     };
     Ok(with_cookie(response.into_response(), binding_cookie))
+}
+
+/// Whether an SSO session's user can still log in with the serving config: a local user still
+/// listed (same email and user id) with the password database on; a connector still configured
+/// (a connector left out by a degraded start keeps its sessions).
+fn still_valid(live: &Live, session: &crate::storage::Session) -> bool {
+    if session.connector_id == LOCAL {
+        return live.config.enable_password_db
+            && live
+                .config
+                .passwords
+                .iter()
+                .any(|p| Some(&p.email) == session.identity.email.as_ref() && p.user_id == session.identity.user_id);
+    }
+    live.config.connectors.iter().any(|c| c.spec.id == session.connector_id)
 }
 
 /// The chooser, or straight to the only (or hinted) login method.
@@ -243,6 +285,7 @@ pub async fn approval_post(
     if form.approval != "approve" {
         let _ = broker.store.take_auth_request(&request.id, now()).await;
         return Err(WebError::to_client(
+            &live,
             &request.redirect_uri,
             request.state.as_deref(),
             OAuthError::new(OAuthErrorCode::AccessDenied, "the user declined"),

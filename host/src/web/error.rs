@@ -23,8 +23,9 @@ const LOG_IN_AGAIN: &str = "Go back to the application and log in again.";
 pub enum WebError {
     /// An error page (never a redirect: the client or the login cannot be trusted with one).
     Page(ErrorPage),
-    /// Back to the client's registered redirect URI with `error` (RFC 6749 §4.1.2.1).
-    ToClient { redirect_uri: String, state: Option<String>, error: OAuthError },
+    /// Back to the client's registered redirect URI with `error` (RFC 6749 §4.1.2.1) and the
+    /// issuer (`iss`, RFC 9207, so a client talking to several providers cannot be mixed up).
+    ToClient { redirect_uri: String, state: Option<String>, error: OAuthError, issuer: String },
     /// The token endpoint's JSON error (RFC 6749 §5.2), with `WWW-Authenticate` for `invalid_client`.
     OAuth(OAuthError),
 }
@@ -36,6 +37,8 @@ pub struct ErrorPage {
     title: &'static str,
     message: String,
     hint: Option<&'static str>,
+    /// Seconds for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl std::fmt::Debug for ErrorPage {
@@ -47,7 +50,14 @@ impl std::fmt::Debug for ErrorPage {
 impl WebError {
     /// An error page in `live`'s branding.
     pub fn page(live: &Arc<Live>, status: StatusCode, title: &'static str, message: impl Into<String>) -> Self {
-        Self::Page(ErrorPage { live: live.clone(), status, title, message: message.into(), hint: None })
+        Self::Page(ErrorPage {
+            live: live.clone(),
+            status,
+            title,
+            message: message.into(),
+            hint: None,
+            retry_after: None,
+        })
     }
 
     /// Adds what the user can do about it.
@@ -59,14 +69,40 @@ impl WebError {
     }
 
     /// The client's error for a request whose client and redirect URI were checked.
-    pub fn to_client(redirect_uri: &str, state: Option<&str>, error: OAuthError) -> Self {
-        Self::ToClient { redirect_uri: redirect_uri.to_string(), state: state.map(str::to_string), error }
+    pub fn to_client(live: &Live, redirect_uri: &str, state: Option<&str>, error: OAuthError) -> Self {
+        Self::ToClient {
+            redirect_uri: redirect_uri.to_string(),
+            state: state.map(str::to_string),
+            error,
+            issuer: super::issuer(live),
+        }
+    }
+
+    /// Too many requests from this client: come back after `retry_after`.
+    pub fn throttled(live: &Arc<Live>, retry_after: std::time::Duration) -> Self {
+        let wait = retry_after.as_secs().max(1);
+        let mut error = Self::page(
+            live,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            format!("Too many logins were started from your address. Wait {wait} seconds, then try again."),
+        );
+        if let Self::Page(page) = &mut error {
+            page.retry_after = Some(wait);
+        }
+        error
     }
 
     /// The login (auth request) is unknown or expired.
     pub fn login_expired(live: &Arc<Live>) -> Self {
         Self::page(live, StatusCode::BAD_REQUEST, "Login expired", "This login is unknown or has expired.")
             .hint(LOG_IN_AGAIN)
+    }
+
+    /// The login was already finished (a replayed or concurrent form): its code went out once.
+    pub fn login_finished(live: &Arc<Live>) -> Self {
+        Self::page(live, StatusCode::CONFLICT, "Login already finished", "This login has already been completed.")
+            .hint("Go back to the application; if you are not logged in there, log in again.")
     }
 
     /// The login changed under us (a concurrent step won the compare-and-swap).
@@ -166,23 +202,32 @@ impl From<OAuthError> for WebError {
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
         match self {
-            Self::Page(p) => pages::render(
-                &p.live.config,
-                &prefix(&p.live),
-                p.status,
-                "error.html",
-                vec![
-                    ("title", p.title.into()),
-                    ("message", p.message.into()),
-                    ("hint", Value::from(p.hint.map(str::to_string))),
-                ],
-            ),
-            Self::ToClient { redirect_uri, state, error } => {
+            Self::Page(p) => {
+                let mut response = pages::render(
+                    &p.live.config,
+                    &prefix(&p.live),
+                    p.status,
+                    "error.html",
+                    vec![
+                        ("title", p.title.into()),
+                        ("message", p.message.into()),
+                        ("hint", Value::from(p.hint.map(str::to_string))),
+                    ],
+                );
+                if let Some(wait) = p.retry_after
+                    && let Ok(value) = HeaderValue::from_str(&wait.to_string())
+                {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
+            Self::ToClient { redirect_uri, state, error, issuer } => {
                 let mut pairs =
                     vec![("error", error.error.as_str()), ("error_description", error.description.as_str())];
                 if let Some(s) = state.as_deref() {
                     pairs.push(("state", s));
                 }
+                pairs.push(("iss", issuer.as_str()));
                 redirect_with(&redirect_uri, &pairs)
             }
             Self::OAuth(err) => {

@@ -78,8 +78,12 @@ pub async fn complete_login(
         auth_time: now,
         expires_at: now + lifetime,
     };
-    let cookie = match broker.store.create_session(&token_key(&session_id), &session, now).await {
-        Ok(()) => cookies::set(cookies::SESSION, &session_id, &prefix(live), lifetime, is_https(live)),
+    let session_key = token_key(&session_id);
+    let cookie = match broker.store.create_session(&session_key, &session, now).await {
+        Ok(()) => {
+            request.session = Some(session_key);
+            cookies::set(cookies::SESSION, &session_id, &prefix(live), lifetime, is_https(live))
+        }
         Err(e) => {
             tracing::warn!("cannot store the SSO session (login continues without it): {e}");
             None
@@ -100,13 +104,17 @@ pub async fn approve_or_finish(
         AfterLogin::ConsentRequired => {
             let _ = broker.store.take_auth_request(&request.id, now()).await;
             Err(WebError::to_client(
+                live,
                 &request.redirect_uri,
                 request.state.as_deref(),
                 OAuthError::new(OAuthErrorCode::ConsentRequired, "the user must approve this application"),
             ))
         }
         AfterLogin::AskApproval => {
-            // Persist the identity so the approval POST can finish the login.
+            // Persist the identity so the approval POST can finish the login, which may take
+            // as long as `expiry.authRequests` allows.
+            let mut request = request;
+            request.expires_at = request.created_at + secs(live.config.expiry.auth_requests);
             match broker.store.update_auth_request(&request, version, now()).await {
                 Ok(true) => Ok(Redirect::to(&format!("{}/approval?req={}", prefix(live), request.id)).into_response()),
                 _ => Err(WebError::login_changed(live, "This login changed or expired while you were logging in.")),
@@ -116,37 +124,52 @@ pub async fn approve_or_finish(
 }
 
 /// Consumes the auth request and sends the browser back to the client with a code.
-pub async fn finish(broker: &AppState, live: &Live, request: &AuthRequest) -> Result<Response, WebError> {
+pub async fn finish(broker: &AppState, live: &Arc<Live>, request: &AuthRequest) -> Result<Response, WebError> {
     let now = now();
     let to_client = |code: OAuthErrorCode, description: &str| {
-        WebError::to_client(&request.redirect_uri, request.state.as_deref(), OAuthError::new(code, description))
+        WebError::to_client(live, &request.redirect_uri, request.state.as_deref(), OAuthError::new(code, description))
     };
-    // Exactly one finish per login, whatever the browser replays.
-    let _ = broker.store.take_auth_request(&request.id, now).await;
-    let (Some(identity), Some(connector_id)) = (request.identity.clone(), request.connector_id.clone()) else {
+    // Exactly one finish per login, whatever the browser replays or sends at once: only the
+    // request that takes the auth request issues a code, and from the record it took.
+    let taken = match broker.store.take_auth_request(&request.id, now).await {
+        Ok(Some(taken)) => taken,
+        Ok(None) => return Err(WebError::login_finished(live)),
+        Err(e) => {
+            tracing::error!("cannot take the auth request: {e}");
+            return Err(to_client(OAuthErrorCode::TemporarilyUnavailable, "try again"));
+        }
+    };
+    // The identity is the one this login just proved (the approval step stored it as well).
+    let identity = request.identity.clone().or(taken.identity);
+    let connector_id = request.connector_id.clone().or(taken.connector_id);
+    let (Some(identity), Some(connector_id)) = (identity, connector_id) else {
         return Err(to_client(OAuthErrorCode::ServerError, "the login did not complete"));
     };
     let code = random_token();
+    let state = taken.state.clone();
     let stored = AuthCode {
-        client_id: request.client_id.clone(),
-        redirect_uri: request.redirect_uri.clone(),
-        scopes: request.scopes.clone(),
-        nonce: request.nonce.clone(),
-        code_challenge: request.code_challenge.clone(),
-        code_challenge_method: request.code_challenge_method,
+        client_id: taken.client_id,
+        redirect_uri: taken.redirect_uri,
+        scopes: taken.scopes,
+        nonce: taken.nonce,
+        code_challenge: taken.code_challenge,
+        code_challenge_method: taken.code_challenge_method,
         connector_id,
         identity,
-        auth_time: request.auth_time.unwrap_or(now),
+        auth_time: request.auth_time.or(taken.auth_time).unwrap_or(now),
         redeemed_grant: None,
+        session: request.session.clone().or(taken.session),
         expires_at: now + secs(live.config.expiry.auth_codes),
     };
     if let Err(e) = broker.store.create_auth_code(&token_key(&code), &stored, now).await {
         tracing::error!("cannot store the authorization code: {e}");
         return Err(to_client(OAuthErrorCode::TemporarilyUnavailable, "try again"));
     }
+    let issuer = super::issuer(live);
     let mut pairs = vec![("code", code.as_str())];
-    if let Some(s) = request.state.as_deref() {
+    if let Some(s) = state.as_deref() {
         pairs.push(("state", s));
     }
-    Ok(redirect_with(&request.redirect_uri, &pairs))
+    pairs.push(("iss", issuer.as_str()));
+    Ok(redirect_with(&stored.redirect_uri, &pairs))
 }

@@ -2,6 +2,7 @@
 //! connectors), the redirect to a callback connector, and the upstream's callback.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{Path, Query, State};
@@ -13,12 +14,13 @@ use serde::Deserialize;
 use super::authorize::ReqQuery;
 use super::error::WebError;
 use super::flow::{LOCAL, check_csrf, complete_login, load_request};
-use super::{AppState, issuer, pages, prefix};
-use crate::clock::now;
+use super::{AppState, ClientIp, issuer, pages, prefix};
+use crate::clock::{now, secs};
 use crate::connectors::{CallbackRequest, ConnectorKind, Identity, Scopes};
 use crate::generation::Live;
 use crate::oidc::ScopeSet;
 use crate::storage::AuthRequest;
+use crate::throttle::{BCRYPT_WAIT, MAX_FAILED_PER_LOGIN};
 
 /// A bcrypt hash (cost 10, like `hash-password`'s) checked when the user does not exist, so a
 /// wrong email and a wrong password take the same time.
@@ -78,32 +80,38 @@ pub async fn start(
 ) -> Result<Response, WebError> {
     let live = broker.generations.current();
     let (mut request, version) = load_request(&broker, &live, &headers, &q.req).await?;
-    if connector == LOCAL && live.config.enable_password_db {
-        return Ok(password_form(&live, &request, LOCAL, "Email Address", "", None));
-    }
-    let plugin = live.registry.get(&connector).ok_or_else(|| WebError::unknown_connector(&live, &connector))?;
-    match plugin.metadata().kind {
-        ConnectorKind::Password => {
-            let prompt = plugin.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into());
-            Ok(password_form(&live, &request, &connector, &prompt, "", None))
-        }
-        ConnectorKind::Callback => {
-            // The callback may come back after any number of reloads: keep this generation
-            // (its plugin version) findable for as long as the request can complete.
-            broker.generations.pin(&live, request.expires_at);
-            let callback = format!("{}/callback/{connector}", issuer(&live).trim_end_matches('/'));
-            let redirect = plugin
-                .login_url(scopes_of(&request), &callback, &request.id)
-                .await
-                .map_err(|e| WebError::connector(&live, &e))?;
-            request.connector_id = Some(connector.as_str().into());
-            request.connector_generation = Some(live.generation);
-            request.connector_state = redirect.state_data;
-            match broker.store.update_auth_request(&request, version, now()).await {
-                Ok(true) => Ok(Redirect::to(&redirect.url).into_response()),
-                _ => Err(WebError::login_changed(&live, "This login changed while starting.")),
-            }
-        }
+    // A login method was chosen: the login now lives as long as `expiry.authRequests` says
+    // (until now only `PENDING_LOGIN_LIFETIME`).
+    request.expires_at = request.created_at + secs(live.config.expiry.auth_requests);
+    let plugin = if connector == LOCAL && live.config.enable_password_db {
+        None
+    } else {
+        Some(live.registry.get(&connector).ok_or_else(|| WebError::unknown_connector(&live, &connector))?)
+    };
+    let kind = plugin.map_or(ConnectorKind::Password, |p| p.metadata().kind);
+    let (ConnectorKind::Callback, Some(plugin)) = (kind, plugin) else {
+        let prompt = match plugin {
+            None => "Email Address".to_string(),
+            Some(p) => p.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into()),
+        };
+        // The form works even if this lost a race; the login then keeps its shorter lifetime.
+        let _ = broker.store.update_auth_request(&request, version, now()).await;
+        return Ok(password_form(&live, &request, &connector, &prompt, "", None));
+    };
+    // The callback may come back after any number of reloads: keep this generation
+    // (its plugin version) findable for as long as the request can complete.
+    broker.generations.pin(&live, request.expires_at);
+    let callback = format!("{}/callback/{connector}", issuer(&live).trim_end_matches('/'));
+    let redirect = plugin
+        .login_url(scopes_of(&request), &callback, &request.id)
+        .await
+        .map_err(|e| WebError::connector(&live, &e))?;
+    request.connector_id = Some(connector.as_str().into());
+    request.connector_generation = Some(live.generation);
+    request.connector_state = redirect.state_data;
+    match broker.store.update_auth_request(&request, version, now()).await {
+        Ok(true) => Ok(Redirect::to(&redirect.url).into_response()),
+        _ => Err(WebError::login_changed(&live, "This login changed while starting.")),
     }
 }
 
@@ -121,63 +129,82 @@ pub struct PasswordForm {
 pub async fn password_login(
     State(broker): State<AppState>,
     headers: HeaderMap,
+    client: ClientIp,
     Path(connector): Path<String>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
     let live = broker.generations.current();
-    let (request, version) = load_request(&broker, &live, &headers, &form.req).await?;
+    let (mut request, version) = load_request(&broker, &live, &headers, &form.req).await?;
     check_csrf(&live, &request, &form.csrf)?;
+    let local = connector == LOCAL && live.config.enable_password_db;
+    let plugin = match local {
+        true => None,
+        false => Some(
+            live.registry
+                .get(&connector)
+                .filter(|p| p.metadata().kind == ConnectorKind::Password)
+                .ok_or_else(|| WebError::unknown_connector(&live, &connector))?,
+        ),
+    };
+    let (prompt, missing, wrong) = match plugin {
+        None => (
+            "Email Address".to_string(),
+            "Enter your email address and password.",
+            "Invalid email address or password.",
+        ),
+        Some(p) => (
+            p.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into()),
+            "Enter your username and password.",
+            "Invalid username or password.",
+        ),
+    };
     let login = form.login.trim();
-    if connector == LOCAL && live.config.enable_password_db {
-        if login.is_empty() || form.password.is_empty() {
-            return Ok(password_form(
-                &live,
-                &request,
-                LOCAL,
-                "Email Address",
-                login,
-                Some("Enter your email address and password."),
-            ));
-        }
-        return Ok(match check_local(&live, login, form.password).await {
-            Some(identity) => complete_login(&broker, &live, request, version, LOCAL, identity).await,
-            None => {
-                crate::metrics::global().login(LOCAL, "bad_credentials");
-                password_form(
-                    &live,
-                    &request,
-                    LOCAL,
-                    "Email Address",
-                    login,
-                    Some("Invalid email address or password."),
-                )
-            }
-        });
-    }
-    let plugin = live
-        .registry
-        .get(&connector)
-        .filter(|p| p.metadata().kind == ConnectorKind::Password)
-        .ok_or_else(|| WebError::unknown_connector(&live, &connector))?;
-    let prompt = plugin.metadata().password_prompt.clone().unwrap_or_else(|| "Username".into());
+    let form_again = |request: &AuthRequest, status: StatusCode, error: &str| {
+        let mut page = password_form(&live, request, &connector, &prompt, login, Some(error));
+        *page.status_mut() = status;
+        page
+    };
     if login.is_empty() || form.password.is_empty() {
-        return Ok(password_form(
-            &live,
+        return Ok(form_again(&request, StatusCode::UNAUTHORIZED, missing));
+    }
+    // Guessing costs time: per client IP and per account, before any password is checked (audit F5).
+    if let Err(throttled) = broker.throttles.password(client.0, &connector, login) {
+        crate::metrics::global().login(&connector, "throttled");
+        let wait = throttled.retry_after.as_secs().max(1);
+        let mut page = form_again(
             &request,
-            &connector,
-            &prompt,
-            login,
-            Some("Enter your username and password."),
-        ));
-    }
-    match plugin.login(scopes_of(&request), login, &form.password).await {
-        Ok(Some(identity)) => Ok(complete_login(&broker, &live, request, version, &connector, identity).await),
-        Ok(None) => {
-            crate::metrics::global().login(&connector, "bad_credentials");
-            Ok(password_form(&live, &request, &connector, &prompt, login, Some("Invalid username or password.")))
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many attempts. Wait {wait} seconds, then try again."),
+        );
+        if let Ok(value) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+            page.headers_mut().insert(header::RETRY_AFTER, value);
         }
-        Err(e) => Err(WebError::connector(&live, &e)),
+        return Ok(page);
     }
+    let verdict = match plugin {
+        None => check_local(&broker, &live, login, form.password).await?,
+        Some(p) => {
+            p.login(scopes_of(&request), login, &form.password).await.map_err(|e| WebError::connector(&live, &e))?
+        }
+    };
+    if let Some(identity) = verdict {
+        return Ok(complete_login(&broker, &live, request, version, &connector, identity).await);
+    }
+    crate::metrics::global().login(&connector, "bad_credentials");
+    // A login may fail only so often; then it must start again from the application.
+    request.failed_logins += 1;
+    if request.failed_logins >= MAX_FAILED_PER_LOGIN {
+        let _ = broker.store.take_auth_request(&request.id, now()).await;
+        return Err(WebError::page(
+            &live,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "This login had too many wrong passwords and was stopped.",
+        )
+        .hint("Go back to the application and log in again."));
+    }
+    let _ = broker.store.update_auth_request(&request, version, now()).await;
+    Ok(form_again(&request, StatusCode::UNAUTHORIZED, wrong))
 }
 
 /// bcrypt reads only the first 72 bytes of a password: a longer one is refused, never cut.
@@ -185,18 +212,34 @@ pub const BCRYPT_MAX_PASSWORD: usize = 72;
 
 /// The local password database: bcrypt off the async runtime, same cost for unknown users and
 /// for passwords bcrypt would truncate (refused whatever their first 72 bytes are).
-async fn check_local(live: &Live, email: &str, password: String) -> Option<Identity> {
+async fn check_local(
+    broker: &AppState,
+    live: &Arc<Live>,
+    email: &str,
+    password: String,
+) -> Result<Option<Identity>, WebError> {
     let user = live.config.passwords.iter().find(|p| p.email.eq_ignore_ascii_case(email)).cloned();
     let hash = user.as_ref().map(|u| u.hash.expose().to_string());
     let too_long = password.len() > BCRYPT_MAX_PASSWORD;
+    // A bounded number of bcrypt checks at once: a flood waits here instead of taking every core.
+    let permit = tokio::time::timeout(BCRYPT_WAIT, broker.throttles.bcrypt.acquire()).await;
+    let Ok(Ok(_permit)) = permit else {
+        return Err(WebError::page(
+            live,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            "The login service is busy checking passwords.",
+        )
+        .hint("Wait a moment and submit the form again."));
+    };
     let ok = tokio::task::spawn_blocking(move || {
         bcrypt::verify(password, &hash.unwrap_or_else(dummy_hash)).unwrap_or(false)
     })
     .await
     .unwrap_or(false)
         && !too_long;
-    let user = user.filter(|_| ok)?;
-    Some(Identity {
+    let Some(user) = user.filter(|_| ok) else { return Ok(None) };
+    Ok(Some(Identity {
         user_id: user.user_id,
         username: user.username.clone(),
         preferred_username: Some(user.username),
@@ -204,7 +247,7 @@ async fn check_local(live: &Live, email: &str, password: String) -> Option<Ident
         email_verified: true,
         groups: Vec::new(),
         connector_data: None,
-    })
+    }))
 }
 
 pub async fn callback_get(

@@ -30,6 +30,12 @@ pub async fn logout_post(
     end(state, headers, p).await
 }
 
+/// The confirmation form's CSRF token for a session: derived from the session cookie, which a
+/// cross-site page cannot read, so no state is stored for it; compared in constant time.
+fn logout_csrf(session: &str) -> crate::ids::TokenKey {
+    crate::ids::TokenKey::of(&format!("logout-csrf:{session}"))
+}
+
 async fn end(
     State(broker): State<AppState>,
     headers: HeaderMap,
@@ -44,6 +50,7 @@ async fn end(
             Audience::Many(_) => c.azp,
         })
     });
+    let verified_hint = matches!(hinted, Some(Some(_)));
     let target = decide(&request, hinted, &live.config.clients).map_err(|refusal| match refusal {
         LogoutRefusal::ForeignHint => WebError::page(
             &live,
@@ -59,12 +66,41 @@ async fn end(
         )
         .hint("You may still be logged in; close the browser to end the session."),
     })?;
-    if let Some(id) = cookies::get(&headers, cookies::SESSION)
-        && let Err(e) = broker.store.delete_session(&token_key(&id)).await
-    {
-        tracing::warn!("cannot delete the session: {e}");
-    }
     let pfx = prefix(&live);
+    let session = cookies::get(&headers, cookies::SESSION);
+    // Without a valid id_token_hint, only a form from our own confirmation page ends a session:
+    // a cross-site GET or POST cannot log the user out (audit F11).
+    if let Some(id) = &session
+        && !verified_hint
+        && !params.get("csrf").is_some_and(|c| {
+            use subtle::ConstantTimeEq as _;
+            bool::from(c.as_bytes().ct_eq(logout_csrf(id).as_str().as_bytes()))
+        })
+    {
+        let carry: Vec<(&str, &str)> = ["client_id", "post_logout_redirect_uri", "state"]
+            .into_iter()
+            .filter_map(|k| Some((k, params.get(k)?.as_str())))
+            .collect();
+        let csrf = logout_csrf(id);
+        return Ok(pages::render(
+            &live.config,
+            &pfx,
+            StatusCode::OK,
+            "logout_confirm.html",
+            vec![("csrf", csrf.as_str().into()), ("carry", minijinja::Value::from_serialize(&carry))],
+        ));
+    }
+    if let Some(id) = &session {
+        // Logging out ends what the session produced too: its grants' access and refresh
+        // tokens stop working (audit I5).
+        let key = token_key(id);
+        if let Err(e) = broker.store.revoke_session_grants(&key, crate::clock::now()).await {
+            tracing::warn!("cannot revoke the session's grants: {e}");
+        }
+        if let Err(e) = broker.store.delete_session(&key).await {
+            tracing::warn!("cannot delete the session: {e}");
+        }
+    }
     let response = match target {
         LogoutTarget::Redirect { uri, state } => {
             let pairs: Vec<(&str, &str)> = state.as_deref().map(|s| vec![("state", s)]).unwrap_or_default();

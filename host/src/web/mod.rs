@@ -30,6 +30,20 @@ use crate::generation::Live;
 /// Handler state.
 pub type AppState = Arc<Broker>;
 
+/// The client's IP address as the connection shows it (`None` when served without connection
+/// info). Behind a proxy this is the proxy's: the throttles then count per proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let info = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Self(info.map(|c| c.0.ip())))
+    }
+}
+
 /// 32 random bytes, base64url: codes, tokens, ids, CSRF tokens.
 pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
@@ -59,6 +73,10 @@ pub fn is_https(live: &Live) -> bool {
     live.config.issuer.scheme() == "https"
 }
 
+/// Largest request body accepted (bytes): forms (authorize, login, approval, token, logout)
+/// are a few hundred bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// Builds the router for `broker`, nested under the issuer's path.
 pub fn router(broker: AppState) -> Router {
     let live = broker.generations.current();
@@ -80,6 +98,8 @@ pub fn router(broker: AppState) -> Router {
         .route("/logout", get(logout::logout).post(logout::logout_post));
     let routes = if prefix.is_empty() { routes } else { Router::new().nest(&prefix, routes) };
     let mut router = routes
+        // Every form and query the broker reads is small: refuse big bodies before parsing (audit F1).
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(move |req: Request, next: Next| security(req, next, https)))
         .with_state(broker);
     let origins = live.config.web.allowed_origins.clone();
@@ -150,5 +170,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

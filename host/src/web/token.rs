@@ -21,7 +21,7 @@ use crate::generation::Live;
 use crate::oidc::claims::TokenContext;
 use crate::oidc::token::{
     ClientCredentials, CodeDecision, RefreshDecision, RefreshLifetime, TokenRequest, check_code, check_refresh,
-    refresh_failure, refresh_scopes,
+    refresh_failure, refresh_scopes, seal_successor, unseal_successor,
 };
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet};
 use crate::storage::RefreshToken;
@@ -87,8 +87,9 @@ async fn authorization_code(
     }
     let scopes = ScopeSet::from_list(&stored.scopes);
     let offline = if scopes.offline_access { lifetime(live).absolute } else { 0 };
-    let grant_expiry = now + secs(live.config.expiry.id_tokens).max(offline);
-    broker.store.create_grant(&grant, grant_expiry, now).await.map_err(storage_error)?;
+    let expiry = &live.config.expiry;
+    let grant_expiry = now + secs(expiry.id_tokens).max(secs(expiry.access_tokens)).max(offline);
+    broker.store.create_grant(&grant, stored.session.as_ref(), grant_expiry, now).await.map_err(storage_error)?;
     let refresh_token = if scopes.offline_access {
         let token = random_token();
         let record = RefreshToken {
@@ -104,6 +105,7 @@ async fn authorization_code(
             last_used: now,
             rotated_at: None,
             successor: None,
+            successor_sealed: None,
             expires_at: lifetime(live).expiry(now, now),
         };
         broker.store.create_refresh_token(&token_key(&token), &record, now).await.map_err(storage_error)?;
@@ -143,6 +145,7 @@ impl Minted<'_> {
     ) -> Result<serde_json::Value, OAuthError> {
         let issuer = issuer(live);
         let lifetime = secs(live.config.expiry.id_tokens);
+        let access_lifetime = secs(live.config.expiry.access_tokens);
         let token_id = random_token();
         let ctx = TokenContext {
             issuer: &issuer,
@@ -154,6 +157,7 @@ impl Minted<'_> {
             auth_time: self.auth_time,
             now: now(),
             lifetime,
+            access_lifetime,
             grant_id: self.grant,
             token_id: &token_id,
         };
@@ -167,7 +171,7 @@ impl Minted<'_> {
         let mut body = json!({
             "access_token": access,
             "token_type": "Bearer",
-            "expires_in": lifetime,
+            "expires_in": access_lifetime,
             "id_token": id_token,
             "scope": self.scopes.joined(),
         });
@@ -201,17 +205,26 @@ async fn refresh(
         broker.store.revoke_grant(&stored.family).await.map_err(storage_error)?;
         return Err(OAuthError::invalid_grant("the refresh token was already used; its whole family is revoked"));
     }
-    // A retry within the reuse interval (a lost response): answered with a new token.
+    // A retry within the reuse interval (a lost response) is answered with the same successor.
     if !broker.store.grant_live(&stored.family, now).await.map_err(storage_error)? {
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }
     let scopes = refresh_scopes(&stored.scopes, scope)?;
     let identity = reread_user(live, &stored, &scopes).await?;
     let expires_at = lifetime(live).expiry(stored.family_created_at, now);
-    let next_token = if policy.rotation {
+    let retried = stored.successor_sealed.as_deref().and_then(|sealed| unseal_successor(&presented, sealed));
+    let next_token = if let Some(successor) = retried.filter(|_| policy.rotation) {
+        // The same successor again, never a second live child (audit I2).
+        let successor_key = token_key(&successor);
+        if broker.store.refresh_token(&successor_key, now).await.map_err(storage_error)?.is_none() {
+            return Err(OAuthError::invalid_grant("the refresh token was already used and its successor is gone"));
+        }
+        successor
+    } else if policy.rotation {
         let next = random_token();
         stored.rotated_at = Some(stored.rotated_at.unwrap_or(now));
         stored.successor = Some(token_key(&next));
+        stored.successor_sealed = Some(seal_successor(&presented, &next));
         if !broker.store.update_refresh_token(&key, &stored, version, now).await.map_err(storage_error)? {
             return Err(OAuthError::invalid_grant(
                 "the refresh token was used concurrently; retry with the newest token",
@@ -223,6 +236,7 @@ async fn refresh(
             last_used: now,
             rotated_at: None,
             successor: None,
+            successor_sealed: None,
             expires_at,
             ..stored.clone()
         };

@@ -218,12 +218,26 @@ async fn sso_second_login_skips_the_password_and_logout_ends_it() {
     let forced = web.get(format!("{second}&prompt=login")).send().await.unwrap();
     assert_eq!(forced.status(), StatusCode::OK, "chooser shown again");
 
-    // Logout with a registered post-logout redirect ends the session.
-    let out = web
+    // Logout with a registered post-logout redirect ends the session — after the user confirms,
+    // since no id_token_hint proves the application asked (audit F11).
+    let confirm = web
         .get(b.url("/logout?client_id=example-app&post_logout_redirect_uri=http%3A%2F%2F127.0.0.1%3A5555%2F&state=bye"))
         .send()
         .await
+        .unwrap()
+        .text()
+        .await
         .unwrap();
+    assert!(confirm.contains("Log out?"), "{confirm}");
+    let fields: Vec<(String, String)> = ["csrf", "client_id", "post_logout_redirect_uri", "state"]
+        .iter()
+        .map(|k| {
+            let value = hidden(&confirm, k).unwrap_or_else(|| panic!("{k} carried in the form"));
+            // What a browser does with the page's HTML escapes.
+            (k.to_string(), value.replace("&#x2f;", "/").replace("&#x3a;", ":").replace("&amp;", "&"))
+        })
+        .collect();
+    let out = web.post(b.url("/logout")).form(&fields).send().await.unwrap();
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&out, &b.base).unwrap(), "http://127.0.0.1:5555/?state=bye");
     let after = web.get(&second).send().await.unwrap();

@@ -18,6 +18,8 @@ fn config(issuer: &str, plugin: &Path, user_id: &str, extra_connector_keys: &str
     format!(
         r#"issuer: "{issuer}"
 storage: {{type: memory}}
+# The load tests run many logins from one address: no per-IP throttle here.
+web: {{throttle: {{authorizePerIP: 0, passwordPerIP: 0}}}}
 oauth2: {{skipApprovalScreen: true}}
 staticClients:
 - id: example-app
