@@ -32,6 +32,12 @@ async fn skip_approval_broker() -> TestBroker {
         .await
 }
 
+/// `GET /auth` for example-app with no connector hint: what a second login in this browser sees.
+async fn authorize_again(b: &TestBroker, web: &reqwest::Client) -> reqwest::Response {
+    let url = format!("{}/auth?client_id={CLIENT}&redirect_uri={CALLBACK}&response_type=code&scope=openid", b.issuer);
+    web.get(url).send().await.unwrap()
+}
+
 /// F8: with skipApprovalScreen, concurrent password posts on one login used to get a code each.
 #[tokio::test]
 async fn concurrent_password_posts_on_one_login_get_one_code() {
@@ -248,22 +254,14 @@ async fn removing_a_user_ends_their_single_sign_on() {
     let web = browser();
     let _ = code_for(&b, &web, "openid").await;
     // SSO works while the user exists: straight to approval, no password form.
-    let again = web
-        .get(format!("{}/auth?client_id={CLIENT}&redirect_uri={CALLBACK}&response_type=code&scope=openid", b.issuer))
-        .send()
-        .await
-        .unwrap();
+    let again = authorize_again(&b, &web).await;
     let to = location(&again, &b.base).expect("a redirect");
     assert!(to.contains("/approval"), "SSO answers while the user exists: {to}");
     let text = std::fs::read_to_string(&file).unwrap();
     let removed = text.replace("- email: admin@example.com", "- email: someone-else@example.com");
     std::fs::write(&file, removed).unwrap();
     assert!(b.broker.generations.reload().await.unwrap().changed);
-    let after = web
-        .get(format!("{}/auth?client_id={CLIENT}&redirect_uri={CALLBACK}&response_type=code&scope=openid", b.issuer))
-        .send()
-        .await
-        .unwrap();
+    let after = authorize_again(&b, &web).await;
     // The chooser again (the session was ended), not the approval page.
     assert_eq!(after.status(), StatusCode::OK);
     assert!(after.text().await.unwrap().contains("Log in with"), "no SSO for a removed user");
@@ -281,11 +279,7 @@ async fn logout_without_a_hint_asks_first() {
     let page = page.text().await.unwrap();
     assert!(page.contains("Log out?"), "a confirmation, not a logout: {page}");
     // The session survived: SSO still answers.
-    let sso = web
-        .get(format!("{}/auth?client_id={CLIENT}&redirect_uri={CALLBACK}&response_type=code&scope=openid", b.issuer))
-        .send()
-        .await
-        .unwrap();
+    let sso = authorize_again(&b, &web).await;
     assert!(location(&sso, &b.base).unwrap().contains("/approval"));
     // A forged POST without the form's token is asked again; the real form logs out.
     let forged = web.post(b.url("/logout")).form(&[("csrf", "guess")]).send().await.unwrap();
