@@ -257,9 +257,26 @@ pub struct ClientConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PasswordConfig {
     pub email: String,
-    /// bcrypt hash (`portcullis hash-password`).
-    pub hash: Secret,
+    /// bcrypt hash (`portcullis hash-password`), or that hash base64-encoded, as Dex accepts.
+    #[serde(default)]
+    pub hash: Option<Secret>,
+    /// The environment variable holding the hash instead (Dex's `hashFromEnv`).
+    #[serde(default)]
+    pub hash_from_env: Option<String>,
+    #[serde(default)]
     pub username: String,
+    /// Display name (the `name` claim; `username` when absent, as in Dex).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The `preferred_username` claim; absent when not set, as in Dex.
+    #[serde(default)]
+    pub preferred_username: Option<String>,
+    /// The `email_verified` claim; true when absent, as in Dex.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
+    /// The `groups` claim.
+    #[serde(default)]
+    pub groups: Vec<String>,
     #[serde(rename = "userID")]
     pub user_id: String,
 }

@@ -71,7 +71,40 @@ pub struct StaticPassword {
     pub email: String,
     pub hash: Secret,
     pub username: String,
+    /// `name`, or `username` when the config gives none (Dex's rule).
+    pub name: String,
+    pub preferred_username: Option<String>,
+    pub email_verified: bool,
+    pub groups: Vec<String>,
     pub user_id: String,
+}
+
+impl StaticPassword {
+    /// The identity a login as this user gets, with Dex's claims.
+    pub fn identity(&self) -> crate::connectors::Identity {
+        crate::connectors::Identity {
+            user_id: self.user_id.clone(),
+            username: self.name.clone(),
+            preferred_username: self.preferred_username.clone(),
+            email: Some(self.email.clone()),
+            email_verified: self.email_verified,
+            groups: self.groups.clone(),
+            connector_data: None,
+        }
+    }
+}
+
+/// A bcrypt hash as written in a config: the `$2a$…` text itself or, as Dex also accepts, that
+/// text base64-encoded.
+fn bcrypt_hash(text: &str) -> Option<String> {
+    use base64::Engine as _;
+    let is_bcrypt =
+        |h: &str| (h.starts_with("$2a$") || h.starts_with("$2b$") || h.starts_with("$2y$")) && h.len() == 60;
+    if is_bcrypt(text) {
+        return Some(text.to_string());
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()?;
+    String::from_utf8(decoded).ok().filter(|h| is_bcrypt(h))
 }
 
 /// Refresh token lifetimes and rotation.
@@ -231,7 +264,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     }
 
     let clients = clients(&c.static_clients, env)?;
-    let passwords = passwords(&c)?;
+    let passwords = passwords(&c, env)?;
     let plugins_dirs = plugin_dirs(&c.plugins, base);
     let connectors = connectors(&c, base, &plugins_dirs)?;
     let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
@@ -330,7 +363,7 @@ fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Resul
     Ok(clients)
 }
 
-fn passwords(c: &Config) -> Result<Vec<StaticPassword>, String> {
+fn passwords(c: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<StaticPassword>, String> {
     if !c.static_passwords.is_empty() && !c.enable_password_db {
         return Err("staticPasswords: the password database is off; add `enablePasswordDB: true`".into());
     }
@@ -338,10 +371,21 @@ fn passwords(c: &Config) -> Result<Vec<StaticPassword>, String> {
     let mut out = Vec::new();
     for (i, p) in c.static_passwords.iter().enumerate() {
         let at = format!("staticPasswords[{i}]");
-        let hash = p.hash.expose();
-        if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) || hash.len() != 60 {
-            return Err(format!("{at}.hash: not a bcrypt hash; make one with `portcullis hash-password`"));
-        }
+        let written = match (&p.hash, &p.hash_from_env) {
+            (Some(hash), None) => hash.expose().to_string(),
+            (None, Some(var)) => env(var).ok_or_else(|| {
+                format!("{at}.hashFromEnv: environment variable {var} is not set; set it to the user's bcrypt hash")
+            })?,
+            (Some(_), Some(_)) => return Err(format!("{at}: give hash or hashFromEnv, not both")),
+            (None, None) => {
+                return Err(format!(
+                    "{at}: no password hash; add hash (from `portcullis hash-password`) or hashFromEnv"
+                ));
+            }
+        };
+        let hash = bcrypt_hash(&written).ok_or_else(|| {
+            format!("{at}.hash: not a bcrypt hash (nor a base64-encoded one); make one with `portcullis hash-password`")
+        })?;
         if p.user_id.is_empty() || p.email.is_empty() {
             return Err(format!("{at}: email and userID must not be empty"));
         }
@@ -350,8 +394,12 @@ fn passwords(c: &Config) -> Result<Vec<StaticPassword>, String> {
         }
         out.push(StaticPassword {
             email: p.email.clone(),
-            hash: p.hash.clone(),
+            hash: Secret::new(hash),
             username: p.username.clone(),
+            name: p.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| p.username.clone()),
+            preferred_username: p.preferred_username.clone().filter(|u| !u.is_empty()),
+            email_verified: p.email_verified.unwrap_or(true),
+            groups: p.groups.clone(),
             user_id: p.user_id.clone(),
         });
     }

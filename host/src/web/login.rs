@@ -238,16 +238,7 @@ async fn check_local(
     .await
     .unwrap_or(false)
         && !too_long;
-    let Some(user) = user.filter(|_| ok) else { return Ok(None) };
-    Ok(Some(Identity {
-        user_id: user.user_id,
-        username: user.username.clone(),
-        preferred_username: Some(user.username),
-        email: Some(user.email),
-        email_verified: true,
-        groups: Vec::new(),
-        connector_data: None,
-    }))
+    Ok(user.filter(|_| ok).map(|user| user.identity()))
 }
 
 pub async fn callback_get(

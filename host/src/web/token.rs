@@ -263,9 +263,15 @@ async fn refresh(
 /// The user as the upstream knows them now: the local database, or the connector's `refresh`.
 async fn reread_user(live: &Live, stored: &RefreshToken, scopes: &ScopeSet) -> Result<Identity, OAuthError> {
     if stored.connector_id == LOCAL {
-        let user = live.config.passwords.iter().find(|p| Some(&p.email) == stored.identity.email.as_ref());
+        // The user as the config says now (name, groups may have changed); the same email with
+        // another user id is another user (Dex's rule).
+        let user = live
+            .config
+            .passwords
+            .iter()
+            .find(|p| Some(&p.email) == stored.identity.email.as_ref() && p.user_id == stored.identity.user_id);
         return match user {
-            Some(_) if live.config.enable_password_db => Ok(stored.identity.clone()),
+            Some(user) if live.config.enable_password_db => Ok(user.identity()),
             _ => Err(OAuthError::invalid_grant("the user no longer exists")),
         };
     }

@@ -4,6 +4,7 @@
 
 mod config;
 mod custom_connector;
+mod dex;
 mod github;
 mod ldap;
 mod logs;

@@ -1,0 +1,57 @@
+//! Dex drop-in (issue 12): Dex's config means in Portcullis what it means in Dex.
+
+use portcullis_tests::flow;
+use portcullis_tests::{TestBroker, browser};
+
+/// Dex's `examples/config-dev.yaml` static user, as Dex ships it: `name`, `preferredUsername`,
+/// `emailVerified` and `groups` reach the ID token as Dex puts them there; the hash may be
+/// base64-wrapped, as Dex accepts.
+#[tokio::test]
+async fn a_dex_static_user_gets_dex_claims() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let base = portcullis_tests::base_config(&issuer, "");
+    let at = base.find("staticPasswords:").unwrap();
+    let yaml = format!(
+        r#"{}staticPasswords:
+- email: "admin@example.com"
+  hash: "JDJhJDEwJDJiMmNVOENQaE9UYUdyczFIUlF1QXVlUzdKVFQ1WkhzSFN6WWlGUG0xbGVaY2s3TWM4VDRX"
+  username: "admin"
+  name: "Admin User"
+  emailVerified: true
+  preferredUsername: "admin"
+  groups: ["team-a", "team-a/admins"]
+  userID: "08a8684b-db88-4b73-90a9-3cd1661f5466"
+- email: "bare@example.com"
+  hash: "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W"
+  userID: "bare"
+"#,
+        &base[..at]
+    );
+    let config = portcullis_tests::config_from_yaml(&yaml);
+    let b = TestBroker::builder().listener(listener).issuer(&issuer).config(config).start().await;
+    let web = browser();
+    let (form, pending) = flow::authorize(&b, &web, "local", "openid profile email groups offline_access").await;
+    let form = form.text().await.unwrap();
+    let done = flow::submit_password(&b, &web, "local", &form, "admin@example.com", "password").await;
+    let code = flow::finish(&b, &web, done, &pending).await;
+    let tokens = flow::exchange(&b, &code, &pending).await;
+    let c = &tokens.claims;
+    assert_eq!(c["name"], "Admin User");
+    assert_eq!(c["preferred_username"], "admin");
+    assert_eq!(c["email_verified"], true);
+    assert_eq!(c["groups"], serde_json::json!(["team-a", "team-a/admins"]));
+    assert_eq!(c["sub"], portcullis::oidc::sub::encode("08a8684b-db88-4b73-90a9-3cd1661f5466", "local"));
+    // Refresh re-reads the user from the config and keeps the claims.
+    let refreshed: serde_json::Value = flow::refresh(&b, tokens.refresh_token().unwrap()).await.json().await.unwrap();
+    let again = flow::claims(refreshed["id_token"].as_str().unwrap());
+    assert_eq!(again["groups"], serde_json::json!(["team-a", "team-a/admins"]));
+    // A user with neither username nor name nor preferredUsername, as Dex allows.
+    let web = browser();
+    let (form, pending) = flow::authorize(&b, &web, "local", "openid profile").await;
+    let form = form.text().await.unwrap();
+    let done = flow::submit_password(&b, &web, "local", &form, "bare@example.com", "password").await;
+    let code = flow::finish(&b, &web, done, &pending).await;
+    let c = flow::exchange(&b, &code, &pending).await.claims;
+    assert!(c.get("preferred_username").is_none(), "absent, as in Dex: {c}");
+}
