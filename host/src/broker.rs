@@ -52,7 +52,7 @@ pub fn postgres_url(c: &crate::config::PostgresConfig) -> Secret {
 /// Opens the configured storage backend (creating and migrating it when new).
 pub async fn open_storage(config: &Validated) -> anyhow::Result<Arc<dyn Backend>> {
     Ok(match &config.storage {
-        StorageConfig::Memory => Arc::new(crate::storage::memory::MemoryBackend::new()),
+        StorageConfig::Memory(_) => Arc::new(crate::storage::memory::MemoryBackend::new()),
         StorageConfig::Sqlite3(s) => {
             let path = config.base_dir.join(&s.file);
             Arc::new(

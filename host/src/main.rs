@@ -155,7 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn storage_name(config: &Validated) -> String {
     match &config.storage {
-        portcullis::config::StorageConfig::Memory => "memory".into(),
+        portcullis::config::StorageConfig::Memory(_) => "memory".into(),
         portcullis::config::StorageConfig::Sqlite3(s) => format!("sqlite3 {}", s.file),
         portcullis::config::StorageConfig::Postgres(_) => "postgres".into(),
     }

@@ -157,7 +157,7 @@ fn count_reload(outcome: &'static str) {
 /// Settings a running broker cannot change in place.
 fn restart_needed(old: &Validated, new: &Validated) -> Option<&'static str> {
     let storage = |s: &StorageConfig| match s {
-        StorageConfig::Memory => "memory".to_string(),
+        StorageConfig::Memory(_) => "memory".to_string(),
         StorageConfig::Sqlite3(c) => format!("sqlite3:{}", c.file),
         StorageConfig::Postgres(c) => format!("postgres:{:?}:{:?}:{:?}", c.host, c.port, c.database),
     };

@@ -28,6 +28,9 @@ pub struct Config {
     pub oauth2: OAuth2Config,
     #[serde(default)]
     pub signing: SigningConfig,
+    /// Dex's `signer` block (`type: local` with `keysRotationPeriod` and `algorithm`).
+    #[serde(default)]
+    pub signer: Option<SignerConfig>,
     #[serde(default)]
     pub static_clients: Vec<ClientConfig>,
     #[serde(default, rename = "enablePasswordDB")]
@@ -43,7 +46,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, tag = "type", content = "config", rename_all = "lowercase")]
 pub enum StorageConfig {
-    Memory,
+    /// `config` absent or `{}`, as Dex writes it.
+    Memory(Option<MemoryConfig>),
     Sqlite3(SqliteConfig),
     Postgres(PostgresConfig),
 }
@@ -53,6 +57,11 @@ impl Default for StorageConfig {
         StorageConfig::Sqlite3(SqliteConfig { file: "portcullis.db".into() })
     }
 }
+
+/// `storage.config` of `type: memory`: nothing to set.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -219,6 +228,26 @@ pub struct PkceConfig {
     /// `S256` (default) and optionally `plain`.
     #[serde(default)]
     pub code_challenge_methods_supported: Vec<String>,
+}
+
+/// Dex's `signer:`; its `config` is read per type.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignerConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub config: Option<serde_yaml::Value>,
+}
+
+/// `signer.config` for `type: local`, as Dex reads it.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LocalSignerConfig {
+    #[serde(default)]
+    pub keys_rotation_period: Option<String>,
+    #[serde(default)]
+    pub algorithm: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -94,6 +94,33 @@ impl StaticPassword {
     }
 }
 
+/// Dex's `signer` block, read as Dex reads it: `type: local` with its `config`; other types are
+/// refused with what to write.
+fn signer(c: &Config) -> Result<LocalSignerConfig, String> {
+    let Some(signer) = &c.signer else { return Ok(LocalSignerConfig::default()) };
+    match signer.kind.as_str() {
+        "local" => match &signer.config {
+            None | Some(serde_yaml::Value::Null) => Ok(LocalSignerConfig::default()),
+            Some(value) => serde_yaml::from_value(value.clone()).map_err(|e| format!("signer.config: {e}")),
+        },
+        "vault" => Err("signer.type: vault is not supported: Portcullis keeps its signing keys in its storage \
+             (rotated, shared by replicas, the private halves never leave the broker); write `type: local` or remove \
+             the signer block"
+            .into()),
+        other => Err(format!("signer.type: {other:?} is not a signer; write `type: local`")),
+    }
+}
+
+/// The shipped plugin a connector `type` names, and the mode it implies: Dex's `mockCallback`
+/// and `mockPassword` are our `mock` in its two modes.
+fn shipped_plugin(kind: &str) -> (&str, Option<&'static str>) {
+    match kind {
+        "mockCallback" => ("mock", Some("callback")),
+        "mockPassword" => ("mock", Some("password")),
+        other => (other, None),
+    }
+}
+
 /// A bcrypt hash as written in a config: the `$2a$…` text itself or, as Dex also accepts, that
 /// text base64-encoded.
 fn bcrypt_hash(text: &str) -> Option<String> {
@@ -188,6 +215,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     }
     let e = &c.expiry;
     let r = &e.refresh_tokens;
+    let signer = signer(&c)?;
     let expiry = Expiry {
         id_tokens: duration("expiry.idTokens", &e.id_tokens, hours(24))?,
         access_tokens: match &e.access_tokens {
@@ -195,12 +223,18 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
             None => duration("expiry.idTokens", &e.id_tokens, hours(24))?,
         },
         auth_requests: duration("expiry.authRequests", &e.auth_requests, hours(24))?,
-        signing_keys: match (&e.signing_keys, &c.signing.rotation_period) {
-            (Some(_), Some(_)) => {
-                return Err("expiry.signingKeys and signing.rotationPeriod say the same thing; keep one".into());
+        signing_keys: {
+            let given = [
+                ("expiry.signingKeys", &e.signing_keys),
+                ("signing.rotationPeriod", &c.signing.rotation_period),
+                ("signer.config.keysRotationPeriod", &signer.keys_rotation_period),
+            ];
+            let set: Vec<_> = given.iter().filter(|(_, v)| v.is_some()).collect();
+            match set.as_slice() {
+                [] => hours(6),
+                [(key, v)] => duration(key, v, hours(6))?,
+                [(a, _), (b, _), ..] => return Err(format!("{a} and {b} say the same thing; keep one")),
             }
-            (v @ Some(_), None) => duration("expiry.signingKeys", v, hours(6))?,
-            (None, v) => duration("signing.rotationPeriod", v, hours(6))?,
         },
         auth_codes: duration("expiry.authCodes", &e.auth_codes, Duration::from_secs(600))?,
         sessions: duration("expiry.sessions", &e.sessions, hours(24))?,
@@ -220,9 +254,13 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
             absolute_lifetime: duration("expiry.refreshTokens.absoluteLifetime", &r.absolute_lifetime, hours(3960))?,
         },
     };
-    let signing_algorithm = match &c.signing.algorithm {
-        Some(name) => name.parse().map_err(|e| format!("signing.algorithm: {e}"))?,
-        None => SigningAlgorithm::default(),
+    let signing_algorithm = match (&c.signing.algorithm, &signer.algorithm) {
+        (Some(_), Some(_)) => {
+            return Err("signing.algorithm and signer.config.algorithm say the same thing; keep one".into());
+        }
+        (Some(name), None) => name.parse().map_err(|e| format!("signing.algorithm: {e}"))?,
+        (None, Some(name)) => name.parse().map_err(|e| format!("signer.config.algorithm: {e}"))?,
+        (None, None) => SigningAlgorithm::default(),
     };
     for (i, rt) in c.oauth2.response_types.iter().enumerate() {
         if rt != "code" {
@@ -454,7 +492,7 @@ fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<Connector
             }
             (None, Some(path)) => base.join(path),
             (Some(kind), None) => {
-                let file = format!("{kind}.wasm");
+                let file = format!("{}.wasm", shipped_plugin(kind).0);
                 match dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()) {
                     Some(found) => found,
                     None => {
@@ -475,7 +513,11 @@ fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<Connector
                 plugin.display()
             ));
         }
-        let config = serde_json::Value::Object(cc.config.clone().into_iter().collect());
+        let mut config: serde_json::Map<String, serde_json::Value> = cc.config.clone().into_iter().collect();
+        if let Some((_, Some(mode))) = cc.kind.as_deref().map(shipped_plugin) {
+            config.entry("mode").or_insert_with(|| mode.into());
+        }
+        let config = serde_json::Value::Object(config);
         let spec = ConnectorSpec {
             id: cc.id.as_str().into(),
             name: cc.name.clone(),

@@ -55,3 +55,24 @@ async fn a_dex_static_user_gets_dex_claims() {
     let c = flow::exchange(&b, &code, &pending).await.claims;
     assert!(c.get("preferred_username").is_none(), "absent, as in Dex: {c}");
 }
+
+/// Dex's `signer` block, `storage.memory` with `config: {}`, and Dex's `mockCallback` /
+/// `mockPassword` connector types mean what they mean in Dex.
+#[test]
+fn dex_signer_storage_and_mock_types_load() {
+    let path = std::path::Path::new("config/good/dex-signer-mock-types.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let config = portcullis::config::Config::from_yaml(path, &text, &|_| None).unwrap();
+    assert_eq!(config.signing_algorithm, portcullis::config::SigningAlgorithm::Rs256);
+    assert_eq!(config.expiry.signing_keys, std::time::Duration::from_secs(6 * 3600));
+    let mode = |id: &str| {
+        let entry = config.connectors.iter().find(|c| c.spec.id == id).unwrap();
+        assert!(entry.spec.plugin.ends_with("mock.wasm"), "{}", entry.spec.plugin.display());
+        entry.spec.config["mode"].clone()
+    };
+    assert_eq!(mode("mock"), "callback");
+    assert_eq!(mode("mock-password"), "password");
+    let both = text.replace("signer:", "signing: {algorithm: ES256}\nsigner:");
+    let refused = portcullis::config::Config::from_yaml(path, &both, &|_| None).unwrap_err().to_string();
+    assert!(refused.contains("signing.algorithm and signer.config.algorithm say the same thing"), "{refused}");
+}
