@@ -263,7 +263,14 @@ pub struct SigningConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClientConfig {
+    #[serde(default)]
     pub id: String,
+    /// The environment variable holding the id instead (Dex's `idEnv`).
+    #[serde(default)]
+    pub id_env: Option<String>,
+    /// Connector ids this client may log users in with (Dex's `allowedConnectors`); empty: all.
+    #[serde(default)]
+    pub allowed_connectors: Vec<String>,
     #[serde(default)]
     pub secret: Option<Secret>,
     #[serde(default)]

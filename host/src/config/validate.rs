@@ -24,6 +24,15 @@ pub struct Client {
     pub logo_url: Option<String>,
     pub trusted_peers: Vec<ClientId>,
     pub post_logout_redirect_uris: Vec<String>,
+    /// Connectors this client may use (`allowedConnectors`); empty: every one.
+    pub allowed_connectors: Vec<crate::ids::ConnectorId>,
+}
+
+impl Client {
+    /// Whether this client may log users in through `connector` (`local`: the password database).
+    pub fn allows(&self, connector: &str) -> bool {
+        self.allowed_connectors.is_empty() || self.allowed_connectors.iter().any(|c| c == connector)
+    }
 }
 
 /// The algorithm the broker signs tokens with (`signing.algorithm`).
@@ -350,7 +359,12 @@ fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Resul
     let mut clients = BTreeMap::new();
     for (i, cc) in list.iter().enumerate() {
         let at = format!("staticClients[{i}]");
-        if cc.id.trim().is_empty() {
+        let id = match (cc.id.as_str(), &cc.id_env) {
+            ("", Some(var)) => env(var).ok_or_else(|| format!("{at}.idEnv: environment variable {var} is not set"))?,
+            (_, Some(_)) => return Err(format!("{at}: give id or idEnv, not both")),
+            (id, None) => id.to_string(),
+        };
+        if id.trim().is_empty() {
             return Err(format!("{at}.id: must not be empty"));
         }
         let secret = match (&cc.secret, &cc.secret_env) {
@@ -385,17 +399,18 @@ fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Resul
             }
         }
         let client = Client {
-            id: cc.id.as_str().into(),
+            id: id.as_str().into(),
             secret,
             public: cc.public,
             redirect_uris: cc.redirect_uris.clone(),
-            name: cc.name.clone().unwrap_or_else(|| cc.id.clone()),
+            name: cc.name.clone().unwrap_or_else(|| id.clone()),
             logo_url: cc.logo_url.clone(),
             trusted_peers: cc.trusted_peers.iter().map(|p| p.as_str().into()).collect(),
             post_logout_redirect_uris: cc.post_logout_redirect_uris.clone(),
+            allowed_connectors: cc.allowed_connectors.iter().map(|c| c.as_str().into()).collect(),
         };
-        if clients.insert(cc.id.as_str().into(), client).is_some() {
-            return Err(format!("{at}.id: {:?} is used twice; client ids must be unique", cc.id));
+        if clients.insert(id.as_str().into(), client).is_some() {
+            return Err(format!("{at}.id: {id:?} is used twice; client ids must be unique"));
         }
     }
     Ok(clients)

@@ -303,6 +303,7 @@ mod tests {
             logo_url: None,
             trusted_peers: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
+            allowed_connectors: Vec::new(),
         }
     }
 

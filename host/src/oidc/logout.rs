@@ -82,6 +82,7 @@ mod tests {
             logo_url: None,
             trusted_peers: Vec::new(),
             post_logout_redirect_uris: vec!["http://app/bye".into()],
+            allowed_connectors: Vec::new(),
         };
         let clients: BTreeMap<ClientId, _> = [("app".into(), client)].into();
         let mut request =

@@ -15,6 +15,7 @@ use super::error::WebError;
 use super::flow::{LOCAL, approve_or_finish, check_csrf, finish, load_request, with_cookie};
 use super::{AppState, ClientIp, cookies, is_https, pages, prefix, random_token, token_key};
 use crate::clock::{now, secs};
+use crate::config::Client;
 use crate::generation::Live;
 use crate::oidc::authorize::{AuthorizeRefusal, AuthorizeRequest, Choice, Policy, SessionFacts, Start};
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet};
@@ -42,8 +43,9 @@ pub async fn authorize_post(
     begin(state, headers, client, params).await
 }
 
-/// The login methods shown on the chooser: the password database, then each loaded connector.
-fn methods(live: &Live) -> Vec<(&str, &str)> {
+/// The login methods shown on the chooser: the password database, then each loaded connector,
+/// those the client may use (`allowedConnectors`).
+fn methods<'a>(live: &'a Live, client: Option<&Client>) -> Vec<(&'a str, &'a str)> {
     let local = live.config.enable_password_db.then_some((LOCAL, "Email"));
     let loaded = live
         .config
@@ -51,7 +53,7 @@ fn methods(live: &Live) -> Vec<(&str, &str)> {
         .iter()
         .filter(|entry| live.registry.get(&entry.spec.id).is_some())
         .map(|entry| (entry.spec.id.as_str(), entry.spec.name.as_str()));
-    local.into_iter().chain(loaded).collect()
+    local.into_iter().chain(loaded).filter(|(id, _)| client.is_none_or(|c| c.allows(id))).collect()
 }
 
 async fn begin(
@@ -140,7 +142,8 @@ async fn begin(
     let facts = session.as_ref().map(|s| SessionFacts {
         connector_id: &s.connector_id,
         auth_time: s.auth_time,
-        connector_available: s.connector_id == LOCAL || live.registry.get(&s.connector_id).is_some(),
+        connector_available: (s.connector_id == LOCAL || live.registry.get(&s.connector_id).is_some())
+            && live.config.clients.get(asked.client_id.as_str()).is_some_and(|c| c.allows(&s.connector_id)),
     });
     let response = match (crate::oidc::authorize::start(&asked, facts.as_ref(), now), session) {
         (Start::SingleSignOn, Some(s)) => {
@@ -177,7 +180,7 @@ fn still_valid(live: &Live, session: &crate::storage::Session) -> bool {
 /// The chooser, or straight to the only (or hinted) login method.
 fn choose(live: &Arc<Live>, asked: &AuthorizeRequest, request: &AuthRequest) -> Result<Response, WebError> {
     let pfx = prefix(live);
-    let methods = methods(live);
+    let methods = methods(live, live.config.clients.get(request.client_id.as_str()));
     let ids: Vec<&str> = methods.iter().map(|(id, _)| *id).collect();
     let oauth2 = &live.config.oauth2;
     let choice = crate::oidc::authorize::choose(
@@ -247,7 +250,9 @@ pub async fn approval_page(
     if request.identity.is_none() {
         return Err(not_logged_in(&live));
     }
-    let client_name = live.config.clients.get(&request.client_id).map(|c| c.name.clone()).unwrap_or_default();
+    let client = live.config.clients.get(request.client_id.as_str());
+    let client_name = client.map(|c| c.name.clone()).unwrap_or_default();
+    let client_logo = client.and_then(|c| c.logo_url.clone());
     let lines: Vec<Value> =
         approval_lines(&ScopeSet::from_list(&request.scopes)).into_iter().map(Value::from).collect();
     Ok(pages::render(
@@ -257,6 +262,7 @@ pub async fn approval_page(
         "approval.html",
         vec![
             ("client_name", client_name.into()),
+            ("client_logo", Value::from(client_logo)),
             ("scopes", Value::from(lines)),
             ("req", request.id.clone().into()),
             ("csrf", request.csrf.clone().into()),

@@ -71,6 +71,20 @@ fn password_form(
     )
 }
 
+/// Refuses a login method the login's client may not use (its `allowedConnectors`).
+fn check_allowed(live: &Arc<Live>, request: &AuthRequest, connector: &str) -> Result<(), WebError> {
+    match live.config.clients.get(request.client_id.as_str()) {
+        Some(client) if !client.allows(connector) => Err(WebError::page(
+            live,
+            StatusCode::FORBIDDEN,
+            "Login method not allowed",
+            "This application does not accept this login method.",
+        )
+        .hint("Go back to the application and log in with one of the methods it offers.")),
+        _ => Ok(()),
+    }
+}
+
 /// `GET /auth/{connector}?req=`: the password form, or the redirect to the upstream.
 pub async fn start(
     State(broker): State<AppState>,
@@ -80,6 +94,7 @@ pub async fn start(
 ) -> Result<Response, WebError> {
     let live = broker.generations.current();
     let (mut request, version) = load_request(&broker, &live, &headers, &q.req).await?;
+    check_allowed(&live, &request, &connector)?;
     // A login method was chosen: the login now lives as long as `expiry.authRequests` says
     // (until now only `PENDING_LOGIN_LIFETIME`).
     request.expires_at = request.created_at + secs(live.config.expiry.auth_requests);
@@ -136,6 +151,7 @@ pub async fn password_login(
     let live = broker.generations.current();
     let (mut request, version) = load_request(&broker, &live, &headers, &form.req).await?;
     check_csrf(&live, &request, &form.csrf)?;
+    check_allowed(&live, &request, &connector)?;
     let local = connector == LOCAL && live.config.enable_password_db;
     let plugin = match local {
         true => None,

@@ -76,3 +76,46 @@ fn dex_signer_storage_and_mock_types_load() {
     let refused = portcullis::config::Config::from_yaml(path, &both, &|_| None).unwrap_err().to_string();
     assert!(refused.contains("signing.algorithm and signer.config.algorithm say the same thing"), "{refused}");
 }
+
+/// A client's `allowedConnectors` (Dex's meaning): the chooser offers only those, a login
+/// through another is refused, and SSO from another connector does not apply; `idEnv` and
+/// `logoURL` as in Dex.
+#[tokio::test]
+async fn allowed_connectors_limit_a_client_to_its_login_methods() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let yaml = portcullis_tests::base_config(&issuer, "").replacen(
+        "staticClients:\n",
+        "staticClients:\n- idEnv: MOCK_ONLY_CLIENT_ID\n  name: Mock Only\n  secret: bW9jay1vbmx5\n  \
+         logoURL: https://example.com/logo.png\n  redirectURIs: [http://127.0.0.1:5555/mock-only]\n  \
+         allowedConnectors: [mock]\n",
+        1,
+    );
+    let env = |name: &str| (name == "MOCK_ONLY_CLIENT_ID").then(|| "mock-only".to_string());
+    let mut config = portcullis::config::Config::from_yaml(std::path::Path::new("test.yaml"), &yaml, &env).unwrap();
+    config.cache_dir = Some(portcullis_tests::test_cache_dir());
+    let b = TestBroker::builder().listener(listener).issuer(&issuer).config(config).start().await;
+    let web = browser();
+    let start = |connector: Option<&str>| {
+        let hint = connector.map(|c| format!("&connector_id={c}")).unwrap_or_default();
+        format!(
+            "{}/auth?client_id=mock-only&redirect_uri=http://127.0.0.1:5555/mock-only&response_type=code&scope=openid{hint}",
+            b.issuer
+        )
+    };
+    // Only mock is offered, so the broker goes straight to it.
+    let first = web.get(start(None)).send().await.unwrap();
+    let to = portcullis_tests::location(&first, &b.base).unwrap();
+    assert!(to.contains("/auth/mock?req="), "{to}");
+    // The password database is not this client's: refused even when asked for by URL.
+    let req = portcullis_tests::query_param(&to, "req").unwrap();
+    let local = web.get(b.url(&format!("/auth/local?req={req}"))).send().await.unwrap();
+    assert_eq!(local.status(), reqwest::StatusCode::FORBIDDEN);
+    // The mock login goes through, and the approval page shows the client's logo.
+    let back = web.get(b.url(&format!("/auth/mock?req={req}"))).send().await.unwrap();
+    let callback = portcullis_tests::location(&back, &b.base).unwrap();
+    let approval = web.get(&callback).send().await.unwrap();
+    let approval = portcullis_tests::location(&approval, &b.base).unwrap();
+    let page = web.get(&approval).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("logo.png\" alt=\"\" class=\"logo\""), "{page}");
+}
