@@ -184,7 +184,10 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
             .with_context(|| format!("telemetry.http: cannot listen on {admin}"))?;
         tracing::info!("telemetry listening on http://{}", admin_listener.local_addr()?);
         let admin_router = portcullis::telemetry::router(Arc::clone(&broker));
-        tokio::spawn(async move { axum::serve(admin_listener, admin_router).await });
+        // The same header timeout and connection cap as the public listener; no request
+        // timeout (a reload may compile plugins for a while).
+        let limits = portcullis::web::ServeLimits { request_timeout: None, ..Default::default() };
+        tokio::spawn(portcullis::web::serve_with(admin_listener, admin_router, limits, std::future::pending()));
     }
     let router = portcullis::web::router(Arc::clone(&broker));
     portcullis::web::serve(listener, router, shutdown_signal()).await?;

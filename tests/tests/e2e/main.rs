@@ -12,6 +12,7 @@ mod oidc;
 mod reload;
 mod replicas;
 mod sandbox;
+mod serving;
 mod storage;
 mod telemetry;
 mod upstream_oidc;
