@@ -57,7 +57,10 @@ enum PluginCommand {
 fn init_logging(level: Option<&str>, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("info").to_ascii_lowercase()));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: escape sequences in a log file or a collector
+    // are noise, and a place for forged ones to hide.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if json { builder.json().init() } else { builder.init() }
 }
 
@@ -184,7 +187,10 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
             .with_context(|| format!("telemetry.http: cannot listen on {admin}"))?;
         tracing::info!("telemetry listening on http://{}", admin_listener.local_addr()?);
         let admin_router = portcullis::telemetry::router(Arc::clone(&broker));
-        tokio::spawn(async move { axum::serve(admin_listener, admin_router).await });
+        // The same header timeout and connection cap as the public listener; no request
+        // timeout (a reload may compile plugins for a while).
+        let limits = portcullis::web::ServeLimits { request_timeout: None, ..Default::default() };
+        tokio::spawn(portcullis::web::serve_with(admin_listener, admin_router, limits, std::future::pending()));
     }
     let router = portcullis::web::router(Arc::clone(&broker));
     portcullis::web::serve(listener, router, shutdown_signal()).await?;

@@ -2,11 +2,13 @@
 //! error names the file, the key path and what to write instead.
 
 mod expand;
+mod limits;
 mod model;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
+pub use limits::{MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH};
 pub use model::*;
 pub use validate::{
     CONTINUE_ON_CONNECTOR_FAILURE, Client, ConnectorEntry, Expiry, RefreshExpiry, SigningAlgorithm, StaticPassword,
@@ -28,9 +30,20 @@ impl Config {
     }
 
     /// The text of the config file at `path`.
+    /// Refuses a file over [`MAX_CONFIG_BYTES`] without reading it whole.
     pub fn read(path: &Path) -> Result<String, ConfigError> {
-        std::fs::read_to_string(path)
-            .map_err(|e| ConfigError { file: path.into(), message: format!("cannot read the config file: {e}") })
+        use std::io::Read as _;
+        let fail = |message: String| ConfigError { file: path.into(), message };
+        let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read the config file: {e}")))?;
+        let mut text = String::new();
+        let cap = MAX_CONFIG_BYTES as u64;
+        let read = file.take(cap + 1).read_to_string(&mut text);
+        read.map_err(|e| fail(format!("cannot read the config file: {e}")))?;
+        if text.len() as u64 > cap {
+            let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(cap + 1);
+            return Err(fail(limits::too_large(len)));
+        }
+        Ok(text)
     }
 
     /// Parses `text`, read from `path`, expanding variables from the process environment.
@@ -41,6 +54,8 @@ impl Config {
     /// Parses `text` as if read from `file`, expanding variables with `env`.
     pub fn from_yaml(file: &Path, text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Validated, ConfigError> {
         let fail = |message: String| ConfigError { file: file.into(), message };
+        // Before the parser: a deeply nested document takes it seconds to reject.
+        limits::check(text).map_err(fail)?;
         let mut value: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
         expand::expand(&mut value, "", env).map_err(fail)?;

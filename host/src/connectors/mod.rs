@@ -17,6 +17,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod engine;
 pub mod error;
+pub(crate) mod guest_text;
 pub mod inspect;
 pub mod limits;
 pub mod loader;

@@ -190,6 +190,8 @@ impl Connector {
             None if tail.is_empty() => format!("{trap:#}"),
             None => format!("{trap:#} (plugin output: {tail})"),
         };
+        // The trap's text quotes the guest (its function names in the backtrace): one line.
+        let detail = super::guest_text::escape_owned(detail);
         tracing::warn!(connector = %self.id, "{call} trapped: {detail}");
         PluginError::Trap { connector, call, detail }
     }

@@ -1,5 +1,5 @@
 //! What one connector call's store holds, and nothing else: the connector's grants, the call's
-//! budget, the resource table, the memory limiter and the (empty) WASI context. It lends each
+//! budget, the resource table (capped: [`MAX_RESOURCES`]), the memory limiter and the (empty) WASI context. It lends each
 //! capability its view and links them all; the capabilities themselves live in `capabilities/`.
 
 use std::sync::Arc;
@@ -17,6 +17,11 @@ use super::capabilities::log::{self, LogCtxView, LogView};
 use super::capabilities::stderr::{self, GuestStderr};
 use super::limits::MemoryLimiter;
 
+/// Entries one call's resource table may hold (LDAP connections, WASI streams and pollables).
+/// The table lives in host memory, outside the guest's memory limit, and wasmtime's default
+/// cap is a million; a connector needs a handful.
+pub(crate) const MAX_RESOURCES: usize = 1024;
+
 /// The data of one call's `Store`.
 pub(crate) struct CallState {
     connector: Arc<str>,
@@ -32,7 +37,9 @@ impl CallState {
         let limiter = MemoryLimiter::new(&grants.limits);
         let budget = CallBudget::new(connector.clone(), &grants.limits, probe);
         let wasi = stderr::wasi_ctx(output);
-        Self { connector, grants, budget, limiter, table: ResourceTable::new(), wasi }
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        Self { connector, grants, budget, limiter, table, wasi }
     }
 }
 
@@ -73,5 +80,24 @@ impl LdapView for CallState {
 impl LogView for CallState {
     fn log(&mut self) -> LogCtxView<'_> {
         LogCtxView { connector: &self.connector }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::capabilities::allowlist::Allowlist;
+    use crate::connectors::limits::Limits;
+
+    /// The resource table lives in host memory, outside the guest's memory limit: a guest
+    /// making WASI resources in a loop (`get-stderr`, pollables) is stopped at a small cap,
+    /// not at wasmtime's default of a million entries.
+    #[test]
+    fn the_resource_table_is_capped() {
+        let grants = Arc::new(Grants::new(Allowlist::default(), Limits::default()).unwrap());
+        let connector: Arc<str> = "c".into();
+        let mut state = CallState::new(connector.clone(), grants, Arc::default(), GuestStderr::new(connector));
+        let pushed = (0..100_000).take_while(|_| state.table.push(0u64).is_ok()).count();
+        assert_eq!(pushed, MAX_RESOURCES, "the table took {pushed} entries");
     }
 }

@@ -206,6 +206,40 @@ impl fmt::Debug for SqlBackend {
     }
 }
 
+/// Makes the SQLite file at `path` readable and writable by the broker's user only (0600): it
+/// holds the signing keys' private PEM. Creates it so (whatever the umask) when `create` and it
+/// is missing; an existing file open to others is fixed, with a warning.
+fn make_private(path: &Path, create: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    // SQLite's own names for a database in memory: no file to protect.
+    if path.as_os_str() == ":memory:" || path.to_string_lossy().starts_with("file:") {
+        return Ok(());
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    "the SQLite file was readable by other users (mode {mode:o}); changing it to 600: it holds the signing keys"
+                );
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && create => {
+            // create_new: if another replica created it meanwhile, leave theirs alone.
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+                Ok(_) => Ok(()),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => make_private(path, false),
+                Err(err) => Err(err),
+            }
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
 impl SqlBackend {
     /// Opens the backend a storage URL names: `sqlite:PATH` (or `sqlite://PATH`) or
     /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE` (or `postgresql://`).
@@ -234,10 +268,15 @@ impl SqlBackend {
     pub async fn sqlite(path: &Path) -> Result<Self> {
         let target = Target { engine: Engine::Sqlite, location: path.display().to_string() };
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            tokio::fs::create_dir_all(parent)
-                .await
+            // 0700: the file holds the signing keys' private PEM. Only directories created
+            // here get it; an existing directory is the operator's.
+            let mut dir = std::fs::DirBuilder::new();
+            dir.recursive(true);
+            std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+            dir.create(parent)
                 .map_err(|err| target.unavailable("cannot create the directory for the database file", err))?;
         }
+        make_private(path, true).map_err(|err| target.unavailable("cannot make the database file private", err))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -259,7 +298,16 @@ impl SqlBackend {
                 Err(err) => return Err(target.unavailable("cannot open the database", err)),
             }
         };
-        Self::start(Pool::Sqlite(pool), target).await
+        let backend = Self::start(Pool::Sqlite(pool), target).await?;
+        // WAL mode has made the -wal and -shm files by now; SQLite gives them the database
+        // file's mode, but ones left by an older broker may be readable by others.
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.as_os_str().to_owned();
+            side.push(suffix);
+            make_private(Path::new(&side), false)
+                .map_err(|err| backend.target.unavailable(&format!("cannot make the {suffix} file private"), err))?;
+        }
+        Ok(backend)
     }
 
     /// Connects to the PostgreSQL database at `url` and brings its schema up to date. The

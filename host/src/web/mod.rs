@@ -14,6 +14,7 @@ mod token;
 mod userinfo;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
@@ -164,13 +165,110 @@ async fn security(req: Request, next: Next, https: bool) -> Response {
     response
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// How long a client may take to send a request head (also how long an idle keep-alive
+/// connection stays open): slowloris clients are cut off after this.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take, body and handler included (connector calls have their own,
+/// shorter deadlines); answered `408 Request Timeout` after that.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections served at once; further clients wait in the listen backlog until one closes.
+pub const MAX_CONNECTIONS: usize = 4096;
+
+/// What a listener tolerates of its clients. The broker serves with [`ServeLimits::default`]
+/// (the constants above; Dex's config has no such keys, so none are added).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// [`HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Duration,
+    /// [`REQUEST_TIMEOUT`]; `None` for none (the telemetry listener: a reload may compile
+    /// plugins for longer, and cancelling it half-way helps nobody).
+    pub request_timeout: Option<Duration>,
+    /// [`MAX_CONNECTIONS`].
+    pub max_connections: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: HEADER_READ_TIMEOUT,
+            request_timeout: Some(REQUEST_TIMEOUT),
+            max_connections: MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Serves `router` on `listener` with [`ServeLimits::default`] until `shutdown` resolves, then
+/// drains in-flight requests.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, router, ServeLimits::default(), shutdown).await
+}
+
+/// Serves `router` on `listener` under `limits` until `shutdown` resolves, then stops accepting
+/// and waits for the connections in flight to finish their requests.
+///
+/// HTTP/1 on hyper directly (`axum::serve` has no knobs): a header-read timeout, which hyper
+/// also runs while a keep-alive connection sits idle; a per-request timeout; and a semaphore
+/// of `max_connections` permits, taken before `accept`, so over the cap new clients wait.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
+    let router = match limits.request_timeout {
+        Some(timeout) => router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        )),
+        None => router,
+    };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin (as axum does).
+                    tracing::warn!("cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        // The peer's address for the handlers (`ClientIp`: logs and throttles).
+        let service = router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away, or is cut off by a timeout, is not the server's error.
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }

@@ -269,3 +269,20 @@ async fn config_errors_name_the_key_and_what_to_write() {
         assert!(matches!(refusal, Some(Refusal::Config(_))), "{overrides}: {message}");
     }
 }
+
+/// Search results are read as a stream and stop at `limits.maxResponseBytes`, instead of the
+/// whole answer being buffered in the host first: four person entries do not fit in 200 bytes.
+#[tokio::test]
+async fn search_results_are_capped_by_max_response_bytes_while_read() {
+    let slapd = Slapd::start();
+    let mut config = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
+    config["userSearch"]["username"] = "objectClass".into();
+    let mut spec = spec("ldap", plugin("ldap"), config);
+    spec.allowed_hosts = vec![slapd.ldap_grant()];
+    spec.limits.max_response_bytes = Some(200);
+    let registry = Registry::load(&engine(), &[spec], None).await.unwrap();
+    let ldap = registry.get("ldap").unwrap();
+    let all = Scopes { offline_access: true, groups: true };
+    let err = ldap.login(all, "inetOrgPerson", "jane-password").await.unwrap_err();
+    assert!(err.to_string().contains("limits.maxResponseBytes (200 bytes)"), "{err}");
+}

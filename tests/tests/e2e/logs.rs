@@ -112,3 +112,29 @@ async fn no_secret_reaches_the_logs_at_debug_level() {
     assert_eq!(request_lines.len(), 2, "{logs}");
     assert!(request_lines.iter().all(|l| l.contains("\"request_id\"")), "{request_lines:?}");
 }
+
+/// Log forging (audit finding F7): what an upstream says in `error_description` reaches the
+/// log and the error page on one line, its newlines, carriage returns and escape sequences
+/// written out, so it cannot pose as a line of the broker's own.
+#[tokio::test]
+async fn an_upstream_error_description_cannot_forge_a_log_line() {
+    let capture = LogCapture::install(Format::Text);
+    let b = TestBroker::builder().start().await;
+    let web = browser();
+    let (page, _) = portcullis_tests::flow::authorize(&b, &web, "mock", "openid").await;
+    let upstream = location(&page, &b.base).expect("the mock sends the browser to the callback");
+    let forged = "nope\n2026-01-01T00:00:00.000000Z  INFO portcullis: FORGED admin logged in\r\u{1b}[2K";
+    let mut callback = url::Url::parse(&upstream).unwrap();
+    callback.query_pairs_mut().append_pair("error", "access_denied").append_pair("error_description", forged);
+    let refused = web.get(callback.as_str()).send().await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let body = refused.text().await.unwrap();
+    assert!(!body.contains("nope\n") && !body.contains('\u{1b}'), "the page shows the text escaped");
+
+    let logs = capture.text();
+    let line = logs.lines().find(|l| l.contains("FORGED")).expect("the refusal is logged");
+    assert!(line.contains("login failed") && line.contains(r"nope\n2026-01-01"), "{line}");
+    assert!(line.contains(r"\r\u{1b}[2K"), "{line}");
+    assert!(!logs.lines().any(|l| l.starts_with("2026-01-01")), "no forged line:\n{logs}");
+    assert!(!logs.contains('\r') && !logs.contains('\u{1b}'), "no raw CR or ESC in the log");
+}

@@ -14,6 +14,7 @@ mod reload;
 mod replicas;
 mod sandbox;
 mod security;
+mod serving;
 mod storage;
 mod telemetry;
 mod upstream_oidc;

@@ -313,3 +313,31 @@ async fn debug_output_holds_no_password() {
     let debug = format!("{backend:?}");
     assert!(debug.contains("PostgreSQL") && !debug.contains("hunter2"), "{debug}");
 }
+
+/// The SQLite file holds the signing keys' private PEM: the directory the broker creates is
+/// 0700, the database and its -wal/-shm files 0600, whatever the umask; an existing file
+/// readable by others is made private (with a warning).
+#[tokio::test]
+async fn sqlite_files_are_private_to_the_broker() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("created/by/broker/portcullis.sqlite");
+    let b = SqlBackend::sqlite(&path).await.unwrap();
+    b.insert(Kind::AuthCode, "c", &record("{}", None, NOW + 60), NOW).await.unwrap();
+    assert_eq!(mode(&dir.path().join("created")), 0o700, "a directory the broker creates");
+    assert_eq!(mode(path.parent().unwrap()), 0o700, "a directory the broker creates");
+    for file in ["portcullis.sqlite", "portcullis.sqlite-wal", "portcullis.sqlite-shm"] {
+        assert_eq!(mode(&path.with_file_name(file)), 0o600, "{file}");
+    }
+    b.close().await;
+
+    // A file made world-readable by an older version (or by hand) is fixed on open.
+    let existing = dir.path().join("existing.sqlite");
+    std::fs::write(&existing, b"").unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let b = SqlBackend::sqlite(&existing).await.unwrap();
+    b.ping().await.unwrap();
+    assert_eq!(mode(&existing), 0o600);
+    b.close().await;
+}

@@ -72,12 +72,15 @@ macro_rules! broker_conversions {
 
         impl From<wit::ConnectorError> for broker::Refusal {
             fn from(e: wit::ConnectorError) -> Self {
+                // The text is the plugin's (often an upstream's): it reaches log lines and
+                // pages, so its control characters are escaped here, where it enters.
+                use $crate::connectors::guest_text::escape_owned as esc;
                 match e {
-                    wit::ConnectorError::Config(m) => Self::Config(m),
-                    wit::ConnectorError::Upstream(m) => Self::Upstream(m),
-                    wit::ConnectorError::Denied(m) => Self::Denied(m),
-                    wit::ConnectorError::BadRequest(m) => Self::BadRequest(m),
-                    wit::ConnectorError::Unsupported(m) => Self::Unsupported(m),
+                    wit::ConnectorError::Config(m) => Self::Config(esc(m)),
+                    wit::ConnectorError::Upstream(m) => Self::Upstream(esc(m)),
+                    wit::ConnectorError::Denied(m) => Self::Denied(esc(m)),
+                    wit::ConnectorError::BadRequest(m) => Self::BadRequest(esc(m)),
+                    wit::ConnectorError::Unsupported(m) => Self::Unsupported(esc(m)),
                 }
             }
         }

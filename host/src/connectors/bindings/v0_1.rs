@@ -24,7 +24,7 @@ impl From<wit::Metadata> for broker::Metadata {
     fn from(m: wit::Metadata) -> Self {
         Self {
             kind: m.kind.into(),
-            password_prompt: m.password_prompt,
+            password_prompt: m.password_prompt.map(crate::connectors::guest_text::escape_owned),
             supports_refresh: m.supports_refresh,
             supports_token_identity: false,
         }

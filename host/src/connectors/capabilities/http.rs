@@ -1,8 +1,8 @@
 //! The `http` import: outbound requests on reqwest (rustls), only to `allowedHosts`.
 //!
 //! Enforced here and nowhere else: the allowlist on the first URL and on every redirect hop,
-//! DNS answers (a wildcard entry never reaches a private address), the response size cap and
-//! the call's deadline. [`HttpCtx`] is what one connector was granted; [`HttpCtxView`] borrows
+//! DNS answers (a wildcard entry never reaches a private address), `Host` and the framing
+//! headers (set by the host only), the response size cap and the call's deadline. [`HttpCtx`] is what one connector was granted; [`HttpCtxView`] borrows
 //! it with the call's budget, and is what the import is implemented on.
 
 use std::error::Error as _;
@@ -22,6 +22,22 @@ use crate::connectors::bindings::v0_1::portcullis::connector as v0_1;
 
 /// Redirect hops followed at most.
 const MAX_REDIRECTS: usize = 5;
+
+/// Headers the host sets itself: `Host` from the URL (a plugin naming another virtual host
+/// behind an allowed front end would reach what the allowlist does not grant), the framing
+/// ones from the body (a plugin setting them could smuggle a second request), and the
+/// hop-by-hop ones.
+const HOST_SET_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+];
 
 /// A redirect to a host outside the allowlist.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +156,14 @@ impl HttpCtxView<'_> {
         }
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| HostError::Invalid(format!("bad HTTP method {:?}", req.method)))?;
+        if let Some((name, _)) =
+            req.headers.iter().find(|(n, _)| HOST_SET_HEADERS.contains(&n.to_ascii_lowercase().as_str()))
+        {
+            return Err(HostError::Invalid(format!(
+                "header {:?} is set by the host (from the URL and the body); remove it from the request",
+                name.to_ascii_lowercase()
+            )));
+        }
         let mut builder = self.ctx.client.request(method, url.clone()).timeout(self.budget.remaining());
         for (name, value) in &req.headers {
             builder = builder.header(name.as_str(), value.as_str());
@@ -295,6 +319,25 @@ pub(crate) mod tests {
 
         let err = view.send(get("file:///etc/passwd")).await.unwrap().unwrap_err();
         assert!(matches!(err, HostError::Invalid(_)), "{err:?}");
+    }
+
+    /// A plugin granted one front end cannot name another virtual host behind it (`Host`), nor
+    /// frame the request itself (`Content-Length`, `Transfer-Encoding`, `Connection`, ...): the
+    /// host sets those from the URL and the body.
+    #[tokio::test]
+    async fn a_plugin_cannot_set_host_or_framing_headers() {
+        for name in ["Host", "content-length", "Transfer-Encoding", "connection", "upgrade", "te", "trailer"] {
+            let origin = serve_once("hello").await;
+            let (ctx, mut budget, _) = granted(&[&origin], 8);
+            let mut view = HttpCtxView { ctx: &ctx, budget: &mut budget };
+            let mut req = get(&format!("{origin}/x"));
+            req.headers.push((name.into(), "internal-admin.example.com".into()));
+            let err = view.send(req).await.unwrap().unwrap_err();
+            assert!(
+                matches!(&err, HostError::Invalid(m) if m.contains(&format!("{:?}", name.to_ascii_lowercase()))),
+                "{name}: {err:?}"
+            );
+        }
     }
 
     #[tokio::test]

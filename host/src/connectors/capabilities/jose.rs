@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 
 use wasmtime::component::{HasData, Linker};
@@ -28,6 +28,13 @@ const SUPPORTED: &[Algorithm] = &[
     Algorithm::ES384,
     Algorithm::EdDSA,
 ];
+
+/// Largest JWKS document accepted, inline or fetched (Google's is about 2 KiB; a few dozen
+/// RSA keys fit). Parsing a bigger one is work an upstream should not make the host do.
+pub(crate) const MAX_JWKS_BYTES: usize = 64 * 1024;
+/// Keys tried at most for one token: a token without `kid` is checked against the keys that
+/// can verify its algorithm, and no more than this many of them.
+pub(crate) const MAX_CANDIDATE_KEYS: usize = 8;
 
 /// The `jose` import's view of a call: the HTTP grant and budget, for `jwks-url`.
 pub(crate) struct JoseCtxView<'a> {
@@ -67,8 +74,42 @@ impl JoseCtxView<'_> {
     }
 }
 
+/// Whether `jwk` could verify a signature made with `alg`: its key type and curve fit the
+/// algorithm, and its `alg`, `use` and `key_ops`, when present, allow it.
+fn can_verify(jwk: &Jwk, alg: Algorithm) -> bool {
+    let fits = match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => matches!(
+            alg,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::PS256
+                | Algorithm::PS384
+                | Algorithm::PS512
+        ),
+        AlgorithmParameters::EllipticCurve(ec) => matches!(
+            (&ec.curve, alg),
+            (EllipticCurve::P256, Algorithm::ES256) | (EllipticCurve::P384, Algorithm::ES384)
+        ),
+        AlgorithmParameters::OctetKeyPair(okp) => okp.curve == EllipticCurve::Ed25519 && alg == Algorithm::EdDSA,
+        AlgorithmParameters::OctetKey(_) => false,
+    };
+    let common = &jwk.common;
+    let alg_ok = common.key_algorithm.is_none_or(|a| a.to_string() == format!("{alg:?}"));
+    let use_ok = common.public_key_use.as_ref().is_none_or(|u| *u == PublicKeyUse::Signature);
+    let ops_ok = common.key_operations.as_ref().is_none_or(|ops| ops.contains(&KeyOperations::Verify));
+    fits && alg_ok && use_ok && ops_ok
+}
+
 /// Verifies `token` against `jwks`; the pure part of the import, testable without a store.
-pub(crate) fn verify(token: &str, jwks: &str, expect: &Expectations) -> Result<serde_json::Value, HostError> {
+/// `before_key` runs before each key is tried (the import charges the call's budget there and
+/// checks its deadline); its error ends the verification.
+pub(crate) fn verify(
+    token: &str,
+    jwks: &str,
+    expect: &Expectations,
+    before_key: &mut dyn FnMut() -> Result<(), HostError>,
+) -> Result<serde_json::Value, HostError> {
     let accepted: Vec<Algorithm> = expect
         .algorithms
         .iter()
@@ -82,6 +123,12 @@ pub(crate) fn verify(token: &str, jwks: &str, expect: &Expectations) -> Result<s
     if accepted.is_empty() {
         return Err(HostError::Invalid("expectations.algorithms must not be empty".into()));
     }
+    if jwks.len() > MAX_JWKS_BYTES {
+        return Err(HostError::TooLarge(format!(
+            "the JWKS is {} bytes, more than the {MAX_JWKS_BYTES} a JWKS may have",
+            jwks.len()
+        )));
+    }
     let set: JwkSet = serde_json::from_str(jwks).map_err(|e| HostError::Invalid(format!("bad JWKS: {e}")))?;
     let header = jsonwebtoken::decode_header(token).map_err(|e| HostError::Failed(format!("malformed JWS: {e}")))?;
     if !accepted.contains(&header.alg) {
@@ -90,12 +137,17 @@ pub(crate) fn verify(token: &str, jwks: &str, expect: &Expectations) -> Result<s
             header.alg
         )));
     }
-    let candidates: Vec<_> = match &header.kid {
-        Some(kid) => set.find(kid).into_iter().collect(),
-        None => set.keys.iter().collect(),
-    };
+    let candidates: Vec<&Jwk> = set
+        .keys
+        .iter()
+        .filter(|k| header.kid.as_ref().is_none_or(|kid| k.common.key_id.as_ref() == Some(kid)))
+        .filter(|k| can_verify(k, header.alg))
+        .collect();
     if candidates.is_empty() {
-        return Err(HostError::Failed(format!("no key in the JWKS matches kid {:?}", header.kid.unwrap_or_default())));
+        return Err(HostError::Failed(match &header.kid {
+            Some(kid) => format!("no key in the JWKS matches kid {kid:?} and can verify {:?}", header.alg),
+            None => format!("no key in the JWKS can verify {:?}", header.alg),
+        }));
     }
     let mut validation = Validation::new(header.alg);
     validation.leeway = u64::from(expect.leeway_seconds);
@@ -110,12 +162,20 @@ pub(crate) fn verify(token: &str, jwks: &str, expect: &Expectations) -> Result<s
         None => validation.validate_aud = false,
     }
     let mut last = String::from("no usable key");
-    for jwk in candidates {
+    for jwk in candidates.iter().take(MAX_CANDIDATE_KEYS) {
+        before_key()?;
         let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
         match jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation) {
             Ok(data) => return Ok(data.claims),
             Err(e) => last = e.to_string(),
         }
+    }
+    if candidates.len() > MAX_CANDIDATE_KEYS {
+        return Err(HostError::Failed(format!(
+            "JWS rejected: {last}; it names no kid, and the host tried the first {MAX_CANDIDATE_KEYS} of {} keys \
+             that could verify it (ask the upstream to set kid)",
+            candidates.len()
+        )));
     }
     Err(HostError::Failed(format!("JWS rejected: {last}")))
 }
@@ -137,7 +197,9 @@ impl Host for JoseCtxView<'_> {
                 Err(e) => return Ok(Err(e)),
             },
         };
-        Ok(verify(&token, &jwks, &expect).map(|claims| claims.to_string()))
+        // Each key tried is a host call: charged, and checked against the call's deadline.
+        let budget = &mut *self.http.budget;
+        Ok(verify(&token, &jwks, &expect, &mut || budget.charge("jose")).map(|claims| claims.to_string()))
     }
 }
 
@@ -188,7 +250,8 @@ mod tests {
             let token = keys
                 .sign(&serde_json::json!({"iss": "https://idp", "aud": "app", "exp": now + 60, "sub": "u"}), "JWT")
                 .unwrap();
-            let claims = verify(&token, &jwks, &expect(&[alg], Some("https://idp"), Some("app"))).unwrap();
+            let claims =
+                verify(&token, &jwks, &expect(&[alg], Some("https://idp"), Some("app")), &mut || Ok(())).unwrap();
             assert_eq!(claims["sub"], "u", "{alg}");
             // (what is wrong, expectations) — each must be refused.
             let refusals = [
@@ -197,18 +260,96 @@ mod tests {
                 ("algorithm not accepted", expect(&["RS384"], None, None)),
             ];
             for (what, e) in refusals {
-                assert!(verify(&token, &jwks, &e).is_err(), "{alg}: {what}");
+                assert!(verify(&token, &jwks, &e, &mut || Ok(())).is_err(), "{alg}: {what}");
             }
             let expired = keys.sign(&serde_json::json!({"iss": "https://idp", "exp": now - 10}), "JWT").unwrap();
-            assert!(verify(&expired, &jwks, &expect(&[alg], None, None)).is_err(), "{alg}: expired");
+            assert!(verify(&expired, &jwks, &expect(&[alg], None, None), &mut || Ok(())).is_err(), "{alg}: expired");
             let mut tampered = token.clone();
             tampered.insert(tampered.len() / 2, 'x');
-            assert!(verify(&tampered, &jwks, &expect(&[alg], None, None)).is_err(), "{alg}: tampered");
+            assert!(verify(&tampered, &jwks, &expect(&[alg], None, None), &mut || Ok(())).is_err(), "{alg}: tampered");
             assert!(
-                matches!(verify(&token, &jwks, &expect(&["HS256"], None, None)), Err(HostError::Invalid(_))),
+                matches!(
+                    verify(&token, &jwks, &expect(&["HS256"], None, None), &mut || Ok(())),
+                    Err(HostError::Invalid(_))
+                ),
                 "no HMAC"
             );
         }
+    }
+
+    /// An RS256 token signed by a fresh broker key, its header rewritten without `kid` (so the
+    /// signature no longer verifies: every key tried fails), and the broker's JWKS.
+    async fn kidless_token_and_jwks() -> (String, serde_json::Value) {
+        let keys = Keys::new(
+            Store::new(Arc::new(MemoryBackend::new())),
+            "RS256".parse().unwrap(),
+            Duration::from_secs(3600),
+            Duration::from_secs(3600),
+        );
+        let now = crate::clock::now();
+        keys.refresh(now).await.unwrap();
+        let jwks: serde_json::Value = serde_json::from_str(&keys.jwks().unwrap()).unwrap();
+        let token = keys.sign(&serde_json::json!({"exp": now + 60}), "JWT").unwrap();
+        use base64::Engine as _;
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+        let rest = token.split_once('.').unwrap().1;
+        (format!("{header}.{rest}"), jwks)
+    }
+
+    /// `copies` of the JWKS's key (distinct kids) plus `ec` EC keys, as one JWKS document.
+    fn many_keys(jwks: &serde_json::Value, copies: usize, ec: usize) -> String {
+        let rsa = jwks["keys"][0].clone();
+        let mut keys: Vec<serde_json::Value> = (0..copies)
+            .map(|i| {
+                let mut k = rsa.clone();
+                k["kid"] = format!("k{i}").into();
+                k
+            })
+            .collect();
+        let p256 = serde_json::json!({"kty": "EC", "crv": "P-256", "use": "sig",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        keys.extend((0..ec).map(|_| p256.clone()));
+        serde_json::json!({ "keys": keys }).to_string()
+    }
+
+    /// Audit finding F4: a token without `kid` no longer makes the host try every key of a
+    /// huge JWKS. An inline JWKS over the size cap is refused before parsing; keys whose type
+    /// cannot verify the token's algorithm are not tried; at most `MAX_CANDIDATE_KEYS` keys are
+    /// tried, each charged to the call's host-call budget.
+    #[tokio::test]
+    async fn a_kidless_token_tries_few_keys_each_charged() {
+        let (token, jwks) = kidless_token_and_jwks().await;
+        let any = || expect(&["RS256"], None, None);
+
+        // 8,200 keys inline: refused by size, naming the limit.
+        let (ctx, mut budget, _) = granted(&[], 10_000);
+        let mut view = JoseCtxView { http: HttpCtxView { ctx: &ctx, budget: &mut budget } };
+        let huge = KeySource::Jwks(many_keys(&jwks, 8_200, 0));
+        let err = view.verify(token.clone(), huge, any()).await.unwrap().unwrap_err();
+        assert!(matches!(&err, HostError::TooLarge(m) if m.contains("JWKS")), "{err:?}");
+
+        // 40 RSA keys that all fail: only the first few are tried, and the error says so.
+        let (ctx, mut budget, _) = granted(&[], 10_000);
+        let mut view = JoseCtxView { http: HttpCtxView { ctx: &ctx, budget: &mut budget } };
+        let keys = KeySource::Jwks(many_keys(&jwks, 40, 0));
+        let err = view.verify(token.clone(), keys, any()).await.unwrap().unwrap_err();
+        assert!(matches!(&err, HostError::Failed(m) if m.contains("tried the first 8 of 40")), "{err:?}");
+
+        // Each key tried is a host call: a budget of 3 (the call + 2 keys) runs out.
+        let (ctx, mut budget, probe) = granted(&[], 3);
+        let mut view = JoseCtxView { http: HttpCtxView { ctx: &ctx, budget: &mut budget } };
+        let keys = KeySource::Jwks(many_keys(&jwks, 40, 0));
+        let err = view.verify(token.clone(), keys, any()).await.unwrap().unwrap_err();
+        assert!(matches!(err, HostError::LimitExceeded(_)), "{err:?}");
+        assert!(probe.hit_host_call_limit());
+
+        // EC keys cannot verify RS256: with 1 RSA key among 100 EC ones, one key is tried
+        // (a budget of 2 suffices) and the error is the signature's.
+        let (ctx, mut budget, _) = granted(&[], 2);
+        let mut view = JoseCtxView { http: HttpCtxView { ctx: &ctx, budget: &mut budget } };
+        let keys = KeySource::Jwks(many_keys(&jwks, 1, 100));
+        let err = view.verify(token, keys, any()).await.unwrap().unwrap_err();
+        assert!(matches!(&err, HostError::Failed(m) if m.contains("InvalidSignature")), "{err:?}");
     }
 
     /// The import itself, on a view built here: a JWKS URL outside the allowlist is denied,

@@ -1,5 +1,5 @@
-//! The `log` import: guest messages in the broker's log, tagged with the connector id and cut
-//! to a bounded length.
+//! The `log` import: guest messages in the broker's log, tagged with the connector id, cut to
+//! a bounded length and with control characters escaped (one call, one line).
 
 use wasmtime::component::{HasData, Linker};
 
@@ -43,7 +43,8 @@ fn clip(mut message: String) -> String {
 
 impl Host for LogCtxView<'_> {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        let message = clip(message);
+        // One line per call, whatever the guest wrote: no forged lines, no terminal escapes.
+        let message = crate::connectors::guest_text::escape_owned(clip(message));
         let connector = self.connector;
         match level {
             Level::Trace => tracing::trace!(connector, "{message}"),
@@ -73,6 +74,32 @@ mod tests {
         let long = "é".repeat(MAX_MESSAGE);
         let cut = clip(long);
         assert!(cut.len() <= MAX_MESSAGE + '…'.len_utf8() && cut.ends_with('…'), "{}", cut.len());
+    }
+
+    /// What a guest logs stays on one line of the broker's log (audit finding F7).
+    #[tokio::test]
+    async fn a_guest_cannot_forge_a_log_line() {
+        #[derive(Clone, Default)]
+        struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let mut view = LogCtxView { connector: "c" };
+        let forged = "ok\n2026-01-01T00:00:00Z  INFO portcullis: admin logged in\r\u{1b}[31m";
+        view.log(Level::Warn, forged.into()).await.unwrap();
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains(r"ok\n2026-01-01T00:00:00Z  INFO portcullis: admin logged in\r\u{1b}[31m"), "{text}");
     }
 
     #[tokio::test]

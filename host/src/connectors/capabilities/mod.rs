@@ -44,6 +44,7 @@ impl Grants {
     pub fn new(allowlist: Allowlist, limits: Limits) -> Result<Self, GrantsError> {
         let allowlist = Arc::new(allowlist);
         let http = HttpCtx::new(allowlist.clone(), limits.max_response_bytes).map_err(GrantsError::HttpClient)?;
-        Ok(Self { limits, http, ldap: LdapCtx::new(allowlist) })
+        let ldap = LdapCtx::new(allowlist, limits.max_response_bytes);
+        Ok(Self { limits, http, ldap })
     }
 }

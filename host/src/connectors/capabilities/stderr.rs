@@ -68,8 +68,10 @@ impl GuestStderr {
         if line.is_empty() {
             return;
         }
+        // A `\r` or an escape sequence in the guest's output must not rewrite the log line.
+        let line = crate::connectors::guest_text::escape(line);
         tracing::warn!(connector = %self.connector, "plugin output: {line}");
-        buf.tail.push_str(line);
+        buf.tail.push_str(&line);
         buf.tail.push('\n');
         if buf.tail.len() > TAIL {
             let cut = buf.tail.len() - TAIL;
@@ -137,6 +139,14 @@ impl AsyncWrite for GuestStderr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A guest's output cannot write a forged log line or a terminal escape (audit finding F7).
+    #[test]
+    fn control_characters_in_output_are_escaped() {
+        let out = GuestStderr::new("c".into());
+        out.push(b"panicked\rINFO portcullis: admin logged in\x1b[2K\n");
+        assert_eq!(out.finish(), r"panicked\rINFO portcullis: admin logged in\u{1b}[2K");
+    }
 
     #[test]
     fn lines_are_kept_for_the_error_and_output_is_capped() {

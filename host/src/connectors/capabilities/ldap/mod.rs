@@ -8,7 +8,8 @@ pub(crate) mod connection;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
+use ldap3::adapters::EntriesOnly;
+use ldap3::{LdapConnAsync, LdapConnSettings, Scope, SearchEntry, StdStream};
 use url::Url;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
@@ -26,15 +27,33 @@ const INVALID_CREDENTIALS: u32 = 49;
 /// Entries one search may return.
 const MAX_ENTRIES: usize = 1000;
 
-/// What one connector may reach over LDAP: the servers in its allowlist.
-#[derive(Debug)]
+/// A DNS lookup: the addresses of `host` on `port`.
+type Resolve = Arc<
+    dyn Fn(String, u16) -> futures::future::BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>>
+        + Send
+        + Sync,
+>;
+
+/// What one connector may reach over LDAP: the servers in its allowlist, found through
+/// `resolve` (the system's resolver; tests give their own).
 pub(crate) struct LdapCtx {
     allowlist: Arc<Allowlist>,
+    resolve: Resolve,
+    max_response_bytes: u64,
+}
+
+impl std::fmt::Debug for LdapCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LdapCtx").field("allowlist", &self.allowlist).finish_non_exhaustive()
+    }
 }
 
 impl LdapCtx {
-    pub(crate) fn new(allowlist: Arc<Allowlist>) -> Self {
-        Self { allowlist }
+    pub(crate) fn new(allowlist: Arc<Allowlist>, max_response_bytes: u64) -> Self {
+        let resolve: Resolve = Arc::new(|host, port| {
+            Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) })
+        });
+        Self { allowlist, resolve, max_response_bytes }
     }
 }
 
@@ -89,25 +108,35 @@ impl LdapCtxView<'_> {
             return Err(HostError::Invalid(format!("{}: LDAP URLs start with ldap:// or ldaps://", opts.url)));
         }
         let origin = super::http::origin(&url);
+        let timeout = self.budget.remaining();
+        let mut settings = LdapConnSettings::new().set_conn_timeout(timeout).set_starttls(opts.start_tls);
         match self.ctx.allowlist.check(&url) {
             None => {
                 return Err(self.budget.deny(&format!("LDAP connection to {origin}"), &Allowlist::suggestion(&url)));
             }
             Some(Grant::Wildcard) => {
+                // Resolved once, checked, and connected to the very addresses checked: ldap3
+                // resolving the name again would leave a DNS-rebinding window.
                 let host = url.host_str().unwrap_or_default().to_string();
                 let port = url.port_or_known_default().unwrap_or(389);
-                let addrs = tokio::net::lookup_host((host.as_str(), port))
-                    .await
-                    .map_err(|e| HostError::Failed(format!("{origin}: {e}")))?;
-                if addrs.into_iter().any(|a| is_private(a.ip())) {
+                let addrs: Vec<std::net::SocketAddr> =
+                    (self.ctx.resolve)(host, port).await.map_err(|e| HostError::Failed(format!("{origin}: {e}")))?;
+                if addrs.is_empty() || addrs.iter().any(|a| is_private(a.ip())) {
                     let line = Allowlist::suggestion(&url);
                     return Err(self.budget.deny(&format!("LDAP connection to {origin} (a private address)"), &line));
                 }
+                let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(&addrs[..])).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => return Err(HostError::Failed(format!("{origin}: {e}"))),
+                    Err(_) => {
+                        return Err(HostError::Timeout(format!("{origin}: no connection before the call's deadline")));
+                    }
+                };
+                let stream = stream.into_std().map_err(|e| HostError::Failed(format!("{origin}: {e}")))?;
+                settings = settings.set_std_stream(StdStream::Tcp(stream));
             }
             Some(Grant::Exact) => {}
         }
-        let timeout = self.budget.remaining();
-        let mut settings = LdapConnSettings::new().set_conn_timeout(timeout).set_starttls(opts.start_tls);
         // ldap3 uses a given TLS config as is, so with insecureSkipVerify it must not get one:
         // its own config is the one that skips verification.
         if let Some(pem) = opts.root_ca_pem.as_ref().filter(|_| !opts.insecure_skip_verify) {
@@ -133,6 +162,60 @@ impl LdapCtxView<'_> {
 
     fn connection(&mut self, conn: &Resource<LdapConnection>) -> wasmtime::Result<&mut LdapConnection> {
         Ok(self.table.get_mut(conn)?)
+    }
+}
+
+/// Why a streamed search failed.
+enum SearchFailure {
+    Ldap(ldap3::LdapError),
+    TooLarge,
+}
+
+/// Runs a search and reads at most [`MAX_ENTRIES`] entries of at most `max_bytes` in all
+/// (counting DNs and values), abandoning the rest on the server.
+async fn read_entries(
+    ldap: &mut ldap3::Ldap,
+    base: &str,
+    scope: Scope,
+    filter: &str,
+    attributes: Vec<String>,
+    max_bytes: u64,
+) -> Result<Vec<SearchEntry>, SearchFailure> {
+    let mut stream = ldap
+        .streaming_search_with(EntriesOnly::new(), base, scope, filter, attributes)
+        .await
+        .map_err(SearchFailure::Ldap)?;
+    let mut entries = Vec::new();
+    let mut bytes = 0u64;
+    let mut cut = false;
+    while let Some(raw) = stream.next().await.map_err(SearchFailure::Ldap)? {
+        let entry = SearchEntry::construct(raw);
+        let size = entry.dn.len()
+            + entry.attrs.iter().map(|(k, vs)| k.len() + vs.iter().map(String::len).sum::<usize>()).sum::<usize>()
+            + entry.bin_attrs.iter().map(|(k, vs)| k.len() + vs.iter().map(Vec::len).sum::<usize>()).sum::<usize>();
+        bytes += size as u64;
+        if bytes > max_bytes {
+            let id = stream.ldap_handle().last_id();
+            let _ = stream.ldap_handle().abandon(id).await;
+            return Err(SearchFailure::TooLarge);
+        }
+        entries.push(entry);
+        if entries.len() == MAX_ENTRIES {
+            cut = true;
+            break;
+        }
+    }
+    if cut {
+        let id = stream.ldap_handle().last_id();
+        let _ = stream.ldap_handle().abandon(id).await;
+        return Ok(entries);
+    }
+    let result = stream.finish().await;
+    match result.rc {
+        0 => Ok(entries),
+        // noSuchObject: the base does not exist, which for a login means "no such user".
+        32 => Ok(Vec::new()),
+        _ => Err(SearchFailure::Ldap(ldap3::LdapError::LdapResult { result })),
     }
 }
 
@@ -185,6 +268,7 @@ impl HostConnection for LdapCtxView<'_> {
             return Ok(Err(e));
         }
         let timeout = self.budget.remaining();
+        let max_bytes = self.ctx.max_response_bytes;
         let conn = self.connection(&conn)?;
         let origin = conn.origin.clone();
         let scope = match scope {
@@ -192,27 +276,28 @@ impl HostConnection for LdapCtxView<'_> {
             SearchScope::OneLevel => Scope::OneLevel,
             SearchScope::Subtree => Scope::Subtree,
         };
-        let search = conn.ldap.search(&base, scope, &filter, attributes);
-        let result = match tokio::time::timeout(timeout, search).await {
+        // Streamed, and stopped at the caps: a server answering a million entries (or a few
+        // huge ones) must not fill the host's memory before the cap applies.
+        let search = read_entries(&mut conn.ldap, &base, scope, &filter, attributes, max_bytes);
+        let found = match tokio::time::timeout(timeout, search).await {
             Err(_) => {
                 return Ok(Err(HostError::Timeout(format!(
                     "{origin}: search did not finish before the call's deadline"
                 ))));
             }
-            Ok(Err(e)) => return Ok(Err(HostError::Failed(format!("{origin}: search failed: {e}")))),
-            Ok(Ok(result)) => result,
+            Ok(Err(SearchFailure::TooLarge)) => {
+                return Ok(Err(HostError::TooLarge(format!(
+                    "{origin}: search results are larger than limits.maxResponseBytes ({max_bytes} bytes)"
+                ))));
+            }
+            Ok(Err(SearchFailure::Ldap(e))) => {
+                return Ok(Err(HostError::Failed(format!("{origin}: search failed: {e}"))));
+            }
+            Ok(Ok(found)) => found,
         };
-        let (entries, _) = match result.success() {
-            Ok(found) => found,
-            // noSuchObject: the base does not exist, which for a login means "no such user".
-            Err(ldap3::LdapError::LdapResult { result }) if result.rc == 32 => (Vec::new(), result),
-            Err(e) => return Ok(Err(HostError::Failed(format!("{origin}: search failed: {e}")))),
-        };
-        let entries = entries
+        let entries = found
             .into_iter()
-            .take(MAX_ENTRIES)
-            .map(|raw| {
-                let entry = SearchEntry::construct(raw);
+            .map(|entry| {
                 let mut attributes: Vec<(String, Vec<String>)> = entry.attrs.into_iter().collect();
                 attributes.sort();
                 Entry { dn: entry.dn, attributes }
@@ -278,7 +363,7 @@ mod tests {
     #[tokio::test]
     async fn only_an_allowed_server_is_reached() {
         let allowlist = Arc::new(Allowlist::parse(&["ldaps://ldap.corp:636".to_string()]).unwrap());
-        let ctx = LdapCtx::new(allowlist);
+        let ctx = LdapCtx::new(allowlist, 1024 * 1024);
         let probe = Arc::new(CallProbe::default());
         let limits = Limits { max_host_calls: 2, ..Limits::default() };
         let mut budget = CallBudget::new("dir".into(), &limits, probe.clone());
@@ -295,5 +380,35 @@ mod tests {
 
         let err = view.connect(options("ldaps://ldap.corp:636")).await.unwrap().unwrap_err();
         assert!(matches!(err, HostError::LimitExceeded(_)), "the third call is over budget: {err:?}");
+    }
+
+    /// A wildcard grant resolves the server once, checks every address, and dials the very
+    /// addresses it checked: a second answer (DNS rebinding to loopback) is never asked for.
+    #[tokio::test]
+    async fn a_wildcard_server_is_resolved_once_and_dialled_at_the_checked_address() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let allowlist = Arc::new(Allowlist::parse(&["ldap://*.example.test:389".to_string()]).unwrap());
+        let mut ctx = LdapCtx::new(allowlist, 1024);
+        let lookups = Arc::new(AtomicUsize::new(0));
+        let counter = lookups.clone();
+        ctx.resolve = Arc::new(move |host, port| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            // The first answer is public, any later one loopback.
+            let ip = if host.starts_with("private") || n > 0 { "127.0.0.1" } else { "198.18.0.7" };
+            Box::pin(async move { Ok(vec![std::net::SocketAddr::new(ip.parse().unwrap(), port)]) })
+        });
+        let probe = Arc::new(CallProbe::default());
+        let limits = Limits { call_deadline: Duration::from_millis(300), ..Limits::default() };
+        let mut budget = CallBudget::new("dir".into(), &limits, probe.clone());
+        let mut table = ResourceTable::new();
+        let mut view = LdapCtxView { ctx: &ctx, budget: &mut budget, table: &mut table };
+
+        // Whether 198.18.0.7 answers depends on the network the test runs in; what matters is
+        // that ldap3 was handed the connection and never looked the name up again.
+        let _ = view.connect(options("ldap://dir.example.test:389")).await.unwrap();
+        assert_eq!(lookups.load(Ordering::SeqCst), 1, "one lookup, no second chance to rebind");
+
+        let err = view.connect(options("ldap://private.example.test:389")).await.unwrap().unwrap_err();
+        assert!(matches!(&err, HostError::Denied(m) if m.contains("private address")), "{err:?}");
     }
 }
