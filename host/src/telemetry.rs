@@ -23,6 +23,9 @@ use crate::broker::Broker;
 pub fn router(broker: Arc<Broker>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        // Dex's names for the same two checks.
+        .route("/healthz/live", get(|| async { "ok" }))
+        .route("/healthz/ready", get(readyz))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/reload", post(reload))

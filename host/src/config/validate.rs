@@ -120,6 +120,17 @@ fn signer(c: &Config) -> Result<LocalSignerConfig, String> {
     }
 }
 
+/// `value` with every null member of an object dropped, recursively (`None` for a null itself).
+fn without_nulls(value: serde_json::Value) -> Option<serde_json::Value> {
+    match value {
+        serde_json::Value::Null => None,
+        serde_json::Value::Object(map) => {
+            Some(serde_json::Value::Object(map.into_iter().filter_map(|(k, v)| Some((k, without_nulls(v)?))).collect()))
+        }
+        other => Some(other),
+    }
+}
+
 /// The shipped plugin a connector `type` names, and the mode it implies: Dex's `mockCallback`
 /// and `mockPassword` are our `mock` in its two modes.
 fn shipped_plugin(kind: &str) -> (&str, Option<&'static str>) {
@@ -528,7 +539,9 @@ fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<Connector
                 plugin.display()
             ));
         }
-        let mut config: serde_json::Map<String, serde_json::Value> = cc.config.clone().into_iter().collect();
+        // A key that holds only comments (`claimMapping:` with nothing under it) is absent, as in Dex.
+        let mut config: serde_json::Map<String, serde_json::Value> =
+            cc.config.clone().into_iter().filter_map(|(k, v)| Some((k, without_nulls(v)?))).collect();
         if let Some((_, Some(mode))) = cc.kind.as_deref().map(shipped_plugin) {
             config.entry("mode").or_insert_with(|| mode.into());
         }

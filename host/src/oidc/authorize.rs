@@ -244,21 +244,11 @@ pub enum Choice<'a> {
     Nothing,
 }
 
-/// The login-method step: the hinted method, the configured password connector, the only
-/// method, or the chooser (`alwaysShowLoginScreen` forces it except for a hint).
-pub fn choose<'a>(
-    methods: &[&'a str],
-    hint: Option<&str>,
-    password_connector: Option<&str>,
-    always_show: bool,
-) -> Choice<'a> {
-    let find = |id: Option<&str>| id.and_then(|id| methods.iter().copied().find(|m| *m == id));
-    if let Some(id) = find(hint) {
-        return Choice::Go(id);
-    }
-    if let Some(id) = find(password_connector)
-        && !always_show
-    {
+/// The login-method step: the hinted method (`connector_id`), the only method, or the chooser
+/// (`alwaysShowLoginScreen` forces it except for a hint). As in Dex, `oauth2.passwordConnector`
+/// plays no part here: it names the connector of the password grant.
+pub fn choose<'a>(methods: &[&'a str], hint: Option<&str>, always_show: bool) -> Choice<'a> {
+    if let Some(id) = hint.and_then(|h| methods.iter().copied().find(|m| *m == h)) {
         return Choice::Go(id);
     }
     match methods {
@@ -360,10 +350,11 @@ mod tests {
         assert_eq!(start(&request, Some(&session), 200), Start::Login);
         request.prompt.none = true;
         assert_eq!(start(&request, Some(&session), 200), Start::LoginRequired);
-        assert_eq!(choose(&["local", "mock"], Some("mock"), None, true), Choice::Go("mock"));
-        assert_eq!(choose(&["local", "mock"], None, Some("local"), false), Choice::Go("local"));
-        assert_eq!(choose(&["mock"], None, None, true), Choice::Chooser);
-        assert_eq!(choose(&[], None, None, false), Choice::Nothing);
+        assert_eq!(choose(&["local", "mock"], Some("mock"), true), Choice::Go("mock"));
+        assert_eq!(choose(&["local", "mock"], None, false), Choice::Chooser);
+        assert_eq!(choose(&["mock"], None, false), Choice::Go("mock"));
+        assert_eq!(choose(&["mock"], None, true), Choice::Chooser);
+        assert_eq!(choose(&[], None, false), Choice::Nothing);
         assert_eq!(after_login(Prompt { none: true, ..Prompt::default() }, false), AfterLogin::ConsentRequired);
         assert_eq!(after_login(Prompt::default(), true), AfterLogin::IssueCode);
     }

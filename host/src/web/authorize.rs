@@ -183,12 +183,7 @@ fn choose(live: &Arc<Live>, asked: &AuthorizeRequest, request: &AuthRequest) -> 
     let methods = methods(live, live.config.clients.get(request.client_id.as_str()));
     let ids: Vec<&str> = methods.iter().map(|(id, _)| *id).collect();
     let oauth2 = &live.config.oauth2;
-    let choice = crate::oidc::authorize::choose(
-        &ids,
-        asked.connector_hint.as_deref(),
-        oauth2.password_connector.as_deref(),
-        oauth2.always_show_login_screen,
-    );
+    let choice = crate::oidc::authorize::choose(&ids, asked.connector_hint.as_deref(), oauth2.always_show_login_screen);
     match choice {
         Choice::Go(id) => Ok(Redirect::to(&format!("{pfx}/auth/{id}?req={}", request.id)).into_response()),
         Choice::Nothing => Err(WebError::page(

@@ -72,6 +72,8 @@ fn dex_signer_storage_and_mock_types_load() {
     };
     assert_eq!(mode("mock"), "callback");
     assert_eq!(mode("mock-password"), "password");
+    let password = config.connectors.iter().find(|c| c.spec.id == "mock-password").unwrap();
+    assert!(password.spec.config.get("claimMapping").is_none(), "{}", password.spec.config);
     let both = text.replace("signer:", "signing: {algorithm: ES256}\nsigner:");
     let refused = portcullis::config::Config::from_yaml(path, &both, &|_| None).unwrap_err().to_string();
     assert!(refused.contains("signing.algorithm and signer.config.algorithm say the same thing"), "{refused}");

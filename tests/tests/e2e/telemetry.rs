@@ -13,6 +13,11 @@ async fn health_readiness_status_and_metrics() {
     assert_eq!(ready["ready"], true);
     assert_eq!(ready["storage"], "ok");
     assert_eq!(ready["lastReload"]["ok"], true);
+    // Dex's paths for the same checks.
+    assert_eq!(http.get(format!("{admin}/healthz/live")).send().await.unwrap().status(), 200);
+    let dex_ready: serde_json::Value =
+        http.get(format!("{admin}/healthz/ready")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(dex_ready["ready"], true);
     let status: serde_json::Value = http.get(format!("{admin}/status")).send().await.unwrap().json().await.unwrap();
     assert_eq!(status["generation"], 1);
     assert_eq!(status["plugins"][0]["connector"], "mock");
