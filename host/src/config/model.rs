@@ -28,6 +28,12 @@ pub struct Config {
     pub oauth2: OAuth2Config,
     #[serde(default)]
     pub signing: SigningConfig,
+    /// Dex's gRPC API block: known, refused until the API is served (see `validate`).
+    #[serde(default)]
+    pub grpc: Option<serde_yaml::Value>,
+    /// Dex's `sessions` block: known, refused until it is mapped (see `validate`).
+    #[serde(default)]
+    pub sessions: Option<serde_yaml::Value>,
     /// Dex's `signer` block (`type: local` with `keysRotationPeriod` and `algorithm`).
     #[serde(default)]
     pub signer: Option<SignerConfig>,

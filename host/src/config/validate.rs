@@ -235,6 +235,16 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     }
     let e = &c.expiry;
     let r = &e.refresh_tokens;
+    if c.grpc.is_some() {
+        return Err("grpc: Dex's gRPC API is not served by this version of Portcullis; remove the grpc block \
+             (clients, passwords and connectors come from this file)"
+            .into());
+    }
+    if c.sessions.is_some() {
+        return Err("sessions: Dex's sessions block is not read by this version; remove it and set the single \
+             sign-on lifetime with expiry.sessions (default 24h)"
+            .into());
+    }
     let signer = signer(&c)?;
     let expiry = Expiry {
         id_tokens: duration("expiry.idTokens", &e.id_tokens, hours(24))?,
