@@ -50,7 +50,10 @@ mod tests {
     fn controls_are_escaped_and_the_rest_kept() {
         let cases = [
             ("plain text, ünïcode ✓", "plain text, ünïcode ✓"),
-            ("denied\n2026-01-01T00:00:00Z  INFO portcullis: admin logged in", "denied\\n2026-01-01T00:00:00Z  INFO portcullis: admin logged in"),
+            (
+                "denied\n2026-01-01T00:00:00Z  INFO portcullis: admin logged in",
+                "denied\\n2026-01-01T00:00:00Z  INFO portcullis: admin logged in",
+            ),
             ("a\rb\tc", "a\\rb\\tc"),
             ("\u{1b}[31mred\u{1b}[0m", "\\u{1b}[31mred\\u{1b}[0m"),
             ("x\u{0}y\u{7f}z\u{85}", "x\\u{0}y\\u{7f}z\\u{85}"),

@@ -156,7 +156,9 @@ impl HttpCtxView<'_> {
         }
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| HostError::Invalid(format!("bad HTTP method {:?}", req.method)))?;
-        if let Some((name, _)) = req.headers.iter().find(|(n, _)| HOST_SET_HEADERS.contains(&n.to_ascii_lowercase().as_str())) {
+        if let Some((name, _)) =
+            req.headers.iter().find(|(n, _)| HOST_SET_HEADERS.contains(&n.to_ascii_lowercase().as_str()))
+        {
             return Err(HostError::Invalid(format!(
                 "header {:?} is set by the host (from the URL and the body); remove it from the request",
                 name.to_ascii_lowercase()

@@ -250,7 +250,8 @@ mod tests {
             let token = keys
                 .sign(&serde_json::json!({"iss": "https://idp", "aud": "app", "exp": now + 60, "sub": "u"}), "JWT")
                 .unwrap();
-            let claims = verify(&token, &jwks, &expect(&[alg], Some("https://idp"), Some("app")), &mut || Ok(())).unwrap();
+            let claims =
+                verify(&token, &jwks, &expect(&[alg], Some("https://idp"), Some("app")), &mut || Ok(())).unwrap();
             assert_eq!(claims["sub"], "u", "{alg}");
             // (what is wrong, expectations) — each must be refused.
             let refusals = [
@@ -267,7 +268,10 @@ mod tests {
             tampered.insert(tampered.len() / 2, 'x');
             assert!(verify(&tampered, &jwks, &expect(&[alg], None, None), &mut || Ok(())).is_err(), "{alg}: tampered");
             assert!(
-                matches!(verify(&token, &jwks, &expect(&["HS256"], None, None), &mut || Ok(())), Err(HostError::Invalid(_))),
+                matches!(
+                    verify(&token, &jwks, &expect(&["HS256"], None, None), &mut || Ok(())),
+                    Err(HostError::Invalid(_))
+                ),
                 "no HMAC"
             );
         }

@@ -29,7 +29,9 @@ const MAX_ENTRIES: usize = 1000;
 
 /// A DNS lookup: the addresses of `host` on `port`.
 type Resolve = Arc<
-    dyn Fn(String, u16) -> futures::future::BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>> + Send + Sync,
+    dyn Fn(String, u16) -> futures::future::BoxFuture<'static, std::io::Result<Vec<std::net::SocketAddr>>>
+        + Send
+        + Sync,
 >;
 
 /// What one connector may reach over LDAP: the servers in its allowlist, found through
@@ -117,9 +119,8 @@ impl LdapCtxView<'_> {
                 // resolving the name again would leave a DNS-rebinding window.
                 let host = url.host_str().unwrap_or_default().to_string();
                 let port = url.port_or_known_default().unwrap_or(389);
-                let addrs: Vec<std::net::SocketAddr> = (self.ctx.resolve)(host, port)
-                    .await
-                    .map_err(|e| HostError::Failed(format!("{origin}: {e}")))?;
+                let addrs: Vec<std::net::SocketAddr> =
+                    (self.ctx.resolve)(host, port).await.map_err(|e| HostError::Failed(format!("{origin}: {e}")))?;
                 if addrs.is_empty() || addrs.iter().any(|a| is_private(a.ip())) {
                     let line = Allowlist::suggestion(&url);
                     return Err(self.budget.deny(&format!("LDAP connection to {origin} (a private address)"), &line));
