@@ -4,6 +4,8 @@
 //!
 //! The flags are cargo-fuzz's without a sanitizer (`-Zsanitizer` needs nightly; the host's code
 //! is safe Rust). `--target` is passed so build scripts and proc macros stay uninstrumented.
+//! Each target runs on `fuzz/corpus/<target>` (grown by the runs, not committed) and reads the
+//! committed seeds in `fuzz/seeds/<target>`.
 
 use std::path::Path;
 use std::process::Command;
@@ -83,6 +85,8 @@ pub(crate) fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
             .arg("-timeout=10")
             .arg(format!("-artifact_prefix={}/", artifacts.display()))
             .arg(&corpus)
+            // Read-only seeds (committed): inputs of the right shape, so the run starts deep.
+            .args(Some(fuzz.join("seeds").join(target)).filter(|seeds| seeds.is_dir()))
             .output()
             .with_context(|| format!("cannot run the fuzz target {target}"))?;
         let log = String::from_utf8_lossy(&output.stderr);
