@@ -1,6 +1,7 @@
 //! `cargo xtask`: project automation — build the plugins, set up the machine, run the tests.
 
 mod dev;
+mod fuzz;
 mod progress;
 
 use std::process::Command;
@@ -17,7 +18,10 @@ commands:
             then run the broker (examples/config-dev.yaml) and the example app on :5555
   test      set up, then run every test (what CI runs)
   bench     build the plugins, run the connector benchmarks and print a summary
-            (extra arguments go to criterion, e.g. `cargo xtask bench login_url`)";
+            (extra arguments go to criterion, e.g. `cargo xtask bench login_url`)
+  fuzz      build fuzz/ (libFuzzer, stable Rust) and run each target for a bounded time:
+            `cargo xtask fuzz [--seconds N] [TARGET...]` (default 60 s each; targets: config,
+            authorize, token, jose, convert); prints executions and crashes per target";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,6 +31,7 @@ fn main() {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("dev") => dev::run(&workspace_root()),
+        Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);

@@ -17,6 +17,10 @@ pub mod cache;
 pub mod capabilities;
 pub mod engine;
 pub mod error;
+/// Entry points for `fuzz/` into crate-private code (`cargo xtask fuzz` builds with `--cfg fuzzing`).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod guest_text;
 pub mod inspect;
 pub mod limits;

@@ -91,7 +91,11 @@ fn can_verify(jwk: &Jwk, alg: Algorithm) -> bool {
             (&ec.curve, alg),
             (EllipticCurve::P256, Algorithm::ES256) | (EllipticCurve::P384, Algorithm::ES384)
         ),
-        AlgorithmParameters::OctetKeyPair(okp) => okp.curve == EllipticCurve::Ed25519 && alg == Algorithm::EdDSA,
+        // jsonwebtoken slices `x` to 32 bytes unchecked (a shorter one panicked the host: found
+        // by the `jose` fuzz target), so a key of another length is no candidate.
+        AlgorithmParameters::OctetKeyPair(okp) => {
+            okp.curve == EllipticCurve::Ed25519 && alg == Algorithm::EdDSA && ed25519_key_len(&okp.x) == Some(32)
+        }
         AlgorithmParameters::OctetKey(_) => false,
     };
     let common = &jwk.common;
@@ -99,6 +103,12 @@ fn can_verify(jwk: &Jwk, alg: Algorithm) -> bool {
     let use_ok = common.public_key_use.as_ref().is_none_or(|u| *u == PublicKeyUse::Signature);
     let ops_ok = common.key_operations.as_ref().is_none_or(|ops| ops.contains(&KeyOperations::Verify));
     fits && alg_ok && use_ok && ops_ok
+}
+
+/// The length of an Ed25519 JWK's `x` (base64url), if it decodes.
+fn ed25519_key_len(x: &str) -> Option<usize> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(x.trim_end_matches('=')).ok().map(|b| b.len())
 }
 
 /// Verifies `token` against `jwks`; the pure part of the import, testable without a store.
@@ -350,6 +360,16 @@ mod tests {
         let keys = KeySource::Jwks(many_keys(&jwks, 1, 100));
         let err = view.verify(token, keys, any()).await.unwrap().unwrap_err();
         assert!(matches!(&err, HostError::Failed(m) if m.contains("InvalidSignature")), "{err:?}");
+    }
+
+    /// Found by the `jose` fuzz target: an Ed25519 key whose `x` is not 32 bytes made
+    /// jsonwebtoken's verifier panic (slice out of range) inside the host.
+    #[test]
+    fn a_short_ed25519_key_is_refused_not_a_panic() {
+        let token = "eyJhbGciOiJFZERTQSJ9.eyJleHAiOjF9.AA";
+        let jwks = r#"{"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKOg7hcvPg"}]}"#;
+        let err = verify(token, jwks, &expect(&["EdDSA"], None, None), &mut || Ok(())).unwrap_err();
+        assert!(matches!(&err, HostError::Failed(m) if m.contains("no key in the JWKS can verify EdDSA")), "{err:?}");
     }
 
     /// The import itself, on a view built here: a JWKS URL outside the allowlist is denied,
