@@ -48,6 +48,11 @@ fuzz_target!(|data: &[u8]| {
         params.insert(k.into_owned(), v.into_owned());
     }
     let config = config();
-    let policy = Policy { clients: &config.clients, pkce_plain: mode & 4 == 4 };
+    let policy = Policy {
+        clients: &config.clients,
+        pkce_plain: mode & 4 == 4,
+        pkce_enforce: mode & 8 == 8,
+        device_callback: "/dex/device/callback",
+    };
     let _ = AuthorizeRequest::parse(&params, &policy);
 });

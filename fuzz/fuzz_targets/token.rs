@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let form: HashMap<String, String> =
         url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-    let _ = TokenRequest::parse(&form);
+    let _ = TokenRequest::parse(&form, &portcullis::config::GrantType::ALL.into_iter().collect());
     let _ = ClientCredentials::parse(header, &form);
     // The header as a Basic value of the fuzzer's bytes, so the base64 path is reached too.
     if let Some(h) = header {

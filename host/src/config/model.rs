@@ -31,9 +31,12 @@ pub struct Config {
     /// Dex's gRPC API block: known, refused until the API is served (see `validate`).
     #[serde(default)]
     pub grpc: Option<serde_yaml::Value>,
-    /// Dex's `sessions` block: known, refused until it is mapped (see `validate`).
+    /// Dex's `sessions` block: the SSO session's cookie, lifetimes and sharing.
     #[serde(default)]
-    pub sessions: Option<serde_yaml::Value>,
+    pub sessions: Option<SessionsConfig>,
+    /// Dex's `mfa` block: accepted only when it configures nothing (see `validate`).
+    #[serde(default)]
+    pub mfa: Option<MfaConfig>,
     /// Dex's `signer` block (`type: local` with `keysRotationPeriod` and `algorithm`).
     #[serde(default)]
     pub signer: Option<SignerConfig>,
@@ -178,6 +181,9 @@ pub struct ExpiryConfig {
     pub auth_requests: Option<String>,
     #[serde(default)]
     pub signing_keys: Option<String>,
+    /// Device authorization requests (RFC 8628; default 5m, as Dex).
+    #[serde(default)]
+    pub device_requests: Option<String>,
     /// Authorization code lifetime (Portcullis extension; default 10m).
     #[serde(default)]
     pub auth_codes: Option<String>,
@@ -205,17 +211,57 @@ pub struct RefreshExpiryConfig {
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LoggerConfig {
     #[serde(default)]
     pub level: Option<String>,
     #[serde(default)]
     pub format: Option<String>,
+    /// Log fields dropped from every line (`email`, `username`, `groups`…), as Dex.
+    #[serde(default)]
+    pub exclude_fields: Vec<String>,
+}
+
+/// Dex's `sessions:` (its SSO session). Absent keys keep Dex's defaults.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SessionsConfig {
+    /// Default `dex_session`.
+    #[serde(default)]
+    pub cookie_name: Option<String>,
+    /// Default 24h.
+    #[serde(default)]
+    pub absolute_lifetime: Option<String>,
+    /// The idle timeout; default 1h.
+    #[serde(default)]
+    pub valid_if_not_used_for: Option<String>,
+    /// The password form's "remember me" box starts checked (default true).
+    #[serde(default)]
+    pub remember_me_checked_by_default: Option<bool>,
+    /// Accepted (16, 24 or 32 bytes) and unused: the cookie holds only a random session key.
+    #[serde(default)]
+    pub cookie_encryption_key: Option<Secret>,
+    /// `none` (default) or `all`: which clients may reuse a session without `ssoSharedWith`.
+    #[serde(default)]
+    pub sso_shared_with_default: Option<String>,
+}
+
+/// Dex's `mfa:` block.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MfaConfig {
+    #[serde(default)]
+    pub authenticators: Vec<serde_yaml::Value>,
+    #[serde(default, rename = "defaultMFAChain")]
+    pub default_mfa_chain: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OAuth2Config {
+    /// The grants served and advertised; empty: every grant this version serves.
+    #[serde(default)]
+    pub grant_types: Vec<String>,
     #[serde(default)]
     pub response_types: Vec<String>,
     #[serde(default)]
@@ -231,6 +277,9 @@ pub struct OAuth2Config {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PkceConfig {
+    /// Every authorization code flow must use PKCE, confidential clients too.
+    #[serde(default)]
+    pub enforce: bool,
     /// `S256` (default) and optionally `plain`.
     #[serde(default)]
     pub code_challenge_methods_supported: Vec<String>,
@@ -293,6 +342,29 @@ pub struct ClientConfig {
     pub trusted_peers: Vec<String>,
     #[serde(default, rename = "postLogoutRedirectURIs")]
     pub post_logout_redirect_uris: Vec<String>,
+    /// OIDC Back-Channel Logout 1.0: where a logout token is POSTed when a session ends.
+    #[serde(default, rename = "backchannelLogoutURI")]
+    pub backchannel_logout_uri: Option<String>,
+    /// `standalone` (default) or `session`: whether refresh tokens end with the SSO session.
+    #[serde(default)]
+    pub refresh_token_lifetime: Option<String>,
+    /// Clients that may reuse this client's SSO session (`*`: all); absent: `sessions.ssoSharedWithDefault`.
+    #[serde(default)]
+    pub sso_shared_with: Option<Vec<String>>,
+    /// Dex's MFA chain: accepted only empty (see `validate`).
+    #[serde(default)]
+    pub mfa_chain: Vec<String>,
+    /// Claims of `client_credentials` tokens (Dex's `clientCredentialsClaims`).
+    #[serde(default)]
+    pub client_credentials_claims: Option<ClientCredentialsClaimsConfig>,
+}
+
+/// Dex's `clientCredentialsClaims`: the groups a client_credentials token carries.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientCredentialsClaimsConfig {
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -26,14 +26,130 @@ pub struct Client {
     pub post_logout_redirect_uris: Vec<String>,
     /// Connectors this client may use (`allowedConnectors`); empty: every one.
     pub allowed_connectors: Vec<crate::ids::ConnectorId>,
+    /// Where logout tokens are POSTed (OIDC Back-Channel Logout 1.0).
+    pub backchannel_logout_uri: Option<Url>,
+    /// `refreshTokenLifetime`: whether refresh tokens end with the SSO session that issued them.
+    pub refresh_lifetime: RefreshTokenLifetime,
+    /// `ssoSharedWith`; `None`: the `sessions.ssoSharedWithDefault`.
+    pub sso_shared_with: Option<Vec<ClientId>>,
+    /// `clientCredentialsClaims.groups`.
+    pub client_credentials_groups: Vec<String>,
 }
+
+/// A client's `refreshTokenLifetime`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RefreshTokenLifetime {
+    /// Not written: logging out ends the session's tokens, refresh tokens included (audit I5),
+    /// but a session that merely expires leaves them be. Dex's default is `Standalone`.
+    #[default]
+    Unset,
+    /// Dex's `standalone`: refresh tokens outlive the session, logout too (a kubectl credential
+    /// keeps working after the user signs out of a web app).
+    Standalone,
+    /// Dex's `session`: refresh tokens end with the session, by logout or expiry.
+    Session,
+}
+
+/// The out-of-band redirect URI of native apps that cannot receive a redirect (the code is shown).
+pub const REDIRECT_OOB: &str = "urn:ietf:wg:oauth:2.0:oob";
 
 impl Client {
     /// Whether this client may log users in through `connector` (`local`: the password database).
     pub fn allows(&self, connector: &str) -> bool {
         self.allowed_connectors.is_empty() || self.allowed_connectors.iter().any(|c| c == connector)
     }
+
+    /// Whether `uri` may receive this client's codes. A registered URI matches exactly. A public
+    /// client that registers none is a native app (RFC 8252), as Dex treats it: it may use any
+    /// `http://localhost[:port]/…` or loopback-IP address, the out-of-band URI, or the broker's
+    /// own device callback (`device_callback`, the issuer's path + `/device/callback`).
+    pub fn redirect_allowed(&self, uri: &str, device_callback: &str) -> bool {
+        if self.redirect_uris.iter().any(|u| u == uri) {
+            return true;
+        }
+        if !self.public || !self.redirect_uris.is_empty() {
+            return false;
+        }
+        if uri == REDIRECT_OOB || uri == device_callback {
+            return true;
+        }
+        let Ok(url) = Url::parse(uri) else { return false };
+        let loopback = match url.host() {
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        url.scheme() == "http" && loopback && url.fragment().is_none() && url.username().is_empty()
+    }
+
+    /// Whether an SSO session this client logged into may log the user into `target` too.
+    pub fn shares_session_with(&self, target: &ClientId, default_all: bool) -> bool {
+        match &self.sso_shared_with {
+            None => default_all,
+            Some(peers) => peers.iter().any(|p| p.as_str() == "*" || p == target),
+        }
+    }
 }
+
+/// A grant of the token endpoint (`oauth2.grantTypes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+    Password,
+    DeviceCode,
+    TokenExchange,
+}
+
+impl GrantType {
+    pub const ALL: [GrantType; 6] = [
+        Self::AuthorizationCode,
+        Self::RefreshToken,
+        Self::ClientCredentials,
+        Self::Password,
+        Self::DeviceCode,
+        Self::TokenExchange,
+    ];
+
+    /// Its `grant_type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
+            Self::ClientCredentials => "client_credentials",
+            Self::Password => "password",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == text)
+    }
+
+    /// Whether this version of the broker serves the grant.
+    pub fn served(self) -> bool {
+        matches!(self, Self::AuthorizationCode | Self::RefreshToken)
+    }
+}
+
+/// The SSO session (Dex's `sessions`, or Portcullis's own when that block is absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sessions {
+    pub cookie_name: String,
+    pub absolute: Duration,
+    /// Dex's `validIfNotUsedFor`; `None` without a `sessions` block (the session lives out `absolute`).
+    pub idle: Option<Duration>,
+    /// The password form shows "remember me", checked or not; `None`: no box, the cookie persists.
+    pub remember_me_default: Option<bool>,
+    /// Clients without `ssoSharedWith` share their sessions with every client.
+    pub share_by_default: bool,
+}
+
+/// The cookie name of the SSO session when the config has no `sessions` block.
+pub const SESSION_COOKIE: &str = "portcullis_session";
 
 /// The algorithm the broker signs tokens with (`signing.algorithm`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -172,7 +288,10 @@ pub struct Expiry {
     pub auth_requests: Duration,
     pub signing_keys: Duration,
     pub auth_codes: Duration,
+    /// The SSO session's absolute lifetime (`expiry.sessions` or `sessions.absoluteLifetime`).
     pub sessions: Duration,
+    /// `expiry.deviceRequests`: how long a device code and its user code live.
+    pub device_requests: Duration,
     pub refresh: RefreshExpiry,
 }
 
@@ -199,6 +318,11 @@ pub struct Validated {
     pub expiry: Expiry,
     pub signing_algorithm: SigningAlgorithm,
     pub pkce_plain: bool,
+    /// `oauth2.pkce.enforce`: every code flow uses PKCE.
+    pub pkce_enforce: bool,
+    /// The grants `oauth2.grantTypes` enables (Dex's rules; see `grant_types`).
+    pub grant_types: BTreeSet<GrantType>,
+    pub sessions: Sessions,
     pub clients: BTreeMap<ClientId, Client>,
     pub enable_password_db: bool,
     pub passwords: Vec<StaticPassword>,
@@ -240,9 +364,11 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
              (clients, passwords and connectors come from this file)"
             .into());
     }
-    if c.sessions.is_some() {
-        return Err("sessions: Dex's sessions block is not read by this version; remove it and set the single \
-             sign-on lifetime with expiry.sessions (default 24h)"
+    if let Some(mfa) = &c.mfa
+        && (!mfa.authenticators.is_empty() || !mfa.default_mfa_chain.is_empty())
+    {
+        return Err("mfa: multi-factor authentication is not built into Portcullis; ask for a second factor at \
+             the upstream identity provider (its connector), or remove the mfa block"
             .into());
     }
     let signer = signer(&c)?;
@@ -267,7 +393,14 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
             }
         },
         auth_codes: duration("expiry.authCodes", &e.auth_codes, Duration::from_secs(600))?,
-        sessions: duration("expiry.sessions", &e.sessions, hours(24))?,
+        sessions: match (&e.sessions, c.sessions.as_ref().and_then(|s| s.absolute_lifetime.as_ref())) {
+            (Some(_), Some(_)) => {
+                return Err("expiry.sessions and sessions.absoluteLifetime say the same thing; keep one".into());
+            }
+            (None, Some(text)) => duration("sessions.absoluteLifetime", &Some(text.clone()), hours(24))?,
+            (given, None) => duration("expiry.sessions", given, hours(24))?,
+        },
+        device_requests: duration("expiry.deviceRequests", &e.device_requests, Duration::from_secs(300))?,
         refresh: RefreshExpiry {
             rotation: !r.disable_rotation,
             reuse_interval: match &r.reuse_interval {
@@ -299,6 +432,9 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
             ));
         }
     }
+    let grant_types = grant_types(&c.oauth2)?;
+    let pkce_enforce = c.oauth2.pkce.enforce;
+    let sessions = sessions(c.sessions.as_ref(), expiry.sessions)?;
     let mut pkce_plain = false;
     for (i, m) in c.oauth2.pkce.code_challenge_methods_supported.iter().enumerate() {
         match m.as_str() {
@@ -348,6 +484,9 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         expiry,
         signing_algorithm,
         pkce_plain,
+        pkce_enforce,
+        grant_types,
+        sessions,
         clients,
         enable_password_db: c.enable_password_db,
         passwords,
@@ -357,6 +496,92 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         base_dir: base.to_path_buf(),
         source: PathBuf::new(),
         sha256: String::new(),
+    })
+}
+
+/// The grants enabled, as Dex resolves `oauth2.grantTypes`: absent, every grant but
+/// `client_credentials`; `password` only with an `oauth2.passwordConnector`; `implicit` accepted and
+/// never served (no response type issues tokens from the authorization endpoint). Dex drops a
+/// name it does not know; we refuse it, so a typo cannot switch a grant off unseen.
+fn grant_types(o: &OAuth2Config) -> Result<BTreeSet<GrantType>, String> {
+    let mut out = BTreeSet::new();
+    if o.grant_types.is_empty() {
+        out.extend([
+            GrantType::AuthorizationCode,
+            GrantType::RefreshToken,
+            GrantType::Password,
+            GrantType::DeviceCode,
+            GrantType::TokenExchange,
+        ]);
+    }
+    for (i, name) in o.grant_types.iter().enumerate() {
+        match GrantType::parse(name) {
+            Some(grant) => {
+                out.insert(grant);
+            }
+            None if name == "implicit" => {}
+            None => {
+                let known: Vec<&str> = GrantType::ALL.iter().map(|g| g.as_str()).collect();
+                return Err(format!(
+                    "oauth2.grantTypes[{i}]: {name:?} is not a grant type; write one of {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    if o.password_connector.is_none() {
+        out.remove(&GrantType::Password);
+    }
+    Ok(out)
+}
+
+/// The SSO session: Dex's `sessions` block when present (Dex's defaults: cookie `dex_session`,
+/// 24h absolute, 1h idle, "remember me" checked, shared with no other client), else Portcullis's
+/// own (cookie `portcullis_session`, `expiry.sessions`, no idle timeout, shared with every client).
+fn sessions(block: Option<&SessionsConfig>, absolute: Duration) -> Result<Sessions, String> {
+    let Some(b) = block else {
+        return Ok(Sessions {
+            cookie_name: SESSION_COOKIE.into(),
+            absolute,
+            idle: None,
+            remember_me_default: None,
+            share_by_default: true,
+        });
+    };
+    let idle = duration("sessions.validIfNotUsedFor", &b.valid_if_not_used_for, hours(1))?;
+    if idle > absolute {
+        return Err(format!(
+            "sessions.validIfNotUsedFor ({}s) must not exceed sessions.absoluteLifetime ({}s)",
+            idle.as_secs(),
+            absolute.as_secs()
+        ));
+    }
+    let cookie_name = b.cookie_name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "dex_session".into());
+    let token_char = |ch: char| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch);
+    if !cookie_name.chars().all(token_char) {
+        return Err(format!(
+            "sessions.cookieName: {cookie_name:?} is not a cookie name; use letters, digits, '-' or '_'"
+        ));
+    }
+    if let Some(key) = &b.cookie_encryption_key
+        && !matches!(key.expose().len(), 0 | 16 | 24 | 32)
+    {
+        return Err(format!(
+            "sessions.cookieEncryptionKey: must be 16, 24 or 32 bytes (AES-128/192/256), got {}",
+            key.expose().len()
+        ));
+    }
+    let share_by_default = match b.sso_shared_with_default.as_deref() {
+        None | Some("") | Some("none") => false,
+        Some("all") => true,
+        Some(other) => return Err(format!("sessions.ssoSharedWithDefault: {other:?}; write none or all")),
+    };
+    Ok(Sessions {
+        cookie_name,
+        absolute,
+        idle: Some(idle),
+        remember_me_default: Some(b.remember_me_checked_by_default.unwrap_or(true)),
+        share_by_default,
     })
 }
 
@@ -407,17 +632,52 @@ fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Resul
                 "{at}: a confidential client needs a secret (or secretEnv); or set public: true for a client that cannot keep one"
             ));
         }
-        if cc.redirect_uris.is_empty() {
-            return Err(format!(
-                "{at}.redirectURIs: list at least one redirect URI, e.g. http://127.0.0.1:5555/callback"
-            ));
-        }
-        for (j, uri) in cc.redirect_uris.iter().chain(&cc.post_logout_redirect_uris).enumerate() {
-            let parsed =
-                Url::parse(uri).map_err(|e| format!("{at}: redirect URI {uri:?} is not an absolute URL ({e})"))?;
-            if parsed.fragment().is_some() {
-                return Err(format!("{at}: redirect URI #{j} {uri:?} must not have a #fragment (RFC 6749 §3.1.2)"));
+        // No redirect URIs is Dex's meaning for a native public client (loopback and out-of-band
+        // redirects) or a client that only uses grants without redirects.
+        for (j, uri) in cc.redirect_uris.iter().enumerate() {
+            // A path (`/dex/device/callback`) is the broker's own page, as Dex's device flow uses it.
+            if uri.starts_with('/') && !uri.starts_with("//") {
+                continue;
             }
+            let parsed = Url::parse(uri).map_err(|e| {
+                format!("{at}.redirectURIs[{j}]: {uri:?} is not an absolute URL ({e}) nor a path starting with /")
+            })?;
+            if parsed.fragment().is_some() {
+                return Err(format!("{at}.redirectURIs[{j}]: {uri:?} must not have a #fragment (RFC 6749 §3.1.2)"));
+            }
+        }
+        for (j, uri) in cc.post_logout_redirect_uris.iter().enumerate() {
+            let parsed = Url::parse(uri)
+                .map_err(|e| format!("{at}.postLogoutRedirectURIs[{j}]: {uri:?} is not an absolute URL ({e})"))?;
+            if parsed.fragment().is_some() {
+                return Err(format!("{at}.postLogoutRedirectURIs[{j}]: {uri:?} must not have a #fragment"));
+            }
+        }
+        let backchannel_logout_uri = match cc.backchannel_logout_uri.as_deref().filter(|u| !u.is_empty()) {
+            None => None,
+            Some(uri) => {
+                let url = Url::parse(uri)
+                    .map_err(|e| format!("{at}.backchannelLogoutURI: {uri:?} is not an absolute URL ({e})"))?;
+                if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() {
+                    return Err(format!("{at}.backchannelLogoutURI: {uri:?} must be an http(s) URL without #fragment"));
+                }
+                Some(url)
+            }
+        };
+        let refresh_lifetime = match cc.refresh_token_lifetime.as_deref() {
+            None | Some("") => RefreshTokenLifetime::Unset,
+            Some("standalone") => RefreshTokenLifetime::Standalone,
+            Some("session") => RefreshTokenLifetime::Session,
+            Some(other) => {
+                return Err(format!(
+                    "{at}.refreshTokenLifetime: {other:?}; write standalone (refresh tokens outlive logout, as in Dex) or session (they end with the SSO session)"
+                ));
+            }
+        };
+        if !cc.mfa_chain.is_empty() {
+            return Err(format!(
+                "{at}.mfaChain: multi-factor authentication is not built into Portcullis; ask for a second factor at the upstream identity provider, or remove mfaChain"
+            ));
         }
         let client = Client {
             id: id.as_str().into(),
@@ -429,6 +689,14 @@ fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Resul
             trusted_peers: cc.trusted_peers.iter().map(|p| p.as_str().into()).collect(),
             post_logout_redirect_uris: cc.post_logout_redirect_uris.clone(),
             allowed_connectors: cc.allowed_connectors.iter().map(|c| c.as_str().into()).collect(),
+            backchannel_logout_uri,
+            refresh_lifetime,
+            sso_shared_with: cc.sso_shared_with.as_ref().map(|l| l.iter().map(|p| p.as_str().into()).collect()),
+            client_credentials_groups: cc
+                .client_credentials_claims
+                .as_ref()
+                .map(|c| c.groups.clone())
+                .unwrap_or_default(),
         };
         if clients.insert(id.as_str().into(), client).is_some() {
             return Err(format!("{at}.id: {id:?} is used twice; client ids must be unique"));

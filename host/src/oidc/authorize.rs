@@ -98,6 +98,10 @@ pub struct Policy<'a> {
     pub clients: &'a BTreeMap<ClientId, Client>,
     /// `oauth2.pkce`'s `plain` allowed (S256 only by default).
     pub pkce_plain: bool,
+    /// `oauth2.pkce.enforce`: confidential clients must use PKCE too.
+    pub pkce_enforce: bool,
+    /// The broker's device callback path (the issuer's path + `/device/callback`).
+    pub device_callback: &'a str,
 }
 
 impl AuthorizeRequest {
@@ -106,7 +110,7 @@ impl AuthorizeRequest {
         let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let client = get("client_id").and_then(|id| policy.clients.get(id)).ok_or(AuthorizeRefusal::UnknownClient)?;
         let redirect_uri = get("redirect_uri")
-            .filter(|r| client.redirect_uris.iter().any(|u| u == r))
+            .filter(|r| client.redirect_allowed(r, policy.device_callback))
             .ok_or(AuthorizeRefusal::UnregisteredRedirect)?;
         let state = get("state");
         if state.is_some_and(|s| s.len() > MAX_STATE) {
@@ -184,6 +188,9 @@ impl AuthorizeRequest {
         };
         if client.public && pkce.is_none() {
             return Err(OAuthError::invalid_request("public clients must use PKCE (code_challenge with S256)"));
+        }
+        if policy.pkce_enforce && pkce.is_none() {
+            return Err(OAuthError::invalid_request("this server requires PKCE (code_challenge with S256)"));
         }
         if get("nonce").is_some_and(|n| n.len() > MAX_NONCE) {
             return Err(OAuthError::invalid_request(format!("nonce is longer than {MAX_NONCE} bytes")));
@@ -294,6 +301,10 @@ mod tests {
             trusted_peers: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             allowed_connectors: Vec::new(),
+            backchannel_logout_uri: None,
+            refresh_lifetime: Default::default(),
+            sso_shared_with: None,
+            client_credentials_groups: Vec::new(),
         }
     }
 
@@ -303,7 +314,10 @@ mod tests {
 
     fn parse(pairs: &[(&str, &str)], public: bool) -> Result<AuthorizeRequest, AuthorizeRefusal> {
         let clients: BTreeMap<ClientId, _> = [("app".into(), client("app", public))].into();
-        AuthorizeRequest::parse(&params(pairs), &Policy { clients: &clients, pkce_plain: false })
+        AuthorizeRequest::parse(
+            &params(pairs),
+            &Policy { clients: &clients, pkce_plain: false, pkce_enforce: false, device_callback: "/device/callback" },
+        )
     }
 
     const BASE: &[(&str, &str)] =

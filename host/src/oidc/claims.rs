@@ -79,8 +79,44 @@ pub struct IdTokenClaims {
     pub at_hash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,
+    /// The SSO session the login belongs to (OIDC Back-Channel Logout 1.0 §2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     #[serde(flatten)]
     pub user: UserClaims,
+}
+
+/// The `events` member of a logout token.
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A logout token (OIDC Back-Channel Logout 1.0 §2.4): never a `nonce`, so it cannot pass for
+/// an ID token; `typ` is `logout+jwt`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogoutTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub sid: String,
+    pub events: serde_json::Value,
+}
+
+impl LogoutTokenClaims {
+    /// Valid for two minutes, as the specification recommends.
+    pub fn new(issuer: &str, client_id: &str, subject: String, sid: &str, jti: String, now: i64) -> Self {
+        Self {
+            iss: issuer.into(),
+            sub: subject,
+            aud: client_id.into(),
+            iat: now,
+            exp: now + 120,
+            jti,
+            sid: sid.into(),
+            events: serde_json::json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
+        }
+    }
 }
 
 /// The access token (RFC 9068 shape).
@@ -119,6 +155,8 @@ pub struct TokenContext<'a> {
     pub access_lifetime: i64,
     pub grant_id: &'a str,
     pub token_id: &'a str,
+    /// The SSO session's public id (`sid`), when the login had one.
+    pub sid: Option<&'a str>,
 }
 
 impl TokenContext<'_> {
@@ -163,6 +201,7 @@ impl TokenContext<'_> {
             nonce: self.nonce.map(str::to_string),
             at_hash: Some(token_hash(access_token, alg)),
             auth_time: Some(self.auth_time),
+            sid: self.sid.map(str::to_string),
             user: UserClaims::new(self.identity, self.connector_id, self.scopes),
         }
     }
@@ -231,10 +270,12 @@ mod tests {
             access_lifetime: 100,
             grant_id: "g",
             token_id: "t",
+            sid: Some("s"),
         };
         let token = ctx.id_token("access", "RS256");
         assert_eq!(token.sub, "CgcyMzQyNzQ5EgZnaXRodWI");
         assert_eq!(token.exp, 110);
+        assert_eq!(token.sid.as_deref(), Some("s"));
         assert_eq!(token.at_hash.as_deref(), Some(token_hash("access", "RS256").as_str()));
         assert_eq!(token_hash("access", "RS256").len(), 22);
     }

@@ -2,11 +2,21 @@
 
 use serde_json::{Value, json};
 
+use crate::config::{GrantType, Validated};
+
+/// The grants served and enabled, in Dex's order (sorted by name).
+pub fn grant_types(config: &Validated) -> Vec<&'static str> {
+    let mut grants: Vec<&str> =
+        config.grant_types.iter().filter(|g| g.served()).map(|g| GrantType::as_str(*g)).collect();
+    grants.sort_unstable();
+    grants
+}
+
 /// The document for `issuer` (exactly as configured) signing with `alg`.
-pub fn document(issuer: &str, alg: &str, pkce_plain: bool) -> Value {
+pub fn document(issuer: &str, alg: &str, config: &Validated) -> Value {
     let base = issuer.trim_end_matches('/');
     let mut methods = vec!["S256"];
-    if pkce_plain {
+    if config.pkce_plain {
         methods.push("plain");
     }
     json!({
@@ -18,7 +28,7 @@ pub fn document(issuer: &str, alg: &str, pkce_plain: bool) -> Value {
         "end_session_endpoint": format!("{base}/logout"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": grant_types(config),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [alg],
         "code_challenge_methods_supported": methods,
@@ -26,11 +36,13 @@ pub fn document(issuer: &str, alg: &str, pkce_plain: bool) -> Value {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "claims_supported": [
             "iss", "sub", "aud", "iat", "exp", "azp", "nonce", "at_hash", "auth_time", "email",
-            "email_verified", "groups", "name", "preferred_username", "federated_claims"
+            "email_verified", "groups", "name", "preferred_username", "federated_claims", "sid"
         ],
         "prompt_values_supported": ["none", "login", "consent"],
         "request_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
         "claims_parameter_supported": false,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }

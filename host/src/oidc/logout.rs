@@ -83,6 +83,10 @@ mod tests {
             trusted_peers: Vec::new(),
             post_logout_redirect_uris: vec!["http://app/bye".into()],
             allowed_connectors: Vec::new(),
+            backchannel_logout_uri: None,
+            refresh_lifetime: Default::default(),
+            sso_shared_with: None,
+            client_credentials_groups: Vec::new(),
         };
         let clients: BTreeMap<ClientId, _> = [("app".into(), client)].into();
         let mut request =

@@ -2,13 +2,13 @@
 //! the typed token request per grant, and the decisions on a presented code or refresh token.
 //! The endpoint reads and writes storage around these; nothing here does I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::{OAuthError, OAuthErrorCode, ScopeSet, pkce};
-use crate::config::Client;
+use crate::config::{Client, GrantType};
 use crate::connectors::{PluginError, Refusal};
 use crate::ids::ClientId;
 
@@ -79,32 +79,45 @@ impl std::fmt::Debug for TokenRequest {
 }
 
 impl TokenRequest {
-    pub fn parse(form: &HashMap<String, String>) -> Result<Self, OAuthError> {
+    /// The request of one of the `enabled` grants (`oauth2.grantTypes`); any other grant is
+    /// `unsupported_grant_type`, as RFC 6749 §5.2 has it.
+    pub fn parse(form: &HashMap<String, String>, enabled: &BTreeSet<GrantType>) -> Result<Self, OAuthError> {
         let get = |k: &str| form.get(k).cloned();
         let require = |k: &str| get(k).ok_or_else(|| OAuthError::invalid_request(format!("{k} is required")));
-        match form.get("grant_type").map(String::as_str) {
-            Some("authorization_code") => Ok(Self::AuthorizationCode {
+        let name = form.get("grant_type").ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+        let unsupported =
+            |why: &str| OAuthError::new(OAuthErrorCode::UnsupportedGrantType, format!("grant_type {name:?} {why}"));
+        let grant = GrantType::parse(name).ok_or_else(|| unsupported("is not supported"))?;
+        if !grant.served() {
+            return Err(unsupported("is not served by this version of the server"));
+        }
+        if !enabled.contains(&grant) {
+            return Err(unsupported("is not enabled on this server"));
+        }
+        match grant {
+            GrantType::AuthorizationCode => Ok(Self::AuthorizationCode {
                 code: require("code")?,
                 redirect_uri: get("redirect_uri"),
                 code_verifier: get("code_verifier"),
             }),
-            Some("refresh_token") => {
+            GrantType::RefreshToken => {
                 Ok(Self::RefreshToken { refresh_token: require("refresh_token")?, scope: get("scope") })
             }
-            Some(other) => Err(OAuthError::new(
-                OAuthErrorCode::UnsupportedGrantType,
-                format!("grant_type {other:?} is not supported"),
-            )),
-            None => Err(OAuthError::invalid_request("grant_type is required")),
+            _ => Err(unsupported("is not served by this version of the server")),
+        }
+    }
+
+    /// The grant.
+    pub fn grant(&self) -> GrantType {
+        match self {
+            Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
+            Self::RefreshToken { .. } => GrantType::RefreshToken,
         }
     }
 
     /// The `grant_type` (the metrics label).
     pub fn grant_type(&self) -> &'static str {
-        match self {
-            Self::AuthorizationCode { .. } => "authorization_code",
-            Self::RefreshToken { .. } => "refresh_token",
-        }
+        self.grant().as_str()
     }
 }
 

@@ -8,5 +8,5 @@ pub mod sql;
 
 pub use backend::{Backend, Kind, Record, Result, StorageError};
 pub use memory::MemoryBackend;
-pub use objects::{AuthCode, AuthRequest, KeySet, PublicKey, RefreshToken, Session, Store, StoredKey};
+pub use objects::{AuthCode, AuthRequest, KeySet, PublicKey, RefreshToken, Session, SessionClient, Store, StoredKey};
 pub use sql::SqlBackend;

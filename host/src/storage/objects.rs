@@ -100,6 +100,9 @@ pub struct RefreshToken {
     /// successor while the database holds nothing usable.
     #[serde(default)]
     pub successor_sealed: Option<String>,
+    /// The SSO session of the login the family began with (its `sid`; `refreshTokenLifetime: session`).
+    #[serde(default)]
+    pub session: Option<TokenKey>,
     pub expires_at: i64,
 }
 
@@ -109,7 +112,30 @@ pub struct Session {
     pub connector_id: ConnectorId,
     pub identity: Identity,
     pub auth_time: i64,
+    /// The absolute end (`sessions.absoluteLifetime` / `expiry.sessions` after the login).
     pub expires_at: i64,
+    /// The idle end (`sessions.validIfNotUsedFor` after the last use); none without an idle timeout.
+    #[serde(default)]
+    pub idle_expires_at: Option<i64>,
+    /// The clients this session logged the user into, and how.
+    #[serde(default)]
+    pub clients: std::collections::BTreeMap<ClientId, SessionClient>,
+}
+
+impl Session {
+    /// When the record may go: the earlier of the absolute and the idle end.
+    pub fn ends_at(&self) -> i64 {
+        self.idle_expires_at.map_or(self.expires_at, |idle| idle.min(self.expires_at))
+    }
+}
+
+/// One client of a session.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct SessionClient {
+    /// Logged in through another client's shared session, not by a login of its own: such a
+    /// client never shares the session further (no transitive sharing, as in Dex).
+    #[serde(default)]
+    pub via_sso: bool,
 }
 
 /// The signing keys, one document shared by every replica.
@@ -254,11 +280,22 @@ impl Store {
     }
 
     pub async fn create_session(&self, id: &TokenKey, session: &Session, now: i64) -> Result<()> {
-        self.insert(Kind::Session, id.as_str(), None, session, session.expires_at, now).await
+        self.insert(Kind::Session, id.as_str(), None, session, session.ends_at(), now).await
     }
 
     pub async fn session(&self, id: &TokenKey, now: i64) -> Result<Option<Session>> {
-        Ok(self.get(Kind::Session, id.as_str(), now).await?.map(|(s, _)| s))
+        Ok(self.session_versioned(id, now).await?.map(|(s, _)| s))
+    }
+
+    /// The session and its version, for `update_session`.
+    pub async fn session_versioned(&self, id: &TokenKey, now: i64) -> Result<Option<(Session, i64)>> {
+        self.get(Kind::Session, id.as_str(), now).await
+    }
+
+    /// Replaces the session if it is still at `version`.
+    pub async fn update_session(&self, id: &TokenKey, session: &Session, version: i64, now: i64) -> Result<bool> {
+        let data = encode(Kind::Session, session)?;
+        self.backend.update(Kind::Session, id.as_str(), version, &data, session.ends_at(), now).await
     }
 
     pub async fn delete_session(&self, id: &TokenKey) -> Result<bool> {

@@ -67,7 +67,13 @@ async fn begin(
     if let Err(throttled) = broker.throttles.authorize(client.0) {
         return Err(WebError::throttled(&live, throttled.retry_after));
     }
-    let policy = Policy { clients: &live.config.clients, pkce_plain: live.config.pkce_plain };
+    let device_callback = format!("{}/device/callback", prefix(&live));
+    let policy = Policy {
+        clients: &live.config.clients,
+        pkce_plain: live.config.pkce_plain,
+        pkce_enforce: live.config.pkce_enforce,
+        device_callback: &device_callback,
+    };
     let asked = AuthorizeRequest::parse(&params, &policy).map_err(|refusal| match refusal {
         AuthorizeRefusal::UnknownClient => WebError::untrusted(
             &live,
@@ -124,33 +130,32 @@ async fn begin(
     }
     let binding_cookie = cookies::set(cookies::LOGIN, &binding, &prefix(&live), lifetime, is_https(&live));
 
-    // Single sign-on: a live session that satisfies prompt and max_age skips the login.
-    let session_key = cookies::get(&headers, cookies::SESSION).map(|id| token_key(&id));
-    let mut session = match &session_key {
-        Some(key) => broker.store.session(key, now).await.ok().flatten(),
-        None => None,
-    };
+    // Single sign-on: a live session that satisfies prompt and max_age skips the login — one
+    // this client logged into, or one shared with it (`ssoSharedWith`).
+    let mut current = super::session::current(&broker, &live, &headers, now).await;
     // A session outlives no config change that removed its user or connector (audit F3): the
     // local user must still be in staticPasswords, the connector still configured.
-    if let (Some(s), Some(key)) = (&session, &session_key)
-        && !still_valid(&live, s)
+    if let Some(c) = &current
+        && !still_valid(&live, &c.session)
     {
-        tracing::info!(connector = %s.connector_id, "ending an SSO session whose user or connector was removed");
-        let _ = broker.store.delete_session(key).await;
-        session = None;
+        tracing::info!(connector = %c.session.connector_id, "ending an SSO session whose user or connector was removed");
+        super::session::end(&broker, &live, &c.key, Some(c.session.clone()), now).await;
+        current = None;
     }
-    let facts = session.as_ref().map(|s| SessionFacts {
-        connector_id: &s.connector_id,
-        auth_time: s.auth_time,
-        connector_available: (s.connector_id == LOCAL || live.registry.get(&s.connector_id).is_some())
-            && live.config.clients.get(asked.client_id.as_str()).is_some_and(|c| c.allows(&s.connector_id)),
+    let current = current.filter(|c| super::session::usable_for(&live, &c.session, &asked.client_id));
+    let facts = current.as_ref().map(|c| SessionFacts {
+        connector_id: &c.session.connector_id,
+        auth_time: c.session.auth_time,
+        connector_available: (c.session.connector_id == LOCAL || live.registry.get(&c.session.connector_id).is_some())
+            && live.config.clients.get(asked.client_id.as_str()).is_some_and(|cl| cl.allows(&c.session.connector_id)),
     });
-    let response = match (crate::oidc::authorize::start(&asked, facts.as_ref(), now), session) {
-        (Start::SingleSignOn, Some(s)) => {
-            request.connector_id = Some(s.connector_id);
-            request.identity = Some(s.identity);
-            request.auth_time = Some(s.auth_time);
-            request.session = session_key;
+    let response = match (crate::oidc::authorize::start(&asked, facts.as_ref(), now), current) {
+        (Start::SingleSignOn, Some(c)) => {
+            super::session::touch(&broker, &live, &c, &asked.client_id, now).await;
+            request.connector_id = Some(c.session.connector_id);
+            request.identity = Some(c.session.identity);
+            request.auth_time = Some(c.session.auth_time);
+            request.session = Some(c.key);
             approve_or_finish(&broker, &live, request, 1).await
         }
         (Start::LoginRequired, _) => {

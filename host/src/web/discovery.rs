@@ -9,7 +9,7 @@ use crate::oidc::discovery;
 
 pub async fn configuration(State(broker): State<AppState>) -> Response {
     let live = broker.generations.current();
-    let doc = discovery::document(&issuer(&live), broker.keys.algorithm().as_str(), live.config.pkce_plain);
+    let doc = discovery::document(&issuer(&live), broker.keys.algorithm().as_str(), &live.config);
     ([(header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response()
 }
 

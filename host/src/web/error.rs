@@ -69,7 +69,13 @@ impl WebError {
     }
 
     /// The client's error for a request whose client and redirect URI were checked.
-    pub fn to_client(live: &Live, redirect_uri: &str, state: Option<&str>, error: OAuthError) -> Self {
+    /// A native app on the out-of-band URI gets it on a page, as it gets its code.
+    pub fn to_client(live: &Arc<Live>, redirect_uri: &str, state: Option<&str>, error: OAuthError) -> Self {
+        if redirect_uri == crate::config::REDIRECT_OOB {
+            let message = format!("{}: {}", error.error.as_str(), error.description);
+            return Self::page(live, StatusCode::BAD_REQUEST, "Login failed", message)
+                .hint("Go back to the application and try again.");
+        }
         Self::ToClient {
             redirect_uri: redirect_uri.to_string(),
             state: state.map(str::to_string),
@@ -246,7 +252,18 @@ impl IntoResponse for WebError {
 }
 
 /// A 303 to `uri` with `pairs` appended to its query.
+/// A path (`/dex/device/callback`, a redirect URI registered relative to this server) keeps
+/// its relative form.
 pub fn redirect_with(uri: &str, pairs: &[(&str, &str)]) -> Response {
+    if uri.starts_with('/') {
+        let mut to = uri.to_string();
+        if !pairs.is_empty() {
+            let query = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+            to.push(if uri.contains('?') { '&' } else { '?' });
+            to.push_str(&query);
+        }
+        return Redirect::to(&to).into_response();
+    }
     match Url::parse(uri) {
         Ok(mut url) => {
             if !pairs.is_empty() {

@@ -4,18 +4,18 @@
 
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use subtle::ConstantTimeEq;
 
 use super::error::{WebError, redirect_with};
-use super::{AppState, cookies, is_https, prefix, random_token, token_key};
+use super::{AppState, cookies, prefix, random_token, token_key};
 use crate::clock::{now, secs};
 use crate::connectors::Identity;
 use crate::generation::Live;
 use crate::oidc::authorize::{AfterLogin, Prompt, after_login};
 use crate::oidc::{OAuthError, OAuthErrorCode};
-use crate::storage::{AuthCode, AuthRequest, Session};
+use crate::storage::{AuthCode, AuthRequest};
 
 /// The connector id of the local password database.
 pub const LOCAL: &str = "local";
@@ -60,36 +60,27 @@ pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Respo
 pub async fn complete_login(
     broker: &AppState,
     live: &Arc<Live>,
+    headers: &HeaderMap,
     mut request: AuthRequest,
     version: i64,
-    connector_id: &str,
-    identity: Identity,
+    proof: Proof<'_>,
 ) -> Response {
     let now = now();
-    crate::metrics::global().login(connector_id, "success");
-    request.connector_id = Some(connector_id.into());
-    request.identity = Some(identity.clone());
+    crate::metrics::global().login(proof.connector_id, "success");
+    let (session, cookie) = super::session::record_login(broker, live, headers, &request.client_id, &proof, now).await;
+    request.connector_id = Some(proof.connector_id.into());
+    request.identity = Some(proof.identity);
     request.auth_time = Some(now);
-    let session_id = random_token();
-    let lifetime = secs(live.config.expiry.sessions);
-    let session = Session {
-        connector_id: connector_id.into(),
-        identity: Identity { connector_data: None, ..identity },
-        auth_time: now,
-        expires_at: now + lifetime,
-    };
-    let session_key = token_key(&session_id);
-    let cookie = match broker.store.create_session(&session_key, &session, now).await {
-        Ok(()) => {
-            request.session = Some(session_key);
-            cookies::set(cookies::SESSION, &session_id, &prefix(live), lifetime, is_https(live))
-        }
-        Err(e) => {
-            tracing::warn!("cannot store the SSO session (login continues without it): {e}");
-            None
-        }
-    };
+    request.session = session;
     with_cookie(approve_or_finish(broker, live, request, version).await.into_response(), cookie)
+}
+
+/// What a connector proved: who the user is, through which connector, and whether the session
+/// cookie should outlive the browser session ("remember me").
+pub struct Proof<'a> {
+    pub connector_id: &'a str,
+    pub identity: Identity,
+    pub remember: bool,
 }
 
 /// Shows the approval page, or issues the code when approval is skipped.
@@ -164,6 +155,18 @@ pub async fn finish(broker: &AppState, live: &Arc<Live>, request: &AuthRequest) 
     if let Err(e) = broker.store.create_auth_code(&token_key(&code), &stored, now).await {
         tracing::error!("cannot store the authorization code: {e}");
         return Err(to_client(OAuthErrorCode::TemporarilyUnavailable, "try again"));
+    }
+    if stored.redirect_uri == crate::config::REDIRECT_OOB {
+        // A native app that cannot take a redirect: the user copies the code (RFC 8252 §7 notes
+        // the out-of-band flow; Dex serves it the same way).
+        let page = super::pages::render(
+            &live.config,
+            &super::prefix(live),
+            StatusCode::OK,
+            "oob.html",
+            vec![("code", code.as_str().into())],
+        );
+        return Ok(page);
     }
     let issuer = super::issuer(live);
     let mut pairs = vec![("code", code.as_str())];

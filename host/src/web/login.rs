@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::authorize::ReqQuery;
 use super::error::WebError;
-use super::flow::{LOCAL, check_csrf, complete_login, load_request};
+use super::flow::{LOCAL, Proof, check_csrf, complete_login, load_request};
 use super::{AppState, ClientIp, issuer, pages, prefix};
 use crate::clock::{now, secs};
 use crate::connectors::{CallbackRequest, ConnectorKind, Identity, Scopes};
@@ -67,6 +67,7 @@ fn password_form(
             ("req", request.id.clone().into()),
             ("csrf", request.csrf.clone().into()),
             ("back", Value::from(None::<String>)),
+            ("remember_me", Value::from(live.config.sessions.remember_me_default)),
         ],
     )
 }
@@ -138,6 +139,9 @@ pub struct PasswordForm {
     login: String,
     #[serde(default)]
     password: String,
+    /// The "remember me" box (shown with a `sessions` block): ticked, the session cookie persists.
+    #[serde(default)]
+    remember_me: Option<String>,
 }
 
 /// `POST /auth/{connector}/login`: checks the password; the form again on failure.
@@ -204,7 +208,17 @@ pub async fn password_login(
         }
     };
     if let Some(identity) = verdict {
-        return Ok(complete_login(&broker, &live, request, version, &connector, identity).await);
+        // Without a `sessions` block there is no box and the cookie persists, as before.
+        let remember = live.config.sessions.remember_me_default.is_none() || form.remember_me.is_some();
+        return Ok(complete_login(
+            &broker,
+            &live,
+            &headers,
+            request,
+            version,
+            Proof { connector_id: &connector, identity, remember },
+        )
+        .await);
     }
     crate::metrics::global().login(&connector, "bad_credentials");
     // A login may fail only so often; then it must start again from the application.
@@ -337,7 +351,20 @@ async fn callback(
         state_data: request.connector_state.clone(),
     };
     match plugin.handle_callback(scopes_of(&request), callback_request).await {
-        Ok(identity) => Ok(complete_login(&broker, &live, request, version, &connector, identity).await),
+        // No box on a connector's page: with a `sessions` block the cookie lasts the browser
+        // session, as Dex does for callback logins.
+        Ok(identity) => {
+            let remember = live.config.sessions.remember_me_default.is_none();
+            Ok(complete_login(
+                &broker,
+                &live,
+                &headers,
+                request,
+                version,
+                Proof { connector_id: &connector, identity, remember },
+            )
+            .await)
+        }
         Err(e) => Err(WebError::connector(&live, &e)),
     }
 }

@@ -10,7 +10,7 @@ use axum::response::Response;
 
 use super::error::{WebError, redirect_with};
 use super::flow::with_cookie;
-use super::{AppState, cookies, is_https, issuer, pages, prefix, token_key};
+use super::{AppState, cookies, issuer, pages, prefix, token_key};
 use crate::oidc::claims::{Audience, IdTokenClaims};
 use crate::oidc::logout::{LogoutRefusal, LogoutRequest, LogoutTarget, decide};
 
@@ -67,7 +67,7 @@ async fn end(
         .hint("You may still be logged in; close the browser to end the session."),
     })?;
     let pfx = prefix(&live);
-    let session = cookies::get(&headers, cookies::SESSION);
+    let session = cookies::get(&headers, super::session::cookie_name(&live));
     // Without a valid id_token_hint, only a form from our own confirmation page ends a session:
     // a cross-site GET or POST cannot log the user out (audit F11).
     if let Some(id) = &session
@@ -92,14 +92,8 @@ async fn end(
     }
     if let Some(id) = &session {
         // Logging out ends what the session produced too: its grants' access and refresh
-        // tokens stop working (audit I5).
-        let key = token_key(id);
-        if let Err(e) = broker.store.revoke_session_grants(&key, crate::clock::now()).await {
-            tracing::warn!("cannot revoke the session's grants: {e}");
-        }
-        if let Err(e) = broker.store.delete_session(&key).await {
-            tracing::warn!("cannot delete the session: {e}");
-        }
+        // tokens stop working (audit I5), and its clients hear of it over the back channel.
+        super::session::end(&broker, &live, &token_key(id), None, crate::clock::now()).await;
     }
     let response = match target {
         LogoutTarget::Redirect { uri, state } => {
@@ -108,5 +102,5 @@ async fn end(
         }
         LogoutTarget::Page => pages::render(&live.config, &pfx, StatusCode::OK, "logout.html", Vec::new()),
     };
-    Ok(with_cookie(response, cookies::clear(cookies::SESSION, &pfx, is_https(&live))))
+    Ok(with_cookie(response, super::session::clear_cookie(&live)))
 }

@@ -10,6 +10,7 @@ mod login;
 pub use login::BCRYPT_MAX_PASSWORD;
 mod logout;
 pub mod pages;
+mod session;
 mod token;
 mod userinfo;
 

@@ -21,6 +21,7 @@ fn env() -> &'static Environment<'static> {
             ("error.html", include_str!("../../templates/error.html")),
             ("logout.html", include_str!("../../templates/logout.html")),
             ("logout_confirm.html", include_str!("../../templates/logout_confirm.html")),
+            ("oob.html", include_str!("../../templates/oob.html")),
         ] {
             if let Err(e) = env.add_template(name, source) {
                 tracing::error!("template {name} does not compile: {e}");

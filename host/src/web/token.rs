@@ -15,7 +15,7 @@ use super::error::WebError;
 use super::flow::LOCAL;
 use super::{AppState, issuer, random_token, token_key};
 use crate::clock::{now, secs};
-use crate::config::Client;
+use crate::config::{Client, RefreshTokenLifetime};
 use crate::connectors::{Identity, Scopes};
 use crate::generation::Live;
 use crate::oidc::claims::TokenContext;
@@ -34,7 +34,7 @@ pub async fn token(
     let live = broker.generations.current();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     let client = ClientCredentials::parse(authorization, &form)?.authenticate(&live.config.clients)?;
-    let request = TokenRequest::parse(&form)?;
+    let request = TokenRequest::parse(&form, &live.config.grant_types)?;
     let grant_type = request.grant_type();
     let body = match request {
         TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
@@ -89,7 +89,9 @@ async fn authorization_code(
     let offline = if scopes.offline_access { lifetime(live).absolute } else { 0 };
     let expiry = &live.config.expiry;
     let grant_expiry = now + secs(expiry.id_tokens).max(secs(expiry.access_tokens)).max(offline);
-    broker.store.create_grant(&grant, stored.session.as_ref(), grant_expiry, now).await.map_err(storage_error)?;
+    // Filed under the session, logout revokes the grant; a `standalone` client's outlives it.
+    let filed_under = stored.session.as_ref().filter(|_| client.refresh_lifetime != RefreshTokenLifetime::Standalone);
+    broker.store.create_grant(&grant, filed_under, grant_expiry, now).await.map_err(storage_error)?;
     let refresh_token = if scopes.offline_access {
         let token = random_token();
         let record = RefreshToken {
@@ -106,6 +108,7 @@ async fn authorization_code(
             rotated_at: None,
             successor: None,
             successor_sealed: None,
+            session: stored.session.clone(),
             expires_at: lifetime(live).expiry(now, now),
         };
         broker.store.create_refresh_token(&token_key(&token), &record, now).await.map_err(storage_error)?;
@@ -120,6 +123,7 @@ async fn authorization_code(
         nonce: stored.nonce.as_deref(),
         auth_time: stored.auth_time,
         grant: &grant,
+        sid: stored.session.as_ref().map(super::session::sid),
     };
     minted.response(broker, live, client, refresh_token)
 }
@@ -132,6 +136,7 @@ struct Minted<'a> {
     nonce: Option<&'a str>,
     auth_time: i64,
     grant: &'a str,
+    sid: Option<String>,
 }
 
 impl Minted<'_> {
@@ -160,6 +165,7 @@ impl Minted<'_> {
             access_lifetime,
             grant_id: self.grant,
             token_id: &token_id,
+            sid: self.sid.as_deref(),
         };
         let sign_error = |e: crate::keys::KeyError| {
             tracing::error!("cannot sign a token: {e}");
@@ -209,6 +215,16 @@ async fn refresh(
     if !broker.store.grant_live(&stored.family, now).await.map_err(storage_error)? {
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }
+    if client.refresh_lifetime == RefreshTokenLifetime::Session {
+        let alive = match &stored.session {
+            Some(session) => broker.store.session(session, now).await.map_err(storage_error)?.is_some(),
+            None => false,
+        };
+        if !alive {
+            broker.store.revoke_grant(&stored.family).await.map_err(storage_error)?;
+            return Err(OAuthError::invalid_grant("the session this refresh token belongs to has ended"));
+        }
+    }
     let scopes = refresh_scopes(&stored.scopes, scope)?;
     let identity = reread_user(live, &stored, &scopes).await?;
     let expires_at = lifetime(live).expiry(stored.family_created_at, now);
@@ -256,6 +272,7 @@ async fn refresh(
         nonce: None,
         auth_time: stored.auth_time,
         grant: &stored.family,
+        sid: stored.session.as_ref().map(super::session::sid),
     };
     minted.response(broker, live, client, Some(next_token))
 }

@@ -121,3 +121,140 @@ async fn allowed_connectors_limit_a_client_to_its_login_methods() {
     let page = web.get(&approval).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("logo.png\" alt=\"\" class=\"logo\""), "{page}");
 }
+
+/// A broker from `BASE_CONFIG` whose `oauth2` block is `oauth2` (YAML lines under `oauth2:`).
+async fn with_oauth2(oauth2: &str, clients: &str) -> TestBroker {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let yaml = portcullis_tests::base_config(&issuer, "")
+        .replacen(
+            "oauth2:\n  skipApprovalScreen: false\n",
+            &format!("oauth2:\n  skipApprovalScreen: false\n{oauth2}"),
+            1,
+        )
+        .replacen("staticClients:\n", &format!("staticClients:\n{clients}"), 1);
+    let config = portcullis_tests::config_from_yaml(&yaml);
+    TestBroker::builder().listener(listener).issuer(&issuer).config(config).start().await
+}
+
+/// `/auth` for `client` with `redirect_uri`, PKCE S256: the response (not followed).
+async fn auth(
+    b: &TestBroker,
+    web: &reqwest::Client,
+    client: &str,
+    redirect_uri: &str,
+    pkce: bool,
+) -> reqwest::Response {
+    let (_, challenge) = portcullis_tests::pkce();
+    let mut params = vec![
+        ("client_id", client),
+        ("redirect_uri", redirect_uri),
+        ("response_type", "code"),
+        ("scope", "openid"),
+        ("state", "st"),
+        ("connector_id", "local"),
+    ];
+    if pkce {
+        params.extend([("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")]);
+    }
+    let url = url::Url::parse_with_params(&b.url("/auth"), &params).unwrap();
+    web.get(url.as_str()).send().await.unwrap()
+}
+
+/// Dex's native public clients (RFC 8252; kubectl, kubelogin): a public client without
+/// `redirectURIs` may use any `http://127.0.0.1:<port>` or `http://localhost:<port>` address and
+/// the out-of-band URI, whose page shows the code; nothing else.
+#[tokio::test]
+async fn native_public_clients_use_loopback_and_out_of_band() {
+    let b = with_oauth2("", "- id: kubectl\n  name: kubectl\n  public: true\n").await;
+    let web = browser();
+    for ok in ["http://127.0.0.1:43123/callback", "http://localhost:8000/", "http://[::1]:9999/cb"] {
+        let r = auth(&b, &web, "kubectl", ok, true).await;
+        let to = portcullis_tests::location(&r, &b.base).unwrap_or_else(|| panic!("{ok}: {}", r.status()));
+        assert!(to.contains("/auth/local?req="), "{ok} is a loopback redirect: {to}");
+    }
+    for refused in ["https://127.0.0.1:43123/callback", "http://evil.example/cb", "http://127.0.0.2.nip.io/cb"] {
+        let r = auth(&b, &web, "kubectl", refused, true).await;
+        assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST, "{refused} must be refused");
+    }
+    // A registered client gets exact matching only, public or not.
+    let r = auth(&b, &web, "public-app", "http://127.0.0.1:5555/other", true).await;
+    assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+
+    // Out of band: the code is shown on a page and redeemed with the same redirect URI.
+    let oob = portcullis::config::REDIRECT_OOB;
+    let (verifier, challenge) = portcullis_tests::pkce();
+    let url = url::Url::parse_with_params(
+        &b.url("/auth"),
+        &[
+            ("client_id", "kubectl"),
+            ("redirect_uri", oob),
+            ("response_type", "code"),
+            ("scope", "openid"),
+            ("connector_id", "local"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+    .unwrap();
+    let first = web.get(url.as_str()).send().await.unwrap();
+    let form = web.get(portcullis_tests::location(&first, &b.base).unwrap()).send().await.unwrap();
+    let form = form.text().await.unwrap();
+    let done = flow::submit_password(&b, &web, "local", &form, "admin@example.com", "password").await;
+    let approval = web.get(portcullis_tests::location(&done, &b.base).unwrap()).send().await.unwrap();
+    let page = approval.text().await.unwrap();
+    let (req, csrf) =
+        (portcullis_tests::hidden(&page, "req").unwrap(), portcullis_tests::hidden(&page, "csrf").unwrap());
+    let shown = web
+        .post(b.url("/approval"))
+        .form(&[("req", req.as_str()), ("csrf", &csrf), ("approval", "approve")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shown.status(), reqwest::StatusCode::OK, "the out-of-band page, not a redirect");
+    let page = shown.text().await.unwrap();
+    let marker = "id=\"code\" value=\"";
+    let start = page.find(marker).expect("the code on the page") + marker.len();
+    let code = &page[start..start + page[start..].find('"').unwrap()];
+    let tokens = reqwest::Client::new()
+        .post(b.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "kubectl"),
+            ("code", code),
+            ("redirect_uri", oob),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tokens.status(), reqwest::StatusCode::OK, "{}", tokens.text().await.unwrap());
+}
+
+/// `oauth2.grantTypes` narrows what is served and advertised; `oauth2.pkce.enforce` makes a
+/// confidential client use PKCE too.
+#[tokio::test]
+async fn grant_types_and_pkce_enforce_mean_what_they_mean_in_dex() {
+    let default = with_oauth2("", "").await;
+    let doc: serde_json::Value =
+        reqwest::get(default.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    let grants = doc["grant_types_supported"].as_array().unwrap();
+    assert!(grants.contains(&"authorization_code".into()) && grants.contains(&"refresh_token".into()), "{doc}");
+
+    let b = with_oauth2("  grantTypes: [authorization_code]\n  pkce:\n    enforce: true\n", "").await;
+    let doc: serde_json::Value =
+        reqwest::get(b.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    assert_eq!(doc["grant_types_supported"], serde_json::json!(["authorization_code"]));
+    let refused = flow::refresh(&b, "anything").await;
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"], "unsupported_grant_type", "{body}");
+    // PKCE enforced: example-app (confidential) without a challenge goes back with an error.
+    let web = browser();
+    let r = auth(&b, &web, "example-app", flow::CALLBACK, false).await;
+    let to = portcullis_tests::location(&r, &b.base).unwrap();
+    assert!(to.starts_with(flow::CALLBACK), "{to}");
+    assert_eq!(portcullis_tests::query_param(&to, "error").as_deref(), Some("invalid_request"), "{to}");
+    let r = auth(&b, &web, "example-app", flow::CALLBACK, true).await;
+    assert!(portcullis_tests::location(&r, &b.base).unwrap().contains("/auth/local?req="));
+}

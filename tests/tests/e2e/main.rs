@@ -15,6 +15,7 @@ mod replicas;
 mod sandbox;
 mod security;
 mod serving;
+mod sessions;
 mod storage;
 mod telemetry;
 mod upstream_oidc;
