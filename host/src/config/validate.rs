@@ -131,7 +131,7 @@ impl GrantType {
 
     /// Whether this version of the broker serves the grant.
     pub fn served(self) -> bool {
-        matches!(self, Self::AuthorizationCode | Self::RefreshToken)
+        matches!(self, Self::AuthorizationCode | Self::RefreshToken | Self::ClientCredentials | Self::Password)
     }
 }
 

@@ -24,6 +24,16 @@ impl ScopeSet {
     /// Parses a space-separated scope string; unknown scopes are an error (Dex does the same),
     /// and so are more than `MAX_SCOPES` scopes or `MAX_SCOPE_TEXT` bytes.
     pub fn parse(text: &str) -> Result<Self, String> {
+        let set = Self::parse_optional_openid(text)?;
+        if !set.openid {
+            return Err("the openid scope is required".into());
+        }
+        Ok(set)
+    }
+
+    /// As `parse`, without requiring `openid`: a grant without a user (`client_credentials`)
+    /// issues no ID token, so an OAuth 2.0 client need not ask for one.
+    pub fn parse_optional_openid(text: &str) -> Result<Self, String> {
         if text.len() > MAX_SCOPE_TEXT {
             return Err(format!("scope is {} bytes; at most {MAX_SCOPE_TEXT} are accepted", text.len()));
         }
@@ -49,9 +59,6 @@ impl ScopeSet {
                 },
             }
             set.all.push(scope.to_string());
-        }
-        if !set.openid {
-            return Err("the openid scope is required".into());
         }
         Ok(set)
     }

@@ -68,8 +68,25 @@ impl ClientCredentials {
 /// A token request, by grant.
 #[derive(Clone, PartialEq, Eq)]
 pub enum TokenRequest {
-    AuthorizationCode { code: String, redirect_uri: Option<String>, code_verifier: Option<String> },
-    RefreshToken { refresh_token: String, scope: Option<String> },
+    AuthorizationCode {
+        code: String,
+        redirect_uri: Option<String>,
+        code_verifier: Option<String>,
+    },
+    RefreshToken {
+        refresh_token: String,
+        scope: Option<String>,
+    },
+    /// RFC 6749 §4.4: a confidential client for itself.
+    ClientCredentials {
+        scope: Option<String>,
+    },
+    /// RFC 6749 §4.3: the user's password, checked by `oauth2.passwordConnector`.
+    Password {
+        username: String,
+        password: String,
+        scope: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -103,6 +120,12 @@ impl TokenRequest {
             GrantType::RefreshToken => {
                 Ok(Self::RefreshToken { refresh_token: require("refresh_token")?, scope: get("scope") })
             }
+            GrantType::ClientCredentials => Ok(Self::ClientCredentials { scope: get("scope") }),
+            GrantType::Password => Ok(Self::Password {
+                username: require("username")?,
+                password: require("password")?,
+                scope: get("scope"),
+            }),
             _ => Err(unsupported("is not served by this version of the server")),
         }
     }
@@ -112,12 +135,48 @@ impl TokenRequest {
         match self {
             Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             Self::RefreshToken { .. } => GrantType::RefreshToken,
+            Self::ClientCredentials { .. } => GrantType::ClientCredentials,
+            Self::Password { .. } => GrantType::Password,
         }
     }
 
     /// The `grant_type` (the metrics label).
     pub fn grant_type(&self) -> &'static str {
         self.grant().as_str()
+    }
+}
+
+/// The scopes of a `client_credentials` request: no user, so no `offline_access` (nothing to
+/// refresh) and no `federated:id` (no upstream identity), as in Dex.
+pub fn client_credentials_scopes(scope: Option<&str>) -> Result<ScopeSet, OAuthError> {
+    let scopes = ScopeSet::parse_optional_openid(scope.unwrap_or(""))
+        .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
+    if scopes.offline_access {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidScope,
+            "client_credentials does not issue refresh tokens: drop offline_access",
+        ));
+    }
+    if scopes.federated_id {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidScope,
+            "client_credentials has no upstream identity: drop federated:id",
+        ));
+    }
+    Ok(scopes)
+}
+
+/// The identity a `client_credentials` token speaks for: the client itself (Dex's claims: its
+/// id as the user id, its name with `profile`, its `clientCredentialsClaims.groups` with `groups`).
+pub fn client_identity(client: &Client, scopes: &ScopeSet) -> crate::connectors::Identity {
+    crate::connectors::Identity {
+        user_id: client.id.to_string(),
+        username: if scopes.profile { client.name.clone() } else { String::new() },
+        preferred_username: scopes.profile.then(|| client.name.clone()),
+        email: None,
+        email_verified: false,
+        groups: if scopes.groups { client.client_credentials_groups.clone() } else { Vec::new() },
+        connector_data: None,
     }
 }
 

@@ -248,20 +248,35 @@ async fn check_local(
     email: &str,
     password: String,
 ) -> Result<Option<Identity>, WebError> {
-    let user = live.config.passwords.iter().find(|p| p.email.eq_ignore_ascii_case(email)).cloned();
-    let hash = user.as_ref().map(|u| u.hash.expose().to_string());
-    let too_long = password.len() > BCRYPT_MAX_PASSWORD;
-    // A bounded number of bcrypt checks at once: a flood waits here instead of taking every core.
-    let permit = tokio::time::timeout(BCRYPT_WAIT, broker.throttles.bcrypt.acquire()).await;
-    let Ok(Ok(_permit)) = permit else {
-        return Err(WebError::page(
+    verify_local(broker, live, email, password).await.map_err(|Busy| {
+        WebError::page(
             live,
             StatusCode::SERVICE_UNAVAILABLE,
             "Try again",
             "The login service is busy checking passwords.",
         )
-        .hint("Wait a moment and submit the form again."));
-    };
+        .hint("Wait a moment and submit the form again.")
+    })
+}
+
+/// Every bcrypt slot stayed taken for `BCRYPT_WAIT`.
+pub struct Busy;
+
+/// The password database's verdict on `email` and `password` (the form and the password
+/// grant share it): a bounded number of bcrypt checks at once, the same cost for unknown
+/// users (a dummy hash), passwords over bcrypt's 72 bytes refused.
+pub async fn verify_local(
+    broker: &AppState,
+    live: &Live,
+    email: &str,
+    password: String,
+) -> Result<Option<Identity>, Busy> {
+    let user = live.config.passwords.iter().find(|p| p.email.eq_ignore_ascii_case(email)).cloned();
+    let hash = user.as_ref().map(|u| u.hash.expose().to_string());
+    let too_long = password.len() > BCRYPT_MAX_PASSWORD;
+    // A bounded number of bcrypt checks at once: a flood waits here instead of taking every core.
+    let permit = tokio::time::timeout(BCRYPT_WAIT, broker.throttles.bcrypt.acquire()).await;
+    let Ok(Ok(_permit)) = permit else { return Err(Busy) };
     let ok = tokio::task::spawn_blocking(move || {
         bcrypt::verify(password, &hash.unwrap_or_else(dummy_hash)).unwrap_or(false)
     })

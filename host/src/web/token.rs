@@ -13,15 +13,16 @@ use serde_json::json;
 
 use super::error::WebError;
 use super::flow::LOCAL;
-use super::{AppState, issuer, random_token, token_key};
+use super::{AppState, ClientIp, issuer, random_token, token_key};
 use crate::clock::{now, secs};
 use crate::config::{Client, RefreshTokenLifetime};
 use crate::connectors::{Identity, Scopes};
 use crate::generation::Live;
+use crate::ids::TokenKey;
 use crate::oidc::claims::TokenContext;
 use crate::oidc::token::{
     ClientCredentials, CodeDecision, RefreshDecision, RefreshLifetime, TokenRequest, check_code, check_refresh,
-    refresh_failure, refresh_scopes, seal_successor, unseal_successor,
+    client_credentials_scopes, client_identity, refresh_failure, refresh_scopes, seal_successor, unseal_successor,
 };
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet};
 use crate::storage::RefreshToken;
@@ -29,6 +30,7 @@ use crate::storage::RefreshToken;
 pub async fn token(
     State(broker): State<AppState>,
     headers: HeaderMap,
+    ip: ClientIp,
     Form(form): Form<HashMap<String, String>>,
 ) -> Result<Response, WebError> {
     let live = broker.generations.current();
@@ -42,6 +44,11 @@ pub async fn token(
         }
         TokenRequest::RefreshToken { refresh_token, scope } => {
             refresh(&broker, &live, client, refresh_token, scope.as_deref()).await
+        }
+        TokenRequest::ClientCredentials { scope } => client_credentials(&broker, &live, client, scope.as_deref()).await,
+        TokenRequest::Password { username, password: secret, scope } => {
+            let presented = Presented { username: &username, password: secret, scope: scope.as_deref() };
+            password(&broker, &live, client, ip, presented).await
         }
     }?;
     crate::metrics::global().tokens.get_or_create(&crate::metrics::GrantLabels { grant_type }).inc();
@@ -86,29 +93,63 @@ async fn authorization_code(
         return Err(OAuthError::invalid_grant("the code was already used"));
     }
     let scopes = ScopeSet::from_list(&stored.scopes);
-    let offline = if scopes.offline_access { lifetime(live).absolute } else { 0 };
+    let proven = Proven {
+        connector_id: &stored.connector_id,
+        identity: &stored.identity,
+        scopes: &scopes,
+        nonce: stored.nonce.as_deref(),
+        auth_time: stored.auth_time,
+        session: stored.session.as_ref(),
+        refresh: scopes.offline_access,
+    };
+    issue(broker, live, client, grant, proven, now).await
+}
+
+/// Who a grant proved the user to be, and what to issue for them.
+struct Proven<'a> {
+    connector_id: &'a str,
+    identity: &'a Identity,
+    scopes: &'a ScopeSet,
+    nonce: Option<&'a str>,
+    auth_time: i64,
+    /// The SSO session of the login (the grant is filed under it, so logout revokes it).
+    session: Option<&'a TokenKey>,
+    /// Issue a refresh token too.
+    refresh: bool,
+}
+
+/// Creates the grant `grant` (and a refresh token when asked) and signs the tokens.
+async fn issue(
+    broker: &AppState,
+    live: &Live,
+    client: &Client,
+    grant: String,
+    p: Proven<'_>,
+    now: i64,
+) -> Result<serde_json::Value, OAuthError> {
+    let offline = if p.refresh { lifetime(live).absolute } else { 0 };
     let expiry = &live.config.expiry;
     let grant_expiry = now + secs(expiry.id_tokens).max(secs(expiry.access_tokens)).max(offline);
     // Filed under the session, logout revokes the grant; a `standalone` client's outlives it.
-    let filed_under = stored.session.as_ref().filter(|_| client.refresh_lifetime != RefreshTokenLifetime::Standalone);
+    let filed_under = p.session.filter(|_| client.refresh_lifetime != RefreshTokenLifetime::Standalone);
     broker.store.create_grant(&grant, filed_under, grant_expiry, now).await.map_err(storage_error)?;
-    let refresh_token = if scopes.offline_access {
+    let refresh_token = if p.refresh {
         let token = random_token();
         let record = RefreshToken {
             family: grant.clone(),
             client_id: client.id.clone(),
-            scopes: stored.scopes.clone(),
-            nonce: stored.nonce.clone(),
-            connector_id: stored.connector_id.clone(),
-            identity: stored.identity.clone(),
-            auth_time: stored.auth_time,
+            scopes: p.scopes.all.clone(),
+            nonce: p.nonce.map(str::to_string),
+            connector_id: p.connector_id.into(),
+            identity: p.identity.clone(),
+            auth_time: p.auth_time,
             created_at: now,
             family_created_at: now,
             last_used: now,
             rotated_at: None,
             successor: None,
             successor_sealed: None,
-            session: stored.session.clone(),
+            session: p.session.cloned(),
             expires_at: lifetime(live).expiry(now, now),
         };
         broker.store.create_refresh_token(&token_key(&token), &record, now).await.map_err(storage_error)?;
@@ -117,15 +158,145 @@ async fn authorization_code(
         None
     };
     let minted = Minted {
-        connector_id: &stored.connector_id,
-        identity: &stored.identity,
-        scopes: &scopes,
-        nonce: stored.nonce.as_deref(),
-        auth_time: stored.auth_time,
+        connector_id: p.connector_id,
+        identity: p.identity,
+        scopes: p.scopes,
+        nonce: p.nonce,
+        auth_time: p.auth_time,
         grant: &grant,
-        sid: stored.session.as_ref().map(super::session::sid),
+        sid: p.session.map(super::session::sid),
     };
     minted.response(broker, live, client, refresh_token)
+}
+
+/// The resource owner's credentials of a password grant.
+struct Presented<'a> {
+    username: &'a str,
+    password: String,
+    scope: Option<&'a str>,
+}
+
+/// RFC 6749 §4.3, as Dex serves it: the user's password, checked by the connector
+/// `oauth2.passwordConnector` names (the password database or a password connector such as
+/// LDAP), throttled as the login form is. A wrong password is `invalid_grant`.
+async fn password(
+    broker: &AppState,
+    live: &Live,
+    client: &Client,
+    ip: ClientIp,
+    presented: Presented<'_>,
+) -> Result<serde_json::Value, OAuthError> {
+    let Some(connector) = live.config.oauth2.password_connector.as_deref() else {
+        return Err(OAuthError::new(OAuthErrorCode::UnsupportedGrantType, "no oauth2.passwordConnector is configured"));
+    };
+    let scopes =
+        ScopeSet::parse(presented.scope.unwrap_or("")).map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
+    if !client.allows(connector) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            format!("this client may not log users in through {connector:?} (allowedConnectors)"),
+        ));
+    }
+    if let Err(throttled) = broker.throttles.password(ip.0, connector, presented.username) {
+        crate::metrics::global().login(connector, "throttled");
+        let wait = throttled.retry_after.as_secs().max(1);
+        return Err(OAuthError::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            format!("too many password attempts; retry in {wait} seconds"),
+        ));
+    }
+    let (verdict, supports_refresh) = if connector == LOCAL && live.config.enable_password_db {
+        let verdict =
+            super::login::verify_local(broker, live, presented.username, presented.password).await.map_err(|_| {
+                OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "the server is busy checking passwords; retry")
+            })?;
+        (verdict, true)
+    } else {
+        let plugin = live
+            .registry
+            .get(connector)
+            .filter(|p| p.metadata().kind == crate::connectors::ConnectorKind::Password)
+            .ok_or_else(|| {
+                OAuthError::new(
+                    OAuthErrorCode::TemporarilyUnavailable,
+                    format!("the password connector {connector:?} is not loaded right now"),
+                )
+            })?;
+        let s = Scopes { offline_access: scopes.offline_access, groups: scopes.groups };
+        let verdict = plugin.login(s, presented.username, &presented.password).await.map_err(|e| {
+            tracing::warn!(%connector, "password grant: the connector failed: {e}");
+            refresh_failure(&e)
+        })?;
+        (verdict, plugin.metadata().supports_refresh)
+    };
+    let Some(identity) = verdict else {
+        crate::metrics::global().login(connector, "bad_credentials");
+        return Err(OAuthError::invalid_grant("invalid username or password"));
+    };
+    crate::metrics::global().login(connector, "success");
+    let now = now();
+    let refresh = scopes.offline_access
+        && supports_refresh
+        && live.config.grant_types.contains(&crate::config::GrantType::RefreshToken);
+    let proven = Proven {
+        connector_id: connector,
+        identity: &identity,
+        scopes: &scopes,
+        nonce: None,
+        auth_time: now,
+        session: None,
+        refresh,
+    };
+    issue(broker, live, client, random_token(), proven, now).await
+}
+
+/// RFC 6749 §4.4: a confidential client gets an access token for itself — no user, so no ID
+/// token and no refresh token; the token speaks for the client (Dex's claims).
+async fn client_credentials(
+    broker: &AppState,
+    live: &Live,
+    client: &Client,
+    scope: Option<&str>,
+) -> Result<serde_json::Value, OAuthError> {
+    if client.public {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            "a public client has no secret to prove itself with; client_credentials needs a confidential client",
+        ));
+    }
+    let scopes = client_credentials_scopes(scope)?;
+    let identity = client_identity(client, &scopes);
+    let now = now();
+    let grant = random_token();
+    let access_lifetime = secs(live.config.expiry.access_tokens);
+    broker.store.create_grant(&grant, None, now + access_lifetime, now).await.map_err(storage_error)?;
+    let issuer = issuer(live);
+    let token_id = random_token();
+    let ctx = TokenContext {
+        issuer: &issuer,
+        client_id: &client.id,
+        connector_id: "",
+        identity: &identity,
+        scopes: &scopes,
+        nonce: None,
+        auth_time: now,
+        now,
+        lifetime: secs(live.config.expiry.id_tokens),
+        access_lifetime,
+        grant_id: &grant,
+        token_id: &token_id,
+        sid: None,
+    };
+    let access = broker.keys.sign(&ctx.access_token(), "at+jwt").map_err(|e| {
+        tracing::error!("cannot sign a token: {e}");
+        OAuthError::server_error("cannot sign the token")
+    })?;
+    Ok(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": access_lifetime,
+        "scope": scopes.joined(),
+    }))
 }
 
 /// What the tokens of one response say.

@@ -6,6 +6,7 @@ mod config;
 mod custom_connector;
 mod dex;
 mod github;
+mod grants;
 mod ldap;
 mod logs;
 mod mock;

@@ -1,0 +1,173 @@
+//! The grants beyond the code flow, through a real client library (`openidconnect`) where it
+//! has them: `client_credentials` (RFC 6749 §4.4, Dex's `clientCredentialsClaims`) and the
+//! password grant (§4.3, through `oauth2.passwordConnector`) — and the refusals of each.
+
+use openidconnect::core::{CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    ClientId, ClientSecret, IssuerUrl, Nonce, OAuth2TokenResponse, ResourceOwnerPassword, ResourceOwnerUsername, Scope,
+    TokenResponse,
+};
+use portcullis_tests::{TestBroker, flow};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// `BASE_CONFIG` with `oauth2` lines, more client keys for example-app and more top-level YAML.
+async fn broker(oauth2: &str, example_app: &str, extra: &str) -> TestBroker {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let yaml = portcullis_tests::base_config(&issuer, "")
+        .replacen(
+            "oauth2:\n  skipApprovalScreen: false\n",
+            &format!("oauth2:\n  skipApprovalScreen: false\n{oauth2}"),
+            1,
+        )
+        .replacen(
+            "  postLogoutRedirectURIs: [http://127.0.0.1:5555/]\n",
+            &format!("  postLogoutRedirectURIs: [http://127.0.0.1:5555/]\n{example_app}"),
+            1,
+        );
+    let config = portcullis_tests::config_from_yaml(&format!("{yaml}\n{extra}"));
+    TestBroker::builder().listener(listener).issuer(&issuer).config(config).start().await
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn discovery(b: &TestBroker) -> Value {
+    reqwest::get(b.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap()
+}
+
+async fn token_as(b: &TestBroker, client: &str, secret: Option<&str>, form: &[(&str, &str)]) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().post(b.url("/token"));
+    request = match secret {
+        Some(s) => request.basic_auth(client, Some(s)),
+        None => request,
+    };
+    let mut form = form.to_vec();
+    if secret.is_none() {
+        form.push(("client_id", client));
+    }
+    let response = request.form(&form).send().await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+const CLIENT_CREDENTIALS: &str =
+    "  grantTypes: [authorization_code, refresh_token, client_credentials, password]\n  passwordConnector: local\n";
+
+/// client_credentials through `openidconnect`: an access token for the client itself (its id as
+/// the subject, its name with `profile`, `clientCredentialsClaims.groups` with `groups`), no ID
+/// token, no refresh token; advertised only when `oauth2.grantTypes` lists it.
+#[tokio::test]
+async fn client_credentials_issue_a_token_for_the_client() {
+    let off = broker("", "", "").await;
+    let doc = discovery(&off).await;
+    assert!(
+        !doc["grant_types_supported"].as_array().unwrap().contains(&"client_credentials".into()),
+        "Dex: off unless listed"
+    );
+    let (status, body) =
+        token_as(&off, flow::CLIENT, Some(flow::SECRET), &[("grant_type", "client_credentials")]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unsupported_grant_type")));
+
+    let b = broker(CLIENT_CREDENTIALS, "  clientCredentialsClaims:\n    groups: [robots]\n", "").await;
+    let doc = discovery(&b).await;
+    assert!(doc["grant_types_supported"].as_array().unwrap().contains(&"client_credentials".into()), "{doc}");
+    let http = http();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(b.issuer.clone()).unwrap(), &http).await.unwrap();
+    let rp = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(flow::CLIENT.into()),
+        Some(ClientSecret::new(flow::SECRET.into())),
+    );
+    let response = rp
+        .exchange_client_credentials()
+        .unwrap()
+        .add_scope(Scope::new("openid".into()))
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("groups".into()))
+        .request_async(&http)
+        .await
+        .expect("client_credentials token");
+    assert!(response.id_token().is_none(), "no user, no ID token");
+    assert!(response.refresh_token().is_none(), "nothing to refresh");
+    let claims = flow::claims(response.access_token().secret());
+    assert_eq!(claims["sub"], portcullis::oidc::sub::encode(flow::CLIENT, ""));
+    assert_eq!(claims["client_id"], flow::CLIENT);
+    assert_eq!(claims["name"], "Example App");
+    assert_eq!(claims["groups"], serde_json::json!(["robots"]));
+    // The token works at userinfo.
+    let info = reqwest::Client::new()
+        .get(b.url("/userinfo"))
+        .bearer_auth(response.access_token().secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(info.status(), StatusCode::OK);
+
+    // Refusals: a wrong secret, a public client, offline_access.
+    let (status, body) = token_as(&b, flow::CLIENT, Some("wrong"), &[("grant_type", "client_credentials")]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+    let (status, body) = token_as(&b, "public-app", None, &[("grant_type", "client_credentials")]).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("unauthorized_client")), "{body}");
+    let offline = [("grant_type", "client_credentials"), ("scope", "openid offline_access")];
+    let (status, body) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &offline).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
+}
+
+/// The password grant through `openidconnect`, against the password database named by
+/// `oauth2.passwordConnector`: Dex's claims, a working refresh token; a wrong password is
+/// `invalid_grant`, a missing `openid` `invalid_scope`, and guessing is throttled like the form.
+#[tokio::test]
+async fn password_grant_logs_in_through_the_password_connector() {
+    let off = broker("", "", "").await;
+    let doc = discovery(&off).await;
+    assert!(!doc["grant_types_supported"].as_array().unwrap().contains(&"password".into()), "needs passwordConnector");
+
+    let b = broker(CLIENT_CREDENTIALS, "", "web:\n  throttle:\n    passwordPerAccount: 4\n").await;
+    let http = http();
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(b.issuer.clone()).unwrap(), &http).await.unwrap();
+    let rp = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(flow::CLIENT.into()),
+        Some(ClientSecret::new(flow::SECRET.into())),
+    );
+    let username = ResourceOwnerUsername::new("admin@example.com".into());
+    let password = ResourceOwnerPassword::new("password".into());
+    let response = rp
+        .exchange_password(&username, &password)
+        .unwrap()
+        .add_scope(Scope::new("openid".into()))
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("offline_access".into()))
+        .request_async(&http)
+        .await
+        .expect("password grant");
+    let id_token = response.id_token().expect("an ID token for the user");
+    // Verified by the library (signature, issuer, audience); no nonce was sent.
+    let claims = id_token.claims(&rp.id_token_verifier(), |_: Option<&Nonce>| Ok(())).expect("a valid ID token");
+    assert_eq!(
+        claims.subject().as_str(),
+        portcullis::oidc::sub::encode("08a8684b-db88-4b73-90a9-3cd1661f5466", "local")
+    );
+    let refresh = response.refresh_token().expect("offline_access gives a refresh token").secret().clone();
+    assert_eq!(flow::refresh(&b, &refresh).await.status(), StatusCode::OK);
+
+    let wrong =
+        [("grant_type", "password"), ("username", "admin@example.com"), ("password", "nope"), ("scope", "openid")];
+    let (status, body) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &wrong).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    let no_openid = [("grant_type", "password"), ("username", "admin@example.com"), ("password", "password")];
+    let (status, body) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &no_openid).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
+    // The account's burst of 4 is spent (2 above + 1 wrong + 1 without openid does not count:
+    // the scope is checked first); more guesses are refused without checking the password.
+    let mut last = (StatusCode::OK, Value::Null);
+    for _ in 0..3 {
+        last = token_as(&b, flow::CLIENT, Some(flow::SECRET), &wrong).await;
+    }
+    assert_eq!(last.0, StatusCode::SERVICE_UNAVAILABLE, "{}", last.1);
+    assert_eq!(last.1["error"], "temporarily_unavailable");
+}
