@@ -2,6 +2,7 @@
 //! error names the file, the key path and what to write instead.
 
 mod expand;
+pub mod frontend;
 mod limits;
 mod model;
 mod validate;

@@ -170,6 +170,15 @@ pub struct FrontendConfig {
     pub issuer: Option<String>,
     #[serde(default, rename = "logoURL")]
     pub logo_url: Option<String>,
+    /// A folder of templates, static files and themes replacing the built-in ones (see `frontend.rs`).
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// `light`, `dark`, or a folder under `dir/themes`.
+    #[serde(default)]
+    pub theme: Option<String>,
+    /// Values handed to every template as `extra`.
+    #[serde(default)]
+    pub extra: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -313,6 +313,8 @@ pub struct Validated {
     pub web: WebConfig,
     pub telemetry: TelemetryConfig,
     pub frontend: FrontendConfig,
+    /// The pages `frontend` asks for, templates compiled.
+    pub pages: super::frontend::Pages,
     pub logger: LoggerConfig,
     pub oauth2: OAuth2Config,
     pub expiry: Expiry,
@@ -467,6 +469,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         return Err("web.http: give the address to listen on, e.g. 127.0.0.1:5556".into());
     }
 
+    let pages = super::frontend::Pages::load(&c.frontend, base)?;
     let clients = clients(&c.static_clients, env)?;
     let passwords = passwords(&c, env)?;
     let plugins_dirs = plugin_dirs(&c.plugins, base);
@@ -479,6 +482,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         web: c.web,
         telemetry: c.telemetry,
         frontend: c.frontend,
+        pages,
         logger: c.logger,
         oauth2: c.oauth2,
         expiry,

@@ -1,10 +1,11 @@
-//! Discovery, JWKS, health and the stylesheet.
+//! Discovery, JWKS, health, and the pages' static files and theme.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{AppState, issuer, pages};
+use crate::config::frontend;
 use crate::oidc::discovery;
 
 pub async fn configuration(State(broker): State<AppState>) -> Response {
@@ -27,6 +28,33 @@ pub async fn healthz(State(broker): State<AppState>) -> Response {
     }
 }
 
-pub async fn stylesheet() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], pages::STYLESHEET).into_response()
+/// `/static/{file}`: from `frontend.dir/static` when it has the file, else the built-in
+/// stylesheet (`main.css`); nothing else.
+pub async fn static_file(State(broker): State<AppState>, Path(name): Path<String>) -> Response {
+    let live = broker.generations.current();
+    let from_dir = live.config.pages.static_dir.as_ref().filter(|_| frontend::servable(&name)).map(|d| d.join(&name));
+    serve_file(from_dir, &name, (name == "main.css").then_some(pages::STYLESHEET)).await
+}
+
+/// `/theme/{file}`: the files of the theme folder `frontend.theme` names.
+pub async fn theme_file(State(broker): State<AppState>, Path(name): Path<String>) -> Response {
+    let live = broker.generations.current();
+    let folder = match &live.config.pages.theme {
+        frontend::Theme::Folder(folder) if frontend::servable(&name) => Some(folder.join(&name)),
+        _ => None,
+    };
+    serve_file(folder, &name, None).await
+}
+
+async fn serve_file(path: Option<std::path::PathBuf>, name: &str, builtin: Option<&'static str>) -> Response {
+    let content_type = [(header::CONTENT_TYPE, frontend::content_type(name))];
+    if let Some(path) = path
+        && let Ok(bytes) = tokio::fs::read(&path).await
+    {
+        return (content_type, bytes).into_response();
+    }
+    match builtin {
+        Some(text) => (content_type, text).into_response(),
+        None => (StatusCode::NOT_FOUND, "not found").into_response(),
+    }
 }

@@ -1,38 +1,14 @@
 //! Server-rendered pages (minijinja, auto-escaped), error pages, and the security headers
 //! every response carries.
 
-use std::sync::OnceLock;
-
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use minijinja::{Environment, Value};
+use minijinja::Value;
 
 use crate::config::Validated;
 
-fn env() -> &'static Environment<'static> {
-    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        for (name, source) in [
-            ("base.html", include_str!("../../templates/base.html")),
-            ("chooser.html", include_str!("../../templates/chooser.html")),
-            ("password.html", include_str!("../../templates/password.html")),
-            ("approval.html", include_str!("../../templates/approval.html")),
-            ("error.html", include_str!("../../templates/error.html")),
-            ("logout.html", include_str!("../../templates/logout.html")),
-            ("logout_confirm.html", include_str!("../../templates/logout_confirm.html")),
-            ("oob.html", include_str!("../../templates/oob.html")),
-        ] {
-            if let Err(e) = env.add_template(name, source) {
-                tracing::error!("template {name} does not compile: {e}");
-            }
-        }
-        env
-    })
-}
-
-/// The stylesheet, served at `{prefix}/static/main.css`.
-pub const STYLESHEET: &str = include_str!("../../templates/main.css");
+/// The stylesheet, served at `{prefix}/static/main.css` unless `frontend.dir` has one.
+pub use crate::config::frontend::STYLESHEET;
 
 /// Values every page needs.
 pub fn base_context(config: &Validated, prefix: &str) -> Vec<(&'static str, Value)> {
@@ -40,6 +16,9 @@ pub fn base_context(config: &Validated, prefix: &str) -> Vec<(&'static str, Valu
         ("brand", Value::from(config.frontend.issuer.clone().unwrap_or_else(|| "Portcullis".into()))),
         ("logo_url", Value::from(config.frontend.logo_url.clone())),
         ("prefix", Value::from(prefix.to_string())),
+        ("theme", Value::from(config.pages.theme.scheme())),
+        ("theme_css", Value::from(matches!(config.pages.theme, crate::config::frontend::Theme::Folder(_)))),
+        ("extra", Value::from_serialize(&config.pages.extra)),
     ]
 }
 
@@ -54,7 +33,7 @@ pub fn render(
     let mut all = base_context(config, prefix);
     all.extend(context);
     let ctx: std::collections::BTreeMap<&str, Value> = all.into_iter().collect();
-    match env().get_template(template).and_then(|t| t.render(ctx)) {
+    match config.pages.env().get_template(template).and_then(|t| t.render(ctx)) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!("cannot render {template}: {e}");

@@ -258,3 +258,41 @@ async fn grant_types_and_pkce_enforce_mean_what_they_mean_in_dex() {
     let r = auth(&b, &web, "example-app", flow::CALLBACK, true).await;
     assert!(portcullis_tests::location(&r, &b.base).unwrap().contains("/auth/local?req="));
 }
+
+/// Dex's `frontend` keys: a `dir` whose templates replace the built-in ones by name and whose
+/// `static/` files are served, a `theme` folder linked from every page, and `extra` values
+/// handed to the templates.
+#[tokio::test]
+async fn a_frontend_folder_replaces_templates_and_serves_its_theme() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("templates")).unwrap();
+    std::fs::create_dir_all(dir.path().join("static")).unwrap();
+    std::fs::create_dir_all(dir.path().join("themes/corp")).unwrap();
+    std::fs::write(
+        dir.path().join("templates/password.html"),
+        "{% extends \"base.html\" %}{% block content %}<p>{{ extra.tagline }}</p>\
+         <input type=\"hidden\" name=\"req\" value=\"{{ req }}\">{% endblock %}",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("static/logo.svg"), "<svg/>").unwrap();
+    std::fs::write(dir.path().join("themes/corp/styles.css"), "body { color: teal }").unwrap();
+    let frontend = format!(
+        "frontend:\n  dir: {}\n  theme: corp\n  issuer: Corp Login\n  extra:\n    tagline: Welcome to Corp\n",
+        dir.path().display()
+    );
+    let b = TestBroker::builder().extra(&frontend).start().await;
+    let web = browser();
+    let (form, _) = flow::authorize(&b, &web, "local", "openid").await;
+    let page = form.text().await.unwrap();
+    assert!(page.contains("<p>Welcome to Corp</p>"), "the folder's template with extra: {page}");
+    assert!(page.contains("/theme/styles.css") && page.contains("Corp Login"), "{page}");
+    let css = web.get(b.url("/theme/styles.css")).send().await.unwrap();
+    assert_eq!(css.headers()["content-type"], "text/css; charset=utf-8");
+    assert_eq!(css.text().await.unwrap(), "body { color: teal }");
+    assert_eq!(web.get(b.url("/static/logo.svg")).send().await.unwrap().text().await.unwrap(), "<svg/>");
+    let builtin = web.get(b.url("/static/main.css")).send().await.unwrap();
+    assert!(builtin.text().await.unwrap().contains("--accent"), "the built-in stylesheet still serves");
+    for outside in ["/static/..%2Fthemes%2Fcorp%2Fstyles.css", "/static/.hidden", "/theme/..%2F..%2Fetc"] {
+        assert_eq!(web.get(b.url(outside)).send().await.unwrap().status(), reqwest::StatusCode::NOT_FOUND, "{outside}");
+    }
+}
