@@ -155,7 +155,7 @@ async fn wrong_password_unknown_user_and_empty_password_show_the_form_again() {
 /// The connector loaded straight into a registry, granted `grant`.
 async fn registry(_slapd: &Slapd, config: Value, grant: String) -> Registry {
     let mut spec = spec("ldap", plugin("ldap"), config);
-    spec.allowed_hosts = vec![grant];
+    spec.allowed_hosts = Some(vec![grant]);
     Registry::load(&engine(), &[spec], None).await.unwrap()
 }
 
@@ -278,7 +278,7 @@ async fn search_results_are_capped_by_max_response_bytes_while_read() {
     let mut config = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
     config["userSearch"]["username"] = "objectClass".into();
     let mut spec = spec("ldap", plugin("ldap"), config);
-    spec.allowed_hosts = vec![slapd.ldap_grant()];
+    spec.allowed_hosts = Some(vec![slapd.ldap_grant()]);
     spec.limits.max_response_bytes = Some(200);
     let registry = Registry::load(&engine(), &[spec], None).await.unwrap();
     let ldap = registry.get("ldap").unwrap();

@@ -336,10 +336,10 @@ async fn oidc_refresh_without_id_token_and_refresh_errors() {
         "insecureEnableGroups": true,
     });
     let mut plain = spec("plain", plugin("oidc"), config.clone());
-    plain.allowed_hosts = vec![fake.issuer.clone()];
+    plain.allowed_hosts = Some(vec![fake.issuer.clone()]);
     let mut info = spec("info", plugin("oidc"), config);
     info.config["getUserInfo"] = json!(true);
-    info.allowed_hosts = vec![fake.issuer.clone()];
+    info.allowed_hosts = Some(vec![fake.issuer.clone()]);
     let registry = Registry::load(&engine(), &[plain, info], None).await.unwrap();
     let scopes = Scopes { offline_access: true, groups: true };
     let expected = |id: &Identity, username: &str, what: &str| {
@@ -394,10 +394,10 @@ async fn each_forgery_is_refused_for_its_own_reason() {
         "clientSecret": google_fake::CLIENT_SECRET,
     });
     let mut google = spec("google", plugin("google"), config.clone());
-    google.allowed_hosts = vec![fake.issuer.clone()];
+    google.allowed_hosts = Some(vec![fake.issuer.clone()]);
     let mut oidc = spec("oidc", plugin("oidc"), config);
     oidc.config["getUserInfo"] = json!(true);
-    oidc.allowed_hosts = vec![fake.issuer.clone()];
+    oidc.allowed_hosts = Some(vec![fake.issuer.clone()]);
     let registry = Registry::load(&engine(), &[google, oidc], None).await.unwrap();
     let cases = [
         ("google", Forge::WrongNonce, "its nonce is not the one this login sent"),
