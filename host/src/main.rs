@@ -103,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 storage_name(&validated)
             );
             let specs = validated.connectors.iter().map(|entry| &entry.spec);
-            print!("{}", portcullis::connectors::implied::report(specs));
+            print!("{}", portcullis::connectors::hosts_report(specs));
             Ok(())
         }
         Command::Reload { config } => {

@@ -1,6 +1,6 @@
-//! The hosts a connector may reach, and why: its `allowedHosts` when the entry has one, else
-//! the set the broker implies from the operator's own config block (a Dex connector block has
-//! no `allowedHosts` line, and still works unchanged).
+//! The hosts a connector may reach when its entry has no `allowedHosts`, each with its reason:
+//! the set the broker implies from the operator's own config block, so a Dex connector block
+//! (which has no such line) works unchanged. `registry::host_grants` picks this or the list.
 //!
 //! The implied set is derived here, in the host, from what the operator wrote; a plugin has
 //! no say in it (it never sees this code, and nothing it returns widens the set):
@@ -30,8 +30,6 @@ use std::fmt;
 
 use serde_json::Value;
 use url::Url;
-
-use super::registry::ConnectorSpec;
 
 /// Keys whose values are never hosts to reach, compared case-insensitively at any depth.
 pub const NOT_TARGETS: &[&str] = &[
@@ -83,16 +81,6 @@ impl fmt::Display for Reason {
 pub struct HostGrant {
     pub entry: String,
     pub reason: Reason,
-}
-
-/// What `spec` may reach: its `allowedHosts`, or the implied set when it has none.
-pub fn host_grants(spec: &ConnectorSpec) -> Vec<HostGrant> {
-    match &spec.allowed_hosts {
-        Some(entries) => {
-            entries.iter().map(|entry| HostGrant { entry: entry.clone(), reason: Reason::Explicit }).collect()
-        }
-        None => implied(spec.kind.as_deref(), &spec.config),
-    }
 }
 
 /// The hosts implied by a connector's `config`, for a shipped `kind` (`github`, `ldap`, ...) or
@@ -194,25 +182,6 @@ fn ldap_entry(host: &str, config: &Value) -> Option<String> {
         h => format!("{scheme}://{h}:{port}"),
     };
     exact(&with_port)
-}
-
-/// `check-config`'s report: per connector, each host it may reach and why.
-pub fn report<'a>(specs: impl IntoIterator<Item = &'a ConnectorSpec>) -> String {
-    let mut out = String::new();
-    for spec in specs {
-        let grants = host_grants(spec);
-        let source = if spec.allowed_hosts.is_some() { "allowedHosts" } else { "implied, no allowedHosts" };
-        if grants.is_empty() {
-            out.push_str(&format!("connector {:?} may reach no host ({source})\n", spec.id.as_str()));
-            continue;
-        }
-        out.push_str(&format!("connector {:?} may reach ({source}):\n", spec.id.as_str()));
-        let width = grants.iter().map(|g| g.entry.len()).max().unwrap_or(0);
-        for g in grants {
-            out.push_str(&format!("  {:width$}  {}\n", g.entry, g.reason));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

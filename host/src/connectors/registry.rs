@@ -9,7 +9,7 @@ use super::capabilities::allowlist::{Allowlist, AllowlistError};
 use super::capabilities::{Grants, GrantsError};
 use super::engine::PluginEngine;
 use super::error::PluginError;
-use super::implied;
+use super::implied::{self, HostGrant, Reason};
 use super::limits::{Limits, LimitsConfig, LimitsError};
 use super::loader::{self, LoadedPlugin};
 use super::plugin::Connector;
@@ -58,6 +58,35 @@ impl SpecError {
             Self::Plugin(e) => e.connector(),
         }
     }
+}
+
+/// What `spec` may reach: its `allowedHosts`, or the implied set when it has none.
+pub fn host_grants(spec: &ConnectorSpec) -> Vec<HostGrant> {
+    match &spec.allowed_hosts {
+        Some(entries) => {
+            entries.iter().map(|entry| HostGrant { entry: entry.clone(), reason: Reason::Explicit }).collect()
+        }
+        None => implied::implied(spec.kind.as_deref(), &spec.config),
+    }
+}
+
+/// `check-config`'s report: per connector, each host it may reach and why.
+pub fn hosts_report<'a>(specs: impl IntoIterator<Item = &'a ConnectorSpec>) -> String {
+    let mut out = String::new();
+    for spec in specs {
+        let grants = host_grants(spec);
+        let source = if spec.allowed_hosts.is_some() { "allowedHosts" } else { "implied, no allowedHosts" };
+        if grants.is_empty() {
+            out.push_str(&format!("connector {:?} may reach no host ({source})\n", spec.id.as_str()));
+            continue;
+        }
+        out.push_str(&format!("connector {:?} may reach ({source}):\n", spec.id.as_str()));
+        let width = grants.iter().map(|g| g.entry.len()).max().unwrap_or(0);
+        for g in grants {
+            out.push_str(&format!("  {:width$}  {}\n", g.entry, g.reason));
+        }
+    }
+    out
 }
 
 /// The live connectors, by id.
@@ -159,7 +188,7 @@ async fn reuse_or_load(
 
 async fn build(spec: &ConnectorSpec, plugin: Arc<LoadedPlugin>) -> Result<Connector, SpecError> {
     let connector = || spec.id.clone();
-    let grants = implied::host_grants(spec);
+    let grants = host_grants(spec);
     if spec.allowed_hosts.is_none() {
         for g in &grants {
             tracing::info!(connector = %spec.id, host = %g.entry, reason = %g.reason, "connector may reach an implied host");

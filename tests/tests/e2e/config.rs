@@ -105,7 +105,7 @@ connectors:
   name: Mock
 "#;
     let config = Config::from_yaml(Path::new("check.yaml"), yaml, &env).unwrap();
-    let report = portcullis::connectors::implied::report(config.connectors.iter().map(|c| &c.spec));
+    let report = portcullis::connectors::hosts_report(config.connectors.iter().map(|c| &c.spec));
     let want = r#"connector "github" may reach (implied, no allowedHosts):
   https://github.com      documented host of type github
   https://api.github.com  documented host of type github
