@@ -42,7 +42,8 @@ fn spec(plugin: PathBuf) -> ConnectorSpec {
         name: "Mock".into(),
         plugin,
         sha256: None,
-        allowed_hosts: Vec::new(),
+        kind: None,
+        allowed_hosts: Some(Vec::new()),
         limits: LimitsConfig::default(),
         config: serde_json::json!({}),
     }

@@ -102,6 +102,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 registry.len(),
                 storage_name(&validated)
             );
+            let specs = validated.connectors.iter().map(|entry| &entry.spec);
+            print!("{}", portcullis::connectors::hosts_report(specs));
             Ok(())
         }
         Command::Reload { config } => {

@@ -45,7 +45,8 @@ pub fn spec(id: &str, plugin: PathBuf, config: serde_json::Value) -> ConnectorSp
         name: id.into(),
         plugin,
         sha256: None,
-        allowed_hosts: Vec::new(),
+        kind: None,
+        allowed_hosts: Some(Vec::new()),
         limits: LimitsConfig::default(),
         config,
     }

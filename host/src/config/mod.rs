@@ -60,10 +60,9 @@ impl Config {
         let mut value: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
         expand::expand(&mut value, "", env).map_err(fail)?;
-        let config: Config = serde_path_to_error::deserialize(value).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { "(top level)".to_string() } else { path };
-            fail(format!("{path}: {}", e.into_inner()))
+        let config = deserialize_all(value).map_err(|errors| match errors.as_slice() {
+            [one] => fail(one.clone()),
+            all => fail(format!("{} problems:\n  {}", all.len(), all.join("\n  "))),
         })?;
         let base = file.parent().unwrap_or(Path::new("."));
         let mut validated = validate::validate(config, base, env).map_err(fail)?;
@@ -71,4 +70,65 @@ impl Config {
         validated.sha256 = crate::connectors::loader::sha256_hex(text.as_bytes());
         Ok(validated)
     }
+}
+
+/// At most this many unknown or ill-typed keys are reported from one file.
+const MAX_KEY_ERRORS: usize = 50;
+
+/// Deserializes `value`, or reports every unknown or ill-typed key in it (up to
+/// [`MAX_KEY_ERRORS`]), each as `path: what serde expected`. serde stops at the first error, so
+/// each error's key is recorded, removed from the document, and the rest read again. It stops
+/// early where removing cannot help: a missing field (including a required key just removed for
+/// its bad value), a bad list item (removing it would renumber the items after it) or a key
+/// inside an enum.
+fn deserialize_all(mut value: serde_yaml::Value) -> Result<Config, Vec<String>> {
+    let mut errors = Vec::new();
+    let mut removed = Vec::new();
+    loop {
+        let error = match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
+            Ok(config) if errors.is_empty() => return Ok(config),
+            Ok(_) => return Err(errors),
+            Err(e) => e,
+        };
+        let path = error.path().clone();
+        let shown = match path.to_string() {
+            p if p == "." => "(top level)".to_string(),
+            p => p,
+        };
+        let message = error.into_inner().to_string();
+        if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            // A required key removed for its own error is missing now: that is no news.
+            let full = if path.iter().next().is_none() { field.to_string() } else { format!("{shown}.{field}") };
+            if !removed.contains(&full) {
+                errors.push(format!("{shown}: {message}"));
+            }
+            return Err(errors);
+        }
+        errors.push(format!("{shown}: {message}"));
+        if errors.len() >= MAX_KEY_ERRORS || !remove_key(&mut value, &path) {
+            return Err(errors);
+        }
+        removed.push(shown);
+    }
+}
+
+/// Removes the mapping key at `path` from `value`; false when `path` does not end in one.
+fn remove_key(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, parents)) = segments.split_last() else { return false };
+    let mut at = value;
+    for segment in parents {
+        let next = match segment {
+            Segment::Map { key } => at.get_mut(key.as_str()),
+            Segment::Seq { index } => at.get_mut(*index),
+            Segment::Enum { .. } | Segment::Unknown => None,
+        };
+        match next {
+            Some(next) => at = next,
+            None => return false,
+        }
+    }
+    // Shifting, not swapping, keeps the document's order, so errors come in the order written.
+    at.as_mapping_mut().and_then(|m| m.shift_remove(key.as_str())).is_some()
 }

@@ -418,8 +418,9 @@ pub struct ConnectorConfig {
     pub sha256: Option<String>,
     pub id: String,
     pub name: String,
+    /// What the connector may reach; absent: the hosts its `config` names (connectors/implied.rs).
     #[serde(default)]
-    pub allowed_hosts: Vec<String>,
+    pub allowed_hosts: Option<Vec<String>>,
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]

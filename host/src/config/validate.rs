@@ -833,6 +833,7 @@ fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<Connector
             name: cc.name.clone(),
             plugin,
             sha256: cc.sha256.clone(),
+            kind: cc.kind.as_deref().map(|k| shipped_plugin(k).0.to_string()),
             allowed_hosts: cc.allowed_hosts.clone(),
             limits: cc.limits.clone(),
             config,

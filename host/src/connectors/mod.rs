@@ -8,7 +8,8 @@
 //! # Security
 //! Plugins are untrusted. They get WASI with nothing granted (no files, environment,
 //! arguments or sockets), reach the network only through the `http` and `ldap` imports,
-//! which enforce `allowedHosts` (redirects and DNS answers included), and are stopped by a
+//! which enforce `allowedHosts` (redirects and DNS answers included; without that key, the set the
+//! host implies from the operator's config, `implied.rs`), and are stopped by a
 //! deadline, a memory cap and a host-call budget. Their output is logged with the connector
 //! id; their config (which holds their secrets) is never logged.
 
@@ -22,6 +23,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod guest_text;
+pub mod implied;
 pub mod inspect;
 pub mod limits;
 pub mod loader;
@@ -34,8 +36,9 @@ pub use bindings::Contract;
 pub use cache::CompileCache;
 pub use engine::PluginEngine;
 pub use error::PluginError;
+pub use implied::{HostGrant, Reason};
 pub use limits::{Limits, LimitsConfig};
 pub use loader::LoadedPlugin;
 pub use plugin::Connector;
-pub use registry::{ConnectorSpec, Registry, SpecError};
+pub use registry::{ConnectorSpec, Registry, SpecError, host_grants, hosts_report};
 pub use types::{CallbackRequest, ConnectorKind, Identity, LoginRedirect, Metadata, Refusal, Scopes};

@@ -9,6 +9,7 @@ use super::capabilities::allowlist::{Allowlist, AllowlistError};
 use super::capabilities::{Grants, GrantsError};
 use super::engine::PluginEngine;
 use super::error::PluginError;
+use super::implied::{self, HostGrant, Reason};
 use super::limits::{Limits, LimitsConfig, LimitsError};
 use super::loader::{self, LoadedPlugin};
 use super::plugin::Connector;
@@ -22,7 +23,12 @@ pub struct ConnectorSpec {
     pub plugin: PathBuf,
     /// `sha256:<hex>` pin, if the config gives one.
     pub sha256: Option<String>,
-    pub allowed_hosts: Vec<String>,
+    /// The shipped connector type (`github`, `ldap`, ...) when the config gave `type:`; it
+    /// decides the documented hosts and type-specific keys of the implied set.
+    pub kind: Option<String>,
+    /// `allowedHosts` as written; `None` when the entry has none, and the broker implies the
+    /// set from `config` (`implied.rs`). `Some(vec![])` grants nothing.
+    pub allowed_hosts: Option<Vec<String>>,
     pub limits: LimitsConfig,
     /// The connector's own `config:` block.
     pub config: serde_json::Value,
@@ -52,6 +58,35 @@ impl SpecError {
             Self::Plugin(e) => e.connector(),
         }
     }
+}
+
+/// What `spec` may reach: its `allowedHosts`, or the implied set when it has none.
+pub fn host_grants(spec: &ConnectorSpec) -> Vec<HostGrant> {
+    match &spec.allowed_hosts {
+        Some(entries) => {
+            entries.iter().map(|entry| HostGrant { entry: entry.clone(), reason: Reason::Explicit }).collect()
+        }
+        None => implied::implied(spec.kind.as_deref(), &spec.config),
+    }
+}
+
+/// `check-config`'s report: per connector, each host it may reach and why.
+pub fn hosts_report<'a>(specs: impl IntoIterator<Item = &'a ConnectorSpec>) -> String {
+    let mut out = String::new();
+    for spec in specs {
+        let grants = host_grants(spec);
+        let source = if spec.allowed_hosts.is_some() { "allowedHosts" } else { "implied, no allowedHosts" };
+        if grants.is_empty() {
+            out.push_str(&format!("connector {:?} may reach no host ({source})\n", spec.id.as_str()));
+            continue;
+        }
+        out.push_str(&format!("connector {:?} may reach ({source}):\n", spec.id.as_str()));
+        let width = grants.iter().map(|g| g.entry.len()).max().unwrap_or(0);
+        for g in grants {
+            out.push_str(&format!("  {:width$}  {}\n", g.entry, g.reason));
+        }
+    }
+    out
 }
 
 /// The live connectors, by id.
@@ -153,7 +188,14 @@ async fn reuse_or_load(
 
 async fn build(spec: &ConnectorSpec, plugin: Arc<LoadedPlugin>) -> Result<Connector, SpecError> {
     let connector = || spec.id.clone();
-    let allowlist = Allowlist::parse(&spec.allowed_hosts)
+    let grants = host_grants(spec);
+    if spec.allowed_hosts.is_none() {
+        for g in &grants {
+            tracing::info!(connector = %spec.id, host = %g.entry, reason = %g.reason, "connector may reach an implied host");
+        }
+    }
+    let entries: Vec<String> = grants.into_iter().map(|g| g.entry).collect();
+    let allowlist = Allowlist::parse(&entries)
         .map_err(|source| SpecError::AllowedHosts { connector: connector().to_string(), source })?;
     let limits = Limits::from_config(&spec.limits)
         .map_err(|source| SpecError::Limits { connector: connector().to_string(), source })?;

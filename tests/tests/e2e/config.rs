@@ -62,3 +62,63 @@ fn secrets_never_appear_in_debug_output() {
     assert!(!debug.contains("ZXhhbXBsZS1hcHAtc2VjcmV0"), "client secret leaked");
     assert!(!debug.contains("$2a$10$2b2cU8"), "password hash leaked");
 }
+
+/// What `portcullis check-config` prints after "ok": per connector, each host it may reach and
+/// why — implied from a config key, a documented host of the shipped type, or explicit
+/// allowedHosts. The broker's own callback (`redirectURI`) is never among them.
+#[test]
+fn check_config_lists_each_connectors_hosts_and_why() {
+    let yaml = r#"
+issuer: http://127.0.0.1:5556/dex
+storage: {type: memory}
+staticClients:
+- {id: app, secret: s, redirectURIs: ["http://127.0.0.1:5555/callback"]}
+connectors:
+- type: github
+  id: github
+  name: GitHub
+  config: {clientID: a, clientSecret: b, redirectURI: "http://127.0.0.1:5556/dex/callback"}
+- type: github
+  id: ghe
+  name: GitHub Enterprise
+  config: {clientID: a, clientSecret: b, hostName: ghe.corp.example}
+- type: oidc
+  id: sso
+  name: SSO
+  config:
+    issuer: https://sso.corp.example/realms/main
+    clientID: a
+    clientSecret: b
+    redirectURI: http://127.0.0.1:5556/dex/callback
+    scopes: [openid, "https://www.googleapis.com/auth/userinfo.email"]
+- type: ldap
+  id: ldap
+  name: LDAP
+  config: {host: "ldap.corp.example", startTLS: true}
+- type: ldap
+  id: pinned
+  name: Pinned
+  allowedHosts: ["ldap.corp.example:389", "*.corp.example"]
+  config: {host: "ldap.corp.example", startTLS: true}
+- type: mockCallback
+  id: mock
+  name: Mock
+"#;
+    let config = Config::from_yaml(Path::new("check.yaml"), yaml, &env).unwrap();
+    let report = portcullis::connectors::hosts_report(config.connectors.iter().map(|c| &c.spec));
+    let want = r#"connector "github" may reach (implied, no allowedHosts):
+  https://github.com      documented host of type github
+  https://api.github.com  documented host of type github
+connector "ghe" may reach (implied, no allowedHosts):
+  https://ghe.corp.example  implied by config key hostName
+connector "sso" may reach (implied, no allowedHosts):
+  https://sso.corp.example  implied by config key issuer
+connector "ldap" may reach (implied, no allowedHosts):
+  ldap://ldap.corp.example:389  implied by config key host
+connector "pinned" may reach (allowedHosts):
+  ldap.corp.example:389  explicit allowedHosts
+  *.corp.example         explicit allowedHosts
+connector "mock" may reach no host (implied, no allowedHosts)
+"#;
+    assert_eq!(report, want, "\n{report}");
+}

@@ -296,3 +296,33 @@ async fn a_frontend_folder_replaces_templates_and_serves_its_theme() {
         assert_eq!(web.get(b.url(outside)).send().await.unwrap().status(), reqwest::StatusCode::NOT_FOUND, "{outside}");
     }
 }
+
+/// A plugin gets no host its config does not name: the hostile fixture calls evil.example.com
+/// while its config names an issuer elsewhere, and evil.example.com only where the broker does
+/// not look for hosts to reach (its own callback, scope names, claim names). No allowedHosts
+/// line, so the implied set is all it has, and the call is denied.
+#[tokio::test]
+async fn a_plugin_reaching_a_host_its_config_does_not_name_is_denied() {
+    use portcullis::connectors::{PluginError, Reason, Registry, Scopes, host_grants};
+    let config = serde_json::json!({
+        "issuer": "https://idp.example.com/realms/main",
+        "redirectURI": "https://evil.example.com/callback",
+        "scopes": ["openid", "https://evil.example.com/scope"],
+        "claimMapping": {"groups": "https://evil.example.com/groups"},
+    });
+    let mut hostile = portcullis_tests::spec("hostile", portcullis_tests::fixture("hostile-http"), config);
+    hostile.allowed_hosts = None;
+    let grants = host_grants(&hostile);
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(grants[0].entry, "https://idp.example.com");
+    assert_eq!(grants[0].reason, Reason::ConfigKey("issuer".into()));
+    let registry = Registry::load(&portcullis_tests::engine(), &[hostile], None).await.expect("loads");
+    let err = registry
+        .get("hostile")
+        .unwrap()
+        .login_url(Scopes::default(), "http://127.0.0.1/callback/hostile", "s")
+        .await
+        .expect_err("denied");
+    let PluginError::CapabilityDenied { detail, .. } = &err else { panic!("{err:?}") };
+    assert!(detail.contains("add \"evil.example.com\" to allowedHosts of connector \"hostile\""), "{detail}");
+}

@@ -377,3 +377,43 @@ async fn no_code_token_or_secret_reaches_the_logs() {
         assert!(!logs.contains(&secret), "a secret reached the logs");
     }
 }
+
+/// Dex's documented GitHub block (its docs' sample: orgs with teams, `loadAllGroups`,
+/// `teamNameField`, `useLoginAsID`, `redirectURI`), with `hostName` at the fake and no
+/// `allowedHosts`: the broker implies the fake's origin from `hostName`, and the login works.
+#[tokio::test]
+async fn a_dex_github_block_without_allowed_hosts_logs_in() {
+    let fake = FakeGitHub::start(octo(), 100).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let block = format!(
+        r#"
+- type: github
+  # Required field for connector id.
+  id: github
+  # Required field for connector name.
+  name: GitHub
+  config:
+    # Credentials can be string literals or pulled from the environment.
+    clientID: {CLIENT_ID}
+    clientSecret: {CLIENT_SECRET}
+    redirectURI: {issuer}/callback
+    orgs:
+    - name: side-project
+    - name: acme-widgets
+      teams:
+      - platform-core
+    loadAllGroups: false
+    teamNameField: slug
+    useLoginAsID: false
+    hostName: "{base}"
+"#,
+        base = fake.base
+    );
+    let plugins = format!("plugins:\n  dir: \"{}\"\n", portcullis_tests::plugin("github").parent().unwrap().display());
+    let b = TestBroker::builder().listener(listener).issuer(&issuer).connectors(&block).extra(&plugins).start().await;
+    let t = tokens(&b, &fake, ALL_SCOPES).await;
+    assert_eq!(t.claims["email"], "sam@example.test");
+    let groups = t.claims["groups"].as_array().expect("groups");
+    assert!(groups.contains(&json!("acme-widgets:platform-core")), "{groups:?}");
+}

@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use portcullis::connectors::{PluginError, Refusal, Registry, Scopes};
+use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::slapd::{Slapd, TestCa};
 use portcullis_tests::{TestBroker, browser, engine, flow, location, plugin, spec};
 use reqwest::StatusCode;
@@ -155,7 +156,7 @@ async fn wrong_password_unknown_user_and_empty_password_show_the_form_again() {
 /// The connector loaded straight into a registry, granted `grant`.
 async fn registry(_slapd: &Slapd, config: Value, grant: String) -> Registry {
     let mut spec = spec("ldap", plugin("ldap"), config);
-    spec.allowed_hosts = vec![grant];
+    spec.allowed_hosts = Some(vec![grant]);
     Registry::load(&engine(), &[spec], None).await.unwrap()
 }
 
@@ -278,11 +279,77 @@ async fn search_results_are_capped_by_max_response_bytes_while_read() {
     let mut config = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
     config["userSearch"]["username"] = "objectClass".into();
     let mut spec = spec("ldap", plugin("ldap"), config);
-    spec.allowed_hosts = vec![slapd.ldap_grant()];
+    spec.allowed_hosts = Some(vec![slapd.ldap_grant()]);
     spec.limits.max_response_bytes = Some(200);
     let registry = Registry::load(&engine(), &[spec], None).await.unwrap();
     let ldap = registry.get("ldap").unwrap();
     let all = Scopes { offline_access: true, groups: true };
     let err = ldap.login(all, "inetOrgPerson", "jane-password").await.unwrap_err();
     assert!(err.to_string().contains("limits.maxResponseBytes (200 bytes)"), "{err}");
+}
+
+// ---- allowedHosts implied from the config (a Dex block has no such line) ----
+
+/// `plugins.dir` for a config whose connectors name a shipped `type:`.
+fn plugins_dir() -> String {
+    format!("plugins:\n  dir: \"{}\"\n", plugin("ldap").parent().unwrap().display())
+}
+
+/// A Dex `ldap` block as Dex takes it: `type: ldap`, `host: 127.0.0.1:PORT` with
+/// `insecureNoSSL`, no `allowedHosts`. The broker implies `ldap://127.0.0.1:PORT` from `host`
+/// (insecureNoSSL: ldap://) and says so once in its log.
+#[tokio::test]
+async fn a_dex_ldap_block_without_allowed_hosts_logs_in() {
+    let slapd = Slapd::start();
+    let capture = LogCapture::install(Format::Text);
+    let plain = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
+    let block =
+        format!("- type: ldap\n  id: ldap\n  name: Directory\n  config: {}\n", serde_json::to_string(&plain).unwrap());
+    let b = TestBroker::builder().connectors(&block).extra(&plugins_dir()).start().await;
+    let tokens = login_ok(&b, "ldap", "jane", "jane-password").await;
+    assert_eq!(tokens.claims["email"], "jane@example.org");
+    let log = capture.text();
+    let line = log.lines().find(|l| l.contains("connector may reach an implied host")).expect("the grant is logged");
+    assert!(line.contains("connector=ldap"), "{line}");
+    assert!(line.contains(&format!("host=ldap://{}", slapd.ldap_addr)), "{line}");
+    assert!(line.contains("reason=implied by config key host"), "{line}");
+    assert_eq!(log.matches("connector may reach an implied host").count(), 1, "logged once: {log}");
+}
+
+/// The same connector loaded with `kind` and `allowed_hosts` as the config would give them.
+async fn typed_registry(config: Value, allowed_hosts: Option<Vec<String>>) -> Registry {
+    let mut spec = spec("ldap", plugin("ldap"), config);
+    spec.kind = Some("ldap".into());
+    spec.allowed_hosts = allowed_hosts;
+    Registry::load(&engine(), &[spec], None).await.unwrap()
+}
+
+/// An explicit `allowedHosts` replaces the implied set: granted only the LDAPS listener, the
+/// connector is denied the ldap:// server its own `host` names.
+#[tokio::test]
+async fn explicit_allowed_hosts_replace_the_implied_ones() {
+    let slapd = Slapd::start();
+    let all = Scopes { offline_access: true, groups: true };
+    let plain = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
+    let implied = typed_registry(plain.clone(), None).await;
+    assert!(implied.get("ldap").unwrap().login(all, "jane", "jane-password").await.unwrap().is_some());
+    for explicit in [vec![slapd.ldaps_grant()], vec![]] {
+        let registry = typed_registry(plain.clone(), Some(explicit.clone())).await;
+        let err = registry.get("ldap").unwrap().login(all, "jane", "jane-password").await.unwrap_err();
+        assert!(matches!(err, PluginError::CapabilityDenied { .. }), "{explicit:?}: {err:?}");
+    }
+}
+
+/// A bare `host:port` in allowedHosts grants that server in whichever scheme the connector
+/// speaks: `127.0.0.1:PORT` lets the plain ldap:// connector in, another port does not.
+#[tokio::test]
+async fn a_bare_host_and_port_grants_ldap_at_that_port() {
+    let slapd = Slapd::start();
+    let all = Scopes { offline_access: true, groups: true };
+    let plain = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
+    let registry = typed_registry(plain.clone(), Some(vec![slapd.ldap_addr.clone()])).await;
+    assert!(registry.get("ldap").unwrap().login(all, "jane", "jane-password").await.unwrap().is_some());
+    let registry = typed_registry(plain, Some(vec![slapd.ldaps_addr.clone()])).await;
+    let err = registry.get("ldap").unwrap().login(all, "jane", "jane-password").await.unwrap_err();
+    assert!(matches!(err, PluginError::CapabilityDenied { .. }), "{err:?}");
 }

@@ -336,10 +336,10 @@ async fn oidc_refresh_without_id_token_and_refresh_errors() {
         "insecureEnableGroups": true,
     });
     let mut plain = spec("plain", plugin("oidc"), config.clone());
-    plain.allowed_hosts = vec![fake.issuer.clone()];
+    plain.allowed_hosts = Some(vec![fake.issuer.clone()]);
     let mut info = spec("info", plugin("oidc"), config);
     info.config["getUserInfo"] = json!(true);
-    info.allowed_hosts = vec![fake.issuer.clone()];
+    info.allowed_hosts = Some(vec![fake.issuer.clone()]);
     let registry = Registry::load(&engine(), &[plain, info], None).await.unwrap();
     let scopes = Scopes { offline_access: true, groups: true };
     let expected = |id: &Identity, username: &str, what: &str| {
@@ -394,10 +394,10 @@ async fn each_forgery_is_refused_for_its_own_reason() {
         "clientSecret": google_fake::CLIENT_SECRET,
     });
     let mut google = spec("google", plugin("google"), config.clone());
-    google.allowed_hosts = vec![fake.issuer.clone()];
+    google.allowed_hosts = Some(vec![fake.issuer.clone()]);
     let mut oidc = spec("oidc", plugin("oidc"), config);
     oidc.config["getUserInfo"] = json!(true);
-    oidc.allowed_hosts = vec![fake.issuer.clone()];
+    oidc.allowed_hosts = Some(vec![fake.issuer.clone()]);
     let registry = Registry::load(&engine(), &[google, oidc], None).await.unwrap();
     let cases = [
         ("google", Forge::WrongNonce, "its nonce is not the one this login sent"),
@@ -505,4 +505,39 @@ async fn config_mistakes_are_refused_naming_the_key() {
     // A good block loads (no network at load time).
     Registry::load(&engine(), &[spec("google", plugin("google"), google(json!({})))], None).await.unwrap();
     Registry::load(&engine(), &[spec("oidc", plugin("oidc"), oidc(json!({})))], None).await.unwrap();
+}
+
+// ---- allowedHosts implied from the config ----
+
+/// A Dex `oidc` block (Dex's documented keys, `type: oidc`) at the fake issuer with no
+/// `allowedHosts`: the broker implies the issuer's origin, and discovery, the token exchange
+/// and the keys (all on the issuer's host) are reached. The same block as `type: google` with
+/// `issuer` pointing at the fake gets that origin too, and not Google's own hosts.
+#[tokio::test]
+async fn dex_oidc_and_google_blocks_without_allowed_hosts_log_in() {
+    let plugins = format!("plugins:\n  dir: \"{}\"\n", plugin("oidc").parent().unwrap().display());
+    for kind in ["oidc", "google"] {
+        let fake = GoogleFake::start(google_user(None, json!(true))).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = portcullis_tests::default_issuer(&listener);
+        let block = format!(
+            r#"- type: {kind}
+  id: google
+  name: Google via {kind}
+  config:
+    issuer: "{fake}"
+    clientID: {client}
+    clientSecret: {secret}
+    redirectURI: {issuer}/callback
+"#,
+            fake = fake.issuer,
+            client = google_fake::CLIENT_ID,
+            secret = google_fake::CLIENT_SECRET,
+        );
+        let b = TestBroker::builder().listener(listener).connectors(&block).extra(&plugins).start().await;
+        let (back, pending, web) = google_login(&b, &fake, "openid profile email").await;
+        let code = flow::finish(&b, &web, back, &pending).await;
+        let tokens = flow::exchange(&b, &code, &pending).await;
+        assert_eq!(tokens.claims["email"], "sam@acme.test", "{kind}");
+    }
 }

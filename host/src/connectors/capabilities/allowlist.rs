@@ -1,9 +1,13 @@
 //! `allowedHosts`: what a connector may reach, and the config line that would grant a denial.
 //!
-//! An entry is `host`, `host:port`, `*.domain`, or `scheme://host[:port]`. Without a scheme it
-//! means `https` (port 443). `*.example.com` matches any subdomain of example.com, not the
-//! domain itself, and only ever resolves to public addresses. Loopback and private addresses
-//! are reachable only through an exact entry (an IP literal or a name the operator wrote out).
+//! An entry is `host`, `host:port`, `*.domain[:port]`, or `scheme://host[:port]`. A bare `host`
+//! means `https` on 443. A bare `host:port` means that host and port in whichever of the four
+//! schemes (http, https, ldap, ldaps) the connector speaks there: the operator named a server,
+//! and which protocol a connector uses on it is the connector's config (`insecureNoSSL`,
+//! `startTLS`, an `http://` test issuer), not a second thing to repeat here. `scheme://host[:port]`
+//! is that scheme only. `*.example.com` matches any subdomain of example.com, not the domain
+//! itself, and only ever resolves to public addresses. Loopback and private addresses are
+//! reachable only through an exact entry (an IP literal or a name the operator wrote out).
 
 use std::net::IpAddr;
 
@@ -12,7 +16,8 @@ use url::Url;
 /// One parsed `allowedHosts` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
-    scheme: String,
+    /// `None`: a bare `host:port`, any of the schemes in [`default_port`].
+    scheme: Option<String>,
     host: HostPattern,
     port: u16,
 }
@@ -66,7 +71,8 @@ impl Allowlist {
         let host = normalized_host(url)?;
         let port = url.port_or_known_default().or_else(|| default_port(scheme))?;
         let mut grant = None;
-        for entry in self.entries.iter().filter(|e| e.scheme == scheme && e.port == port) {
+        let scheme_fits = |e: &Entry| e.scheme.as_deref().map_or(default_port(scheme).is_some(), |s| s == scheme);
+        for entry in self.entries.iter().filter(|e| scheme_fits(e) && e.port == port) {
             match &entry.host {
                 HostPattern::Exact(h) if *h == host => return Some(Grant::Exact),
                 HostPattern::Subdomains(suffix)
@@ -121,6 +127,7 @@ fn default_port(scheme: &str) -> Option<u16> {
 
 fn parse_entry(text: &str) -> Result<Entry, &'static str> {
     let text = text.trim();
+    let bare_with_port = !text.contains("://") && has_port(text);
     let with_scheme = if text.contains("://") { text.to_string() } else { format!("https://{text}") };
     let (wildcard, for_url) = match with_scheme.split_once("://*.") {
         Some((scheme, rest)) => (true, format!("{scheme}://wildcard.{rest}")),
@@ -145,7 +152,15 @@ fn parse_entry(text: &str) -> Result<Entry, &'static str> {
     } else {
         HostPattern::Exact(host)
     };
+    let scheme = (!bare_with_port).then_some(scheme);
     Ok(Entry { scheme, host, port })
+}
+
+/// Whether a bare entry (`host:port`, `[v6]:port`) writes a port; `url` drops a default one.
+fn has_port(text: &str) -> bool {
+    text.rsplit_once(':').is_some_and(|(host, port)| {
+        !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && (!host.contains(':') || host.ends_with(']'))
+    })
 }
 
 /// Addresses a wildcard entry may not reach: loopback, private, link-local, unspecified, ...
@@ -186,7 +201,15 @@ mod tests {
 
     #[test]
     fn matching_rules() {
-        let l = list(&["api.github.com", "*.example.com", "http://127.0.0.1:8080", "ldaps://ldap.corp:1636"]);
+        let l = list(&[
+            "api.github.com",
+            "*.example.com",
+            "http://127.0.0.1:8080",
+            "ldaps://ldap.corp:1636",
+            "127.0.0.1:389",
+            "idp.corp:443",
+            "[::1]:5556",
+        ]);
         // (url, expected grant) — add a row to extend.
         let rows: &[(&str, Option<Grant>)] = &[
             ("https://api.github.com/user", Some(Grant::Exact)),
@@ -203,6 +226,19 @@ mod tests {
             ("http://localhost:8080/x", None),
             ("ldaps://ldap.corp:1636", Some(Grant::Exact)),
             ("ldap://ldap.corp:1636", None),
+            // A bare host:port: any scheme at that port, never another port.
+            ("ldap://127.0.0.1:389", Some(Grant::Exact)),
+            ("ldaps://127.0.0.1:389", Some(Grant::Exact)),
+            ("http://127.0.0.1:389/", Some(Grant::Exact)),
+            ("https://127.0.0.1:389/", Some(Grant::Exact)),
+            ("ldap://127.0.0.1", Some(Grant::Exact)),
+            ("ldap://127.0.0.1:390", None),
+            ("ldaps://127.0.0.1:636", None),
+            // An explicit default port is still a written port.
+            ("http://idp.corp:443/", Some(Grant::Exact)),
+            ("https://idp.corp/", Some(Grant::Exact)),
+            ("http://idp.corp/", None),
+            ("http://[::1]:5556/", Some(Grant::Exact)),
         ];
         for (url, want) in rows {
             assert_eq!(check(&l, url), *want, "{url}");
