@@ -104,7 +104,9 @@ pub struct PostgresSsl {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebConfig {
-    #[serde(default = "default_http")]
+    /// Plain HTTP address; `127.0.0.1:5556` when neither this nor `https` is given (set in
+    /// `validate`). With only `https`, no plain listener, as in Dex.
+    #[serde(default)]
     pub http: Option<String>,
     #[serde(default)]
     pub https: Option<String>,
@@ -112,8 +114,27 @@ pub struct WebConfig {
     pub tls_cert: Option<String>,
     #[serde(default)]
     pub tls_key: Option<String>,
+    /// `"1.2"` (default) or `"1.3"`: the oldest TLS version `web.https` accepts.
+    #[serde(default)]
+    pub tls_min_version: Option<String>,
+    /// `"1.2"` or `"1.3"` (default): the newest TLS version `web.https` accepts.
+    #[serde(default)]
+    pub tls_max_version: Option<String>,
+    /// A PEM file of CA certificates: `web.https` then requires a client certificate issued by
+    /// one of them (Dex has this key for gRPC only).
+    #[serde(default, rename = "tlsClientCA")]
+    pub tls_client_ca: Option<String>,
+    /// Response headers that replace the broker's defaults (Dex's `web.headers`).
+    #[serde(default)]
+    pub headers: HeadersConfig,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Request headers CORS preflights may ask for, besides `Authorization` and `Content-Type`.
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    /// Where the client's address comes from behind a proxy (Dex's `web.clientRemoteIP`).
+    #[serde(default, rename = "clientRemoteIP")]
+    pub client_remote_ip: ClientRemoteIpConfig,
     /// Portcullis extension: the throttles' bursts (0 turns one off). Read at start.
     #[serde(default)]
     pub throttle: ThrottleConfig,
@@ -135,6 +156,52 @@ pub struct ThrottleConfig {
     pub password_per_account: Option<u32>,
 }
 
+/// `web.headers`: Dex's keys, the header names themselves. A value replaces the broker's
+/// default for that header on every response; blank or absent keeps the default (Dex: blank
+/// is unset). Any other name is refused.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersConfig {
+    #[serde(default, rename = "Content-Security-Policy")]
+    pub content_security_policy: Option<String>,
+    #[serde(default, rename = "X-Frame-Options")]
+    pub x_frame_options: Option<String>,
+    #[serde(default, rename = "X-Content-Type-Options")]
+    pub x_content_type_options: Option<String>,
+    #[serde(default, rename = "X-XSS-Protection")]
+    pub x_xss_protection: Option<String>,
+    #[serde(default, rename = "Strict-Transport-Security")]
+    pub strict_transport_security: Option<String>,
+}
+
+impl HeadersConfig {
+    /// The headers the operator set (name, value), blank ones left out.
+    pub fn set(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("Content-Security-Policy", &self.content_security_policy),
+            ("X-Frame-Options", &self.x_frame_options),
+            ("X-Content-Type-Options", &self.x_content_type_options),
+            ("X-XSS-Protection", &self.x_xss_protection),
+            ("Strict-Transport-Security", &self.strict_transport_security),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(|v| (name, v)))
+        .collect()
+    }
+}
+
+/// `web.clientRemoteIP`: the header a trusted proxy puts the client's address in, and which
+/// peers are trusted proxies (CIDRs, checked in `validate`).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientRemoteIpConfig {
+    /// e.g. `X-Forwarded-For` or `X-Real-IP`.
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
 fn default_http() -> Option<String> {
     Some("127.0.0.1:5556".into())
 }
@@ -146,17 +213,26 @@ impl Default for WebConfig {
             https: None,
             tls_cert: None,
             tls_key: None,
+            tls_min_version: None,
+            tls_max_version: None,
+            tls_client_ca: None,
+            headers: HeadersConfig::default(),
             allowed_origins: Vec::new(),
+            allowed_headers: Vec::new(),
+            client_remote_ip: ClientRemoteIpConfig::default(),
             throttle: ThrottleConfig::default(),
         }
     }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TelemetryConfig {
     #[serde(default)]
     pub http: Option<String>,
+    /// Dex's Go pprof endpoints: `false` is accepted, `true` refused (see `validate`).
+    #[serde(default)]
+    pub enable_profiling: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
