@@ -268,7 +268,9 @@ fn web(web: &mut WebConfig, base: &Path) -> Result<(), String> {
     if let (Some(min), Some(max)) = (&web.tls_min_version, &web.tls_max_version)
         && min > max
     {
-        return Err(format!("web.tlsMinVersion: {min:?} is newer than web.tlsMaxVersion {max:?}; lower the one or raise the other"));
+        return Err(format!(
+            "web.tlsMinVersion: {min:?} is newer than web.tlsMaxVersion {max:?}; lower the one or raise the other"
+        ));
     }
     for file in [&mut web.tls_cert, &mut web.tls_key, &mut web.tls_client_ca].into_iter().flatten() {
         *file = base.join(&*file).display().to_string();

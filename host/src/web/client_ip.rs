@@ -32,7 +32,11 @@ impl FromStr for Cidr {
         let (addr, bits) = s.trim().split_once('/').ok_or("no /prefix length")?;
         let addr: IpAddr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
-        let bits: u8 = bits.parse().ok().filter(|b| *b <= max).ok_or_else(|| format!("prefix length {bits:?} is not 0 to {max}"))?;
+        let bits: u8 = bits
+            .parse()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("prefix length {bits:?} is not 0 to {max}"))?;
         Ok(Self { addr, bits })
     }
 }
@@ -47,7 +51,9 @@ impl Cidr {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 prefix(u32::from(net).into(), self.bits, 32) == prefix(u32::from(ip).into(), self.bits, 32)
             }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix(net.into(), self.bits, 128) == prefix(ip.into(), self.bits, 128),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix(net.into(), self.bits, 128) == prefix(ip.into(), self.bits, 128)
+            }
             _ => false,
         }
     }
@@ -80,11 +86,8 @@ impl RealIp {
         }
         // Several header lines are one list, in order (RFC 9110 §5.3): a proxy may add its own
         // line after a forged one, and the right-most hop must be the proxy's.
-        let hops: Vec<&str> = headers
-            .get_all(&self.header)
-            .iter()
-            .flat_map(|v| v.to_str().unwrap_or("!").split(','))
-            .collect();
+        let hops: Vec<&str> =
+            headers.get_all(&self.header).iter().flat_map(|v| v.to_str().unwrap_or("!").split(',')).collect();
         for hop in hops.iter().rev() {
             match hop.trim().parse::<IpAddr>() {
                 Ok(ip) if !self.is_trusted(ip) => return ip.to_canonical(),

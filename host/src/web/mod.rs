@@ -113,7 +113,9 @@ pub fn router(broker: AppState) -> Router {
         .headers
         .set()
         .into_iter()
-        .filter_map(|(name, value)| Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?)))
+        .filter_map(|(name, value)| {
+            Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
+        })
         .collect();
     let real_ip = client_ip::RealIp::from_config(&web.client_remote_ip).map(Arc::new);
     let routes = Router::new()

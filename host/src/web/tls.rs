@@ -76,7 +76,8 @@ pub fn server_config(web: &WebConfig) -> Result<Option<Arc<ServerConfig>>, TlsEr
 
 /// The protocol versions between `min` (default 1.2) and `max` (default 1.3), as validated.
 fn versions(min: Option<&str>, max: Option<&str>) -> Vec<&'static SupportedProtocolVersion> {
-    let all: [(&str, &'static SupportedProtocolVersion); 2] = [("1.2", &rustls::version::TLS12), ("1.3", &rustls::version::TLS13)];
+    let all: [(&str, &'static SupportedProtocolVersion); 2] =
+        [("1.2", &rustls::version::TLS12), ("1.3", &rustls::version::TLS13)];
     let (min, max) = (min.unwrap_or("1.2"), max.unwrap_or("1.3"));
     all.into_iter().filter(|(name, _)| *name >= min && *name <= max).map(|(_, v)| v).collect()
 }
@@ -109,7 +110,11 @@ fn certified_key(
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
         .map_err(|e| fail("web.tlsKey", key_path, format!("not a PEM file ({e})")))?
         .ok_or_else(|| {
-            fail("web.tlsKey", key_path, "no private key in the file; write a PEM \"PRIVATE KEY\" block (PKCS#8, RSA or EC)")
+            fail(
+                "web.tlsKey",
+                key_path,
+                "no private key in the file; write a PEM \"PRIVATE KEY\" block (PKCS#8, RSA or EC)",
+            )
         })?;
     let key = provider
         .key_provider

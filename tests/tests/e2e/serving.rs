@@ -503,3 +503,35 @@ async fn a_stalled_tls_handshake_is_cut_off() {
     let answer = client.get(format!("https://{addr}/")).send().await.unwrap();
     assert_eq!(answer.text().await.unwrap(), "ok");
 }
+
+/// Bad certificate files at start are config errors naming the key, the file and the fault.
+#[test]
+fn bad_certificate_files_are_named_at_start() {
+    let ca = Ca::new("portcullis test CA");
+    let (one, two) = (ca.server(1, 2040), ca.server(2, 2040));
+    let files = TlsFiles::new(&one);
+    let error = |cert: &Path, key: &Path| {
+        let web = portcullis::config::WebConfig {
+            https: Some("127.0.0.1:0".into()),
+            tls_cert: Some(cert.display().to_string()),
+            tls_key: Some(key.display().to_string()),
+            ..Default::default()
+        };
+        portcullis::web::tls::server_config(&web).err().expect("refused").to_string()
+    };
+    let missing = files.cert.with_file_name("missing.crt");
+    assert_eq!(
+        error(&missing, &files.key),
+        format!("web.tlsCert: {}: cannot read the file (No such file or directory (os error 2))", missing.display())
+    );
+    files.write(Some("hello\n"), None);
+    assert!(
+        error(&files.cert, &files.key).starts_with(&format!("web.tlsCert: {}: no certificate", files.cert.display()))
+    );
+    files.write(Some(&one.pem), Some(&two.key));
+    let mismatch = error(&files.cert, &files.key);
+    assert!(
+        mismatch.starts_with(&format!("web.tlsKey: {}: does not match the certificate in", files.key.display())),
+        "{mismatch}"
+    );
+}
