@@ -517,7 +517,7 @@ fn bad_certificate_files_are_named_at_start() {
             tls_key: Some(key.display().to_string()),
             ..Default::default()
         };
-        portcullis::web::tls::server_config(&web).err().expect("refused").to_string()
+        portcullis::web::tls::server_config(&web).expect_err("refused").to_string()
     };
     let missing = files.cert.with_file_name("missing.crt");
     assert_eq!(
