@@ -305,7 +305,7 @@ fn web(web: &mut WebConfig, base: &Path) -> Result<(), String> {
         _ => {}
     }
     for (i, cidr) in remote.trusted_proxies.iter().enumerate() {
-        if let Err(e) = cidr.parse::<crate::web::client_ip::Cidr>() {
+        if let Err(e) = cidr.parse::<Cidr>() {
             return Err(format!(
                 "web.clientRemoteIP.trustedProxies[{i}]: {cidr:?} is not a CIDR ({e}); write e.g. 10.0.0.0/8 or 127.0.0.1/32"
             ));

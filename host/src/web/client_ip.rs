@@ -15,49 +15,7 @@ use std::str::FromStr;
 
 use axum::http::{HeaderMap, HeaderName};
 
-use crate::config::ClientRemoteIpConfig;
-
-/// An address range such as `10.0.0.0/8` or `fd00::/8` (host bits may be set, as Go's
-/// `netip.ParsePrefix` allows; they are ignored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    bits: u8,
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (addr, bits) = s.trim().split_once('/').ok_or("no /prefix length")?;
-        let addr: IpAddr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let bits: u8 = bits
-            .parse()
-            .ok()
-            .filter(|b| *b <= max)
-            .ok_or_else(|| format!("prefix length {bits:?} is not 0 to {max}"))?;
-        Ok(Self { addr, bits })
-    }
-}
-
-impl Cidr {
-    /// Whether `ip` is in this range (an IPv4-mapped IPv6 address counts as its IPv4 one).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        fn prefix(value: u128, bits: u8, width: u8) -> u128 {
-            if bits == 0 { 0 } else { value >> (width - bits) }
-        }
-        match (self.addr.to_canonical(), ip.to_canonical()) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                prefix(u32::from(net).into(), self.bits, 32) == prefix(u32::from(ip).into(), self.bits, 32)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                prefix(net.into(), self.bits, 128) == prefix(ip.into(), self.bits, 128)
-            }
-            _ => false,
-        }
-    }
-}
+use crate::config::{Cidr, ClientRemoteIpConfig};
 
 /// Resolves the client's address behind trusted proxies (see the module docs).
 #[derive(Debug, Clone)]
