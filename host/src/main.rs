@@ -92,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             init_logging(Some("warn"), false);
             let validated = Config::load(&config)?;
+            portcullis::web::tls::server_config(&validated.web)?;
             let cache = validated.cache_dir.clone().map(CompileCache::at).unwrap_or_else(CompileCache::disabled);
             let engine = PluginEngine::new(cache)?;
             let registry = portcullis::generation::load_registry(&engine, &validated, None).await?;
@@ -167,13 +168,34 @@ fn storage_name(config: &Validated) -> String {
 }
 
 async fn serve(config: Validated) -> anyhow::Result<()> {
-    let address = config.web.http.clone().context("web.http is required (TLS serving: terminate TLS in front)")?;
+    // The certificate files are read before anything starts: a bad one is a config error.
+    let tls = portcullis::web::tls::server_config(&config.web)?;
+    let (http, https) = (config.web.http.clone(), config.web.https.clone());
     let broker = Broker::start(config).await?;
     let live = broker.generations.current();
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .with_context(|| format!("web.http: cannot listen on {address}"))?;
-    tracing::info!(issuer = %live.config.issuer, "listening on http://{}", listener.local_addr()?);
+    let http_listener = match &http {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("web.http: cannot listen on {address}"))?,
+        ),
+        None => None,
+    };
+    let https_listener = match (&https, &tls) {
+        (Some(address), Some(tls)) => Some((
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("web.https: cannot listen on {address}"))?,
+            tls.clone(),
+        )),
+        _ => None,
+    };
+    if let Some(l) = &http_listener {
+        tracing::info!(issuer = %live.config.issuer, "listening on http://{}", l.local_addr()?);
+    }
+    if let Some((l, _)) = &https_listener {
+        tracing::info!(issuer = %live.config.issuer, "listening on https://{}", l.local_addr()?);
+    }
     tracing::info!(storage = %storage_name(&live.config), "storage ready");
     let allocator = if broker.engine.pooling() { "pooling" } else { "on-demand (pool could not be reserved)" };
     tracing::info!(allocator, "plugin engine ready");
@@ -195,7 +217,33 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
         tokio::spawn(portcullis::web::serve_with(admin_listener, admin_router, limits, std::future::pending()));
     }
     let router = portcullis::web::router(Arc::clone(&broker));
-    portcullis::web::serve(listener, router, shutdown_signal()).await?;
+    // One signal stops both listeners (as Dex serves web.http and web.https side by side).
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }
+    };
+    let plain = async {
+        match http_listener {
+            Some(l) => portcullis::web::serve(l, router.clone(), until_stopped()).await,
+            None => Ok(()),
+        }
+    };
+    let secure = async {
+        match https_listener {
+            Some((l, tls)) => {
+                portcullis::web::serve_tls(l, router.clone(), tls, Default::default(), until_stopped()).await
+            }
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(plain, secure)?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -165,7 +165,8 @@ fn restart_needed(old: &Validated, new: &Validated) -> Option<&'static str> {
         Some("issuer")
     } else if storage(&old.storage) != storage(&new.storage) {
         Some("storage")
-    } else if old.web.http != new.web.http || old.web.https != new.web.https {
+    } else if format!("{:?}", old.web) != format!("{:?}", new.web) {
+        // Listeners, TLS, headers, CORS, client-IP rules and throttles are set up at start.
         Some("web")
     } else if old.telemetry.http != new.telemetry.http {
         Some("telemetry")

@@ -112,6 +112,7 @@ pub struct TestBrokerBuilder {
     listener: Option<tokio::net::TcpListener>,
     issuer: Option<String>,
     backend: Option<Arc<dyn portcullis::storage::Backend>>,
+    https: bool,
 }
 
 impl TestBroker {
@@ -122,6 +123,7 @@ impl TestBroker {
             listener: None,
             issuer: None,
             backend: None,
+            https: false,
         }
     }
 
@@ -204,14 +206,23 @@ impl TestBrokerBuilder {
         self
     }
 
+    /// Serve HTTPS (`web::serve_tls`) with the config's `web.tlsCert`/`tlsKey`/... on this
+    /// broker's listener (the config's `web.https` address is not bound); `base` and the default
+    /// issuer are then `https://`.
+    pub fn https(mut self) -> Self {
+        self.https = true;
+        self
+    }
+
     /// Starts the broker and serves it.
     pub async fn start(self) -> TestBroker {
         let listener = match self.listener {
             Some(l) => l,
             None => tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         };
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let issuer = self.issuer.unwrap_or_else(|| default_issuer(&listener));
+        let scheme = if self.https { "https" } else { "http" };
+        let base = format!("{scheme}://{}", listener.local_addr().expect("addr"));
+        let issuer = self.issuer.unwrap_or_else(|| format!("{base}/dex"));
         let config = match self.source {
             Source::Base { connectors, clients, extra } => {
                 let yaml = base_config(&issuer, &connectors).replacen(
@@ -237,8 +248,19 @@ impl TestBrokerBuilder {
             eprintln!("test broker started without connector {:?}: {}", failed.connector, failed.error);
         }
         let router = portcullis::web::router(broker.clone());
+        let tls = self.https.then(|| {
+            let live = broker.generations.current();
+            portcullis::web::tls::server_config(&live.config.web)
+                .unwrap_or_else(|e| panic!("test TLS config: {e}"))
+                .expect("https() needs web.https, tlsCert and tlsKey in the config")
+        });
         let server = tokio::spawn(async move {
-            let _ = portcullis::web::serve(listener, router, std::future::pending()).await;
+            let _ = match tls {
+                Some(tls) => {
+                    portcullis::web::serve_tls(listener, router, tls, Default::default(), std::future::pending()).await
+                }
+                None => portcullis::web::serve(listener, router, std::future::pending()).await,
+            };
         });
         TestBroker { issuer, base, broker, _server: server }
     }

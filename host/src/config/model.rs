@@ -1,6 +1,8 @@
 //! The config file's sections, one struct each, unknown keys refused. Defaults live here.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::str::FromStr;
 
 use serde::Deserialize;
 
@@ -107,7 +109,9 @@ pub struct PostgresSsl {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct WebConfig {
-    #[serde(default = "default_http")]
+    /// Plain HTTP address; `127.0.0.1:5556` when neither this nor `https` is given (set in
+    /// `validate`). With only `https`, no plain listener, as in Dex.
+    #[serde(default)]
     pub http: Option<String>,
     #[serde(default)]
     pub https: Option<String>,
@@ -115,8 +119,27 @@ pub struct WebConfig {
     pub tls_cert: Option<String>,
     #[serde(default)]
     pub tls_key: Option<String>,
+    /// `"1.2"` (default) or `"1.3"`: the oldest TLS version `web.https` accepts.
+    #[serde(default)]
+    pub tls_min_version: Option<String>,
+    /// `"1.2"` or `"1.3"` (default): the newest TLS version `web.https` accepts.
+    #[serde(default)]
+    pub tls_max_version: Option<String>,
+    /// A PEM file of CA certificates: `web.https` then requires a client certificate issued by
+    /// one of them (Dex has this key for gRPC only).
+    #[serde(default, rename = "tlsClientCA")]
+    pub tls_client_ca: Option<String>,
+    /// Response headers that replace the broker's defaults (Dex's `web.headers`).
+    #[serde(default)]
+    pub headers: HeadersConfig,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Request headers CORS preflights may ask for, besides `Authorization` and `Content-Type`.
+    #[serde(default)]
+    pub allowed_headers: Vec<String>,
+    /// Where the client's address comes from behind a proxy (Dex's `web.clientRemoteIP`).
+    #[serde(default, rename = "clientRemoteIP")]
+    pub client_remote_ip: ClientRemoteIpConfig,
     /// Portcullis extension: the throttles' bursts (0 turns one off). Read at start.
     #[serde(default)]
     pub throttle: ThrottleConfig,
@@ -138,6 +161,94 @@ pub struct ThrottleConfig {
     pub password_per_account: Option<u32>,
 }
 
+/// `web.headers`: Dex's keys, the header names themselves. A value replaces the broker's
+/// default for that header on every response; blank or absent keeps the default (Dex: blank
+/// is unset). Any other name is refused.
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HeadersConfig {
+    #[serde(default, rename = "Content-Security-Policy")]
+    pub content_security_policy: Option<String>,
+    #[serde(default, rename = "X-Frame-Options")]
+    pub x_frame_options: Option<String>,
+    #[serde(default, rename = "X-Content-Type-Options")]
+    pub x_content_type_options: Option<String>,
+    #[serde(default, rename = "X-XSS-Protection")]
+    pub x_xss_protection: Option<String>,
+    #[serde(default, rename = "Strict-Transport-Security")]
+    pub strict_transport_security: Option<String>,
+}
+
+impl HeadersConfig {
+    /// The headers the operator set (name, value), blank ones left out.
+    pub fn set(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("Content-Security-Policy", &self.content_security_policy),
+            ("X-Frame-Options", &self.x_frame_options),
+            ("X-Content-Type-Options", &self.x_content_type_options),
+            ("X-XSS-Protection", &self.x_xss_protection),
+            ("Strict-Transport-Security", &self.strict_transport_security),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_deref().map(str::trim).filter(|v| !v.is_empty()).map(|v| (name, v)))
+        .collect()
+    }
+}
+
+/// `web.clientRemoteIP`: the header a trusted proxy puts the client's address in, and which
+/// peers are trusted proxies (CIDRs, checked in `validate`).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientRemoteIpConfig {
+    /// e.g. `X-Forwarded-For` or `X-Real-IP`.
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// An entry of `trustedProxies`: an address range such as `10.0.0.0/8` or `fd00::/8` (host bits may be set, as Go's
+/// `netip.ParsePrefix` allows; they are ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    bits: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (addr, bits) = s.trim().split_once('/').ok_or("no /prefix length")?;
+        let addr: IpAddr = addr.parse().map_err(|_| format!("{addr:?} is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits: u8 = bits
+            .parse()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("prefix length {bits:?} is not 0 to {max}"))?;
+        Ok(Self { addr, bits })
+    }
+}
+
+impl Cidr {
+    /// Whether `ip` is in this range (an IPv4-mapped IPv6 address counts as its IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn prefix(value: u128, bits: u8, width: u8) -> u128 {
+            if bits == 0 { 0 } else { value >> (width - bits) }
+        }
+        match (self.addr.to_canonical(), ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                prefix(u32::from(net).into(), self.bits, 32) == prefix(u32::from(ip).into(), self.bits, 32)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                prefix(net.into(), self.bits, 128) == prefix(ip.into(), self.bits, 128)
+            }
+            _ => false,
+        }
+    }
+}
+
 fn default_http() -> Option<String> {
     Some("127.0.0.1:5556".into())
 }
@@ -149,17 +260,26 @@ impl Default for WebConfig {
             https: None,
             tls_cert: None,
             tls_key: None,
+            tls_min_version: None,
+            tls_max_version: None,
+            tls_client_ca: None,
+            headers: HeadersConfig::default(),
             allowed_origins: Vec::new(),
+            allowed_headers: Vec::new(),
+            client_remote_ip: ClientRemoteIpConfig::default(),
             throttle: ThrottleConfig::default(),
         }
     }
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TelemetryConfig {
     #[serde(default)]
     pub http: Option<String>,
+    /// Dex's Go pprof endpoints: `false` is accepted, `true` refused (see `validate`).
+    #[serde(default)]
+    pub enable_profiling: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -353,6 +353,104 @@ fn hours(h: u64) -> Duration {
     Duration::from_secs(h * 3600)
 }
 
+/// `web`: listeners, TLS files (paths resolved against `base`; read when serving), headers,
+/// CORS headers and the trusted proxies, with Dex's rules.
+fn web(web: &mut WebConfig, base: &Path) -> Result<(), String> {
+    if web.http.is_none() && web.https.is_none() {
+        web.http = WebConfig::default().http;
+    }
+    if web.https.is_some() {
+        if web.tls_cert.is_none() {
+            return Err("web.tlsCert: web.https needs a certificate; give the PEM file of the certificate chain, \
+                 e.g. tlsCert: /etc/portcullis/tls.crt"
+                .into());
+        }
+        if web.tls_key.is_none() {
+            return Err("web.tlsKey: web.https needs the certificate's private key; give its PEM file, \
+                 e.g. tlsKey: /etc/portcullis/tls.key"
+                .into());
+        }
+    } else {
+        let tls_keys = [
+            ("tlsCert", web.tls_cert.is_some()),
+            ("tlsKey", web.tls_key.is_some()),
+            ("tlsClientCA", web.tls_client_ca.is_some()),
+            ("tlsMinVersion", web.tls_min_version.is_some()),
+            ("tlsMaxVersion", web.tls_max_version.is_some()),
+        ];
+        if let Some((key, _)) = tls_keys.iter().find(|(_, set)| *set) {
+            return Err(format!(
+                "web.{key}: TLS settings apply to web.https, which is not set; add web.https: 0.0.0.0:5554 (the address to serve HTTPS on) or remove web.{key}"
+            ));
+        }
+    }
+    for (key, version) in [("tlsMinVersion", &web.tls_min_version), ("tlsMaxVersion", &web.tls_max_version)] {
+        if let Some(v) = version
+            && !matches!(v.as_str(), "1.2" | "1.3")
+        {
+            return Err(format!("web.{key}: {v:?} is not a supported TLS version; write \"1.2\" or \"1.3\""));
+        }
+    }
+    if let (Some(min), Some(max)) = (&web.tls_min_version, &web.tls_max_version)
+        && min > max
+    {
+        return Err(format!(
+            "web.tlsMinVersion: {min:?} is newer than web.tlsMaxVersion {max:?}; lower the one or raise the other"
+        ));
+    }
+    for file in [&mut web.tls_cert, &mut web.tls_key, &mut web.tls_client_ca].into_iter().flatten() {
+        *file = base.join(&*file).display().to_string();
+    }
+    for (name, value) in web.headers.set() {
+        if axum::http::HeaderValue::from_str(value).is_err() {
+            return Err(format!("web.headers.{name}: {value:?} is not a valid header value (control characters?)"));
+        }
+    }
+    for (i, name) in web.allowed_headers.iter().enumerate() {
+        if axum::http::HeaderName::try_from(name.trim()).is_err() {
+            return Err(format!("web.allowedHeaders[{i}]: {name:?} is not a header name; write e.g. X-Requested-With"));
+        }
+    }
+    let remote = &web.client_remote_ip;
+    match &remote.header {
+        Some(header) if axum::http::HeaderName::try_from(header.trim()).is_err() => {
+            return Err(format!(
+                "web.clientRemoteIP.header: {header:?} is not a header name; write e.g. X-Forwarded-For or X-Real-IP"
+            ));
+        }
+        Some(_) if remote.trusted_proxies.is_empty() => {
+            return Err("web.clientRemoteIP.trustedProxies: the header is read only from trusted proxies, and none \
+                 are listed; give your proxies' addresses as CIDRs, e.g. [10.0.0.0/8], or remove clientRemoteIP"
+                .into());
+        }
+        None if !remote.trusted_proxies.is_empty() => {
+            return Err("web.clientRemoteIP.header: trusted proxies are listed but not the header they forward the \
+                 client's address in; write e.g. header: X-Forwarded-For"
+                .into());
+        }
+        _ => {}
+    }
+    for (i, cidr) in remote.trusted_proxies.iter().enumerate() {
+        if let Err(e) = cidr.parse::<Cidr>() {
+            return Err(format!(
+                "web.clientRemoteIP.trustedProxies[{i}]: {cidr:?} is not a CIDR ({e}); write e.g. 10.0.0.0/8 or 127.0.0.1/32"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `telemetry`: Dex's Go pprof endpoints have no counterpart in a Rust binary.
+fn telemetry(telemetry: &TelemetryConfig) -> Result<(), String> {
+    if telemetry.enable_profiling {
+        return Err("telemetry.enableProfiling: Portcullis serves no profiling endpoints (Dex's are Go's pprof); \
+             remove the key or set it to false, and profile the process from outside: \
+             `perf record -g -p <pid>` for CPU, `heaptrack` for memory"
+            .into());
+    }
+    Ok(())
+}
+
 pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Validated, String> {
     let issuer = Url::parse(&c.issuer)
         .map_err(|e| format!("issuer: {:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:5556/dex\"", c.issuer))?;
@@ -459,15 +557,9 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     {
         return Err(format!("logger.format: {format:?}; write text or json"));
     }
-    if c.web.http.is_none() && c.web.https.is_none() {
-        return Err("web: give web.http or web.https (an address such as 127.0.0.1:5556)".into());
-    }
-    if c.web.https.is_some() || c.web.tls_cert.is_some() || c.web.tls_key.is_some() {
-        return Err("web.https: serving TLS directly is not supported yet; serve web.http behind a TLS-terminating proxy (an https issuer still gets Secure cookies and HSTS)".into());
-    }
-    if c.web.http.is_none() {
-        return Err("web.http: give the address to listen on, e.g. 127.0.0.1:5556".into());
-    }
+    let mut c = c;
+    web(&mut c.web, base)?;
+    telemetry(&c.telemetry)?;
 
     let pages = super::frontend::Pages::load(&c.frontend, base)?;
     let clients = clients(&c.static_clients, env)?;

@@ -2,6 +2,7 @@
 //! live in `oidc`; this layer does the I/O around them.
 
 mod authorize;
+pub mod client_ip;
 mod cookies;
 mod discovery;
 mod error;
@@ -11,6 +12,7 @@ pub use login::BCRYPT_MAX_PASSWORD;
 mod logout;
 pub mod pages;
 mod session;
+pub mod tls;
 mod token;
 mod userinfo;
 
@@ -19,6 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -32,18 +35,40 @@ use crate::generation::Live;
 /// Handler state.
 pub type AppState = Arc<Broker>;
 
-/// The client's IP address as the connection shows it (`None` when served without connection
-/// info). Behind a proxy this is the proxy's: the throttles then count per proxy.
+/// The client's IP address (`None` when served without connection info): the connection's
+/// peer, or behind a proxy listed in `web.clientRemoteIP.trustedProxies` the address it
+/// forwarded (`client_ip::RealIp`). The throttles count per this address, and the request log
+/// shows it.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl ClientIp {
+    fn of(parts: &axum::http::Extensions) -> Self {
+        if let Some(resolved) = parts.get::<ClientIp>() {
+            return *resolved;
+        }
+        let info = parts.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Self(info.map(|c| c.0.ip()))
+    }
+}
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let info = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
-        Ok(Self(info.map(|c| c.0.ip())))
+        Ok(Self::of(&parts.extensions))
     }
+}
+
+/// Resolves the request's [`ClientIp`] once, for the handlers and the request log.
+async fn resolve_client_ip(mut req: Request, next: Next, real_ip: Option<Arc<client_ip::RealIp>>) -> Response {
+    let peer = ClientIp::of(req.extensions());
+    let ip = match (&real_ip, peer.0) {
+        (Some(real_ip), Some(peer)) => ClientIp(Some(real_ip.resolve(peer, req.headers()))),
+        _ => peer,
+    };
+    req.extensions_mut().insert(ip);
+    next.run(req).await
 }
 
 /// 32 random bytes, base64url: codes, tokens, ids, CSRF tokens.
@@ -84,6 +109,16 @@ pub fn router(broker: AppState) -> Router {
     let live = broker.generations.current();
     let prefix = prefix(&live);
     let https = is_https(&live);
+    let web = &live.config.web;
+    let headers: Arc<[(HeaderName, HeaderValue)]> = web
+        .headers
+        .set()
+        .into_iter()
+        .filter_map(|(name, value)| {
+            Some((HeaderName::from_bytes(name.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
+        })
+        .collect();
+    let real_ip = client_ip::RealIp::from_config(&web.client_remote_ip).map(Arc::new);
     let routes = Router::new()
         .route("/.well-known/openid-configuration", get(discovery::configuration))
         .route("/keys", get(discovery::keys))
@@ -103,20 +138,24 @@ pub fn router(broker: AppState) -> Router {
     let mut router = routes
         // Every form and query the broker reads is small: refuse big bodies before parsing (audit F1).
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(move |req: Request, next: Next| security(req, next, https)))
+        .layer(middleware::from_fn(move |req: Request, next: Next| security(req, next, https, headers.clone())))
+        .layer(middleware::from_fn(move |req: Request, next: Next| resolve_client_ip(req, next, real_ip.clone())))
         .with_state(broker);
-    let origins = live.config.web.allowed_origins.clone();
+    let origins = web.allowed_origins.clone();
     if !origins.is_empty() {
-        router = router.layer(cors(&origins));
+        router = router.layer(cors(&origins, &web.allowed_headers));
     }
     router
 }
 
-fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
+/// CORS for `web.allowedOrigins`: GET and POST, and the request headers `Authorization`,
+/// `Content-Type` and those in `web.allowedHeaders` (validated header names).
+fn cors(origins: &[String], allowed_headers: &[String]) -> tower_http::cors::CorsLayer {
     use tower_http::cors::{AllowOrigin, CorsLayer};
-    let layer = CorsLayer::new()
-        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-        .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE]);
+    let mut headers = vec![axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE];
+    headers.extend(allowed_headers.iter().filter_map(|h| HeaderName::try_from(h.trim()).ok()));
+    let layer =
+        CorsLayer::new().allow_methods([axum::http::Method::GET, axum::http::Method::POST]).allow_headers(headers);
     if origins.iter().any(|o| o == "*") {
         layer.allow_origin(AllowOrigin::any())
     } else {
@@ -126,8 +165,9 @@ fn cors(origins: &[String]) -> tower_http::cors::CorsLayer {
 
 /// Every request: a request id on its log lines (and in `x-request-id`), one debug line with
 /// method, path (never the query: it carries codes and state), status and duration, and the
-/// security headers.
-async fn security(req: Request, next: Next, https: bool) -> Response {
+/// security headers: the operator's `web.headers` first, then our defaults where neither they
+/// nor the handler set one.
+async fn security(req: Request, next: Next, https: bool, headers: Arc<[(HeaderName, HeaderValue)]>) -> Response {
     use tracing::Instrument;
     let id = {
         let mut bytes = [0u8; 8];
@@ -135,6 +175,7 @@ async fn security(req: Request, next: Next, https: bool) -> Response {
         hex::encode(bytes)
     };
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let client = ClientIp::of(req.extensions()).0;
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
@@ -147,6 +188,7 @@ async fn security(req: Request, next: Next, https: bool) -> Response {
         tracing::debug!(
             status = response.status().as_u16(),
             ms = started.elapsed().as_millis() as u64,
+            client = client.map(tracing::field::display),
             "{method} {path}"
         )
     });
@@ -160,6 +202,9 @@ async fn security(req: Request, next: Next, https: bool) -> Response {
         .http_duration
         .get_or_create(&crate::metrics::RouteLabels { route })
         .observe(started.elapsed().as_secs_f64());
+    for (name, value) in headers.iter() {
+        response.headers_mut().entry(name).or_insert_with(|| value.clone());
+    }
     pages::security_headers(response.headers_mut(), https);
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
@@ -221,9 +266,31 @@ pub async fn serve_with(
     limits: ServeLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
+    run(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve_with`] over TLS (`web.https`, config from [`tls::server_config`]). The handshake
+/// runs inside the connection's slot and must finish within the header-read timeout, so a
+/// client that stalls it holds a slot no longer than one that stalls its request head.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: Arc<rustls::ServerConfig>,
+    limits: ServeLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    run(listener, router, limits, Some(tokio_rustls::TlsAcceptor::from(tls)), shutdown).await
+}
+
+async fn run(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: ServeLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::TokioTimer;
     use hyper_util::server::graceful::GracefulShutdown;
-    use hyper_util::service::TowerToHyperService;
 
     let router = match limits.request_timeout {
         Some(timeout) => router.layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -260,12 +327,16 @@ pub async fn serve_with(
         let _ = stream.set_nodelay(true);
         // The peer's address for the handlers (`ClientIp`: logs and throttles).
         let service = router.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-        let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let conn = graceful.watch(conn);
+        let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            // A client that goes away, or is cut off by a timeout, is not the server's error.
-            if let Err(e) = conn.await {
-                tracing::debug!("connection ended: {e}");
+            match tls {
+                None => serve_connection(&http, stream, service, watcher).await,
+                Some(acceptor) => match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve_connection(&http, stream, service, watcher).await,
+                    Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                },
             }
             drop(permit);
         });
@@ -273,4 +344,22 @@ pub async fn serve_with(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// One HTTP/1 connection on `io` (plain TCP or TLS), watched for graceful shutdown.
+async fn serve_connection<I>(
+    http: &hyper::server::conn::http1::Builder,
+    io: I,
+    service: Router,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    let conn = http.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    // A client that goes away, or is cut off by a timeout, is not the server's error.
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!("connection ended: {e}");
+    }
 }
