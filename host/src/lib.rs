@@ -10,6 +10,7 @@ pub mod connectors;
 pub mod generation;
 pub mod ids;
 pub mod keys;
+pub mod logging;
 pub mod metrics;
 pub mod oidc;
 pub mod reload;

@@ -55,13 +55,7 @@ enum PluginCommand {
 }
 
 fn init_logging(level: Option<&str>, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.unwrap_or("info").to_ascii_lowercase()));
-    // Colours only for a person at a terminal: escape sequences in a log file or a collector
-    // are noise, and a place for forged ones to hide.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    if json { builder.json().init() } else { builder.init() }
+    portcullis::logging::init(level, json, &[]);
 }
 
 fn main() -> ExitCode {
@@ -86,7 +80,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let validated = Config::load(&config)?;
-            init_logging(validated.logger.level.as_deref(), validated.logger.format.as_deref() == Some("json"));
+            let logger = &validated.logger;
+            portcullis::logging::init(
+                logger.level.as_deref(),
+                logger.format.as_deref() == Some("json"),
+                &logger.exclude_fields,
+            );
             serve(validated).await
         }
         Command::CheckConfig { config } => {
