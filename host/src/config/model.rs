@@ -401,6 +401,19 @@ pub struct OAuth2Config {
     pub password_connector: Option<String>,
     #[serde(default)]
     pub pkce: PkceConfig,
+    /// Portcullis extension: who may call `/token/introspect`.
+    #[serde(default)]
+    pub introspection: IntrospectionConfig,
+}
+
+/// `oauth2.introspection`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IntrospectionConfig {
+    /// Answer callers that present no client credentials, as Dex does (default false: RFC 7662
+    /// §4 asks the endpoint to be protected, or anyone can test stolen tokens).
+    #[serde(default)]
+    pub allow_unauthenticated: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -7,6 +7,7 @@ mod cookies;
 mod discovery;
 mod error;
 mod flow;
+mod introspect;
 mod login;
 pub use login::BCRYPT_MAX_PASSWORD;
 mod logout;
@@ -132,6 +133,8 @@ pub fn router(broker: AppState) -> Router {
         .route("/callback/{connector}", get(login::callback_get).post(login::callback_post))
         .route("/approval", get(authorize::approval_page).post(authorize::approval_post))
         .route("/token", post(token::token))
+        .route("/token/introspect", post(introspect::introspect))
+        .route("/token/revoke", post(introspect::revoke))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/logout", get(logout::logout).post(logout::logout_post));
     let routes = if prefix.is_empty() { routes } else { Router::new().nest(&prefix, routes) };

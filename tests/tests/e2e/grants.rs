@@ -171,3 +171,88 @@ async fn password_grant_logs_in_through_the_password_connector() {
     assert_eq!(last.0, StatusCode::SERVICE_UNAVAILABLE, "{}", last.1);
     assert_eq!(last.1["error"], "temporarily_unavailable");
 }
+
+async fn introspect(b: &TestBroker, auth: Option<(&str, &str)>, token: &str) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().post(b.url("/token/introspect"));
+    if let Some((id, secret)) = auth {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.form(&[("token", token)]).send().await.unwrap();
+    (response.status(), response.json().await.unwrap_or(Value::Null))
+}
+
+/// RFC 7662 introspection and RFC 7009 revocation: an authenticated client learns whether an
+/// access token (anyone's) or its own refresh token is active; another client's refresh token
+/// and unauthenticated calls learn nothing; revoking a refresh token ends its family and
+/// revoking an access token its grant, for the client they were issued to only.
+#[tokio::test]
+async fn introspection_and_revocation() {
+    let b = broker(CLIENT_CREDENTIALS, "", "").await;
+    let doc = discovery(&b).await;
+    assert_eq!(doc["introspection_endpoint"], b.url("/token/introspect"));
+    assert_eq!(doc["revocation_endpoint"], b.url("/token/revoke"));
+    let login = [
+        ("grant_type", "password"),
+        ("username", "admin@example.com"),
+        ("password", "password"),
+        ("scope", "openid profile offline_access"),
+    ];
+    let (status, tokens) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &login).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let me = Some((flow::CLIENT, flow::SECRET));
+    let other = Some(("second-app", "c2Vjb25kLXNlY3JldA"));
+
+    let (status, info) = introspect(&b, me, access).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((info["active"].as_bool(), info["token_use"].as_str()), (Some(true), Some("access_token")), "{info}");
+    assert_eq!(info["client_id"], flow::CLIENT);
+    assert_eq!(info["sub"], portcullis::oidc::sub::encode("08a8684b-db88-4b73-90a9-3cd1661f5466", "local"));
+    assert_eq!(info["iss"], b.issuer.as_str());
+    // A resource server (another client) may check an access token.
+    assert_eq!(introspect(&b, other, access).await.1["active"], true);
+    let (_, info) = introspect(&b, me, refresh).await;
+    assert_eq!((info["active"].as_bool(), info["token_use"].as_str()), (Some(true), Some("refresh_token")), "{info}");
+    assert_eq!(introspect(&b, other, refresh).await.1, serde_json::json!({"active": false}), "not another client's");
+    assert_eq!(introspect(&b, me, "not-a-token").await.1, serde_json::json!({"active": false}));
+    let (status, body) = introspect(&b, None, access).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
+
+    // Revocation: another client's revocation does nothing; the owner's ends the family.
+    let revoke = |auth: (&'static str, &'static str), token: String| {
+        let url = b.url("/token/revoke");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .basic_auth(auth.0, Some(auth.1))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(revoke(("second-app", "c2Vjb25kLXNlY3JldA"), refresh.to_string()).await, StatusCode::OK);
+    assert_eq!(introspect(&b, me, refresh).await.1["active"], true, "a foreign revocation changes nothing");
+    assert_eq!(revoke((flow::CLIENT, flow::SECRET), refresh.to_string()).await, StatusCode::OK);
+    assert_eq!(introspect(&b, me, refresh).await.1["active"], false);
+    assert_eq!(introspect(&b, me, access).await.1["active"], false, "the family's access tokens end too");
+    assert_eq!(flow::refresh(&b, refresh).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(revoke((flow::CLIENT, flow::SECRET), "unknown".into()).await, StatusCode::OK, "RFC 7009 §2.2");
+
+    // An access token revoked by itself.
+    let (_, tokens) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &login).await;
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    assert_eq!(revoke((flow::CLIENT, flow::SECRET), access.clone()).await, StatusCode::OK);
+    let info = reqwest::Client::new().get(b.url("/userinfo")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(info.status(), StatusCode::UNAUTHORIZED);
+
+    // Dex's unauthenticated introspection, when asked for.
+    let open = broker("  introspection:\n    allowUnauthenticated: true\n", "", "").await;
+    let (_, tokens) =
+        token_as(&open, flow::CLIENT, Some(flow::SECRET), &[("grant_type", "authorization_code"), ("code", "x")]).await;
+    assert_eq!(tokens["error"], "invalid_grant");
+    let (status, body) = introspect(&open, None, "whatever").await;
+    assert_eq!((status, body), (StatusCode::OK, serde_json::json!({"active": false})));
+}
