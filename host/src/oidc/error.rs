@@ -20,6 +20,8 @@ pub enum OAuthErrorCode {
     ConsentRequired,
     InteractionRequired,
     InvalidToken,
+    /// RFC 8693 §2.2.2: the token cannot be issued for the `audience` or `resource` asked for.
+    InvalidTarget,
 }
 
 impl OAuthErrorCode {
@@ -39,6 +41,7 @@ impl OAuthErrorCode {
             Self::ConsentRequired => "consent_required",
             Self::InteractionRequired => "interaction_required",
             Self::InvalidToken => "invalid_token",
+            Self::InvalidTarget => "invalid_target",
         }
     }
 

@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod claims;
 pub mod discovery;
 pub mod error;
+pub mod exchange;
 pub mod logout;
 pub mod pkce;
 pub mod scopes;

@@ -87,6 +87,8 @@ pub enum TokenRequest {
         password: String,
         scope: Option<String>,
     },
+    /// RFC 8693: an upstream token, verified by the connector `connector_id` names.
+    TokenExchange(Box<super::exchange::ExchangeRequest>),
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -126,6 +128,9 @@ impl TokenRequest {
                 password: require("password")?,
                 scope: get("scope"),
             }),
+            GrantType::TokenExchange => {
+                Ok(Self::TokenExchange(Box::new(super::exchange::ExchangeRequest::parse(form)?)))
+            }
             _ => Err(unsupported("is not served by this version of the server")),
         }
     }
@@ -137,6 +142,7 @@ impl TokenRequest {
             Self::RefreshToken { .. } => GrantType::RefreshToken,
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
             Self::Password { .. } => GrantType::Password,
+            Self::TokenExchange(_) => GrantType::TokenExchange,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod client_ip;
 mod cookies;
 mod discovery;
 mod error;
+mod exchange;
 mod flow;
 mod introspect;
 mod login;

@@ -1,6 +1,7 @@
 //! The token endpoint: authenticates the client, then runs the grant — the authorization_code
 //! grant (single-use codes whose reuse revokes what they produced) and the refresh_token grant
-//! (rotation with reuse detection that revokes the whole family). The rules are in
+//! (rotation with reuse detection that revokes the whole family); token exchange lives in
+//! `exchange.rs`. The rules are in
 //! `oidc::token`; this reads and writes storage and calls the connector around them.
 
 use std::collections::HashMap;
@@ -50,12 +51,15 @@ pub async fn token(
             let presented = Presented { username: &username, password: secret, scope: scope.as_deref() };
             password(&broker, &live, client, ip, presented).await
         }
+        TokenRequest::TokenExchange(exchange) => {
+            super::exchange::token_exchange(&broker, &live, client, &exchange).await
+        }
     }?;
     crate::metrics::global().tokens.get_or_create(&crate::metrics::GrantLabels { grant_type }).inc();
     Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
 }
 
-fn storage_error(e: impl std::fmt::Display) -> OAuthError {
+pub(super) fn storage_error(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!("token endpoint storage error: {e}");
     OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "storage unavailable; retry")
 }

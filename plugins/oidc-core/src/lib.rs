@@ -4,7 +4,8 @@
 //! issuer; [`login`] builds the authorization URL with PKCE (S256) and a nonce kept in the
 //! login's `state-data`, and turns the callback into verified ID token claims; [`token`] talks
 //! to the token endpoint (code, refresh) and verifies ID tokens through the host's `jose`
-//! import; [`claims`] reads claims the way Dex does; [`userinfo`] fetches and checks userinfo.
+//! import; [`claims`] reads claims the way Dex does; [`userinfo`] fetches and checks userinfo;
+//! [`exchange`] checks a token a client presents for OAuth 2.0 token exchange (RFC 8693).
 //!
 //! # Security
 //!
@@ -16,6 +17,7 @@
 
 pub mod claims;
 pub mod discovery;
+pub mod exchange;
 pub mod login;
 pub mod random;
 pub mod token;

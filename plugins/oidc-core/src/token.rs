@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::{Client, Provider};
 
 /// Allowed clock skew for `exp`/`nbf`, in seconds.
-const LEEWAY_SECONDS: u32 = 30;
+pub(crate) const LEEWAY_SECONDS: u32 = 30;
 
 /// A successful token response (RFC 6749 §5.1 plus `id_token`).
 #[derive(Deserialize)]

@@ -10,8 +10,10 @@ pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     pub issuer: String,
-    #[serde(rename = "clientID")]
+    /// Empty in Dex's token-exchange-only block (no client registered at the provider).
+    #[serde(rename = "clientID", default)]
     pub client_id: String,
+    #[serde(default)]
     pub client_secret: String,
     #[serde(rename = "redirectURI")]
     pub redirect_uri: Option<String>,
@@ -70,8 +72,10 @@ impl Config {
             )));
         }
         check_url("issuer", &self.issuer)?;
-        check_set("clientID", &self.client_id)?;
-        check_set("clientSecret", &self.client_secret)?;
+        if !(self.client_id.is_empty() && self.client_secret.is_empty()) {
+            check_set("clientID", &self.client_id)?;
+            check_set("clientSecret", &self.client_secret)?;
+        }
         if let Some(uri) = &self.redirect_uri {
             check_url("redirectURI", uri)?;
         }
@@ -87,6 +91,19 @@ impl Config {
             }
         }
         check_prompt(self.prompt())
+    }
+
+    /// Logins need the client registered at the provider; without `clientID` and
+    /// `clientSecret` the connector serves token exchange only (Dex's exchange-only block).
+    pub fn check_login_client(&self) -> Result<(), ConnectorError> {
+        if self.client_id.is_empty() {
+            return Err(ConnectorError::Config(
+                "clientID and clientSecret are not set, so this connector serves token exchange only; \
+                 set them to the client registered at the provider to log users in"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// `promptType`, Dex's default `consent` when absent; `""` sends none.

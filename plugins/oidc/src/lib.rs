@@ -2,7 +2,9 @@
 //!
 //! Discovery with an exact issuer check, the code flow with PKCE (S256) and a nonce, the ID
 //! token verified by the host against the provider's JWKS, optional userinfo, and refresh
-//! through the upstream refresh token kept in `connector-data`. The protocol lives in
+//! through the upstream refresh token kept in `connector-data`; token exchange (RFC 8693) of an
+//! upstream ID token (verified against the JWKS) or access token (checked at userinfo), as
+//! Dex's `TokenIdentity`. The protocol lives in
 //! `portcullis-oidc-core`, shared with the google connector; this crate maps claims to an
 //! identity. See `docs/connectors/oidc.md`.
 
@@ -10,6 +12,7 @@ mod config;
 
 use config::{Config, DEFAULT_SCOPES};
 use portcullis_connector_sdk::{CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes};
+use portcullis_oidc_core::exchange::{self, Checks, SubjectType};
 use portcullis_oidc_core::{Client, ConnectorData, Provider, claims, token, userinfo};
 use serde_json::{Map, Value};
 
@@ -109,7 +112,7 @@ impl Connector for Oidc {
 
     fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
         config.validate()?;
-        Ok(Metadata::callback().with_refresh())
+        Ok(Metadata::callback().with_refresh().with_token_identity())
     }
 
     fn login_url(
@@ -118,6 +121,7 @@ impl Connector for Oidc {
         callback_url: &str,
         state: &str,
     ) -> Result<LoginRedirect, ConnectorError> {
+        config.check_login_client()?;
         let provider = Provider::discover(&config.issuer)?;
         let client = client(config, &provider, callback_url);
         let offline = scopes.offline_access.then_some("offline_access");
@@ -126,6 +130,7 @@ impl Connector for Oidc {
     }
 
     fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
+        config.check_login_client()?;
         let provider = Provider::discover(&config.issuer)?;
         let client = client(config, &provider, &req.callback_url);
         let login = portcullis_oidc_core::handle_callback(&provider, &client, &req, &[config.issuer.as_str()])?;
@@ -170,6 +175,31 @@ impl Connector for Oidc {
             return Err(ConnectorError::Upstream("the refreshed upstream identity is another user".into()));
         }
         Ok(next)
+    }
+
+    /// Dex's `TokenIdentity`: an upstream ID token verified against the provider's JWKS (its
+    /// `aud` must hold `clientID` when one is configured; Dex checks no audience), or an access
+    /// token checked at userinfo (`getUserInfo: true`); the claims map as at a login. No
+    /// connector data: token exchange issues no refresh token.
+    fn token_identity(
+        config: &Config,
+        scopes: Scopes,
+        subject_token_type: &str,
+        subject_token: &str,
+    ) -> Result<Identity, ConnectorError> {
+        let kind = SubjectType::parse(subject_token_type)?;
+        let provider = Provider::discover(&config.issuer)?;
+        let checks = Checks {
+            audience: Some(config.client_id.as_str()).filter(|id| !id.is_empty()),
+            issuers: &[config.issuer.as_str()],
+            get_user_info: config.get_user_info,
+        };
+        let claims = exchange::subject_claims(&provider, &checks, kind, subject_token)?;
+        identity(config, scopes, &claims, None).map_err(|e| match e {
+            // The token verified but does not say who the user is: the client's token is unusable.
+            ConnectorError::Upstream(m) => ConnectorError::Denied(m),
+            other => other,
+        })
     }
 }
 
@@ -300,6 +330,12 @@ mod tests {
         assert!(refused(json!({"redirectURI": "/callback"})).contains("redirectURI"));
         assert!(refused(json!({"userIDKey": ""})).contains("userIDKey"));
         assert!(refused(json!({"allowedGroups": ["a"]})).contains("allowedGroups is not supported yet"));
-        assert!(serde_json::from_value::<Config>(json!({"issuer": "https://i", "clientID": "a"})).is_err());
+        // Dex's token-exchange-only block: no client at the provider at all.
+        let exchange_only: Config = serde_json::from_value(json!({"issuer": "https://i"})).unwrap();
+        assert!(Oidc::describe(&exchange_only).unwrap().supports_token_identity);
+        let err = exchange_only.check_login_client().unwrap_err();
+        assert!(err.message().contains("token exchange only"), "{err:?}");
+        let half: Config = serde_json::from_value(json!({"issuer": "https://i", "clientID": "a"})).unwrap();
+        assert!(Oidc::describe(&half).unwrap_err().message().contains("clientSecret"));
     }
 }

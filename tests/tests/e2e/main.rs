@@ -5,6 +5,7 @@
 mod config;
 mod custom_connector;
 mod dex;
+mod exchange;
 mod github;
 mod grants;
 mod ldap;
