@@ -12,8 +12,8 @@
 //! - **every absolute URL** (`http`, `https`, `ldap`, `ldaps`) anywhere in `config`, such as
 //!   `oidc`'s `issuer` and `providerDiscoveryOverrides.tokenURL`, **except under keys that do not
 //!   name a server to reach** ([`NOT_TARGETS`]): `redirectURI` is the broker's own callback,
-//!   `scopes`, `acrValues`, `claimMapping`, `claimModifications`, `userIDKey` and `userNameKey`
-//!   hold names that often look like URLs (`https://www.googleapis.com/auth/...`, Auth0's
+//!   `issuerAlias` is a name to compare with, `scopes`, `acrValues`, `claimMapping`,
+//!   `claimModifications`, `userIDKey` and `userNameKey` hold names that often look like URLs (`https://www.googleapis.com/auth/...`, Auth0's
 //!   namespaced claims), `entityIssuer` is the broker's own SAML name;
 //! - **the documented fixed hosts of a shipped type** when its config names no other upstream:
 //!   `github` without `hostName` (github.com, api.github.com), `google` without `issuer` (what
@@ -34,6 +34,7 @@ use url::Url;
 /// Keys whose values are never hosts to reach, compared case-insensitively at any depth.
 pub const NOT_TARGETS: &[&str] = &[
     "redirectURI",
+    "issuerAlias",
     "scopes",
     "acrValues",
     "claimMapping",

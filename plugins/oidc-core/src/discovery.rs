@@ -22,6 +22,42 @@ pub struct Provider {
     pub token_endpoint_auth_methods_supported: Vec<String>,
 }
 
+/// Dex's `providerDiscoveryOverrides`: endpoints used instead of the discovered ones.
+/// `deviceAuthURL` and `endSessionURL` are accepted for Dex's sake; the connector uses neither.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Overrides {
+    #[serde(rename = "authURL")]
+    pub auth_url: Option<String>,
+    #[serde(rename = "tokenURL")]
+    pub token_url: Option<String>,
+    #[serde(rename = "jwksURL")]
+    pub jwks_url: Option<String>,
+    #[serde(rename = "userInfoURL")]
+    pub user_info_url: Option<String>,
+    #[serde(rename = "deviceAuthURL")]
+    pub device_auth_url: Option<String>,
+    #[serde(rename = "endSessionURL")]
+    pub end_session_url: Option<String>,
+}
+
+impl Overrides {
+    /// Each URL set, with its key, for the config check.
+    pub fn urls(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("providerDiscoveryOverrides.authURL", &self.auth_url),
+            ("providerDiscoveryOverrides.tokenURL", &self.token_url),
+            ("providerDiscoveryOverrides.jwksURL", &self.jwks_url),
+            ("providerDiscoveryOverrides.userInfoURL", &self.user_info_url),
+            ("providerDiscoveryOverrides.deviceAuthURL", &self.device_auth_url),
+            ("providerDiscoveryOverrides.endSessionURL", &self.end_session_url),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().filter(|u| !u.is_empty()).map(|u| (k, u)))
+        .collect()
+    }
+}
+
 /// The discovery URL of `issuer` (OIDC Discovery §4: a trailing `/` is removed first).
 pub fn discovery_url(issuer: &str) -> String {
     format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
@@ -30,9 +66,36 @@ pub fn discovery_url(issuer: &str) -> String {
 impl Provider {
     /// Fetches and checks the discovery document of `issuer`.
     pub fn discover(issuer: &str) -> Result<Self, ConnectorError> {
+        Self::discover_as(issuer, issuer)
+    }
+
+    /// Fetches the discovery document of `issuer`, which must name `expected` as its issuer
+    /// (Dex's `issuerAlias`, for providers whose document names another URL than the one it is
+    /// served under; `issuer` itself otherwise).
+    pub fn discover_as(issuer: &str, expected: &str) -> Result<Self, ConnectorError> {
         let provider: Provider = http::get_json(&discovery_url(issuer), &[])?;
-        provider.check(issuer)?;
+        provider.check(expected)?;
         Ok(provider)
+    }
+
+    /// The document with the endpoints `overrides` names written over it (Dex's
+    /// `providerDiscoveryOverrides`), checked again.
+    pub fn overridden(mut self, overrides: &Overrides) -> Result<Self, ConnectorError> {
+        let issuer = self.issuer.clone();
+        for (value, endpoint) in [
+            (&overrides.auth_url, &mut self.authorization_endpoint),
+            (&overrides.token_url, &mut self.token_endpoint),
+            (&overrides.jwks_url, &mut self.jwks_uri),
+        ] {
+            if let Some(url) = value.as_deref().filter(|u| !u.is_empty()) {
+                *endpoint = url.to_string();
+            }
+        }
+        if let Some(url) = overrides.user_info_url.as_deref().filter(|u| !u.is_empty()) {
+            self.userinfo_endpoint = Some(url.to_string());
+        }
+        self.check(&issuer)?;
+        Ok(self)
     }
 
     /// The document must describe the configured issuer exactly (OIDC Discovery §4.3).
@@ -102,6 +165,25 @@ mod tests {
         let err = provider("https://idp.test/").check("https://idp.test").unwrap_err();
         assert!(err.message().contains("\"https://idp.test/\""), "{err:?}");
         assert_eq!(discovery_url("https://idp.test/"), "https://idp.test/.well-known/openid-configuration");
+    }
+
+    #[test]
+    fn overrides_replace_the_discovered_endpoints() {
+        let overrides: Overrides = serde_json::from_value(serde_json::json!({
+            "tokenURL": "https://other.test/token", "jwksURL": "", "userInfoURL": "https://other.test/me"
+        }))
+        .unwrap();
+        let p = provider("https://idp.test").overridden(&overrides).unwrap();
+        assert_eq!(
+            (p.token_endpoint.as_str(), p.jwks_uri.as_str()),
+            ("https://other.test/token", "https://idp.test/keys")
+        );
+        assert_eq!(p.userinfo_endpoint.as_deref(), Some("https://other.test/me"));
+        assert_eq!(p.authorization_endpoint, "https://idp.test/auth");
+        assert_eq!(overrides.urls().len(), 2, "empty values are not set");
+        let bad: Overrides = serde_json::from_value(serde_json::json!({"authURL": "/auth"})).unwrap();
+        assert!(provider("https://idp.test").overridden(&bad).is_err());
+        assert!(serde_json::from_value::<Overrides>(serde_json::json!({"tokenUrl": "x"})).is_err());
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod random;
 pub mod token;
 pub mod userinfo;
 
-pub use discovery::Provider;
+pub use discovery::{Overrides, Provider};
 pub use login::{Pending, authorization_url, handle_callback};
 pub use token::{ConnectorData, TokenResponse};
 

@@ -1,7 +1,8 @@
 //! The connector's `config` block: Dex's `oidc` keys, with Dex's defaults.
 
 use portcullis_connector_sdk::ConnectorError;
-use portcullis_oidc_core::{check_prompt, check_set, check_url};
+use portcullis_oidc_core::claims::NewGroup;
+use portcullis_oidc_core::{Overrides, check_prompt, check_set, check_url};
 use serde::Deserialize;
 
 pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
@@ -10,6 +11,9 @@ pub const DEFAULT_SCOPES: &[&str] = &["openid", "profile", "email"];
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
     pub issuer: String,
+    /// The issuer the discovery document and the ID tokens name, when not `issuer` (Dex's
+    /// `issuerAlias`, for providers such as Azure AD that serve discovery under another URL).
+    pub issuer_alias: Option<String>,
     /// Empty in Dex's token-exchange-only block (no client registered at the provider).
     #[serde(rename = "clientID", default)]
     pub client_id: String,
@@ -17,6 +21,8 @@ pub struct Config {
     pub client_secret: String,
     #[serde(rename = "redirectURI")]
     pub redirect_uri: Option<String>,
+    #[serde(default)]
+    pub provider_discovery_overrides: Overrides,
     pub scopes: Option<Vec<String>>,
     #[serde(default)]
     pub get_user_info: bool,
@@ -25,23 +31,29 @@ pub struct Config {
     pub user_name_key: Option<String>,
     #[serde(default)]
     pub claim_mapping: ClaimMapping,
+    /// Dex's `overrideClaimMapping`: `claimMapping` wins even when the standard claim is there.
+    #[serde(default)]
+    pub override_claim_mapping: bool,
+    #[serde(default)]
+    pub claim_modifications: ClaimModifications,
     pub prompt_type: Option<String>,
+    #[serde(default)]
+    pub acr_values: Vec<String>,
+    pub pkce_challenge: Option<String>,
     #[serde(default)]
     pub insecure_skip_email_verified: bool,
     #[serde(default)]
     pub insecure_enable_groups: bool,
     #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    #[serde(default)]
     pub basic_auth_unsupported: bool,
-    // Dex keys this connector does not implement yet: refused with a clear message.
+    /// Accepted only as `false`: TLS verification cannot be turned off.
+    insecure_skip_verify: Option<bool>,
+    // Dex keys this connector does not implement: refused with a clear message.
     #[serde(rename = "rootCAs")]
     root_cas: Option<serde_json::Value>,
-    insecure_skip_verify: Option<serde_json::Value>,
-    allowed_groups: Option<serde_json::Value>,
     hosted_domains: Option<serde_json::Value>,
-    acr_values: Option<serde_json::Value>,
-    override_claim_mapping: Option<serde_json::Value>,
-    claim_modifications: Option<serde_json::Value>,
-    provider_discovery_overrides: Option<serde_json::Value>,
 }
 
 /// Dex's `claimMapping`: which claims hold the handle, the email and the groups.
@@ -53,25 +65,66 @@ pub struct ClaimMapping {
     pub groups: Option<String>,
 }
 
+/// Dex's `claimModifications`.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClaimModifications {
+    #[serde(default)]
+    pub new_group_from_claims: Vec<NewGroup>,
+    #[serde(default)]
+    pub modify_group_names: ModifyGroupNames,
+    filter_group_claims: Option<serde_json::Value>,
+}
+
+/// Dex's `claimModifications.modifyGroupNames`: text around every group read from the claims.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyGroupNames {
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub suffix: String,
+}
+
 impl Config {
     /// Everything that can be checked without the network.
     pub fn validate(&self) -> Result<(), ConnectorError> {
-        let unsupported = [
-            ("rootCAs", self.root_cas.is_some()),
-            ("insecureSkipVerify", self.insecure_skip_verify.is_some()),
-            ("allowedGroups", self.allowed_groups.is_some()),
-            ("hostedDomains", self.hosted_domains.is_some()),
-            ("acrValues", self.acr_values.is_some()),
-            ("overrideClaimMapping", self.override_claim_mapping.is_some()),
-            ("claimModifications", self.claim_modifications.is_some()),
-            ("providerDiscoveryOverrides", self.provider_discovery_overrides.is_some()),
-        ];
-        if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
-            return Err(ConnectorError::Config(format!(
-                "{key} is not supported yet by the oidc connector; remove it (for Google, use the google connector)"
-            )));
+        let refuse = |m: String| Err(ConnectorError::Config(m));
+        if self.insecure_skip_verify == Some(true) {
+            return refuse(
+                "insecureSkipVerify: TLS certificate verification cannot be turned off in Portcullis; remove the \
+                 key and give the provider a certificate the broker's system trust store accepts"
+                    .into(),
+            );
+        }
+        if self.root_cas.is_some() {
+            return refuse(
+                "rootCAs is not supported yet by the oidc connector (connectors cannot bring their own trust \
+                 store); remove it and serve the provider with a certificate from a CA the system trusts"
+                    .into(),
+            );
+        }
+        if self.hosted_domains.is_some() {
+            return refuse(
+                "hostedDomains is not supported by the oidc connector (Dex removed it too); use the google \
+                 connector, which checks hostedDomains against the hd claim"
+                    .into(),
+            );
+        }
+        if self.claim_modifications.filter_group_claims.is_some() {
+            return refuse(
+                "claimModifications.filterGroupClaims is not supported yet by the oidc connector; remove it \
+                 (allowedGroups keeps only the groups it lists)"
+                    .into(),
+            );
         }
         check_url("issuer", &self.issuer)?;
+        if let Some(alias) = &self.issuer_alias {
+            check_url("issuerAlias", alias)?;
+        }
+        for (key, url) in self.provider_discovery_overrides.urls() {
+            check_url(key, url)?;
+        }
         if !(self.client_id.is_empty() && self.client_secret.is_empty()) {
             check_set("clientID", &self.client_id)?;
             check_set("clientSecret", &self.client_secret)?;
@@ -83,12 +136,37 @@ impl Config {
             && !scopes.is_empty()
             && !scopes.iter().any(|s| s == "openid")
         {
-            return Err(ConnectorError::Config("scopes must include openid, e.g. [openid, profile, email]".into()));
+            return refuse("scopes must include openid, e.g. [openid, profile, email]".into());
         }
         for (key, value) in [("userIDKey", &self.user_id_key), ("userNameKey", &self.user_name_key)] {
             if value.as_deref().is_some_and(str::is_empty) {
-                return Err(ConnectorError::Config(format!("{key} must not be empty; leave it out for the default")));
+                return refuse(format!("{key} must not be empty; leave it out for the default"));
             }
+        }
+        if !self.allowed_groups.is_empty() && !self.insecure_enable_groups {
+            return refuse(
+                "allowedGroups needs insecureEnableGroups: true (the groups are read from the claims); Dex \
+                 would ignore allowedGroups here and let everyone in"
+                    .into(),
+            );
+        }
+        for (i, rule) in self.claim_modifications.new_group_from_claims.iter().enumerate() {
+            if rule.claims.is_empty() {
+                return refuse(format!(
+                    "claimModifications.newGroupFromClaims[{i}].claims is empty; list the claims to join"
+                ));
+            }
+        }
+        match self.pkce_challenge.as_deref() {
+            None | Some("" | "S256") => {}
+            Some("plain") => {
+                return refuse(
+                    "pkceChallenge: plain sends the verifier itself and is not supported; leave the key out \
+                     (the connector always uses S256) or write S256"
+                        .into(),
+                );
+            }
+            Some(other) => return refuse(format!("pkceChallenge: {other:?} is not a PKCE method; write S256")),
         }
         check_prompt(self.prompt())
     }
@@ -106,6 +184,11 @@ impl Config {
         Ok(())
     }
 
+    /// The issuer the discovery document and the ID tokens name: `issuerAlias`, else `issuer`.
+    pub fn expected_issuer(&self) -> &str {
+        self.issuer_alias.as_deref().filter(|a| !a.is_empty()).unwrap_or(&self.issuer)
+    }
+
     /// `promptType`, Dex's default `consent` when absent; `""` sends none.
     pub fn prompt(&self) -> &str {
         self.prompt_type.as_deref().unwrap_or("consent")
@@ -117,17 +200,5 @@ impl Config {
 
     pub fn user_name_key(&self) -> &str {
         self.user_name_key.as_deref().unwrap_or("name")
-    }
-
-    pub fn preferred_username_key(&self) -> &str {
-        self.claim_mapping.preferred_username.as_deref().unwrap_or("preferred_username")
-    }
-
-    pub fn email_key(&self) -> &str {
-        self.claim_mapping.email.as_deref().unwrap_or("email")
-    }
-
-    pub fn groups_key(&self) -> &str {
-        self.claim_mapping.groups.as_deref().unwrap_or("groups")
     }
 }

@@ -25,6 +25,45 @@ fn client<'a>(config: &'a Config, provider: &Provider, host_callback: &'a str) -
     }
 }
 
+/// The provider's metadata: discovery at `issuer`, naming `issuerAlias` when set, with
+/// `providerDiscoveryOverrides` written over it.
+fn provider(config: &Config) -> Result<Provider, ConnectorError> {
+    Provider::discover_as(&config.issuer, config.expected_issuer())?.overridden(&config.provider_discovery_overrides)
+}
+
+/// The claim `standard`, or the one `claimMapping` names instead (Dex's rule).
+fn mapped(config: &Config, claims: &Map<String, Value>, standard: &str, key: Option<&str>) -> Option<String> {
+    claims::mapped(claims, standard, key, config.override_claim_mapping)
+}
+
+/// The user's groups as Dex's oidc connector makes them: read from the claims (with
+/// `insecureEnableGroups`), kept to `allowedGroups` (none left: denied), `modifyGroupNames`
+/// around each, then the `newGroupFromClaims` groups. Computed whatever the scopes, so
+/// `allowedGroups` holds for every login; the broker hands groups on only with `groups`.
+fn groups(config: &Config, claims: &Map<String, Value>) -> Result<Vec<String>, ConnectorError> {
+    let mut groups = Vec::new();
+    if config.insecure_enable_groups {
+        let key = claims::groups_key(claims, config.claim_mapping.groups.as_deref(), config.override_claim_mapping);
+        groups = claims::groups(claims, key)?;
+        if !config.allowed_groups.is_empty() {
+            groups = claims::allowed_groups(groups, &config.allowed_groups).ok_or_else(|| {
+                ConnectorError::Denied("you are not a member of any group this login allows (allowedGroups)".into())
+            })?;
+        }
+    }
+    let names = &config.claim_modifications.modify_group_names;
+    if !names.prefix.is_empty() || !names.suffix.is_empty() {
+        groups = groups.into_iter().map(|g| format!("{}{g}{}", names.prefix, names.suffix)).collect();
+    }
+    groups.extend(config.claim_modifications.new_group_from_claims.iter().filter_map(|rule| rule.group(claims)));
+    Ok(groups)
+}
+
+/// Whether `email_verified` says yes, or (`insecureSkipEmailVerified`) the claim is missing.
+fn email_verified(config: &Config, claims: &Map<String, Value>) -> bool {
+    claims::email_verified(claims) || (config.insecure_skip_email_verified && !claims.contains_key("email_verified"))
+}
+
 /// The identity in `claims`, as Dex's oidc connector reads it.
 fn identity(
     config: &Config,
@@ -38,9 +77,10 @@ fn identity(
             config.user_id_key()
         ))
     })?;
-    let preferred_username = claims::string(claims, config.preferred_username_key());
-    let email = claims::string(claims, config.email_key());
-    let verified = config.insecure_skip_email_verified || claims::email_verified(claims);
+    let mapping = &config.claim_mapping;
+    let preferred_username = mapped(config, claims, "preferred_username", mapping.preferred_username.as_deref());
+    let email = mapped(config, claims, "email", mapping.email.as_deref());
+    let verified = email_verified(config, claims);
     let username = claims::string(claims, config.user_name_key())
         .or_else(|| preferred_username.clone())
         .or_else(|| email.clone())
@@ -50,11 +90,8 @@ fn identity(
                 config.user_name_key()
             ))
         })?;
-    let groups = if config.insecure_enable_groups && scopes.groups {
-        claims::groups(claims, config.groups_key())?
-    } else {
-        Vec::new()
-    };
+    let groups = groups(config, claims)?;
+    let groups = if scopes.groups { groups } else { Vec::new() };
     let email = email.filter(|_| verified);
     let verified = email.is_some();
     Ok(Identity::new(user_id, username)
@@ -79,18 +116,22 @@ fn overlay(
     {
         return Err(ConnectorError::Upstream("the refreshed upstream identity is another user".into()));
     }
-    let preferred_username = claims::string(info, config.preferred_username_key()).or(previous.preferred_username);
+    let mapping = &config.claim_mapping;
+    let preferred_username = mapped(config, info, "preferred_username", mapping.preferred_username.as_deref())
+        .or(previous.preferred_username);
     let username = claims::string(info, config.user_name_key()).unwrap_or(previous.username);
-    let (email, email_verified) = match claims::string(info, config.email_key()) {
+    let (email, email_verified) = match mapped(config, info, "email", mapping.email.as_deref()) {
         None => (previous.email, previous.email_verified),
-        Some(email) if config.insecure_skip_email_verified || claims::email_verified(info) => (Some(email), true),
+        Some(email) if email_verified(config, info) => (Some(email), true),
         Some(email) if !info.contains_key("email_verified") && previous.email.as_deref() == Some(email.as_str()) => {
             (previous.email, previous.email_verified)
         }
         Some(_) => (None, false),
     };
-    let groups = if config.insecure_enable_groups && scopes.groups && info.contains_key(config.groups_key()) {
-        claims::groups(info, config.groups_key())?
+    let key = claims::groups_key(info, mapping.groups.as_deref(), config.override_claim_mapping);
+    let groups = if config.insecure_enable_groups && info.contains_key(key) {
+        let groups = groups(config, info)?;
+        if scopes.groups { groups } else { Vec::new() }
     } else {
         previous.groups
     };
@@ -122,18 +163,22 @@ impl Connector for Oidc {
         state: &str,
     ) -> Result<LoginRedirect, ConnectorError> {
         config.check_login_client()?;
-        let provider = Provider::discover(&config.issuer)?;
+        let provider = provider(config)?;
         let client = client(config, &provider, callback_url);
         let offline = scopes.offline_access.then_some("offline_access");
         let upstream = portcullis_oidc_core::upstream_scopes(config.scopes.as_deref(), DEFAULT_SCOPES, offline);
-        portcullis_oidc_core::authorization_url(&provider, &client, &upstream, config.prompt(), &[], state)
+        // As Dex: `prompt` (promptType) goes with offline access only.
+        let prompt = if scopes.offline_access { config.prompt() } else { "" };
+        let acr = config.acr_values.join(" ");
+        let extra: Vec<(&str, &str)> = if acr.is_empty() { Vec::new() } else { vec![("acr_values", acr.as_str())] };
+        portcullis_oidc_core::authorization_url(&provider, &client, &upstream, prompt, &extra, state)
     }
 
     fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
         config.check_login_client()?;
-        let provider = Provider::discover(&config.issuer)?;
+        let provider = provider(config)?;
         let client = client(config, &provider, &req.callback_url);
-        let login = portcullis_oidc_core::handle_callback(&provider, &client, &req, &[config.issuer.as_str()])?;
+        let login = portcullis_oidc_core::handle_callback(&provider, &client, &req, &[config.expected_issuer()])?;
         let mut claims = login.claims;
         let sub = claims::string(&claims, "sub");
         if config.get_user_info {
@@ -146,11 +191,11 @@ impl Connector for Oidc {
 
     fn refresh(config: &Config, scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
         let data = ConnectorData::decode(previous.connector_data.as_deref())?;
-        let provider = Provider::discover(&config.issuer)?;
+        let provider = provider(config)?;
         let client = client(config, &provider, config.redirect_uri.as_deref().unwrap_or_default());
         let tokens = token::refresh(&provider, &client, &data.refresh_token)?;
         let refresh_token = tokens.refresh_token.clone().unwrap_or(data.refresh_token);
-        let issuers = [config.issuer.as_str()];
+        let issuers = [config.expected_issuer()];
         let claims = match tokens.id_token.as_deref() {
             Some(id_token) => {
                 let mut claims = token::verify_id_token(&provider, &config.client_id, id_token, &issuers, None)?;
@@ -188,10 +233,10 @@ impl Connector for Oidc {
         subject_token: &str,
     ) -> Result<Identity, ConnectorError> {
         let kind = SubjectType::parse(subject_token_type)?;
-        let provider = Provider::discover(&config.issuer)?;
+        let provider = provider(config)?;
         let checks = Checks {
             audience: Some(config.client_id.as_str()).filter(|id| !id.is_empty()),
-            issuers: &[config.issuer.as_str()],
+            issuers: &[config.expected_issuer()],
             get_user_info: config.get_user_info,
         };
         let claims = exchange::subject_claims(&provider, &checks, kind, subject_token)?;
@@ -243,10 +288,39 @@ mod tests {
             ),
             (
                 json!({"userIDKey": "uid", "userNameKey": "preferred_username", "insecureEnableGroups": true,
+                    "overrideClaimMapping": true,
                     "claimMapping": {"email": "mail", "groups": "roles", "preferred_username": "uid"}}),
                 full.clone(),
                 GROUPS,
                 ("ann-1", "ann", Some("ann-1"), Some("b@x.test"), vec!["admin"]),
+            ),
+            // Without overrideClaimMapping the standard claims win while they are there (Dex).
+            (
+                json!({"insecureEnableGroups": true,
+                    "claimMapping": {"email": "mail", "groups": "roles", "preferred_username": "uid"}}),
+                full.clone(),
+                GROUPS,
+                ("u1", "Ann", Some("ann"), Some("a@x.test"), vec!["g1", "g2"]),
+            ),
+            (
+                json!({"insecureEnableGroups": true, "claimMapping": {"groups": "roles", "preferred_username": "uid"}}),
+                json!({"sub": "u1", "name": "Ann", "uid": "ann-1", "roles": ["admin"]}),
+                GROUPS,
+                ("u1", "Ann", Some("ann-1"), None, vec!["admin"]),
+            ),
+            (
+                json!({"insecureEnableGroups": true, "allowedGroups": ["g2", "g3"],
+                    "claimModifications": {"modifyGroupNames": {"prefix": "idp:"},
+                        "newGroupFromClaims": [{"claims": ["uid", "roles"], "delimiter": "/", "prefix": "x"}]}}),
+                full.clone(),
+                GROUPS,
+                ("u1", "Ann", Some("ann"), Some("a@x.test"), vec!["idp:g2", "x/ann-1/admin"]),
+            ),
+            (
+                json!({"claimModifications": {"newGroupFromClaims": [{"claims": ["uid"], "prefix": "u-"}]}}),
+                full.clone(),
+                GROUPS,
+                ("u1", "Ann", Some("ann"), Some("a@x.test"), vec!["u-ann-1"]),
             ),
             (
                 json!({}),
@@ -259,6 +333,13 @@ mod tests {
                 json!({"sub": "u1", "email": "a@x.test", "preferred_username": "ann"}),
                 GROUPS,
                 ("u1", "ann", Some("ann"), Some("a@x.test"), vec![]),
+            ),
+            // Dex: insecureSkipEmailVerified stands in for a missing claim, not for a false one.
+            (
+                json!({"insecureSkipEmailVerified": true}),
+                json!({"sub": "u1", "email": "a@x.test", "email_verified": false, "preferred_username": "ann"}),
+                GROUPS,
+                ("u1", "ann", Some("ann"), None, vec![]),
             ),
         ];
         for (extra, input, scopes, (user_id, username, preferred, email, groups)) in cases {
@@ -313,6 +394,20 @@ mod tests {
         assert!(other.message().contains("another user"), "{other:?}");
     }
 
+    /// allowedGroups holds whatever the scopes: a user in none of them is denied even when the
+    /// client did not ask for groups.
+    #[test]
+    fn allowed_groups_deny_the_others() {
+        let c = config(json!({"insecureEnableGroups": true, "allowedGroups": ["ops"]}));
+        let user = claims(json!({"sub": "u1", "name": "Ann", "groups": ["devs"]}));
+        for scopes in [GROUPS, Scopes { offline_access: false, groups: false }] {
+            let err = identity(&c, scopes, &user, None).unwrap_err();
+            assert!(matches!(&err, ConnectorError::Denied(m) if m.contains("allowedGroups")), "{err:?}");
+        }
+        let member = claims(json!({"sub": "u1", "name": "Ann", "groups": ["devs", "ops"]}));
+        assert_eq!(identity(&c, GROUPS, &member, None).unwrap().groups, ["ops"]);
+    }
+
     #[test]
     fn missing_user_id_or_name_is_an_upstream_error() {
         let c = config(json!({}));
@@ -329,7 +424,26 @@ mod tests {
         assert!(refused(json!({"clientSecret": ""})).contains("clientSecret"));
         assert!(refused(json!({"redirectURI": "/callback"})).contains("redirectURI"));
         assert!(refused(json!({"userIDKey": ""})).contains("userIDKey"));
-        assert!(refused(json!({"allowedGroups": ["a"]})).contains("allowedGroups is not supported yet"));
+        assert!(refused(json!({"allowedGroups": ["a"]})).contains("allowedGroups needs insecureEnableGroups"));
+        assert!(refused(json!({"insecureSkipVerify": true})).contains("cannot be turned off"));
+        assert!(Oidc::describe(&config(json!({"insecureSkipVerify": false}))).is_ok());
+        assert!(refused(json!({"rootCAs": ["/ca.pem"]})).contains("rootCAs is not supported yet"));
+        assert!(refused(json!({"hostedDomains": ["a.test"]})).contains("google connector"));
+        assert!(refused(json!({"pkceChallenge": "plain"})).contains("pkceChallenge: plain"));
+        assert!(Oidc::describe(&config(json!({"pkceChallenge": "S256"}))).is_ok());
+        assert!(refused(json!({"issuerAlias": "sts.example"})).starts_with("issuerAlias:"));
+        let overrides = json!({"providerDiscoveryOverrides": {"tokenURL": "token"}});
+        assert!(refused(overrides).starts_with("providerDiscoveryOverrides.tokenURL:"));
+        let filter = json!({"claimModifications": {"filterGroupClaims": {"groupsFilter": "^a"}}});
+        assert!(refused(filter).contains("filterGroupClaims is not supported yet"));
+        let empty = json!({"claimModifications": {"newGroupFromClaims": [{"claims": []}]}});
+        assert!(refused(empty).contains("newGroupFromClaims[0].claims is empty"));
+        let all = json!({"issuerAlias": "https://sts.example/t", "acrValues": ["mfa"], "overrideClaimMapping": true,
+            "insecureEnableGroups": true, "allowedGroups": ["a"], "pkceChallenge": "",
+            "providerDiscoveryOverrides": {"authURL": "https://i/a", "endSessionURL": "https://i/logout"}});
+        let all = config(all);
+        assert!(Oidc::describe(&all).is_ok());
+        assert_eq!(all.expected_issuer(), "https://sts.example/t");
         // Dex's token-exchange-only block: no client at the provider at all.
         let exchange_only: Config = serde_json::from_value(json!({"issuer": "https://i"})).unwrap();
         assert!(Oidc::describe(&exchange_only).unwrap().supports_token_identity);

@@ -69,8 +69,12 @@ async fn exchange(
     kind: &str,
     more: &[(&str, &str)],
 ) -> (StatusCode, Value) {
-    let mut form =
-        vec![("grant_type", GRANT), ("connector_id", connector), ("subject_token", token), ("subject_token_type", kind)];
+    let mut form = vec![
+        ("grant_type", GRANT),
+        ("connector_id", connector),
+        ("subject_token", token),
+        ("subject_token_type", kind),
+    ];
     form.extend_from_slice(more);
     let response = flow::token(b, &form).await;
     (response.status(), response.json().await.unwrap())
@@ -79,7 +83,8 @@ async fn exchange(
 /// Asserts a refusal with `error` whose description contains `what`.
 fn refused((status, body): (StatusCode, Value), error: &str, what: &str, case: &str) {
     assert_eq!(body["error"], error, "{case}: {body}");
-    let expected = if error == "temporarily_unavailable" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
+    let expected =
+        if error == "temporarily_unavailable" { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::BAD_REQUEST };
     assert_eq!(status, expected, "{case}: {body}");
     let description = body["error_description"].as_str().unwrap_or_default();
     assert!(description.contains(what), "{case}: {description}");
@@ -162,7 +167,12 @@ async fn bad_exchanges_are_refused_with_the_rfc_errors() {
     let at = id_token.len() - 20;
     let flipped = if &id_token[at..=at] == "A" { "B" } else { "A" };
     let tampered = format!("{}{flipped}{}", &id_token[..at], &id_token[at + 1..]);
-    refused(exchange(&down, "upstream", &tampered, ID_TOKEN, &[]).await, "invalid_request", "does not verify", "tampered");
+    refused(
+        exchange(&down, "upstream", &tampered, ID_TOKEN, &[]).await,
+        "invalid_request",
+        "does not verify",
+        "tampered",
+    );
 
     // Signed with the upstream's own key, but expired, for another issuer or for another client.
     let claims = flow::claims(id_token);
@@ -186,11 +196,21 @@ async fn bad_exchanges_are_refused_with_the_rfc_errors() {
     let other = TestBroker::builder().start().await;
     let from_other = upstream_tokens(&other).await;
     let from_other = from_other["id_token"].as_str().unwrap();
-    refused(exchange(&down, "upstream", from_other, ID_TOKEN, &[]).await, "invalid_request", "does not verify", "other");
+    refused(
+        exchange(&down, "upstream", from_other, ID_TOKEN, &[]).await,
+        "invalid_request",
+        "does not verify",
+        "other",
+    );
 
     // Parameters.
     let asked = [("resource", "https://api.example.com")];
-    refused(exchange(&down, "upstream", id_token, ID_TOKEN, &asked).await, "invalid_target", "api.example.com", "target");
+    refused(
+        exchange(&down, "upstream", id_token, ID_TOKEN, &asked).await,
+        "invalid_target",
+        "api.example.com",
+        "target",
+    );
     let asked = [("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token")];
     refused(exchange(&down, "upstream", id_token, ID_TOKEN, &asked).await, "invalid_request", "cannot be issued", "rt");
     refused(exchange(&down, "", id_token, ID_TOKEN, &[]).await, "invalid_request", "connector_id is required", "none");
@@ -242,5 +262,75 @@ async fn the_grant_is_served_only_when_enabled_and_allowed() {
     let off = TestBroker::builder().listener(listener).issuer(&issuer).config(config).start().await;
     let doc: Value = reqwest::get(off.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
     assert!(!doc["grant_types_supported"].as_array().unwrap().contains(&GRANT.into()), "{doc}");
-    refused(exchange(&off, "mock", &id_token, ID_TOKEN, &[]).await, "unsupported_grant_type", "not enabled", "disabled");
+    refused(
+        exchange(&off, "mock", &id_token, ID_TOKEN, &[]).await,
+        "unsupported_grant_type",
+        "not enabled",
+        "disabled",
+    );
+}
+
+/// The oidc connector's Dex keys where they cross the wire, seen through token exchange (no
+/// browser needed): `allowedGroups` refuses a user in none of them, `claimModifications` shapes
+/// the groups, `issuerAlias` lets a document name another issuer than the URL it is served
+/// under, `providerDiscoveryOverrides` replaces an endpoint; `acrValues` and `promptType` reach
+/// the authorization URL of a login.
+#[tokio::test]
+async fn oidc_dex_keys_shape_the_exchanged_identity() {
+    let up = TestBroker::builder().start().await;
+    let block = |id: &str, issuer: &str, extra: &str| {
+        format!(
+            "- plugin: \"{{plugins}}/oidc.wasm\"\n  id: {id}\n  name: {id}\n  allowedHosts: [\"{base}\"]\n  config:\n    \
+             issuer: \"{issuer}\"\n    clientID: {client}\n    clientSecret: {secret}\n    insecureEnableGroups: true\n{extra}",
+            base = up.base,
+            client = flow::CLIENT,
+            secret = flow::SECRET,
+        )
+    };
+    let slashed = format!("{}/", up.issuer);
+    let connectors = [
+        block("members", &up.issuer, "    allowedGroups: [admins]\n"),
+        block(
+            "shaped",
+            &up.issuer,
+            "    allowedGroups: [authors, admins]\n    claimModifications:\n      modifyGroupNames: {prefix: \"up:\"}\n      \
+             newGroupFromClaims:\n      - {claims: [email], delimiter: \"/\", prefix: mail}\n",
+        ),
+        block("unaliased", &slashed, ""),
+        block("aliased", &slashed, &format!("    issuerAlias: \"{}\"\n", up.issuer)),
+        block(
+            "overridden",
+            &up.issuer,
+            &format!("    providerDiscoveryOverrides:\n      jwksURL: \"{}/keys-moved\"\n", up.issuer),
+        ),
+        block("acr", &up.issuer, "    acrValues: [phr, mfa]\n    promptType: login\n"),
+    ]
+    .concat();
+    let down = TestBroker::builder().connectors(&connectors).start().await;
+    let id_token = upstream_tokens(&up).await["id_token"].as_str().unwrap().to_string();
+    let groups = [("scope", "openid groups")];
+
+    let refusal = exchange(&down, "members", &id_token, ID_TOKEN, &groups).await;
+    refused(refusal, "invalid_request", "allowedGroups", "allowedGroups");
+    let (status, body) = exchange(&down, "shaped", &id_token, ID_TOKEN, &groups).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = flow::claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["groups"], json!(["up:authors", "mail/kilgore@kilgore.trout"]), "{claims}");
+
+    let refusal = exchange(&down, "unaliased", &id_token, ID_TOKEN, &[]).await;
+    refused(refusal, "temporarily_unavailable", "retry later", "document names another issuer");
+    let (status, body) = exchange(&down, "aliased", &id_token, ID_TOKEN, &[]).await;
+    assert_eq!(status, StatusCode::OK, "issuerAlias: {body}");
+    let refusal = exchange(&down, "overridden", &id_token, ID_TOKEN, &[]).await;
+    refused(refusal, "temporarily_unavailable", "retry later", "jwksURL override is used");
+
+    let web = browser();
+    let (page, _) = flow::authorize(&down, &web, "acr", "openid").await;
+    let to_upstream = location(&page, &down.base).unwrap();
+    let param = |name: &str| portcullis_tests::query_param(&to_upstream, name);
+    assert_eq!(param("acr_values").as_deref(), Some("phr mfa"), "{to_upstream}");
+    assert_eq!(param("prompt"), None, "as Dex, promptType goes with offline_access only: {to_upstream}");
+    let (page, _) = flow::authorize(&down, &web, "acr", "openid offline_access").await;
+    let to_upstream = location(&page, &down.base).unwrap();
+    assert_eq!(portcullis_tests::query_param(&to_upstream, "prompt").as_deref(), Some("login"), "{to_upstream}");
 }
