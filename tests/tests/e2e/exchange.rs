@@ -5,6 +5,7 @@
 //! tampered, expired, foreign and misaddressed tokens, wrong token types, the grant disabled.
 
 use portcullis::oidc::sub;
+use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::{TestBroker, browser, fixture, flow, location};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -333,4 +334,29 @@ async fn oidc_dex_keys_shape_the_exchanged_identity() {
     let (page, _) = flow::authorize(&down, &web, "acr", "openid offline_access").await;
     let to_upstream = location(&page, &down.base).unwrap();
     assert_eq!(portcullis_tests::query_param(&to_upstream, "prompt").as_deref(), Some("login"), "{to_upstream}");
+}
+
+/// Neither the subject tokens nor the tokens issued for them reach the broker's log, refused
+/// or not; the refusal and the success are logged.
+#[tokio::test]
+async fn no_exchanged_token_reaches_the_logs() {
+    let capture = LogCapture::install(Format::Json);
+    let (up, down) = chain("").await;
+    let upstream = upstream_tokens(&up).await;
+    let mut secrets = Vec::new();
+    for (kind, key) in [(ID_TOKEN, "id_token"), (ACCESS_TOKEN, "access_token")] {
+        let token = upstream[key].as_str().unwrap();
+        let (status, body) = exchange(&down, "upstream", token, kind, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        secrets.extend([token.to_string(), body["access_token"].as_str().unwrap().to_string()]);
+        let tampered = format!("{token}x");
+        refused(exchange(&down, "upstream", &tampered, kind, &[]).await, "invalid_request", "refused", kind);
+    }
+    let logs = capture.text();
+    assert!(logs.contains("token exchange successful") && logs.contains("token exchange refused"), "{logs}");
+    for secret in &secrets {
+        // A JWT's signature is what makes it usable; none appears, nor any whole token.
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(!logs.contains(secret.as_str()) && !logs.contains(signature), "a token reached the logs");
+    }
 }
