@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::capabilities::allowlist::{Allowlist, AllowlistError};
-use super::capabilities::{Grants, GrantsError};
+use super::capabilities::{Grants, GrantsError, trust};
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::implied::{self, HostGrant, Reason};
@@ -199,7 +199,9 @@ async fn build(spec: &ConnectorSpec, plugin: Arc<LoadedPlugin>) -> Result<Connec
         .map_err(|source| SpecError::AllowedHosts { connector: connector().to_string(), source })?;
     let limits = Limits::from_config(&spec.limits)
         .map_err(|source| SpecError::Limits { connector: connector().to_string(), source })?;
-    let grants = Grants::new(allowlist, limits)
+    let grants = trust::root_cas(&spec.config)
+        .map_err(GrantsError::from)
+        .and_then(|roots| Grants::with_root_cas(allowlist, limits, &roots))
         .map_err(|source| SpecError::Grants { connector: connector().to_string(), source })?;
     Ok(Connector::new(&spec.id, plugin, &spec.config, Arc::new(grants)).await?)
 }

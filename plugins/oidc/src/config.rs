@@ -50,9 +50,11 @@ pub struct Config {
     pub basic_auth_unsupported: bool,
     /// Accepted only as `false`: TLS verification cannot be turned off.
     insecure_skip_verify: Option<bool>,
-    // Dex keys this connector does not implement: refused with a clear message.
-    #[serde(rename = "rootCAs")]
-    root_cas: Option<serde_json::Value>,
+    /// Dex's `rootCAs`: read and enforced by the host, which adds them to this connector's
+    /// HTTPS trust store (`host/src/connectors/capabilities/trust.rs`); nothing to do here.
+    #[serde(default, rename = "rootCAs")]
+    _root_cas: serde::de::IgnoredAny,
+    // A Dex key this connector does not implement: refused with a clear message.
     hosted_domains: Option<serde_json::Value>,
 }
 
@@ -93,14 +95,7 @@ impl Config {
         if self.insecure_skip_verify == Some(true) {
             return refuse(
                 "insecureSkipVerify: TLS certificate verification cannot be turned off in Portcullis; remove the \
-                 key and give the provider a certificate the broker's system trust store accepts"
-                    .into(),
-            );
-        }
-        if self.root_cas.is_some() {
-            return refuse(
-                "rootCAs is not supported yet by the oidc connector (connectors cannot bring their own trust \
-                 store); remove it and serve the provider with a certificate from a CA the system trusts"
+                 key, and list the provider's CA in rootCAs if the broker does not trust it already"
                     .into(),
             );
         }

@@ -427,7 +427,7 @@ mod tests {
         assert!(refused(json!({"allowedGroups": ["a"]})).contains("allowedGroups needs insecureEnableGroups"));
         assert!(refused(json!({"insecureSkipVerify": true})).contains("cannot be turned off"));
         assert!(Oidc::describe(&config(json!({"insecureSkipVerify": false}))).is_ok());
-        assert!(refused(json!({"rootCAs": ["/ca.pem"]})).contains("rootCAs is not supported yet"));
+        assert!(Oidc::describe(&config(json!({"rootCAs": ["/ca.pem"]}))).is_ok(), "the host reads rootCAs");
         assert!(refused(json!({"hostedDomains": ["a.test"]})).contains("google connector"));
         assert!(refused(json!({"pkceChallenge": "plain"})).contains("pkceChallenge: plain"));
         assert!(Oidc::describe(&config(json!({"pkceChallenge": "S256"}))).is_ok());

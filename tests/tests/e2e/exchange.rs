@@ -360,3 +360,61 @@ async fn no_exchanged_token_reaches_the_logs() {
         assert!(!logs.contains(secret.as_str()) && !logs.contains(signature), "a token reached the logs");
     }
 }
+
+/// Dex's `rootCAs` on the oidc connector: an upstream served over HTTPS with a certificate from
+/// a private CA is reached when the block lists that CA (here as a file path; the host reads
+/// it), and refused by TLS verification without it. A `rootCAs` entry that is no certificate
+/// keeps the connector from loading, naming the entry.
+#[tokio::test]
+async fn root_cas_let_the_connector_trust_a_private_ca() {
+    let ca = portcullis_tests::slapd::TestCa::new("upstream test CA");
+    let (cert, key) = ca.server_cert(&["127.0.0.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let web = format!(
+        "web:\n  https: 127.0.0.1:0\n  tlsCert: {}\n  tlsKey: {}\n",
+        file("tls.crt", &cert),
+        file("tls.key", &key)
+    );
+    let up = TestBroker::builder().extra(&web).https().start().await;
+    assert!(up.issuer.starts_with("https://"), "{}", up.issuer);
+    let ca_file = file("ca.pem", &ca.cert_pem);
+    let block = |id: &str, extra: &str| {
+        format!(
+            "- plugin: \"{{plugins}}/oidc.wasm\"\n  id: {id}\n  name: {id}\n  allowedHosts: [\"{}\"]\n  config:\n    \
+             issuer: \"{}\"\n    clientID: {}\n    clientSecret: {}\n{extra}",
+            up.base,
+            up.issuer,
+            flow::CLIENT,
+            flow::SECRET
+        )
+    };
+    let connectors = [block("trusting", &format!("    rootCAs: [\"{ca_file}\"]\n")), block("default", "")].concat();
+    let down = TestBroker::builder().connectors(&connectors).start().await;
+
+    // An ID token the upstream signed (no browser can log in over its private CA here).
+    let now = portcullis::broker::now();
+    let claims = json!({"iss": up.issuer, "sub": "kilgore", "aud": flow::CLIENT, "iat": now, "exp": now + 600,
+        "name": "Kilgore Trout", "email": "kilgore@kilgore.trout", "email_verified": true});
+    let id_token = up.broker.keys.sign(&claims, "JWT").unwrap();
+    let (status, body) = exchange(&down, "trusting", &id_token, ID_TOKEN, &[("scope", "openid email")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(flow::claims(body["access_token"].as_str().unwrap())["email"], "kilgore@kilgore.trout");
+    refused(
+        exchange(&down, "default", &id_token, ID_TOKEN, &[]).await,
+        "temporarily_unavailable",
+        "retry later",
+        "no CA",
+    );
+
+    let config =
+        json!({"issuer": up.issuer, "clientID": "a", "clientSecret": "s", "rootCAs": [ca_file, "/no/such/ca"]});
+    let spec = portcullis_tests::spec("oidc", portcullis_tests::plugin("oidc"), config);
+    let errors = portcullis::connectors::Registry::load(&portcullis_tests::engine(), &[spec], None).await.unwrap_err();
+    let message = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n");
+    assert!(message.contains("config.rootCAs[1]: neither PEM, nor a readable file"), "{message}");
+}

@@ -489,7 +489,7 @@ async fn config_mistakes_are_refused_naming_the_key() {
         ("oidc", oidc(json!({"issuer": "idp.example.com"})), "issuer: \"idp.example.com\" is not an absolute URL"),
         ("oidc", oidc(json!({"promptType": "always"})), "promptType: \"always\""),
         ("oidc", oidc(json!({"scopes": ["profile"]})), "scopes must include openid"),
-        ("oidc", oidc(json!({"rootCAs": ["/etc/ca.pem"]})), "rootCAs is not supported yet"),
+        ("oidc", oidc(json!({"insecureSkipVerify": true})), "insecureSkipVerify: TLS certificate verification"),
         ("google", google(json!({"hostedDomain": ["acme.test"]})), "hostedDomain"),
         (
             "google",

@@ -83,8 +83,13 @@ pub(crate) struct HttpCtx {
 }
 
 impl HttpCtx {
-    pub(crate) fn new(allowlist: Arc<Allowlist>, max_response_bytes: u64) -> Result<Self, reqwest::Error> {
-        Ok(Self { client: client(allowlist.clone())?, allowlist, max_response_bytes })
+    /// HTTPS trusts the built-in roots and `root_cas` (DER), the connector's `rootCAs`.
+    pub(crate) fn with_root_cas(
+        allowlist: Arc<Allowlist>,
+        max_response_bytes: u64,
+        root_cas: &[Vec<u8>],
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Self { client: client(allowlist.clone(), root_cas)?, allowlist, max_response_bytes })
     }
 }
 
@@ -111,8 +116,9 @@ pub(crate) fn add_to_linker<T: HttpView + 'static>(linker: &mut Linker<T>) -> wa
     v0_1::http::add_to_linker::<T, HasHttp>(linker, T::http)
 }
 
-/// The connector's HTTP client: allowlisted redirects, guarded DNS, no proxies, no cookies.
-fn client(allowlist: Arc<Allowlist>) -> Result<reqwest::Client, reqwest::Error> {
+/// The connector's HTTP client: allowlisted redirects, guarded DNS, no proxies, no cookies;
+/// certificates always verified, against the built-in roots and `root_cas`.
+fn client(allowlist: Arc<Allowlist>, root_cas: &[Vec<u8>]) -> Result<reqwest::Client, reqwest::Error> {
     let for_redirects = allowlist.clone();
     let policy = reqwest::redirect::Policy::custom(move |attempt| {
         if attempt.previous().len() >= MAX_REDIRECTS {
@@ -124,7 +130,11 @@ fn client(allowlist: Arc<Allowlist>) -> Result<reqwest::Client, reqwest::Error> 
             attempt.error(RedirectDenied { url })
         }
     });
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    for der in root_cas {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_der(der)?);
+    }
+    builder
         .redirect(policy)
         .dns_resolver(Arc::new(GuardedResolver { allowlist }))
         .no_proxy()
@@ -269,7 +279,7 @@ pub(crate) mod tests {
         let allowlist = Arc::new(Allowlist::parse(&entries).unwrap());
         let probe = Arc::new(CallProbe::default());
         let limits = Limits { max_host_calls, ..Limits::default() };
-        let ctx = HttpCtx::new(allowlist, 16).unwrap();
+        let ctx = HttpCtx::with_root_cas(allowlist, 16, &[]).unwrap();
         (ctx, CallBudget::new("test".into(), &limits, probe.clone()), probe)
     }
 

@@ -1,6 +1,6 @@
 //! Host capabilities a connector may be granted — one module each, so "where is X enforced?"
-//! has one answer: `allowlist` (what may be reached), `http`, `ldap`, `jose`, `log`, and
-//! `stderr` (the guest's output and the otherwise empty WASI context). `budget` is the call's
+//! has one answer: `allowlist` (what may be reached), `http` (with `trust`, its root CAs),
+//! `ldap`, `jose`, `log`, and `stderr` (the guest's output and the otherwise empty WASI context). `budget` is the call's
 //! deadline and host-call count, which `http`, `ldap` and `jose` charge.
 //!
 //! Each capability is implemented on a small view borrowed from the store's data (`HttpCtxView`,
@@ -14,6 +14,7 @@ pub(crate) mod jose;
 pub(crate) mod ldap;
 pub(crate) mod log;
 pub(crate) mod stderr;
+pub mod trust;
 
 use std::sync::Arc;
 
@@ -38,12 +39,20 @@ pub struct Grants {
 pub enum GrantsError {
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
+    #[error(transparent)]
+    RootCas(#[from] trust::TrustError),
 }
 
 impl Grants {
     pub fn new(allowlist: Allowlist, limits: Limits) -> Result<Self, GrantsError> {
+        Self::with_root_cas(allowlist, limits, &[])
+    }
+
+    /// As `new`, with HTTPS also trusting `root_cas` (DER certificates; `trust::root_cas`).
+    pub fn with_root_cas(allowlist: Allowlist, limits: Limits, root_cas: &[Vec<u8>]) -> Result<Self, GrantsError> {
         let allowlist = Arc::new(allowlist);
-        let http = HttpCtx::new(allowlist.clone(), limits.max_response_bytes).map_err(GrantsError::HttpClient)?;
+        let http = HttpCtx::with_root_cas(allowlist.clone(), limits.max_response_bytes, root_cas)
+            .map_err(GrantsError::HttpClient)?;
         let ldap = LdapCtx::new(allowlist, limits.max_response_bytes);
         Ok(Self { limits, http, ldap })
     }

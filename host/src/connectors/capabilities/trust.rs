@@ -1,0 +1,86 @@
+//! A connector's HTTP trust store: the built-in web roots plus the CAs its config block lists
+//! in Dex's `rootCAs` — each a PEM certificate written inline, the path of a PEM file (read by
+//! the host when the connector is loaded: guests have no filesystem), or base64-encoded PEM,
+//! as Dex reads them. TLS verification itself is never turned off.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::Value;
+
+/// Why `rootCAs` could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustError {
+    #[error("config.rootCAs must be a list of PEM certificates, file paths or base64-encoded PEM")]
+    NotAList,
+    #[error(
+        "config.rootCAs[{index}]: {reason}; write a PEM certificate (-----BEGIN CERTIFICATE-----), the path of a \
+         PEM file, or base64-encoded PEM"
+    )]
+    Entry { index: usize, reason: String },
+}
+
+/// The certificates (DER) of `config.rootCAs`; none when the key is absent.
+pub fn root_cas(config: &Value) -> Result<Vec<Vec<u8>>, TrustError> {
+    let Some(list) = config.get("rootCAs").filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
+    let items = list.as_array().ok_or(TrustError::NotAList)?;
+    let mut out = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let refused = |reason: String| TrustError::Entry { index, reason };
+        let text = item.as_str().ok_or_else(|| refused("not a string".into()))?.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let pem: Vec<u8> = if text.starts_with("-----BEGIN") {
+            text.as_bytes().to_vec()
+        } else if let Ok(bytes) = std::fs::read(text) {
+            bytes
+        } else if let Ok(decoded) = STANDARD.decode(text) {
+            decoded
+        } else {
+            return Err(refused("neither PEM, nor a readable file, nor base64".into()));
+        };
+        let certs: Vec<Vec<u8>> = rustls_pemfile::certs(&mut pem.as_slice())
+            .map(|c| c.map(|der| der.as_ref().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| refused(format!("unreadable PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(refused("holds no CERTIFICATE block".into()));
+        }
+        out.extend(certs);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A self-signed test CA (P-256; its key was thrown away).
+    const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIBkTCCATegAwIBAgIUMUJf50fDBhiJgQ+apZ8EU8pTW9owCgYIKoZIzj0EAwIw\nHTEbMBkGA1UEAwwScG9ydGN1bGxpcy10ZXN0LWNhMCAXDTI2MTIwMjE5MDg1MFoY\nDzIxMjYxMTA4MTkwODUwWjAdMRswGQYDVQQDDBJwb3J0Y3VsbGlzLXRlc3QtY2Ew\nWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQcIfvEHgbtAi7wA0sHaWjXDS6Mwrd1\nvkF3dDZacZHCEhEORqUHrB/lVwokXB9n3jLs/Lyyfih9GbxKFj/NYlByo1MwUTAd\nBgNVHQ4EFgQU0lRiiDmaJCLwTYwc34Jpm6i/HzUwHwYDVR0jBBgwFoAU0lRiiDma\nJCLwTYwc34Jpm6i/HzUwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBF\nAiBGeoRq52mpVFgjuFmGaPpKB+c/i76+xvLSt254QuIbRAIhANjjDFdwJV//dvs2\nsRI9Qqnm5RiUAZOPOWo6P+nvmOme\n-----END CERTIFICATE-----\n";
+
+    fn pem() -> String {
+        CA.to_string()
+    }
+
+    #[test]
+    fn inline_file_and_base64_entries() {
+        let pem = pem();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ca.pem");
+        std::fs::write(&file, &pem).unwrap();
+        let config = json!({"rootCAs": [pem, file.display().to_string(), STANDARD.encode(&pem), ""]});
+        assert_eq!(root_cas(&config).unwrap().len(), 3);
+        assert!(root_cas(&json!({"issuer": "x"})).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        assert_eq!(root_cas(&json!({"rootCAs": "ca.pem"})), Err(TrustError::NotAList));
+        let err = root_cas(&json!({"rootCAs": [pem(), "/no/such/ca.pem"]})).unwrap_err();
+        assert!(err.to_string().starts_with("config.rootCAs[1]: neither PEM"), "{err}");
+        let err = root_cas(&json!({"rootCAs": [STANDARD.encode("just text")]})).unwrap_err();
+        assert!(err.to_string().contains("no CERTIFICATE block"), "{err}");
+    }
+}
