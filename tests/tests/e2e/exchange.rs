@@ -4,6 +4,10 @@
 //! every refusal: unknown connector, connectors that cannot exchange (0.2 without support, 0.1),
 //! tampered, expired, foreign and misaddressed tokens, wrong token types, the grant disabled.
 
+use std::str::FromStr as _;
+
+use openidconnect::core::{CoreClient, CoreIdToken, CoreProviderMetadata};
+use openidconnect::{ClientId, IssuerUrl, Nonce};
 use portcullis::oidc::sub;
 use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::{TestBroker, browser, fixture, flow, location};
@@ -107,6 +111,9 @@ async fn upstream_id_and_access_tokens_become_ours() {
     assert!(doc["grant_types_supported"].as_array().unwrap().contains(&GRANT.into()), "{doc}");
     let upstream = upstream_tokens(&up).await;
     let scope = [("scope", "openid profile email groups offline_access")];
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(down.issuer.clone()).unwrap(), &http).await;
+    let rp = CoreClient::from_provider_metadata(metadata.unwrap(), ClientId::new(flow::CLIENT.into()), None);
 
     for (kind, token) in [(ID_TOKEN, &upstream["id_token"]), (ACCESS_TOKEN, &upstream["access_token"])] {
         let token = token.as_str().unwrap();
@@ -127,12 +134,28 @@ async fn upstream_id_and_access_tokens_become_ours() {
         assert_eq!(info.status(), StatusCode::OK, "{kind}: our access token works at userinfo");
         let info: Value = info.json().await.unwrap();
         assert_eq!((info["sub"].as_str(), info["name"].as_str()), (Some(kilgore().as_str()), Some("Kilgore Trout")));
+        let introspected: Value = reqwest::Client::new()
+            .post(down.url("/token/introspect"))
+            .basic_auth(flow::CLIENT, Some(flow::SECRET))
+            .form(&[("token", access)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(introspected["active"], true, "{kind}: {introspected}");
 
         let wanted = [("requested_token_type", ID_TOKEN), ("scope", "openid profile")];
         let (status, body) = exchange(&down, "upstream", token, kind, &wanted).await;
         assert_eq!(status, StatusCode::OK, "{kind}: {body}");
         assert_eq!((body["issued_token_type"].as_str(), body["token_type"].as_str()), (Some(ID_TOKEN), Some("N_A")));
-        let claims = flow::claims(body["access_token"].as_str().unwrap());
+        let id_token = body["access_token"].as_str().unwrap();
+        // A relying party library accepts it as the downstream's ID token (signature, iss, aud, exp).
+        let verified = CoreIdToken::from_str(id_token).unwrap();
+        let verified = verified.claims(&rp.id_token_verifier(), |_: Option<&Nonce>| Ok(())).expect("a valid ID token");
+        assert_eq!(verified.subject().as_str(), kilgore());
+        let claims = flow::claims(id_token);
         assert_eq!(claims["iss"], down.issuer.as_str());
         assert_eq!((claims["sub"].as_str(), claims["aud"].as_str()), (Some(kilgore().as_str()), Some(flow::CLIENT)));
         assert_eq!(claims["name"], "Kilgore Trout", "{claims}");
