@@ -41,14 +41,17 @@ impl Live {
     }
 }
 
-/// The bytes a generation was built from: the config file's text and every plugin file the
-/// config names. Two equal `Sources` build the same generation.
+/// The bytes a generation was built from: the config file's text, every plugin file the
+/// config names, and the CA files connectors' `rootCAs` name. Two equal `Sources` build the
+/// same generation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sources {
     /// sha256 of the config file's bytes.
     pub config_sha256: String,
     /// Each plugin file the config names, with the sha256 of its bytes (`None`: unreadable).
     pub plugins: BTreeMap<PathBuf, Option<String>>,
+    /// Each CA file a connector's `rootCAs` names, with the sha256 of its bytes.
+    pub root_cas: BTreeMap<PathBuf, Option<String>>,
 }
 
 impl Sources {
@@ -65,7 +68,12 @@ impl Sources {
             let digest = tokio::fs::read(&path).await.ok().map(|b| crate::connectors::loader::sha256_hex(&b));
             plugins.insert(path, digest);
         }
-        Self { config_sha256: config.sha256.clone(), plugins }
+        let mut root_cas = BTreeMap::new();
+        for path in config.connectors.iter().flat_map(|c| crate::connectors::root_ca_files(&c.spec.config)) {
+            let digest = tokio::fs::read(&path).await.ok().map(|b| crate::connectors::loader::sha256_hex(&b));
+            root_cas.insert(path, digest);
+        }
+        Self { config_sha256: config.sha256.clone(), plugins, root_cas }
     }
 }
 

@@ -125,7 +125,11 @@ async fn read_sources(path: &Path) -> (Result<Validated, String>, Sources) {
     let text = match Config::read(path) {
         Ok(text) => text,
         Err(e) => {
-            let sources = Sources { config_sha256: format!("unreadable: {}", e.message), plugins: BTreeMap::new() };
+            let sources = Sources {
+                config_sha256: format!("unreadable: {}", e.message),
+                plugins: BTreeMap::new(),
+                root_cas: BTreeMap::new(),
+            };
             return (Err(e.to_string()), sources);
         }
     };
@@ -138,6 +142,7 @@ async fn read_sources(path: &Path) -> (Result<Validated, String>, Sources) {
             let sources = Sources {
                 config_sha256: crate::connectors::loader::sha256_hex(text.as_bytes()),
                 plugins: BTreeMap::new(),
+                root_cas: BTreeMap::new(),
             };
             (Err(e.to_string()), sources)
         }
@@ -351,11 +356,12 @@ impl Generations {
         }
     }
 
-    /// Files whose change triggers a look at the bytes: the config and every plugin it names,
-    /// and where a symlink among them points (the change happens there).
+    /// Files whose change triggers a look at the bytes: the config, every plugin and `rootCAs`
+    /// file it names, and where a symlink among them points (the change happens there).
     fn watched_files(&self) -> BTreeSet<PathBuf> {
         let live = self.live.load_full();
         let named = live.config.connectors.iter().map(|c| &c.spec.plugin).chain([&live.config.source]);
+        let named = named.chain(live.sources.root_cas.keys());
         let mut files = BTreeSet::new();
         for path in named {
             files.insert(absolute(path));

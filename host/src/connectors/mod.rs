@@ -34,6 +34,7 @@ pub mod types;
 
 pub use bindings::Contract;
 pub use cache::CompileCache;
+pub use capabilities::trust::root_ca_files;
 pub use engine::PluginEngine;
 pub use error::PluginError;
 pub use implied::{HostGrant, Reason};

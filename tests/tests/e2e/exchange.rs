@@ -417,7 +417,8 @@ async fn root_cas_let_the_connector_trust_a_private_ca() {
         )
     };
     let connectors = [block("trusting", &format!("    rootCAs: [\"{ca_file}\"]\n")), block("default", "")].concat();
-    let down = TestBroker::builder().connectors(&connectors).start().await;
+    let config = file("config.yaml", &portcullis_tests::base_config("{issuer}", &connectors));
+    let down = TestBroker::builder().file(std::path::Path::new(&config)).start().await;
 
     // An ID token the upstream signed (no browser can log in over its private CA here).
     let now = portcullis::broker::now();
@@ -433,6 +434,15 @@ async fn root_cas_let_the_connector_trust_a_private_ca() {
         "retry later",
         "no CA",
     );
+
+    // The CA file is part of what a generation is built from: the same bytes reload nothing,
+    // another CA in the file is a new generation, which no longer trusts the upstream.
+    let generations = &down.broker.generations;
+    assert!(!generations.reload().await.unwrap().changed, "nothing changed");
+    file("ca.pem", &portcullis_tests::slapd::TestCa::new("another CA").cert_pem);
+    let reloaded = generations.reload().await.unwrap();
+    assert!(reloaded.changed && reloaded.generation == 2, "{reloaded}");
+    refused(exchange(&down, "trusting", &id_token, ID_TOKEN, &[]).await, "temporarily_unavailable", "retry", "new CA");
 
     let config =
         json!({"issuer": up.issuer, "clientID": "a", "clientSecret": "s", "rootCAs": [ca_file, "/no/such/ca"]});

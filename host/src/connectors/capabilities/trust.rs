@@ -20,6 +20,18 @@ pub enum TrustError {
     Entry { index: usize, reason: String },
 }
 
+/// The `rootCAs` entries that are files (what a reload watches and hashes).
+pub fn root_ca_files(config: &Value) -> Vec<std::path::PathBuf> {
+    let entries = config.get("rootCAs").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && !t.starts_with("-----BEGIN") && std::path::Path::new(t).is_file())
+        .map(std::path::PathBuf::from)
+        .collect()
+}
+
 /// The certificates (DER) of `config.rootCAs`; none when the key is absent.
 pub fn root_cas(config: &Value) -> Result<Vec<Vec<u8>>, TrustError> {
     let Some(list) = config.get("rootCAs").filter(|v| !v.is_null()) else { return Ok(Vec::new()) };
@@ -72,6 +84,7 @@ mod tests {
         std::fs::write(&file, &pem).unwrap();
         let config = json!({"rootCAs": [pem, file.display().to_string(), STANDARD.encode(&pem), ""]});
         assert_eq!(root_cas(&config).unwrap().len(), 3);
+        assert_eq!(root_ca_files(&config), std::slice::from_ref(&file));
         assert!(root_cas(&json!({"issuer": "x"})).unwrap().is_empty());
     }
 
