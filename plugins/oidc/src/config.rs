@@ -127,12 +127,6 @@ impl Config {
         if let Some(uri) = &self.redirect_uri {
             check_url("redirectURI", uri)?;
         }
-        if let Some(scopes) = &self.scopes
-            && !scopes.is_empty()
-            && !scopes.iter().any(|s| s == "openid")
-        {
-            return refuse("scopes must include openid, e.g. [openid, profile, email]".into());
-        }
         for (key, value) in [("userIDKey", &self.user_id_key), ("userNameKey", &self.user_name_key)] {
             if value.as_deref().is_some_and(str::is_empty) {
                 return refuse(format!("{key} must not be empty; leave it out for the default"));
@@ -187,6 +181,18 @@ impl Config {
     /// `promptType`, Dex's default `consent` when absent; `""` sends none.
     pub fn prompt(&self) -> &str {
         self.prompt_type.as_deref().unwrap_or("consent")
+    }
+
+    /// The scopes asked upstream: `openid` first (Dex adds it), then the configured ones, or
+    /// Dex's `profile` and `email`.
+    pub fn upstream_scopes(&self) -> Vec<String> {
+        let configured = self.scopes.as_deref().filter(|s| !s.is_empty());
+        let mut scopes = vec!["openid".to_string()];
+        match configured {
+            Some(list) => scopes.extend(list.iter().filter(|s| *s != "openid").cloned()),
+            None => scopes.extend(DEFAULT_SCOPES.iter().filter(|s| **s != "openid").map(|s| s.to_string())),
+        }
+        scopes
     }
 
     pub fn user_id_key(&self) -> &str {

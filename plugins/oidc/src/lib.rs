@@ -166,7 +166,8 @@ impl Connector for Oidc {
         let provider = provider(config)?;
         let client = client(config, &provider, callback_url);
         let offline = scopes.offline_access.then_some("offline_access");
-        let upstream = portcullis_oidc_core::upstream_scopes(config.scopes.as_deref(), DEFAULT_SCOPES, offline);
+        let configured = config.upstream_scopes();
+        let upstream = portcullis_oidc_core::upstream_scopes(Some(&configured), DEFAULT_SCOPES, offline);
         // As Dex: `prompt` (promptType) goes with offline access only.
         let prompt = if scopes.offline_access { config.prompt() } else { "" };
         let acr = config.acr_values.join(" ");
@@ -423,6 +424,10 @@ mod tests {
         let refused = |extra: Value| Oidc::describe(&config(extra)).unwrap_err().message().to_string();
         assert!(refused(json!({"clientSecret": ""})).contains("clientSecret"));
         assert!(refused(json!({"redirectURI": "/callback"})).contains("redirectURI"));
+        // As Dex, openid is always asked for, first.
+        assert_eq!(config(json!({"scopes": ["profile", "groups"]})).upstream_scopes(), ["openid", "profile", "groups"]);
+        assert_eq!(config(json!({"scopes": ["email", "openid"]})).upstream_scopes(), ["openid", "email"]);
+        assert_eq!(config(json!({})).upstream_scopes(), ["openid", "profile", "email"]);
         assert!(refused(json!({"userIDKey": ""})).contains("userIDKey"));
         assert!(refused(json!({"allowedGroups": ["a"]})).contains("allowedGroups needs insecureEnableGroups"));
         assert!(refused(json!({"insecureSkipVerify": true})).contains("cannot be turned off"));
