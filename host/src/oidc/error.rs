@@ -20,6 +20,12 @@ pub enum OAuthErrorCode {
     ConsentRequired,
     InteractionRequired,
     InvalidToken,
+    /// RFC 8628 §3.5: the user has not approved the device yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: poll less often (the interval grew by 5 seconds).
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
 }
 
 impl OAuthErrorCode {
@@ -39,6 +45,9 @@ impl OAuthErrorCode {
             Self::ConsentRequired => "consent_required",
             Self::InteractionRequired => "interaction_required",
             Self::InvalidToken => "invalid_token",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 
