@@ -131,7 +131,10 @@ impl GrantType {
 
     /// Whether this version of the broker serves the grant.
     pub fn served(self) -> bool {
-        matches!(self, Self::AuthorizationCode | Self::RefreshToken | Self::ClientCredentials | Self::Password)
+        matches!(
+            self,
+            Self::AuthorizationCode | Self::RefreshToken | Self::ClientCredentials | Self::Password | Self::DeviceCode
+        )
     }
 }
 

@@ -87,6 +87,10 @@ pub enum TokenRequest {
         password: String,
         scope: Option<String>,
     },
+    /// RFC 8628 §3.4: a device polling with its device code.
+    DeviceCode {
+        device_code: String,
+    },
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -126,6 +130,7 @@ impl TokenRequest {
                 password: require("password")?,
                 scope: get("scope"),
             }),
+            GrantType::DeviceCode => Ok(Self::DeviceCode { device_code: require("device_code")? }),
             _ => Err(unsupported("is not served by this version of the server")),
         }
     }
@@ -137,6 +142,7 @@ impl TokenRequest {
             Self::RefreshToken { .. } => GrantType::RefreshToken,
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
             Self::Password { .. } => GrantType::Password,
+            Self::DeviceCode { .. } => GrantType::DeviceCode,
         }
     }
 

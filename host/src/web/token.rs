@@ -1,6 +1,7 @@
 //! The token endpoint: authenticates the client, then runs the grant — the authorization_code
 //! grant (single-use codes whose reuse revokes what they produced) and the refresh_token grant
-//! (rotation with reuse detection that revokes the whole family). The rules are in
+//! (rotation with reuse detection that revokes the whole family); the password and
+//! client_credentials grants here, the device_code grant's polls in `device.rs`. The rules are in
 //! `oidc::token`; this reads and writes storage and calls the connector around them.
 
 use std::collections::HashMap;
@@ -50,12 +51,13 @@ pub async fn token(
             let presented = Presented { username: &username, password: secret, scope: scope.as_deref() };
             password(&broker, &live, client, ip, presented).await
         }
+        TokenRequest::DeviceCode { device_code } => super::device::grant(&broker, &live, client, &device_code).await,
     }?;
     crate::metrics::global().tokens.get_or_create(&crate::metrics::GrantLabels { grant_type }).inc();
     Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
 }
 
-fn storage_error(e: impl std::fmt::Display) -> OAuthError {
+pub(super) fn storage_error(e: impl std::fmt::Display) -> OAuthError {
     tracing::error!("token endpoint storage error: {e}");
     OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, "storage unavailable; retry")
 }
@@ -106,20 +108,20 @@ async fn authorization_code(
 }
 
 /// Who a grant proved the user to be, and what to issue for them.
-struct Proven<'a> {
-    connector_id: &'a str,
-    identity: &'a Identity,
-    scopes: &'a ScopeSet,
-    nonce: Option<&'a str>,
-    auth_time: i64,
+pub(super) struct Proven<'a> {
+    pub connector_id: &'a str,
+    pub identity: &'a Identity,
+    pub scopes: &'a ScopeSet,
+    pub nonce: Option<&'a str>,
+    pub auth_time: i64,
     /// The SSO session of the login (the grant is filed under it, so logout revokes it).
-    session: Option<&'a TokenKey>,
+    pub session: Option<&'a TokenKey>,
     /// Issue a refresh token too.
-    refresh: bool,
+    pub refresh: bool,
 }
 
 /// Creates the grant `grant` (and a refresh token when asked) and signs the tokens.
-async fn issue(
+pub(super) async fn issue(
     broker: &AppState,
     live: &Live,
     client: &Client,
