@@ -454,3 +454,37 @@ impl Store {
         self.backend.ping().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device request is found by its device code and by its user code, updated with
+    /// compare-and-swap, and garbage once `DEVICE_EXPIRED_KEPT` past its expiry.
+    #[tokio::test]
+    async fn device_requests_by_either_code_until_collected() {
+        let store = Store::new(Arc::new(crate::storage::MemoryBackend::new()));
+        let (key, user) = (TokenKey::of("device-code"), TokenKey::of("BCDFGHJK"));
+        let mut request = DeviceRequest {
+            key: key.clone(),
+            client_id: "tv".into(),
+            scopes: vec!["openid".into()],
+            status: DeviceStatus::Pending,
+            last_poll: None,
+            interval: 5,
+            created_at: 100,
+            expires_at: 400,
+        };
+        store.create_device_request(&user, &request, 100).await.unwrap();
+        let (by_user, version) = store.device_request_by_user_code(&user, 200).await.unwrap().unwrap();
+        assert_eq!((&by_user, version), (&request, 1));
+        request.status = DeviceStatus::Denied;
+        assert!(store.update_device_request(&request, 1, 200).await.unwrap());
+        assert!(!store.update_device_request(&request, 1, 200).await.unwrap(), "a stale version loses");
+        let (by_key, _) = store.device_request(&key, 500).await.unwrap().expect("kept past its expiry");
+        assert_eq!(by_key.status, DeviceStatus::Denied);
+        assert_eq!(store.collect_garbage(400 + DEVICE_EXPIRED_KEPT - 1).await.unwrap(), 0);
+        assert_eq!(store.collect_garbage(400 + DEVICE_EXPIRED_KEPT).await.unwrap(), 1);
+        assert!(store.device_request_by_user_code(&user, 100).await.unwrap().is_none());
+    }
+}

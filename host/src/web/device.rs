@@ -220,7 +220,10 @@ pub async fn page(
     if !enabled(&live) {
         return Err(not_enabled_page(&live));
     }
-    Ok(code_form(&live, &headers, q.user_code.as_deref().unwrap_or(""), None))
+    // A code that reads as one is shown as the device shows it (`XXXX-XXXX`).
+    let typed = q.user_code.unwrap_or_default();
+    let shown = UserCode::parse(&typed).map_or(typed, |code| code.to_string());
+    Ok(code_form(&live, &headers, &shown, None))
 }
 
 #[derive(Deserialize)]

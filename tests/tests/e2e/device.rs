@@ -6,6 +6,7 @@
 
 use openidconnect::core::{CoreClient, CoreDeviceAuthorizationResponse, CoreProviderMetadata};
 use openidconnect::{ClientId, DeviceAuthorizationUrl, IssuerUrl, Nonce, OAuth2TokenResponse, Scope, TokenResponse};
+use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::{TestBroker, browser, flow, hidden, location, query_param};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -82,19 +83,28 @@ fn hidden_input(html: &str, name: &str) -> Option<String> {
     Some(rest[start..end].to_string()).filter(|v| !v.is_empty())
 }
 
-/// From `verify_code`'s redirect: `/auth`, the chooser, the password form; returns the
+/// From `verify_code`'s redirect: `/auth`, the chooser, then `connector`'s login — the
+/// password form of `local`, or the mock's round trip through `/callback/mock`. Returns the
 /// approval page's URL.
-async fn log_in(b: &TestBroker, web: &reqwest::Client, verified: reqwest::Response) -> String {
+async fn log_in(b: &TestBroker, web: &reqwest::Client, verified: reqwest::Response, connector: &str) -> String {
     assert_eq!(verified.status(), StatusCode::SEE_OTHER, "the code is accepted");
     let auth = location(&verified, &b.base).unwrap();
     assert!(auth.contains("/dex/auth?") && auth.contains("prompt=consent"), "{auth}");
     assert_eq!(query_param(&auth, "redirect_uri").as_deref(), Some("/dex/device/callback"));
     let chooser = web.get(&auth).send().await.unwrap().text().await.unwrap();
-    let req = chooser.split("auth/local?req=").nth(1).and_then(|s| s.split('"').next()).expect("chooser").to_string();
-    let form = web.get(b.url(&format!("/auth/local?req={req}"))).send().await.unwrap().text().await.unwrap();
-    let posted = flow::submit_password(b, web, "local", &form, "admin@example.com", "password").await;
-    assert_eq!(posted.status(), StatusCode::SEE_OTHER, "login accepted");
-    let approval = location(&posted, &b.base).unwrap();
+    let marker = format!("auth/{connector}?req=");
+    let req = chooser.split(marker.as_str()).nth(1).and_then(|s| s.split('"').next()).expect("chooser").to_string();
+    let start = web.get(b.url(&format!("/auth/{connector}?req={req}"))).send().await.unwrap();
+    let logged_in = if connector == "local" {
+        let form = start.text().await.unwrap();
+        flow::submit_password(b, web, "local", &form, "admin@example.com", "password").await
+    } else {
+        let upstream = location(&start, &b.base).expect("the connector's redirect");
+        assert!(upstream.contains(&format!("/callback/{connector}?")), "{upstream}");
+        web.get(&upstream).send().await.unwrap()
+    };
+    assert_eq!(logged_in.status(), StatusCode::SEE_OTHER, "login accepted");
+    let approval = location(&logged_in, &b.base).unwrap();
     assert!(approval.contains("/approval?req="), "a device login always asks for approval: {approval}");
     approval
 }
@@ -118,10 +128,32 @@ async fn answer(b: &TestBroker, web: &reqwest::Client, url: &str, approval: &str
 /// its codes, the browser opens `verification_uri_complete` (prefilled), logs in and approves,
 /// the device's poll gets a verified ID token, an access token and a refresh token — and the
 /// device code is then gone: a second poll is `invalid_grant` and revokes what it produced.
+/// At debug level, the log holds none of the codes and tokens.
 #[tokio::test]
 async fn a_device_logs_in_through_the_browser_and_redeems_once() {
+    let capture = LogCapture::install(Format::Text);
     let b = broker("").await;
-    let doc = discovery(&b).await;
+    let secrets = full_flow(&b).await;
+    let log = capture.text();
+    assert!(log.contains("device approved"), "{log}");
+    for secret in secrets {
+        assert!(!log.contains(&secret), "a secret reached the log: {secret}");
+    }
+}
+
+/// The same over SQLite: the user code's family lookup and the compare-and-swaps are the
+/// backend contract's, nothing SQL-specific.
+#[tokio::test]
+async fn the_device_flow_works_over_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = portcullis::storage::SqlBackend::sqlite(&dir.path().join("portcullis.sqlite")).await.unwrap();
+    let b = TestBroker::builder().clients(CLIENTS).backend(std::sync::Arc::new(sqlite)).start().await;
+    full_flow(&b).await;
+}
+
+/// The flow of the first test; returns the secrets that passed (device code, user code, tokens).
+async fn full_flow(b: &TestBroker) -> Vec<String> {
+    let doc = discovery(b).await;
     assert_eq!(doc["device_authorization_endpoint"], format!("{}/device/code", b.issuer));
     let grants = doc["grant_types_supported"].as_array().unwrap();
     assert!(grants.contains(&"urn:ietf:params:oauth:grant-type:device_code".into()), "{doc}");
@@ -148,9 +180,9 @@ async fn a_device_logs_in_through_the_browser_and_redeems_once() {
 
     let web = browser();
     let complete = details.verification_uri_complete().expect("verification_uri_complete").secret().clone();
-    let verified = enter_code(&b, &web, &complete, None).await;
-    let approval = log_in(&b, &web, verified).await;
-    let back = answer(&b, &web, &approval, "approve", &user_code).await;
+    let verified = enter_code(b, &web, &complete, None).await;
+    let approval = log_in(b, &web, verified, "local").await;
+    let back = answer(b, &web, &approval, "approve", &user_code).await;
     assert!(back.starts_with(&b.url("/device/callback?")), "{back}");
     let done = web.get(&back).send().await.unwrap();
     assert_eq!(done.status(), StatusCode::OK);
@@ -171,7 +203,7 @@ async fn a_device_logs_in_through_the_browser_and_redeems_once() {
     assert_eq!(userinfo.status(), StatusCode::OK);
 
     // Redeemed once: the device code is gone, and presenting it again revokes its tokens.
-    let (status, body) = poll(&b, details.device_code().secret()).await;
+    let (status, body) = poll(b, details.device_code().secret()).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("already redeemed"), "{body}");
     let refreshed = http
@@ -182,6 +214,10 @@ async fn a_device_logs_in_through_the_browser_and_redeems_once() {
         .unwrap();
     let body: Value = refreshed.json().await.unwrap();
     assert_eq!(body["error"], "invalid_grant", "the replay revoked the grant: {body}");
+    let access = tokens.access_token().secret().clone();
+    let id_token = id_token.to_string();
+    let user_letters = user_code.replace('-', "");
+    vec![details.device_code().secret().clone(), user_code, user_letters, access, refresh, id_token]
 }
 
 /// Before approval a poll is `authorization_pending`; polling faster than the interval is
@@ -276,7 +312,8 @@ async fn an_expired_request_is_expired_token() {
     assert_eq!(body["error"], "invalid_grant", "an unknown device code: {body}");
 }
 
-/// "Cancel" on the approval page denies the device: its poll is `access_denied`.
+/// A login through a callback connector (the mock), then "Cancel" on the approval page: the
+/// device is denied, its poll is `access_denied`.
 #[tokio::test]
 async fn a_denied_device_hears_access_denied() {
     let b = broker("").await;
@@ -284,7 +321,7 @@ async fn a_denied_device_hears_access_denied() {
     let user_code = codes["user_code"].as_str().unwrap();
     let web = browser();
     let verified = enter_code(&b, &web, codes["verification_uri_complete"].as_str().unwrap(), None).await;
-    let approval = log_in(&b, &web, verified).await;
+    let approval = log_in(&b, &web, verified, "mock").await;
     let back = answer(&b, &web, &approval, "deny", user_code).await;
     assert_eq!(query_param(&back, "error").as_deref(), Some("access_denied"), "{back}");
     let page = web.get(&back).send().await.unwrap();
@@ -303,7 +340,7 @@ async fn the_callback_belongs_to_the_browser_that_entered_the_code() {
     let codes = device_code(&b, "openid").await;
     let web = browser();
     let verified = enter_code(&b, &web, codes["verification_uri_complete"].as_str().unwrap(), None).await;
-    let approval = log_in(&b, &web, verified).await;
+    let approval = log_in(&b, &web, verified, "local").await;
     let back = answer(&b, &web, &approval, "approve", codes["user_code"].as_str().unwrap()).await;
     let elsewhere = browser().get(&back).send().await.unwrap();
     assert_eq!(elsewhere.status(), StatusCode::FORBIDDEN);
