@@ -66,6 +66,35 @@ pub struct Challenge {
     pub method: pkce::Method,
 }
 
+impl Challenge {
+    /// The `code_challenge` and `code_challenge_method` of a request (an authorization request,
+    /// or a device authorization as Dex takes it), if any; `plain` (the default method, as RFC
+    /// 7636 has it) only when `plain_allowed`.
+    pub fn parse(
+        challenge: Option<&str>,
+        method: Option<&str>,
+        plain_allowed: bool,
+    ) -> Result<Option<Self>, OAuthError> {
+        let Some(challenge) = challenge else {
+            return match method {
+                Some(_) => Err(OAuthError::invalid_request("code_challenge_method without code_challenge")),
+                None => Ok(None),
+            };
+        };
+        let method = match pkce::Method::parse(method.unwrap_or("plain")) {
+            Some(pkce::Method::Plain) if !plain_allowed => {
+                return Err(OAuthError::invalid_request("code_challenge_method plain is not allowed; use S256"));
+            }
+            Some(method) => method,
+            None => return Err(OAuthError::invalid_request("code_challenge_method must be S256")),
+        };
+        if !(43..=128).contains(&challenge.len()) {
+            return Err(OAuthError::invalid_request("code_challenge must be 43 to 128 characters"));
+        }
+        Ok(Some(Self { challenge: challenge.to_string(), method }))
+    }
+}
+
 /// An authorization request that passed every check: the client and redirect URI are
 /// registered, the scopes, PKCE and prompt are acceptable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,25 +196,7 @@ impl AuthorizeRequest {
                 ));
             }
         }
-        let pkce = match (get("code_challenge"), get("code_challenge_method")) {
-            (None, Some(_)) => return Err(OAuthError::invalid_request("code_challenge_method without code_challenge")),
-            (None, None) => None,
-            (Some(challenge), method) => {
-                let method = match pkce::Method::parse(method.unwrap_or("plain")) {
-                    Some(pkce::Method::Plain) if !policy.pkce_plain => {
-                        return Err(OAuthError::invalid_request(
-                            "code_challenge_method plain is not allowed; use S256",
-                        ));
-                    }
-                    Some(method) => method,
-                    None => return Err(OAuthError::invalid_request("code_challenge_method must be S256")),
-                };
-                if !(43..=128).contains(&challenge.len()) {
-                    return Err(OAuthError::invalid_request("code_challenge must be 43 to 128 characters"));
-                }
-                Some(Challenge { challenge: challenge.to_string(), method })
-            }
-        };
+        let pkce = Challenge::parse(get("code_challenge"), get("code_challenge_method"), policy.pkce_plain)?;
         if client.public && pkce.is_none() {
             return Err(OAuthError::invalid_request("public clients must use PKCE (code_challenge with S256)"));
         }

@@ -2,7 +2,7 @@
 //! typed one is read, and what a poll of the token endpoint gets at each stage of a device
 //! request. The handlers in `web/device.rs` do the storage and the pages around these.
 
-use super::{OAuthError, OAuthErrorCode};
+use super::{OAuthError, OAuthErrorCode, pkce};
 
 /// The letters of a user code, as Dex makes them: 20 consonants, so no word can be spelt and
 /// no letter is mistaken for a digit (RFC 8628 §6.1).
@@ -78,6 +78,8 @@ pub struct PollFacts<'a> {
     pub last_poll: Option<i64>,
     /// The interval the device must keep between polls, in seconds.
     pub interval: i64,
+    /// The PKCE challenge the device sent with its authorization, if any (Dex's extension).
+    pub challenge: Option<(&'a str, pkce::Method)>,
 }
 
 /// What to do with a poll of the token endpoint.
@@ -94,10 +96,11 @@ pub enum PollDecision {
     Refuse(OAuthError),
 }
 
-/// Decides a poll by `client_id` at `now` (RFC 8628 §3.5). A device code redeemed once is
+/// Decides a poll by `client_id` (with `verifier`, its PKCE `code_verifier`) at `now` (RFC 8628
+/// §3.5); the verifier is checked when the tokens would go out, as Dex does. A device code redeemed once is
 /// `invalid_grant`, not `expired_token`: it did not expire, it was used, and RFC 6749 §5.2 names
 /// a used grant `invalid_grant`; the grant it produced is revoked, as for a replayed code.
-pub fn poll(facts: PollFacts<'_>, client_id: &str, now: i64) -> PollDecision {
+pub fn poll(facts: PollFacts<'_>, client_id: &str, verifier: Option<&str>, now: i64) -> PollDecision {
     if facts.client_id != client_id {
         return PollDecision::Refuse(OAuthError::invalid_grant("the device code was issued to another client"));
     }
@@ -116,7 +119,19 @@ pub fn poll(facts: PollFacts<'_>, client_id: &str, now: i64) -> PollDecision {
         ));
     }
     match facts.stage {
-        Stage::Approved => PollDecision::Issue,
+        Stage::Approved => match (facts.challenge, verifier) {
+            (None, None) => PollDecision::Issue,
+            (Some((challenge, method)), Some(verifier)) if pkce::verify(method, challenge, verifier) => {
+                PollDecision::Issue
+            }
+            (Some(_), Some(_)) => {
+                PollDecision::Refuse(OAuthError::invalid_grant("code_verifier does not match the code_challenge"))
+            }
+            (Some(_), None) => PollDecision::Refuse(OAuthError::invalid_grant("code_verifier is required (PKCE)")),
+            (None, Some(_)) => PollDecision::Refuse(OAuthError::invalid_request(
+                "code_verifier given but the device authorization had no code_challenge",
+            )),
+        },
         Stage::Denied => {
             PollDecision::Refuse(OAuthError::new(OAuthErrorCode::AccessDenied, "the user denied the device access"))
         }
@@ -160,7 +175,7 @@ mod tests {
     }
 
     fn facts(stage: Stage<'_>, last_poll: Option<i64>) -> PollFacts<'_> {
-        PollFacts { client_id: "tv", stage, expires_at: 1000, last_poll, interval: POLL_INTERVAL }
+        PollFacts { client_id: "tv", stage, expires_at: 1000, last_poll, interval: POLL_INTERVAL, challenge: None }
     }
 
     fn code_of(decision: PollDecision) -> &'static str {
@@ -174,10 +189,10 @@ mod tests {
 
     #[test]
     fn polls_by_stage() {
-        assert_eq!(code_of(poll(facts(Stage::Pending, None), "tv", 100)), "authorization_pending");
-        assert_eq!(code_of(poll(facts(Stage::Pending, Some(95)), "tv", 100)), "authorization_pending");
+        assert_eq!(code_of(poll(facts(Stage::Pending, None), "tv", None, 100)), "authorization_pending");
+        assert_eq!(code_of(poll(facts(Stage::Pending, Some(95)), "tv", None, 100)), "authorization_pending");
         assert_eq!(
-            poll(facts(Stage::Pending, Some(97)), "tv", 100),
+            poll(facts(Stage::Pending, Some(97)), "tv", None, 100),
             PollDecision::Wait {
                 interval: 10,
                 error: OAuthError::new(
@@ -186,12 +201,29 @@ mod tests {
                 ),
             }
         );
-        assert_eq!(code_of(poll(facts(Stage::Approved, Some(99)), "tv", 100)), "issue", "tokens are never held back");
-        assert_eq!(code_of(poll(facts(Stage::Denied, None), "tv", 100)), "access_denied");
-        assert_eq!(code_of(poll(facts(Stage::Pending, None), "tv", 1000)), "expired_token");
-        assert_eq!(code_of(poll(facts(Stage::Approved, None), "other", 100)), "invalid_grant");
-        let replay = poll(facts(Stage::Redeemed { grant: "g" }, None), "tv", 2000);
+        assert_eq!(
+            code_of(poll(facts(Stage::Approved, Some(99)), "tv", None, 100)),
+            "issue",
+            "tokens are never held back"
+        );
+        assert_eq!(code_of(poll(facts(Stage::Denied, None), "tv", None, 100)), "access_denied");
+        assert_eq!(code_of(poll(facts(Stage::Pending, None), "tv", None, 1000)), "expired_token");
+        assert_eq!(code_of(poll(facts(Stage::Approved, None), "other", None, 100)), "invalid_grant");
+        let replay = poll(facts(Stage::Redeemed { grant: "g" }, None), "tv", None, 2000);
         assert!(matches!(&replay, PollDecision::Replayed { grant, .. } if grant == "g"), "{replay:?}");
         assert_eq!(code_of(replay), "invalid_grant");
+    }
+
+    #[test]
+    fn a_challenge_needs_its_verifier_when_the_tokens_go_out() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = Some(("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", pkce::Method::S256));
+        let approved = PollFacts { challenge, ..facts(Stage::Approved, None) };
+        assert_eq!(poll(approved, "tv", Some(verifier), 100), PollDecision::Issue);
+        assert_eq!(code_of(poll(approved, "tv", None, 100)), "invalid_grant");
+        assert_eq!(code_of(poll(approved, "tv", Some(&"x".repeat(43)), 100)), "invalid_grant");
+        let pending = PollFacts { challenge, ..facts(Stage::Pending, None) };
+        assert_eq!(code_of(poll(pending, "tv", None, 100)), "authorization_pending", "checked only at the end");
+        assert_eq!(code_of(poll(facts(Stage::Approved, None), "tv", Some(verifier), 100)), "invalid_request");
     }
 }

@@ -90,6 +90,8 @@ pub enum TokenRequest {
     /// RFC 8628 §3.4: a device polling with its device code.
     DeviceCode {
         device_code: String,
+        /// The PKCE verifier, when the device authorization had a challenge (as Dex takes it).
+        code_verifier: Option<String>,
     },
 }
 
@@ -130,7 +132,9 @@ impl TokenRequest {
                 password: require("password")?,
                 scope: get("scope"),
             }),
-            GrantType::DeviceCode => Ok(Self::DeviceCode { device_code: require("device_code")? }),
+            GrantType::DeviceCode => {
+                Ok(Self::DeviceCode { device_code: require("device_code")?, code_verifier: get("code_verifier") })
+            }
             _ => Err(unsupported("is not served by this version of the server")),
         }
     }

@@ -86,6 +86,11 @@ pub struct DeviceRequest {
     pub key: TokenKey,
     pub client_id: ClientId,
     pub scopes: Vec<String>,
+    /// The device's PKCE challenge, if it sent one (Dex's extension of RFC 8628).
+    #[serde(default)]
+    pub code_challenge: Option<String>,
+    #[serde(default)]
+    pub code_challenge_method: Option<crate::oidc::pkce::Method>,
     pub status: DeviceStatus,
     /// The last poll of the token endpoint (Unix seconds), none before the first.
     pub last_poll: Option<i64>,
@@ -120,6 +125,10 @@ impl DeviceRequest {
             expires_at: self.expires_at,
             last_poll: self.last_poll,
             interval: self.interval,
+            challenge: self
+                .code_challenge
+                .as_deref()
+                .map(|c| (c, self.code_challenge_method.unwrap_or(crate::oidc::pkce::Method::S256))),
         }
     }
 }
@@ -469,6 +478,8 @@ mod tests {
             key: key.clone(),
             client_id: "tv".into(),
             scopes: vec!["openid".into()],
+            code_challenge: None,
+            code_challenge_method: None,
             status: DeviceStatus::Pending,
             last_poll: None,
             interval: 5,

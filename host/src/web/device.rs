@@ -39,6 +39,7 @@ use crate::clock::{now, secs};
 use crate::config::{Client, GrantType};
 use crate::generation::Live;
 use crate::ids::TokenKey;
+use crate::oidc::authorize::Challenge;
 use crate::oidc::device::{POLL_INTERVAL, PollDecision, USER_CODE_ALPHABET, USER_CODE_LEN, UserCode, poll};
 use crate::oidc::token::{ClientCredentials, CodeDecision, check_code};
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet, pkce};
@@ -130,6 +131,9 @@ pub async fn code(
     // RFC 8628 makes scope optional; as in Dex, none means openid.
     let scope = form.get("scope").map(String::as_str).filter(|s| !s.trim().is_empty()).unwrap_or("openid");
     let scopes = ScopeSet::parse(scope).map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
+    // Dex's extension: a PKCE challenge here, its verifier with the poll that gets the tokens.
+    let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let challenge = Challenge::parse(get("code_challenge"), get("code_challenge_method"), live.config.pkce_plain)?;
     let callback = callback_uri(&live, client);
     if !client.redirect_allowed(&callback, &callback_path(&live)) {
         return Err(OAuthError::new(
@@ -148,6 +152,8 @@ pub async fn code(
         key: token_key(&device_code),
         client_id: client.id.clone(),
         scopes: scopes.all.clone(),
+        code_challenge: challenge.as_ref().map(|c| c.challenge.clone()),
+        code_challenge_method: challenge.as_ref().map(|c| c.method),
         status: DeviceStatus::Pending,
         last_poll: None,
         interval: POLL_INTERVAL,
@@ -472,6 +478,7 @@ pub async fn grant(
     live: &Live,
     client: &Client,
     device_code: &str,
+    verifier: Option<&str>,
 ) -> Result<serde_json::Value, OAuthError> {
     let now = now();
     let key = token_key(device_code);
@@ -479,7 +486,7 @@ pub async fn grant(
         broker.store.device_request(&key, now).await.map_err(storage_error)?.ok_or_else(|| {
             OAuthError::invalid_grant("the device code is unknown or long expired; start a new device authorization")
         })?;
-    let decision = poll(request.poll_facts(), &client.id, now);
+    let decision = poll(request.poll_facts(), &client.id, verifier, now);
     match decision {
         PollDecision::Refuse(error) => Err(error),
         PollDecision::Replayed { grant, error } => {

@@ -51,7 +51,9 @@ pub async fn token(
             let presented = Presented { username: &username, password: secret, scope: scope.as_deref() };
             password(&broker, &live, client, ip, presented).await
         }
-        TokenRequest::DeviceCode { device_code } => super::device::grant(&broker, &live, client, &device_code).await,
+        TokenRequest::DeviceCode { device_code, code_verifier } => {
+            super::device::grant(&broker, &live, client, &device_code, code_verifier.as_deref()).await
+        }
     }?;
     crate::metrics::global().tokens.get_or_create(&crate::metrics::GrantLabels { grant_type }).inc();
     Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())

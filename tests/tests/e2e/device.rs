@@ -353,6 +353,59 @@ async fn the_callback_belongs_to_the_browser_that_entered_the_code() {
     assert!(body["id_token"].is_string() && body["refresh_token"].is_null(), "no offline_access: {body}");
 }
 
+/// Dex's PKCE on the device flow: a challenge at `/device/code` makes the poll that would get
+/// the tokens need its verifier; without it, or with another, nothing is redeemed.
+#[tokio::test]
+async fn a_device_challenge_needs_its_verifier() {
+    let b = broker("").await;
+    let (verifier, challenge) = portcullis_tests::pkce();
+    let response = http()
+        .post(b.url("/device/code"))
+        .form(&[("client_id", "tv"), ("code_challenge", &challenge), ("code_challenge_method", "S256")])
+        .send()
+        .await
+        .unwrap();
+    let codes: Value = response.json().await.unwrap();
+    let plain = http()
+        .post(b.url("/device/code"))
+        .form(&[("client_id", "tv"), ("code_challenge", challenge.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.json::<Value>().await.unwrap()["error"], "invalid_request", "plain is off by default");
+    let web = browser();
+    let verified = enter_code(&b, &web, codes["verification_uri_complete"].as_str().unwrap(), None).await;
+    let approval = log_in(&b, &web, verified, "local").await;
+    let back = answer(&b, &web, &approval, "approve", codes["user_code"].as_str().unwrap()).await;
+    assert_eq!(web.get(&back).send().await.unwrap().status(), StatusCode::OK);
+    let device = codes["device_code"].as_str().unwrap();
+    let (_, body) = poll(&b, device).await;
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("code_verifier is required"), "{body}");
+    let with = |verifier: String| {
+        let device = device.to_string();
+        let url = b.url("/token");
+        async move {
+            let response = http()
+                .post(url)
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("device_code", device.as_str()),
+                    ("client_id", "tv"),
+                    ("code_verifier", verifier.as_str()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (_, body) = with(portcullis_tests::pkce().0).await;
+    assert_eq!(body["error"], "invalid_grant", "another verifier: {body}");
+    let (status, body) = with(verifier).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// A confidential client authenticates at `/device/code` (a wrong secret is `invalid_client`);
 /// a client whose redirect URIs lack the device callback is told to add it.
 #[tokio::test]
