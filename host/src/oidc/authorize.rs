@@ -187,15 +187,7 @@ impl AuthorizeRequest {
         }
         let scopes = ScopeSet::parse(get("scope").unwrap_or(""))
             .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
-        for peer in &scopes.audiences {
-            let trusted = policy.clients.get(peer.as_str()).is_some_and(|c| c.trusted_peers.contains(&client.id));
-            if !trusted && peer != &client.id {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidScope,
-                    format!("client {peer:?} does not list {:?} in trustedPeers", client.id),
-                ));
-            }
-        }
+        check_audiences(client, &scopes, policy.clients)?;
         let pkce = Challenge::parse(get("code_challenge"), get("code_challenge_method"), policy.pkce_plain)?;
         if client.public && pkce.is_none() {
             return Err(OAuthError::invalid_request("public clients must use PKCE (code_challenge with S256)"));
@@ -214,6 +206,25 @@ impl AuthorizeRequest {
         };
         Ok((scopes, pkce, prompt, max_age))
     }
+}
+
+/// The `audience:server:client_id:<peer>` scopes of `client`: each peer must list the client in
+/// its `trustedPeers` (or be the client itself), as in Dex.
+pub fn check_audiences(
+    client: &Client,
+    scopes: &ScopeSet,
+    clients: &BTreeMap<ClientId, Client>,
+) -> Result<(), OAuthError> {
+    for peer in &scopes.audiences {
+        let trusted = clients.get(peer.as_str()).is_some_and(|c| c.trusted_peers.contains(&client.id));
+        if !trusted && peer != &client.id {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidScope,
+                format!("client {peer:?} does not list {:?} in trustedPeers", client.id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A live SSO session, as far as the decision needs it.

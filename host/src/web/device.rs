@@ -39,7 +39,7 @@ use crate::clock::{now, secs};
 use crate::config::{Client, GrantType};
 use crate::generation::Live;
 use crate::ids::TokenKey;
-use crate::oidc::authorize::Challenge;
+use crate::oidc::authorize::{Challenge, check_audiences};
 use crate::oidc::device::{POLL_INTERVAL, PollDecision, USER_CODE_ALPHABET, USER_CODE_LEN, UserCode, poll};
 use crate::oidc::token::{ClientCredentials, CodeDecision, check_code};
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet, pkce};
@@ -131,6 +131,8 @@ pub async fn code(
     // RFC 8628 makes scope optional; as in Dex, none means openid.
     let scope = form.get("scope").map(String::as_str).filter(|s| !s.trim().is_empty()).unwrap_or("openid");
     let scopes = ScopeSet::parse(scope).map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
+    // Refused now rather than at the browser's /auth, where the device would never hear of it.
+    check_audiences(client, &scopes, &live.config.clients)?;
     // Dex's extension: a PKCE challenge here, its verifier with the poll that gets the tokens.
     let get = |k: &str| form.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let challenge = Challenge::parse(get("code_challenge"), get("code_challenge_method"), live.config.pkce_plain)?;

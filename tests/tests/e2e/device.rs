@@ -407,7 +407,8 @@ async fn a_device_challenge_needs_its_verifier() {
 }
 
 /// A confidential client authenticates at `/device/code` (a wrong secret is `invalid_client`);
-/// a client whose redirect URIs lack the device callback is told to add it.
+/// a client whose redirect URIs lack the device callback is told to add it; audience scopes
+/// need the peer's trust here already.
 #[tokio::test]
 async fn device_clients_authenticate_and_must_register_the_callback() {
     let b = broker("").await;
@@ -438,6 +439,14 @@ async fn device_clients_authenticate_and_must_register_the_callback() {
     let body: Value = unregistered.json().await.unwrap();
     assert_eq!(body["error"], "unauthorized_client");
     assert!(body["error_description"].as_str().unwrap().contains("/dex/device/callback"), "{body}");
+    let untrusted = http()
+        .post(b.url("/device/code"))
+        .form(&[("client_id", "tv"), ("scope", "openid audience:server:client_id:example-app")])
+        .send()
+        .await
+        .unwrap();
+    let body: Value = untrusted.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_scope", "example-app does not trust tv: {body}");
 }
 
 /// Without the grant in `oauth2.grantTypes`: no endpoint in discovery, `unsupported_grant_type`
