@@ -1,7 +1,7 @@
 //! The token endpoint: authenticates the client, then runs the grant — the authorization_code
 //! grant (single-use codes whose reuse revokes what they produced) and the refresh_token grant
 //! (rotation with reuse detection that revokes the whole family); the password and
-//! client_credentials grants here, the device_code grant's polls in `device.rs`. The rules are in
+//! client_credentials grants here, the device_code grant's polls in `device/`. The rules are in
 //! `oidc::token`; this reads and writes storage and calls the connector around them.
 
 use std::collections::HashMap;
