@@ -17,6 +17,7 @@
 //! - User codes are guessed no faster than `throttle::USER_CODE_PER_IP_BURST` per client IP;
 //!   both codes are stored hashed; every form carries a CSRF token (a double-submit cookie on
 //!   the code page, the login's token on the approval page).
+
 use std::collections::HashMap;
 
 use axum::Form;
@@ -179,7 +180,7 @@ pub async fn code(
     });
     Ok(([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response())
 }
-/// Applies `change` to the pending device request `key`, retrying when a poll updated it in
+/// Sets `status` on the pending device request `key`, retrying when a poll updated it in
 /// between. False if it is no longer pending (or expired, or gone).
 async fn settle(broker: &AppState, key: &TokenKey, status: DeviceStatus) -> crate::storage::Result<bool> {
     for _ in 0..CAS_TRIES {
