@@ -1,7 +1,7 @@
 //! Throttles that make guessing and flooding cost the attacker more than the broker: per client
-//! IP for authorization requests (each is stored) and password attempts, per account for
-//! password attempts (backoff, never a lockout a stranger can impose for long), and a bound on
-//! concurrent bcrypt checks (audit F2, F5). In memory, per process; they survive reloads.
+//! IP for authorization requests (each is stored), password attempts and device user codes, per
+//! account for password attempts (backoff, never a lockout a stranger can impose for long), and
+//! a bound on concurrent bcrypt checks (audit F2, F5). In memory, per process; they survive reloads.
 
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -21,6 +21,10 @@ pub const PASSWORD_PER_IP_BURST: u32 = 60;
 /// Password attempts one account may see in a burst, then one every 6 seconds, whoever makes
 /// them: guessing slows to 10 a minute, while the owner is delayed seconds, never locked out.
 pub const PASSWORD_PER_ACCOUNT_BURST: u32 = 10;
+/// Device user codes one client IP may enter in a burst, then one every 6 seconds: a person
+/// types one or two; guessing one of 20^8 codes at 10 a minute is hopeless within a code's
+/// few minutes of life.
+pub const USER_CODE_PER_IP_BURST: u32 = 10;
 /// Failed password attempts one login (auth request) may have before it must start again.
 pub const MAX_FAILED_PER_LOGIN: u32 = 5;
 /// How long a password check waits for a free bcrypt slot before answering "try again".
@@ -38,6 +42,7 @@ pub struct Throttles {
     authorize_per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     password_per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     password_per_account: Option<DefaultKeyedRateLimiter<String>>,
+    user_code_per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Permits for concurrent bcrypt checks (two per core).
     pub bcrypt: tokio::sync::Semaphore,
 }
@@ -79,6 +84,7 @@ impl Throttles {
                 config.password_per_account.unwrap_or(PASSWORD_PER_ACCOUNT_BURST),
                 Duration::from_secs(6),
             ),
+            user_code_per_ip: keyed(config.user_code_per_ip.unwrap_or(USER_CODE_PER_IP_BURST), Duration::from_secs(6)),
             bcrypt: tokio::sync::Semaphore::new(2 * cores),
         }
     }
@@ -96,11 +102,18 @@ impl Throttles {
         check(&self.password_per_account, &format!("{connector}\u{0}{}", login.to_lowercase()))
     }
 
+    /// Counts a device user code entered from `ip` (right or wrong: it is counted before the
+    /// lookup, so a guess costs the same whatever it hits).
+    pub fn user_code(&self, ip: Option<IpAddr>) -> Result<(), Throttled> {
+        ip.map_or(Ok(()), |ip| check(&self.user_code_per_ip, &ip))
+    }
+
     /// Forgets keys whose buckets are full again (upkeep), so memory follows recent traffic.
     pub fn forget_idle(&self) {
         self.authorize_per_ip.iter().for_each(|l| l.retain_recent());
         self.password_per_ip.iter().for_each(|l| l.retain_recent());
         self.password_per_account.iter().for_each(|l| l.retain_recent());
+        self.user_code_per_ip.iter().for_each(|l| l.retain_recent());
     }
 }
 
@@ -123,6 +136,10 @@ mod tests {
         }
         assert!(t.authorize(ip).is_err());
         assert!(t.authorize(None).is_ok());
+        for _ in 0..USER_CODE_PER_IP_BURST {
+            t.user_code(ip).unwrap();
+        }
+        assert!(t.user_code(ip).is_err(), "user codes are guessed no faster");
         let off = Throttles::new(&ThrottleConfig { authorize_per_ip: Some(0), ..Default::default() });
         assert!((0..1000).all(|_| off.authorize(ip).is_ok()), "0 turns a throttle off");
     }

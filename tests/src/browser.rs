@@ -103,6 +103,8 @@ pub async fn broker_for_app(app: &str) -> TestBroker {
     );
     let yaml = base_config(&issuer, "")
         .replacen(callbacks, &format!("redirectURIs: [http://127.0.0.1:5555/callback, {app}/callback]"), 1)
-        .replacen(logouts, &format!("postLogoutRedirectURIs: [http://127.0.0.1:5555/, {app}/]"), 1);
+        .replacen(logouts, &format!("postLogoutRedirectURIs: [http://127.0.0.1:5555/, {app}/]"), 1)
+        // A native public client for the device flow (the device callback is allowed as is).
+        .replacen("staticClients:\n", "staticClients:\n- id: tv\n  name: TV App\n  public: true\n", 1);
     TestBroker::builder().listener(listener).issuer(&issuer).config(config_from_yaml(&yaml)).start().await
 }

@@ -1,6 +1,7 @@
 //! A person logs in through a real browser: headless Chromium, driven over WebDriver, opens the
 //! example app, clicks Login, picks "Log in with Email", fills the form by its labels, approves
-//! and sees the claims; logs out, and does it again at a phone's width. Every page is checked
+//! and sees the claims; logs a device in (RFC 8628: the code page, the approval page naming the
+//! code); logs out, and does it again at a phone's width. Every page is checked
 //! for basic accessibility (`<html lang>`, one `<h1>`, labelled inputs, a visible keyboard focus
 //! style, no horizontal scroll, submit buttons on screen) and kept as a screenshot in
 //! `target/test-artifacts/browser/`.
@@ -371,8 +372,62 @@ async fn log_in(person: &mut Person, app: &str, mistype: bool) -> Value {
     claims
 }
 
-/// The broker's own pages the login did not pass: an error and the logged-out page.
+/// A device's login (RFC 8628) as the person sees it: the code page opened from
+/// `verification_uri_complete` (prefilled), the login (or single sign-on), the approval page
+/// naming the code, then "return to your device"; the device's poll gets the tokens.
+async fn device_login(person: &mut Person, broker: &TestBroker) {
+    let http = reqwest::Client::new();
+    let codes: Value = http
+        .post(broker.url("/device/code"))
+        .form(&[("client_id", "tv"), ("scope", "openid email")])
+        .send()
+        .await
+        .expect("device authorization")
+        .json()
+        .await
+        .expect("JSON");
+    let user_code = codes["user_code"].as_str().expect("user_code");
+    person.browser.goto(codes["verification_uri_complete"].as_str().expect("complete URI")).await.expect("goto");
+    let shown = person.field("Code").await.prop("value").await.expect("value");
+    assert_eq!(shown.as_deref(), Some(user_code), "the code page is prefilled");
+    person.page("device-code").await;
+    person.button("Continue").await.click().await.expect("click Continue");
+    // With the browser's session still live, single sign-on goes straight to the approval page.
+    let next = "//button[normalize-space()='Grant access'] | //a[normalize-space()='Log in with Email']";
+    let next = person.wait_for(Locator::XPath(next)).await;
+    if next.tag_name().await.expect("tag") == "a" {
+        next.click().await.expect("click Log in with Email");
+        person.fill("Email Address", EMAIL).await;
+        person.fill("Password", PASSWORD).await;
+        person.button("Log in").await.click().await.expect("click Log in");
+    }
+    let grant = person.button("Grant access").await;
+    let text = person.browser.find(Locator::Css("main")).await.expect("main").text().await.expect("text");
+    assert!(text.contains("Grant access to TV App?") && text.contains(user_code), "{text}");
+    person.page("device-approval").await;
+    grant.click().await.expect("click Grant access");
+    person.wait_for(Locator::XPath("//h1[text()='Device connected']")).await;
+    person.page("device-connected").await;
+    let tokens: Value = http
+        .post(broker.url("/token"))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("device_code", codes["device_code"].as_str().expect("device_code")),
+            ("client_id", "tv"),
+        ])
+        .send()
+        .await
+        .expect("poll")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(tokens["id_token"].is_string(), "the device gets its tokens: {tokens}");
+}
+
+/// The broker's own pages the login did not pass: a device's login, an error and the
+/// logged-out page.
 async fn broker_pages(person: &mut Person, broker: &TestBroker) {
+    device_login(person, broker).await;
     person
         .browser
         .goto(&broker.url("/auth?client_id=no-such-app&response_type=code&scope=openid"))

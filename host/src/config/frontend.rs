@@ -17,7 +17,7 @@ use minijinja::Environment;
 use super::model::FrontendConfig;
 
 /// The built-in templates, by the names a `frontend.dir` replaces them with.
-pub const TEMPLATES: [(&str, &str); 8] = [
+pub const TEMPLATES: [(&str, &str); 10] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("chooser.html", include_str!("../../templates/chooser.html")),
     ("password.html", include_str!("../../templates/password.html")),
@@ -26,6 +26,8 @@ pub const TEMPLATES: [(&str, &str); 8] = [
     ("logout.html", include_str!("../../templates/logout.html")),
     ("logout_confirm.html", include_str!("../../templates/logout_confirm.html")),
     ("oob.html", include_str!("../../templates/oob.html")),
+    ("device.html", include_str!("../../templates/device.html")),
+    ("device_success.html", include_str!("../../templates/device_success.html")),
 ];
 
 /// The built-in stylesheet, served at `/static/main.css` unless `frontend.dir` has one.

@@ -159,6 +159,9 @@ pub struct ThrottleConfig {
     /// Password attempts per account (default 10, then 1 every 6 seconds).
     #[serde(default)]
     pub password_per_account: Option<u32>,
+    /// Device user codes entered per client IP (default 10, then 1 every 6 seconds).
+    #[serde(default, rename = "userCodePerIP")]
+    pub user_code_per_ip: Option<u32>,
 }
 
 /// `web.headers`: Dex's keys, the header names themselves. A value replaces the broker's

@@ -138,6 +138,7 @@ impl GrantType {
                 | Self::ClientCredentials
                 | Self::Password
                 | Self::TokenExchange
+                | Self::DeviceCode
         )
     }
 }

@@ -66,6 +66,35 @@ pub struct Challenge {
     pub method: pkce::Method,
 }
 
+impl Challenge {
+    /// The `code_challenge` and `code_challenge_method` of a request (an authorization request,
+    /// or a device authorization as Dex takes it), if any; `plain` (the default method, as RFC
+    /// 7636 has it) only when `plain_allowed`.
+    pub fn parse(
+        challenge: Option<&str>,
+        method: Option<&str>,
+        plain_allowed: bool,
+    ) -> Result<Option<Self>, OAuthError> {
+        let Some(challenge) = challenge else {
+            return match method {
+                Some(_) => Err(OAuthError::invalid_request("code_challenge_method without code_challenge")),
+                None => Ok(None),
+            };
+        };
+        let method = match pkce::Method::parse(method.unwrap_or("plain")) {
+            Some(pkce::Method::Plain) if !plain_allowed => {
+                return Err(OAuthError::invalid_request("code_challenge_method plain is not allowed; use S256"));
+            }
+            Some(method) => method,
+            None => return Err(OAuthError::invalid_request("code_challenge_method must be S256")),
+        };
+        if !(43..=128).contains(&challenge.len()) {
+            return Err(OAuthError::invalid_request("code_challenge must be 43 to 128 characters"));
+        }
+        Ok(Some(Self { challenge: challenge.to_string(), method }))
+    }
+}
+
 /// An authorization request that passed every check: the client and redirect URI are
 /// registered, the scopes, PKCE and prompt are acceptable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,34 +187,8 @@ impl AuthorizeRequest {
         }
         let scopes = ScopeSet::parse(get("scope").unwrap_or(""))
             .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
-        for peer in &scopes.audiences {
-            let trusted = policy.clients.get(peer.as_str()).is_some_and(|c| c.trusted_peers.contains(&client.id));
-            if !trusted && peer != &client.id {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidScope,
-                    format!("client {peer:?} does not list {:?} in trustedPeers", client.id),
-                ));
-            }
-        }
-        let pkce = match (get("code_challenge"), get("code_challenge_method")) {
-            (None, Some(_)) => return Err(OAuthError::invalid_request("code_challenge_method without code_challenge")),
-            (None, None) => None,
-            (Some(challenge), method) => {
-                let method = match pkce::Method::parse(method.unwrap_or("plain")) {
-                    Some(pkce::Method::Plain) if !policy.pkce_plain => {
-                        return Err(OAuthError::invalid_request(
-                            "code_challenge_method plain is not allowed; use S256",
-                        ));
-                    }
-                    Some(method) => method,
-                    None => return Err(OAuthError::invalid_request("code_challenge_method must be S256")),
-                };
-                if !(43..=128).contains(&challenge.len()) {
-                    return Err(OAuthError::invalid_request("code_challenge must be 43 to 128 characters"));
-                }
-                Some(Challenge { challenge: challenge.to_string(), method })
-            }
-        };
+        check_audiences(client, &scopes, policy.clients)?;
+        let pkce = Challenge::parse(get("code_challenge"), get("code_challenge_method"), policy.pkce_plain)?;
         if client.public && pkce.is_none() {
             return Err(OAuthError::invalid_request("public clients must use PKCE (code_challenge with S256)"));
         }
@@ -203,6 +206,25 @@ impl AuthorizeRequest {
         };
         Ok((scopes, pkce, prompt, max_age))
     }
+}
+
+/// The `audience:server:client_id:<peer>` scopes of `client`: each peer must list the client in
+/// its `trustedPeers` (or be the client itself), as in Dex.
+pub fn check_audiences(
+    client: &Client,
+    scopes: &ScopeSet,
+    clients: &BTreeMap<ClientId, Client>,
+) -> Result<(), OAuthError> {
+    for peer in &scopes.audiences {
+        let trusted = clients.get(peer.as_str()).is_some_and(|c| c.trusted_peers.contains(&client.id));
+        if !trusted && peer != &client.id {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidScope,
+                format!("client {peer:?} does not list {:?} in trustedPeers", client.id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A live SSO session, as far as the decision needs it.

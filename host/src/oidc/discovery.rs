@@ -19,7 +19,7 @@ pub fn document(issuer: &str, alg: &str, config: &Validated) -> Value {
     if config.pkce_plain {
         methods.push("plain");
     }
-    json!({
+    let mut doc = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{base}/auth"),
         "token_endpoint": format!("{base}/token"),
@@ -48,5 +48,10 @@ pub fn document(issuer: &str, alg: &str, config: &Validated) -> Value {
         "claims_parameter_supported": false,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
-    })
+    });
+    // RFC 8628 §4: only where the device grant is served.
+    if config.grant_types.contains(&GrantType::DeviceCode) {
+        doc["device_authorization_endpoint"] = json!(format!("{base}/device/code"));
+    }
+    doc
 }

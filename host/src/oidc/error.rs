@@ -22,6 +22,12 @@ pub enum OAuthErrorCode {
     InvalidToken,
     /// RFC 8693 §2.2.2: the token cannot be issued for the `audience` or `resource` asked for.
     InvalidTarget,
+    /// RFC 8628 §3.5: the user has not approved the device yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: poll less often (the interval grew by 5 seconds).
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
 }
 
 impl OAuthErrorCode {
@@ -42,6 +48,9 @@ impl OAuthErrorCode {
             Self::InteractionRequired => "interaction_required",
             Self::InvalidToken => "invalid_token",
             Self::InvalidTarget => "invalid_target",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 

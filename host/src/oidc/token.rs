@@ -89,6 +89,12 @@ pub enum TokenRequest {
     },
     /// RFC 8693: an upstream token, verified by the connector `connector_id` names.
     TokenExchange(Box<super::exchange::ExchangeRequest>),
+    /// RFC 8628 §3.4: a device polling with its device code.
+    DeviceCode {
+        device_code: String,
+        /// The PKCE verifier, when the device authorization had a challenge (as Dex takes it).
+        code_verifier: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for TokenRequest {
@@ -131,6 +137,9 @@ impl TokenRequest {
             GrantType::TokenExchange => {
                 Ok(Self::TokenExchange(Box::new(super::exchange::ExchangeRequest::parse(form)?)))
             }
+            GrantType::DeviceCode => {
+                Ok(Self::DeviceCode { device_code: require("device_code")?, code_verifier: get("code_verifier") })
+            }
             _ => Err(unsupported("is not served by this version of the server")),
         }
     }
@@ -143,6 +152,7 @@ impl TokenRequest {
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
             Self::Password { .. } => GrantType::Password,
             Self::TokenExchange(_) => GrantType::TokenExchange,
+            Self::DeviceCode { .. } => GrantType::DeviceCode,
         }
     }
 

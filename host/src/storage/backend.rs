@@ -1,6 +1,6 @@
 //! The storage backend contract: a small set of atomic operations on typed-by-kind JSON
 //! records, implemented by memory, SQLite and PostgreSQL. The typed API the broker uses
-//! (auth requests, codes, refresh tokens, sessions, keys) is built once on top of it.
+//! (auth requests, codes, refresh tokens, sessions, keys, device requests) is built once on top of it.
 
 use async_trait::async_trait;
 
@@ -15,6 +15,9 @@ pub enum Kind {
     Keys,
     /// One successful code redemption; refresh and access tokens die with it.
     Grant,
+    /// A device authorization (RFC 8628), keyed by its device code's hash, in the family of
+    /// its user code's hash.
+    DeviceRequest,
 }
 
 impl Kind {
@@ -27,6 +30,7 @@ impl Kind {
             Kind::Session => "session",
             Kind::Keys => "keys",
             Kind::Grant => "grant",
+            Kind::DeviceRequest => "device_request",
         }
     }
 }

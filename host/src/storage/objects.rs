@@ -77,6 +77,82 @@ impl AuthCode {
     }
 }
 
+/// A device authorization (RFC 8628): created at `/device/code`, approved (or denied) in a
+/// browser, redeemed by the device's poll. Stored under the sha256 of its device code, in the
+/// family of the sha256 of its user code (the browser finds it by the code the user typed).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeviceRequest {
+    /// This record's id: the sha256 of the device code.
+    pub key: TokenKey,
+    pub client_id: ClientId,
+    pub scopes: Vec<String>,
+    /// The device's PKCE challenge, if it sent one (Dex's extension of RFC 8628).
+    #[serde(default)]
+    pub code_challenge: Option<String>,
+    #[serde(default)]
+    pub code_challenge_method: Option<crate::oidc::pkce::Method>,
+    pub status: DeviceStatus,
+    /// The last poll of the token endpoint (Unix seconds), none before the first.
+    pub last_poll: Option<i64>,
+    /// Seconds the device must wait between polls (grows by 5 with every `slow_down`).
+    pub interval: i64,
+    pub created_at: i64,
+    /// When the device code and the user code stop being valid (`expiry.deviceRequests`).
+    pub expires_at: i64,
+}
+
+/// Polls after a device code expired are told `expired_token` (not "unknown") for this long;
+/// then the record is garbage.
+pub const DEVICE_EXPIRED_KEPT: i64 = 10 * 60;
+
+impl DeviceRequest {
+    /// When storage may drop the record.
+    pub fn kept_until(&self) -> i64 {
+        self.expires_at.saturating_add(DEVICE_EXPIRED_KEPT)
+    }
+
+    /// What a poll is decided on.
+    pub fn poll_facts(&self) -> crate::oidc::device::PollFacts<'_> {
+        use crate::oidc::device::Stage;
+        crate::oidc::device::PollFacts {
+            client_id: &self.client_id,
+            stage: match &self.status {
+                DeviceStatus::Pending => Stage::Pending,
+                DeviceStatus::Approved { .. } => Stage::Approved,
+                DeviceStatus::Denied => Stage::Denied,
+                DeviceStatus::Redeemed { grant } => Stage::Redeemed { grant },
+            },
+            expires_at: self.expires_at,
+            last_poll: self.last_poll,
+            interval: self.interval,
+            challenge: self
+                .code_challenge
+                .as_deref()
+                .map(|c| (c, self.code_challenge_method.unwrap_or(crate::oidc::pkce::Method::S256))),
+        }
+    }
+}
+
+/// Where a device request stands.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum DeviceStatus {
+    Pending,
+    /// The user logged in and approved: the identity the tokens will be issued for, and the
+    /// grant id the login's code was redeemed under (a replayed code revokes it).
+    Approved {
+        connector_id: ConnectorId,
+        identity: Identity,
+        auth_time: i64,
+        grant: String,
+    },
+    Denied,
+    /// The tokens went out under `grant`.
+    Redeemed {
+        grant: String,
+    },
+}
+
 /// A refresh token; `family` groups the tokens rotated from one login.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RefreshToken {
@@ -349,11 +425,77 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a new device request, in the family of its user code's key.
+    pub async fn create_device_request(&self, user_code: &TokenKey, req: &DeviceRequest, now: i64) -> Result<()> {
+        self.insert(Kind::DeviceRequest, req.key.as_str(), Some(user_code.as_str()), req, req.kept_until(), now).await
+    }
+
+    /// The device request of a device code's key, and its version.
+    pub async fn device_request(&self, key: &TokenKey, now: i64) -> Result<Option<(DeviceRequest, i64)>> {
+        self.get(Kind::DeviceRequest, key.as_str(), now).await
+    }
+
+    /// The device request a user code's key names (at most one is live: `/device/code` draws
+    /// again on a collision).
+    pub async fn device_request_by_user_code(
+        &self,
+        user_code: &TokenKey,
+        now: i64,
+    ) -> Result<Option<(DeviceRequest, i64)>> {
+        let ids = self.backend.list_family(Kind::DeviceRequest, user_code.as_str(), now).await?;
+        match ids.first() {
+            Some(id) => self.get(Kind::DeviceRequest, id, now).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Saves `req` if nobody changed it since `version` was read.
+    pub async fn update_device_request(&self, req: &DeviceRequest, version: i64, now: i64) -> Result<bool> {
+        let data = encode(Kind::DeviceRequest, req)?;
+        self.backend.update(Kind::DeviceRequest, req.key.as_str(), version, &data, req.kept_until(), now).await
+    }
+
     pub async fn collect_garbage(&self, now: i64) -> Result<u64> {
         self.backend.collect_garbage(now).await
     }
 
     pub async fn ping(&self) -> Result<()> {
         self.backend.ping().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device request is found by its device code and by its user code, updated with
+    /// compare-and-swap, and garbage once `DEVICE_EXPIRED_KEPT` past its expiry.
+    #[tokio::test]
+    async fn device_requests_by_either_code_until_collected() {
+        let store = Store::new(Arc::new(crate::storage::MemoryBackend::new()));
+        let (key, user) = (TokenKey::of("device-code"), TokenKey::of("BCDFGHJK"));
+        let mut request = DeviceRequest {
+            key: key.clone(),
+            client_id: "tv".into(),
+            scopes: vec!["openid".into()],
+            code_challenge: None,
+            code_challenge_method: None,
+            status: DeviceStatus::Pending,
+            last_poll: None,
+            interval: 5,
+            created_at: 100,
+            expires_at: 400,
+        };
+        store.create_device_request(&user, &request, 100).await.unwrap();
+        let (by_user, version) = store.device_request_by_user_code(&user, 200).await.unwrap().unwrap();
+        assert_eq!((&by_user, version), (&request, 1));
+        request.status = DeviceStatus::Denied;
+        assert!(store.update_device_request(&request, 1, 200).await.unwrap());
+        assert!(!store.update_device_request(&request, 1, 200).await.unwrap(), "a stale version loses");
+        let (by_key, _) = store.device_request(&key, 500).await.unwrap().expect("kept past its expiry");
+        assert_eq!(by_key.status, DeviceStatus::Denied);
+        assert_eq!(store.collect_garbage(400 + DEVICE_EXPIRED_KEPT - 1).await.unwrap(), 0);
+        assert_eq!(store.collect_garbage(400 + DEVICE_EXPIRED_KEPT).await.unwrap(), 1);
+        assert!(store.device_request_by_user_code(&user, 100).await.unwrap().is_none());
     }
 }

@@ -266,6 +266,7 @@ pub async fn approval_page(
             ("scopes", Value::from(lines)),
             ("req", request.id.clone().into()),
             ("csrf", request.csrf.clone().into()),
+            ("user_code", Value::from(super::device::user_code_of(&live, &request))),
         ],
     ))
 }
@@ -289,6 +290,9 @@ pub async fn approval_post(
         return Err(not_logged_in(&live));
     }
     if form.approval != "approve" {
+        if super::device::is_callback(&live, &request.redirect_uri) {
+            super::device::deny(&broker, &live, &headers, &request).await;
+        }
         let _ = broker.store.take_auth_request(&request.id, now()).await;
         return Err(WebError::to_client(
             &live,

@@ -4,6 +4,7 @@
 mod authorize;
 pub mod client_ip;
 mod cookies;
+mod device;
 mod discovery;
 mod error;
 mod exchange;
@@ -134,6 +135,12 @@ pub fn router(broker: AppState) -> Router {
         .route("/callback/{connector}", get(login::callback_get).post(login::callback_post))
         .route("/approval", get(authorize::approval_page).post(authorize::approval_post))
         .route("/token", post(token::token))
+        .route("/device/code", post(device::code))
+        .route("/device", get(device::page))
+        .route("/device/auth/verify_code", post(device::verify))
+        .route("/device/callback", get(device::callback))
+        // Dex's older polling path, for clients configured with it.
+        .route("/device/token", post(token::token))
         .route("/token/introspect", post(introspect::introspect))
         .route("/token/revoke", post(introspect::revoke))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))

@@ -1,7 +1,8 @@
 //! The token endpoint: authenticates the client, then runs the grant — the authorization_code
 //! grant (single-use codes whose reuse revokes what they produced) and the refresh_token grant
-//! (rotation with reuse detection that revokes the whole family); token exchange lives in
-//! `exchange.rs`. The rules are in
+//! (rotation with reuse detection that revokes the whole family); the password and
+//! client_credentials grants here, token exchange in `exchange.rs`, the device_code grant's
+//! polls in `device/`. The rules are in
 //! `oidc::token`; this reads and writes storage and calls the connector around them.
 
 use std::collections::HashMap;
@@ -53,6 +54,9 @@ pub async fn token(
         }
         TokenRequest::TokenExchange(exchange) => {
             super::exchange::token_exchange(&broker, &live, client, &exchange).await
+        }
+        TokenRequest::DeviceCode { device_code, code_verifier } => {
+            super::device::grant(&broker, &live, client, &device_code, code_verifier.as_deref()).await
         }
     }?;
     crate::metrics::global().tokens.get_or_create(&crate::metrics::GrantLabels { grant_type }).inc();
@@ -110,20 +114,20 @@ async fn authorization_code(
 }
 
 /// Who a grant proved the user to be, and what to issue for them.
-struct Proven<'a> {
-    connector_id: &'a str,
-    identity: &'a Identity,
-    scopes: &'a ScopeSet,
-    nonce: Option<&'a str>,
-    auth_time: i64,
+pub(super) struct Proven<'a> {
+    pub connector_id: &'a str,
+    pub identity: &'a Identity,
+    pub scopes: &'a ScopeSet,
+    pub nonce: Option<&'a str>,
+    pub auth_time: i64,
     /// The SSO session of the login (the grant is filed under it, so logout revokes it).
-    session: Option<&'a TokenKey>,
+    pub session: Option<&'a TokenKey>,
     /// Issue a refresh token too.
-    refresh: bool,
+    pub refresh: bool,
 }
 
 /// Creates the grant `grant` (and a refresh token when asked) and signs the tokens.
-async fn issue(
+pub(super) async fn issue(
     broker: &AppState,
     live: &Live,
     client: &Client,

@@ -4,6 +4,7 @@
 
 mod config;
 mod custom_connector;
+mod device;
 mod dex;
 mod exchange;
 mod github;
