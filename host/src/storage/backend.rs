@@ -15,6 +15,14 @@ pub enum Kind {
     Keys,
     /// One successful code redemption; refresh and access tokens die with it.
     Grant,
+    /// A client, password or connector created through the admin API (family `api`).
+    ApiClient,
+    ApiPassword,
+    ApiConnector,
+    /// The admin API's change counter: replicas rebuild their generation when it moves.
+    ApiVersion,
+    /// A user's refresh-token grant, filed under the user's `sub` (the API's ListRefresh).
+    UserGrant,
 }
 
 impl Kind {
@@ -27,6 +35,11 @@ impl Kind {
             Kind::Session => "session",
             Kind::Keys => "keys",
             Kind::Grant => "grant",
+            Kind::ApiClient => "api_client",
+            Kind::ApiPassword => "api_password",
+            Kind::ApiConnector => "api_connector",
+            Kind::ApiVersion => "api_version",
+            Kind::UserGrant => "user_grant",
         }
     }
 }
