@@ -79,6 +79,10 @@ impl Broker {
     /// Like `start`, over a given backend (tests share one between replicas).
     pub async fn with_backend(config: Validated, backend: Arc<dyn Backend>) -> anyhow::Result<Arc<Self>> {
         let store = Store::new(backend);
+        // The clients, passwords and connectors the admin API stored join the file's.
+        let stored = store.stored(now()).await.context("cannot read what the admin API stored")?;
+        let file_config = Arc::new(config.clone());
+        let config = config.with_stored(&stored);
         let keys =
             Keys::new(store.clone(), config.signing_algorithm, config.expiry.signing_keys, config.expiry.id_tokens);
         keys.refresh(now()).await.context("cannot load or create the signing keys")?;
@@ -87,7 +91,8 @@ impl Broker {
             None => CompileCache::disabled(),
         };
         let engine = PluginEngine::new(cache).context("cannot start the WebAssembly engine")?;
-        let sources = Sources::read(&config).await;
+        let mut sources = Sources::read(&config).await;
+        sources.stored_version = stored.version;
         let (registry, failed) = load_connectors(&engine, &config, None).await;
         if !failed.is_empty() {
             let list = failure_list(&failed);
@@ -111,10 +116,10 @@ impl Broker {
                 );
             }
         }
-        let mut live = Live::new(config, registry, 1, sources);
+        let mut live = Live::new(file_config, config, registry, 1, sources);
         live.failed = failed;
         let status = crate::reload::ReloadStatus::of(&live, crate::reload::Outcome::Started);
-        let generations = Arc::new(Generations::new(live, status, engine.clone()));
+        let generations = Arc::new(Generations::new(live, status, engine.clone(), store.clone()));
         let throttles = crate::throttle::Throttles::new(&generations.current().config.web.throttle);
         Ok(Arc::new(Self { generations, store, keys, engine, throttles }))
     }

@@ -14,7 +14,10 @@ use crate::connectors::{PluginEngine, Registry};
 /// What a reload replaces as one: the config and the connectors built from it.
 #[derive(Debug)]
 pub struct Live {
+    /// The config file's settings with the admin API's stored objects merged in: what serves.
     pub config: Arc<Validated>,
+    /// The config file's alone (a change of stored objects is merged into it again).
+    pub file_config: Arc<Validated>,
     pub registry: Arc<Registry>,
     /// Grows by one on every successful reload; auth requests remember theirs.
     pub generation: u64,
@@ -29,9 +32,16 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn new(config: Validated, registry: Registry, generation: u64, sources: Sources) -> Self {
+    pub fn new(
+        file_config: Arc<Validated>,
+        config: Validated,
+        registry: Registry,
+        generation: u64,
+        sources: Sources,
+    ) -> Self {
         Self {
             config: Arc::new(config),
+            file_config,
             registry: Arc::new(registry),
             generation,
             sources,
@@ -52,6 +62,8 @@ pub struct Sources {
     pub plugins: BTreeMap<PathBuf, Option<String>>,
     /// Each CA file a connector's `rootCAs` names, with the sha256 of its bytes.
     pub root_cas: BTreeMap<PathBuf, Option<String>>,
+    /// The admin API's change counter the stored objects were read at (`Store::api_version`).
+    pub stored_version: i64,
 }
 
 impl Sources {
@@ -73,7 +85,7 @@ impl Sources {
             let digest = tokio::fs::read(&path).await.ok().map(|b| crate::connectors::loader::sha256_hex(&b));
             root_cas.insert(path, digest);
         }
-        Self { config_sha256: config.sha256.clone(), plugins, root_cas }
+        Self { config_sha256: config.sha256.clone(), plugins, root_cas, stored_version: 0 }
     }
 }
 

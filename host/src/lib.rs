@@ -3,6 +3,7 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the code map and the invariants the modules keep.
 
+pub mod api;
 pub mod broker;
 pub mod clock;
 pub mod config;

@@ -92,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             init_logging(Some("warn"), false);
             let validated = Config::load(&config)?;
             portcullis::web::tls::server_config(&validated.web)?;
+            portcullis::api::tls_config(&validated.grpc)?;
             let cache = validated.cache_dir.clone().map(CompileCache::at).unwrap_or_else(CompileCache::disabled);
             let engine = PluginEngine::new(cache)?;
             let registry = portcullis::generation::load_registry(&engine, &validated, None).await?;
@@ -169,6 +170,7 @@ fn storage_name(config: &Validated) -> String {
 async fn serve(config: Validated) -> anyhow::Result<()> {
     // The certificate files are read before anything starts: a bad one is a config error.
     let tls = portcullis::web::tls::server_config(&config.web)?;
+    let grpc_tls = portcullis::api::tls_config(&config.grpc)?;
     let (http, https) = (config.web.http.clone(), config.web.https.clone());
     let broker = Broker::start(config).await?;
     let live = broker.generations.current();
@@ -215,6 +217,28 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
         let limits = portcullis::web::ServeLimits { request_timeout: None, ..Default::default() };
         tokio::spawn(portcullis::web::serve_with(admin_listener, admin_router, limits, std::future::pending()));
     }
+    let grpc = &live.config.grpc;
+    let grpc_listener = match &grpc.addr {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("grpc.addr: cannot listen on {addr}"))?;
+            let mode = match (&grpc_tls, &grpc.tls_client_ca) {
+                (None, _) => "plaintext",
+                (Some(_), None) => "TLS",
+                (Some(_), Some(_)) => "mutual TLS",
+            };
+            tracing::info!(mode, "admin API (Dex's gRPC API) listening on {}", l.local_addr()?);
+            if grpc.tls_client_ca.is_none() {
+                tracing::warn!(
+                    "grpc: no tlsClientCA, so anyone who can reach {addr} has full admin access (clients, passwords, \
+                     connectors); keep it on loopback or a private network, or require client certificates with grpc.tlsClientCA"
+                );
+            }
+            Some(l)
+        }
+        None => None,
+    };
     let router = portcullis::web::router(Arc::clone(&broker));
     // One signal stops both listeners (as Dex serves web.http and web.https side by side).
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -230,19 +254,28 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
     };
     let plain = async {
         match http_listener {
-            Some(l) => portcullis::web::serve(l, router.clone(), until_stopped()).await,
+            Some(l) => portcullis::web::serve(l, router.clone(), until_stopped()).await.map_err(anyhow::Error::from),
             None => Ok(()),
         }
     };
     let secure = async {
         match https_listener {
-            Some((l, tls)) => {
-                portcullis::web::serve_tls(l, router.clone(), tls, Default::default(), until_stopped()).await
+            Some((l, tls)) => portcullis::web::serve_tls(l, router.clone(), tls, Default::default(), until_stopped())
+                .await
+                .map_err(anyhow::Error::from),
+            None => Ok(()),
+        }
+    };
+    let admin_api = async {
+        match grpc_listener {
+            Some(l) => {
+                let service = portcullis::api::Service::from_env(Arc::clone(&broker));
+                portcullis::api::serve(l, service, grpc_tls, live.config.grpc.reflection, until_stopped()).await
             }
             None => Ok(()),
         }
     };
-    tokio::try_join!(plain, secure)?;
+    tokio::try_join!(plain, secure, admin_api)?;
     tracing::info!("stopped");
     Ok(())
 }

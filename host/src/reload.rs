@@ -18,7 +18,8 @@ use arc_swap::ArcSwap;
 use crate::clock::now;
 use crate::config::{Config, StorageConfig, Validated};
 use crate::connectors::PluginEngine;
-use crate::generation::{FailedConnector, Live, Sources, load_registry};
+use crate::generation::{FailedConnector, Live, Sources, failure_list, load_connectors};
+use crate::storage::Store;
 
 /// Quiet time after the last file event before looking at the files (editors write several times).
 const DEBOUNCE: Duration = Duration::from_millis(150);
@@ -64,6 +65,8 @@ pub enum Trigger {
     Explicit,
     /// A file event: act only on changed bytes, and report a broken version once.
     FileChange,
+    /// The admin API changed what storage holds (here, or on another replica: `watch_stored`).
+    Stored,
 }
 
 /// What the status endpoint and `/readyz` report.
@@ -119,6 +122,39 @@ impl ReloadStatus {
     }
 }
 
+/// How often a replica looks whether the admin API changed what storage holds (one read).
+pub const STORED_POLL: Duration = Duration::from_secs(2);
+
+/// The file's config and the served one: the file's with what the admin API stored merged in.
+type Configs = (Arc<Validated>, Validated);
+
+/// Reads the config file at `path`, adds what the admin API stored, and hashes the file, the
+/// plugins the result names and the stored version. Storage that cannot be read fails the
+/// attempt (the serving generation stays).
+async fn read_all(path: &Path, store: &Store) -> (Result<Configs, String>, Sources) {
+    let (config, sources) = read_sources(path).await;
+    match config {
+        Ok(config) => merge_stored(Arc::new(config), store, sources).await,
+        Err(e) => (Err(e), sources),
+    }
+}
+
+/// `file` with what the admin API stored now; `sources` with the plugins and the version.
+async fn merge_stored(file: Arc<Validated>, store: &Store, mut sources: Sources) -> (Result<Configs, String>, Sources) {
+    let stored = match store.stored(now()).await {
+        Ok(stored) => stored,
+        Err(e) => {
+            return (Err(format!("cannot read the clients, passwords and connectors the API stored: {e}")), sources);
+        }
+    };
+    let config = (*file).clone().with_stored(&stored);
+    let digest = sources.config_sha256.clone();
+    sources = Sources::read(&config).await;
+    sources.config_sha256 = digest;
+    sources.stored_version = stored.version;
+    (Ok((file, config)), sources)
+}
+
 /// Reads the config file at `path` and hashes it and the plugins it names. A config that does
 /// not parse still gets its digest, so the same broken bytes are recognised when seen again.
 async fn read_sources(path: &Path) -> (Result<Validated, String>, Sources) {
@@ -129,6 +165,7 @@ async fn read_sources(path: &Path) -> (Result<Validated, String>, Sources) {
                 config_sha256: format!("unreadable: {}", e.message),
                 plugins: BTreeMap::new(),
                 root_cas: BTreeMap::new(),
+                stored_version: 0,
             };
             return (Err(e.to_string()), sources);
         }
@@ -143,6 +180,7 @@ async fn read_sources(path: &Path) -> (Result<Validated, String>, Sources) {
                 config_sha256: crate::connectors::loader::sha256_hex(text.as_bytes()),
                 plugins: BTreeMap::new(),
                 root_cas: BTreeMap::new(),
+                stored_version: 0,
             };
             (Err(e.to_string()), sources)
         }
@@ -175,6 +213,8 @@ fn restart_needed(old: &Validated, new: &Validated) -> Option<&'static str> {
         Some("web")
     } else if old.telemetry.http != new.telemetry.http {
         Some("telemetry")
+    } else if old.grpc != new.grpc {
+        Some("grpc")
     } else if old.signing_algorithm != new.signing_algorithm {
         Some("signing.algorithm")
     } else {
@@ -198,12 +238,15 @@ pub struct Generations {
     /// Serialises reloads.
     reloading: tokio::sync::Mutex<()>,
     engine: Arc<PluginEngine>,
+    /// Where the admin API's clients, passwords and connectors are read from.
+    store: Store,
 }
 
 impl Generations {
     /// The generations of a broker that started serving `live` with `status`.
-    pub fn new(live: Live, status: ReloadStatus, engine: Arc<PluginEngine>) -> Self {
+    pub fn new(live: Live, status: ReloadStatus, engine: Arc<PluginEngine>, store: Store) -> Self {
         Self {
+            store,
             live: ArcSwap::from_pointee(live),
             retired: Default::default(),
             last_failed: Default::default(),
@@ -234,7 +277,12 @@ impl Generations {
         let _one_at_a_time = self.reloading.lock().await;
         let current = self.live.load_full();
         let path = current.config.source.clone();
-        let (config, sources) = read_sources(&path).await;
+        // A change of stored objects merges them into the serving file config again; the file
+        // itself is the file watcher's business (and may be mid-edit now).
+        let (config, sources) = match trigger {
+            Trigger::Stored => merge_stored(current.file_config.clone(), &self.store, current.sources.clone()).await,
+            Trigger::Explicit | Trigger::FileChange => read_all(&path, &self.store).await,
+        };
         let retry_failed = trigger == Trigger::Explicit && !current.failed.is_empty();
         if sources == current.sources && !retry_failed {
             *self.last_failed.lock().unwrap_or_else(PoisonError::into_inner) = None;
@@ -242,6 +290,7 @@ impl Generations {
             match trigger {
                 Trigger::Explicit => tracing::info!("reload: {outcome}"),
                 Trigger::FileChange => tracing::debug!("file event without a change of bytes: {outcome}"),
+                Trigger::Stored => tracing::debug!("stored objects unchanged: {outcome}"),
             }
             // A change reverted to the serving bytes clears the failure the status reported.
             if trigger == Trigger::Explicit || !self.status.load().ok {
@@ -250,15 +299,17 @@ impl Generations {
             count_reload("unchanged");
             return Ok(outcome);
         }
-        if trigger == Trigger::FileChange
+        if trigger != Trigger::Explicit
             && self.last_failed.lock().unwrap_or_else(PoisonError::into_inner).as_ref() == Some(&sources)
         {
             let error = self.status.load().error.clone().unwrap_or_default();
             tracing::debug!("file event on the broken version already reported: nothing to do");
             return Err(error);
         }
-        if trigger == Trigger::FileChange {
-            tracing::info!("config or plugin file changed: reloading");
+        match trigger {
+            Trigger::FileChange => tracing::info!("config or plugin file changed: reloading"),
+            Trigger::Stored => tracing::info!("the admin API changed clients, passwords or connectors: reloading"),
+            Trigger::Explicit => {}
         }
         let config = match config {
             Ok(config) => config,
@@ -291,7 +342,7 @@ impl Generations {
         Err(error)
     }
 
-    async fn build_next(&self, current: &Live, config: Validated, sources: Sources) -> Result<Live, String> {
+    async fn build_next(&self, current: &Live, (file, config): Configs, sources: Sources) -> Result<Live, String> {
         let path = current.config.source.clone();
         if let Some(key) = restart_needed(&current.config, &config) {
             return Err(format!(
@@ -299,10 +350,24 @@ impl Generations {
                 path.display()
             ));
         }
-        let registry = load_registry(&self.engine, &config, Some(&current.registry)).await.map_err(|e| {
-            format!("{}: {e:#}\n(a reload is all or nothing: fix or remove these connectors)", path.display())
-        })?;
-        Ok(Live::new(config, registry, current.generation + 1, sources))
+        // A connector the API stored that fails to load is left out (listed in `failed`): it
+        // must not hold back a change to the file. The file's own stay all or nothing.
+        let (registry, failed) = load_connectors(&self.engine, &config, Some(&current.registry)).await;
+        let (stored, from_file): (Vec<_>, Vec<_>) =
+            failed.into_iter().partition(|f| config.stored.connectors.contains(f.connector.as_str()));
+        if !from_file.is_empty() {
+            return Err(format!(
+                "{}: connectors failed to load:\n{}\n(a reload is all or nothing: fix or remove these connectors)",
+                path.display(),
+                failure_list(&from_file)
+            ));
+        }
+        for f in &stored {
+            tracing::error!(connector = %f.connector, "stored connector left out: {}", f.error);
+        }
+        let mut next = Live::new(file, config, registry, current.generation + 1, sources);
+        next.failed = stored;
+        Ok(next)
     }
 
     /// Keeps `live` findable by `generation` until `expires_at`: an auth request that may
@@ -386,6 +451,45 @@ impl Generations {
         });
         let broker = Arc::downgrade(self);
         tokio::spawn(async move { watch(broker).await });
+        self.spawn_stored_watch();
+    }
+
+    /// Rebuilds the generation whenever another replica's API call changed the stored objects,
+    /// until the broker is dropped (part of `spawn_reloaders`).
+    pub fn spawn_stored_watch(self: &Arc<Self>) {
+        let broker = Arc::downgrade(self);
+        tokio::spawn(async move { watch_stored(broker).await });
+    }
+
+    /// Applies a change the admin API just made on this replica, now rather than at the next
+    /// poll; the change is stored either way, so an error here is logged and left to the poll.
+    pub async fn apply_stored(&self) {
+        if let Err(e) = self.reload_on(Trigger::Stored).await {
+            tracing::error!("the API's change is stored but not serving yet: {e}");
+        }
+    }
+
+    /// The version of the API's objects the serving generation was built from.
+    pub fn stored_version(&self) -> i64 {
+        self.live.load().sources.stored_version
+    }
+}
+
+/// Rebuilds the generation when another replica's API call moved the stored version, until
+/// the broker is dropped: one read of one record every `STORED_POLL`.
+async fn watch_stored(broker: std::sync::Weak<Generations>) {
+    let mut tick = tokio::time::interval(STORED_POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(b) = broker.upgrade() else { return };
+        match b.store.api_version(now()).await {
+            Ok(version) if version != b.stored_version() => {
+                let _ = b.reload_on(Trigger::Stored).await;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!("cannot read the API's change counter: {e}"),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ pub mod github_fake;
 pub mod google_fake;
 pub mod logs;
 pub mod slapd;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -99,7 +100,7 @@ pub struct TestBroker {
 /// Where a test broker's config comes from.
 enum Source {
     /// `BASE_CONFIG` with more connectors, clients and top-level YAML.
-    Base { connectors: String, clients: String, extra: String },
+    Base { connectors: String, clients: String, extra: String, oauth2: String },
     /// A config file (hot-reload tests edit it); `{issuer}` in it is filled in first.
     File(PathBuf),
     /// A config the test built itself.
@@ -119,7 +120,12 @@ impl TestBroker {
     /// A broker from `BASE_CONFIG` on a fresh port over a fresh memory store, until told otherwise.
     pub fn builder() -> TestBrokerBuilder {
         TestBrokerBuilder {
-            source: Source::Base { connectors: String::new(), clients: String::new(), extra: String::new() },
+            source: Source::Base {
+                connectors: String::new(),
+                clients: String::new(),
+                extra: String::new(),
+                oauth2: String::new(),
+            },
             listener: None,
             issuer: None,
             backend: None,
@@ -138,6 +144,22 @@ impl TestBroker {
         base
     }
 
+    /// Serves this broker's admin API (Dex's gRPC API) on an ephemeral port, over the config's
+    /// `grpc` TLS when it has a certificate; `connectors_crud` is Dex's connector-calls flag.
+    /// Returns the address (`127.0.0.1:<port>`).
+    pub async fn serve_api(&self, connectors_crud: bool) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("addr").to_string();
+        let live = self.broker.generations.current();
+        let tls = portcullis::api::tls_config(&live.config.grpc).unwrap_or_else(|e| panic!("test gRPC TLS: {e}"));
+        let service = portcullis::api::Service::new(self.broker.clone(), connectors_crud);
+        let reflection = live.config.grpc.reflection;
+        tokio::spawn(async move {
+            let _ = portcullis::api::serve(listener, service, tls, reflection, std::future::pending()).await;
+        });
+        address
+    }
+
     /// The URL of `path` on this broker (under the issuer's path).
     pub fn url(&self, path: &str) -> String {
         format!("{}/dex{path}", self.base)
@@ -145,14 +167,20 @@ impl TestBroker {
 }
 
 impl TestBrokerBuilder {
-    fn base(&mut self) -> (&mut String, &mut String, &mut String) {
+    fn base(&mut self) -> (&mut String, &mut String, &mut String, &mut String) {
         if !matches!(self.source, Source::Base { .. }) {
-            panic!("connectors/clients/extra apply to BASE_CONFIG, not to a file or a ready config");
+            panic!("connectors/clients/extra/oauth2 apply to BASE_CONFIG, not to a file or a ready config");
         }
         match &mut self.source {
-            Source::Base { connectors, clients, extra } => (connectors, clients, extra),
+            Source::Base { connectors, clients, extra, oauth2 } => (connectors, clients, extra, oauth2),
             _ => unreachable!(),
         }
+    }
+
+    /// More `oauth2:` keys: YAML lines indented two spaces (`  grantTypes: [...]\n`).
+    pub fn oauth2(mut self, yaml: &str) -> Self {
+        self.base().3.push_str(yaml);
+        self
     }
 
     /// More connectors after the mock one: YAML list items (`- type: github ...`, indented as
@@ -224,12 +252,14 @@ impl TestBrokerBuilder {
         let base = format!("{scheme}://{}", listener.local_addr().expect("addr"));
         let issuer = self.issuer.unwrap_or_else(|| format!("{base}/dex"));
         let config = match self.source {
-            Source::Base { connectors, clients, extra } => {
-                let yaml = base_config(&issuer, &connectors).replacen(
-                    "staticClients:\n",
-                    &format!("staticClients:\n{clients}\n"),
-                    1,
-                );
+            Source::Base { connectors, clients, extra, oauth2 } => {
+                let yaml = base_config(&issuer, &connectors)
+                    .replacen("staticClients:\n", &format!("staticClients:\n{clients}\n"), 1)
+                    .replacen(
+                        "oauth2:\n  skipApprovalScreen: false\n",
+                        &format!("oauth2:\n  skipApprovalScreen: false\n{oauth2}"),
+                        1,
+                    );
                 config_from_yaml(&format!("{yaml}\n{extra}"))
             }
             Source::File(path) => {
@@ -247,6 +277,8 @@ impl TestBrokerBuilder {
             // A start goes on without a connector that fails; say so where a failing test shows it.
             eprintln!("test broker started without connector {:?}: {}", failed.connector, failed.error);
         }
+        // As `serve` does: a change another replica's admin API stores serves here too.
+        broker.generations.spawn_stored_watch();
         let router = portcullis::web::router(broker.clone());
         let tls = self.https.then(|| {
             let live = broker.generations.current();

@@ -5,6 +5,7 @@ mod expand;
 pub mod frontend;
 mod limits;
 mod model;
+pub mod stored;
 mod validate;
 
 use std::path::{Path, PathBuf};

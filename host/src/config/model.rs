@@ -30,9 +30,9 @@ pub struct Config {
     pub oauth2: OAuth2Config,
     #[serde(default)]
     pub signing: SigningConfig,
-    /// Dex's gRPC API block: known, refused until the API is served (see `validate`).
+    /// Dex's gRPC admin API (`api::serve`): off unless `addr` is set.
     #[serde(default)]
-    pub grpc: Option<serde_yaml::Value>,
+    pub grpc: GrpcConfig,
     /// Dex's `sessions` block: the SSO session's cookie, lifetimes and sharing.
     #[serde(default)]
     pub sessions: Option<SessionsConfig>,
@@ -273,6 +273,29 @@ impl Default for WebConfig {
             throttle: ThrottleConfig::default(),
         }
     }
+}
+
+/// Dex's `grpc` block: where the admin API listens and its TLS (mutual with `tlsClientCA`).
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GrpcConfig {
+    /// TCP address; absent or empty: no API.
+    #[serde(default)]
+    pub addr: Option<String>,
+    #[serde(default)]
+    pub tls_cert: Option<String>,
+    #[serde(default)]
+    pub tls_key: Option<String>,
+    /// Clients must present a certificate issued by one of these CAs (PEM).
+    #[serde(default, rename = "tlsClientCA")]
+    pub tls_client_ca: Option<String>,
+    #[serde(default)]
+    pub tls_min_version: Option<String>,
+    #[serde(default)]
+    pub tls_max_version: Option<String>,
+    /// Serve the gRPC server-reflection service (grpcurl without the proto file).
+    #[serde(default)]
+    pub reflection: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -267,7 +267,7 @@ fn shipped_plugin(kind: &str) -> (&str, Option<&'static str>) {
 
 /// A bcrypt hash as written in a config: the `$2a$…` text itself or, as Dex also accepts, that
 /// text base64-encoded.
-fn bcrypt_hash(text: &str) -> Option<String> {
+pub(super) fn bcrypt_hash(text: &str) -> Option<String> {
     use base64::Engine as _;
     let is_bcrypt =
         |h: &str| (h.starts_with("$2a$") || h.starts_with("$2b$") || h.starts_with("$2y$")) && h.len() == 60;
@@ -320,6 +320,7 @@ pub struct Validated {
     pub storage: StorageConfig,
     pub web: WebConfig,
     pub telemetry: TelemetryConfig,
+    pub grpc: GrpcConfig,
     pub frontend: FrontendConfig,
     /// The pages `frontend` asks for, templates compiled.
     pub pages: super::frontend::Pages,
@@ -341,6 +342,11 @@ pub struct Validated {
     /// true unless set to false); reloads stay all or nothing either way.
     pub continue_on_connector_failure: bool,
     pub cache_dir: Option<PathBuf>,
+    /// Where `type:` plugins are looked for (`plugins.dir`, or the default list).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Which clients, passwords and connectors came from storage (the admin API) rather than
+    /// this file (`Validated::with_stored`); the rest are static, read-only through the API.
+    pub stored: super::stored::StoredIds,
     /// The directory relative paths were resolved against.
     pub base_dir: PathBuf,
     /// The file this config was read from, and the sha256 of its text (set by `Config::from_yaml`).
@@ -448,6 +454,55 @@ fn web(web: &mut WebConfig, base: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// `grpc`: Dex's rules for the admin API's listener and TLS; file paths resolved against `base`.
+fn grpc(g: &mut GrpcConfig, base: &Path) -> Result<(), String> {
+    if g.addr.as_deref() == Some("") {
+        g.addr = None;
+    }
+    let tls = [("tlsCert", &g.tls_cert), ("tlsKey", &g.tls_key), ("tlsClientCA", &g.tls_client_ca)];
+    if g.addr.is_none()
+        && let Some((key, _)) = tls.iter().find(|(_, v)| v.is_some())
+    {
+        return Err(format!(
+            "grpc.{key}: set without grpc.addr, so no API listener would use it; add grpc.addr (e.g. 127.0.0.1:5557) or remove grpc.{key}"
+        ));
+    }
+    match (&g.tls_cert, &g.tls_key) {
+        (Some(_), None) => return Err("grpc.tlsKey: grpc.tlsCert needs its private key; give both or neither".into()),
+        (None, Some(_)) => return Err("grpc.tlsCert: grpc.tlsKey needs its certificate; give both or neither".into()),
+        _ => {}
+    }
+    if g.tls_client_ca.is_some() && g.tls_cert.is_none() {
+        return Err(
+            "grpc.tlsClientCA: client certificates are checked only over TLS; add grpc.tlsCert and grpc.tlsKey".into(),
+        );
+    }
+    for (key, version) in [("tlsMinVersion", &g.tls_min_version), ("tlsMaxVersion", &g.tls_max_version)] {
+        if let Some(v) = version
+            && !matches!(v.as_str(), "1.2" | "1.3")
+        {
+            return Err(format!("grpc.{key}: {v:?} is not a supported TLS version; write \"1.2\" or \"1.3\""));
+        }
+    }
+    if let (Some(min), Some(max)) = (&g.tls_min_version, &g.tls_max_version)
+        && min > max
+    {
+        return Err(format!(
+            "grpc.tlsMinVersion: {min:?} is newer than grpc.tlsMaxVersion {max:?}; lower the one or raise the other"
+        ));
+    }
+    if let Some(addr) = &g.addr
+        && addr.parse::<std::net::SocketAddr>().is_err()
+        && !addr.contains(':')
+    {
+        return Err(format!("grpc.addr: {addr:?} is not an address; write host:port, e.g. 127.0.0.1:5557"));
+    }
+    for file in [&mut g.tls_cert, &mut g.tls_key, &mut g.tls_client_ca].into_iter().flatten() {
+        *file = base.join(&*file).display().to_string();
+    }
+    Ok(())
+}
+
 /// `telemetry`: Dex's Go pprof endpoints have no counterpart in a Rust binary.
 fn telemetry(telemetry: &TelemetryConfig) -> Result<(), String> {
     if telemetry.enable_profiling {
@@ -467,11 +522,6 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     }
     let e = &c.expiry;
     let r = &e.refresh_tokens;
-    if c.grpc.is_some() {
-        return Err("grpc: Dex's gRPC API is not served by this version of Portcullis; remove the grpc block \
-             (clients, passwords and connectors come from this file)"
-            .into());
-    }
     if let Some(mfa) = &c.mfa
         && (!mfa.authenticators.is_empty() || !mfa.default_mfa_chain.is_empty())
     {
@@ -568,12 +618,14 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     let mut c = c;
     web(&mut c.web, base)?;
     telemetry(&c.telemetry)?;
+    grpc(&mut c.grpc, base)?;
 
     let pages = super::frontend::Pages::load(&c.frontend, base)?;
     let clients = clients(&c.static_clients, env)?;
     let passwords = passwords(&c, env)?;
     let plugins_dirs = plugin_dirs(&c.plugins, base);
-    let connectors = connectors(&c, base, &plugins_dirs)?;
+    let connectors =
+        connectors(&c.connectors, c.enable_password_db, base, &plugins_dirs, &|i| format!("connectors[{i}]"))?;
     let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
     let continue_on_connector_failure = continue_on_connector_failure(env)?;
     Ok(Validated {
@@ -581,6 +633,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         storage: c.storage,
         web: c.web,
         telemetry: c.telemetry,
+        grpc: c.grpc,
         frontend: c.frontend,
         pages,
         logger: c.logger,
@@ -597,6 +650,8 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         connectors,
         continue_on_connector_failure,
         cache_dir,
+        plugin_dirs: plugins_dirs,
+        stored: Default::default(),
         base_dir: base.to_path_buf(),
         source: PathBuf::new(),
         sha256: String::new(),
@@ -705,7 +760,10 @@ fn continue_on_connector_failure(env: &dyn Fn(&str) -> Option<String>) -> Result
     }
 }
 
-fn clients(list: &[ClientConfig], env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<ClientId, Client>, String> {
+pub(super) fn clients(
+    list: &[ClientConfig],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<ClientId, Client>, String> {
     let mut clients = BTreeMap::new();
     for (i, cc) in list.iter().enumerate() {
         let at = format!("staticClients[{i}]");
@@ -852,7 +910,7 @@ fn passwords(c: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Sta
     Ok(out)
 }
 
-fn plugin_dirs(p: &PluginsConfig, base: &Path) -> Vec<PathBuf> {
+pub(super) fn plugin_dirs(p: &PluginsConfig, base: &Path) -> Vec<PathBuf> {
     match &p.dir {
         Some(dir) => vec![base.join(dir)],
         None => {
@@ -869,11 +927,18 @@ fn plugin_dirs(p: &PluginsConfig, base: &Path) -> Vec<PathBuf> {
     }
 }
 
-fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<ConnectorEntry>, String> {
+/// Resolves connector entries to their plugins; `at(i)` names entry `i` in messages.
+pub(super) fn connectors(
+    list: &[ConnectorConfig],
+    enable_password_db: bool,
+    base: &Path,
+    dirs: &[PathBuf],
+    at: &dyn Fn(usize) -> String,
+) -> Result<Vec<ConnectorEntry>, String> {
     let mut ids = BTreeSet::new();
     let mut out = Vec::new();
-    for (i, cc) in c.connectors.iter().enumerate() {
-        let at = format!("connectors[{i}]");
+    for (i, cc) in list.iter().enumerate() {
+        let at = at(i);
         let valid_id =
             !cc.id.is_empty() && cc.id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
         if !valid_id {
@@ -882,7 +947,7 @@ fn connectors(c: &Config, base: &Path, dirs: &[PathBuf]) -> Result<Vec<Connector
                 cc.id
             ));
         }
-        if cc.id == "local" && c.enable_password_db {
+        if cc.id == "local" && enable_password_db {
             return Err(format!("{at}.id: \"local\" is the password database's id; choose another"));
         }
         if !ids.insert(cc.id.clone()) {

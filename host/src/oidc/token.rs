@@ -140,7 +140,6 @@ impl TokenRequest {
             GrantType::DeviceCode => {
                 Ok(Self::DeviceCode { device_code: require("device_code")?, code_verifier: get("code_verifier") })
             }
-            _ => Err(unsupported("is not served by this version of the server")),
         }
     }
 

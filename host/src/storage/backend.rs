@@ -18,6 +18,14 @@ pub enum Kind {
     /// A device authorization (RFC 8628), keyed by its device code's hash, in the family of
     /// its user code's hash.
     DeviceRequest,
+    /// A client, password or connector created through the admin API (family `api`).
+    ApiClient,
+    ApiPassword,
+    ApiConnector,
+    /// The admin API's change counter: replicas rebuild their generation when it moves.
+    ApiVersion,
+    /// A user's refresh-token grant, filed under the user's `sub` (the API's ListRefresh).
+    UserGrant,
 }
 
 impl Kind {
@@ -31,6 +39,11 @@ impl Kind {
             Kind::Keys => "keys",
             Kind::Grant => "grant",
             Kind::DeviceRequest => "device_request",
+            Kind::ApiClient => "api_client",
+            Kind::ApiPassword => "api_password",
+            Kind::ApiConnector => "api_connector",
+            Kind::ApiVersion => "api_version",
+            Kind::UserGrant => "user_grant",
         }
     }
 }

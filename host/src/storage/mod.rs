@@ -1,6 +1,7 @@
 //! Storage: one backend contract (`backend`), three backends (memory, SQLite, PostgreSQL), and
 //! the typed objects the broker keeps (`objects`).
 
+pub mod api;
 pub mod backend;
 pub mod memory;
 pub mod objects;

@@ -27,13 +27,14 @@ use crate::config::WebConfig;
 #[error("{key}: {}: {problem}", file.display())]
 #[non_exhaustive]
 pub struct TlsError {
-    pub key: &'static str,
+    /// The config key, e.g. `web.tlsCert` or `grpc.tlsClientCA`.
+    pub key: String,
     pub file: PathBuf,
     pub problem: String,
 }
 
-fn fail(key: &'static str, file: &Path, problem: impl Into<String>) -> TlsError {
-    TlsError { key, file: file.to_path_buf(), problem: problem.into() }
+fn fail(key: &str, file: &Path, problem: impl Into<String>) -> TlsError {
+    TlsError { key: key.to_string(), file: file.to_path_buf(), problem: problem.into() }
 }
 
 /// How often, at most, a handshake looks at the certificate files for a renewal.
@@ -46,32 +47,60 @@ pub fn server_config(web: &WebConfig) -> Result<Option<Arc<ServerConfig>>, TlsEr
     let (Some(_), Some(cert), Some(key)) = (&web.https, &web.tls_cert, &web.tls_key) else {
         return Ok(None);
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions = versions(web.tls_min_version.as_deref(), web.tls_max_version.as_deref());
-    let resolver = ReloadingCert::load(Path::new(cert), Path::new(key), provider.clone())?;
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&versions)
-        .map_err(|e| fail("web.tlsMinVersion", Path::new(cert), format!("no usable TLS version ({e})")))?;
-    let builder = match &web.tls_client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let ca = Path::new(ca);
-            let mut roots = RootCertStore::empty();
-            for cert in read_certs("web.tlsClientCA", ca)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| fail("web.tlsClientCA", ca, format!("not a usable CA certificate ({e})")))?;
-            }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| fail("web.tlsClientCA", ca, format!("cannot verify clients with it ({e})")))?;
-            builder.with_client_cert_verifier(verifier)
-        }
+    let settings = Settings {
+        section: "web",
+        cert: Path::new(cert),
+        key: Path::new(key),
+        client_ca: web.tls_client_ca.as_deref().map(Path::new),
+        min: web.tls_min_version.as_deref(),
+        max: web.tls_max_version.as_deref(),
     };
-    let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    let mut config = settings.server_config()?;
     // The listener speaks HTTP/1.1 only (web::serve_with).
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Some(Arc::new(config)))
+}
+
+/// One listener's TLS keys (`web.*` or `grpc.*`), validated: paths resolved, versions checked.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    /// The config section the keys are in, for error messages (`web`, `grpc`).
+    pub section: &'static str,
+    pub cert: &'a Path,
+    pub key: &'a Path,
+    /// Require a client certificate issued by one of these CAs.
+    pub client_ca: Option<&'a Path>,
+    pub min: Option<&'a str>,
+    pub max: Option<&'a str>,
+}
+
+impl Settings<'_> {
+    /// The rustls config (no ALPN set); the files are read now, and any error names the key and file.
+    pub fn server_config(&self) -> Result<ServerConfig, TlsError> {
+        let section = self.section;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = versions(self.min, self.max);
+        let resolver = ReloadingCert::load_for(section, self.cert, self.key, provider.clone())?;
+        let builder =
+            ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&versions).map_err(|e| {
+                fail(&format!("{section}.tlsMinVersion"), self.cert, format!("no usable TLS version ({e})"))
+            })?;
+        let builder = match self.client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let key = format!("{section}.tlsClientCA");
+                let mut roots = RootCertStore::empty();
+                for cert in read_certs(&key, ca)? {
+                    roots.add(cert).map_err(|e| fail(&key, ca, format!("not a usable CA certificate ({e})")))?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                    .build()
+                    .map_err(|e| fail(&key, ca, format!("cannot verify clients with it ({e})")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        Ok(builder.with_cert_resolver(Arc::new(resolver)))
+    }
 }
 
 /// The protocol versions between `min` (default 1.2) and `max` (default 1.3), as validated.
@@ -82,15 +111,15 @@ fn versions(min: Option<&str>, max: Option<&str>) -> Vec<&'static SupportedProto
     all.into_iter().filter(|(name, _)| *name >= min && *name <= max).map(|(_, v)| v).collect()
 }
 
-fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+fn read(key: &str, path: &Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| fail(key, path, format!("cannot read the file ({e})")))
 }
 
-fn read_certs(key: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+fn read_certs(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     parse_certs(key, path, &read(key, path)?)
 }
 
-fn parse_certs(key: &'static str, path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+fn parse_certs(key: &str, path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = rustls_pemfile::certs(&mut &pem[..])
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| fail(key, path, format!("not a PEM file ({e})")))?;
@@ -102,16 +131,18 @@ fn parse_certs(key: &'static str, path: &Path, pem: &[u8]) -> Result<Vec<Certifi
 
 /// Parses a certificate chain and its key into what rustls serves; checks the key matches.
 fn certified_key(
+    section: &str,
     (cert_path, cert_pem): (&Path, &[u8]),
     (key_path, key_pem): (&Path, &[u8]),
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, TlsError> {
-    let certs = parse_certs("web.tlsCert", cert_path, cert_pem)?;
+    let (cert_key, key_key) = (format!("{section}.tlsCert"), format!("{section}.tlsKey"));
+    let certs = parse_certs(&cert_key, cert_path, cert_pem)?;
     let key = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| fail("web.tlsKey", key_path, format!("not a PEM file ({e})")))?
+        .map_err(|e| fail(&key_key, key_path, format!("not a PEM file ({e})")))?
         .ok_or_else(|| {
             fail(
-                "web.tlsKey",
+                &key_key,
                 key_path,
                 "no private key in the file; write a PEM \"PRIVATE KEY\" block (PKCS#8, RSA or EC)",
             )
@@ -119,10 +150,10 @@ fn certified_key(
     let key = provider
         .key_provider
         .load_private_key(key)
-        .map_err(|e| fail("web.tlsKey", key_path, format!("not a usable private key ({e})")))?;
+        .map_err(|e| fail(&key_key, key_path, format!("not a usable private key ({e})")))?;
     let pair = CertifiedKey::new(certs, key);
     pair.keys_match().map_err(|e| {
-        fail("web.tlsKey", key_path, format!("does not match the certificate in {} ({e})", cert_path.display()))
+        fail(&key_key, key_path, format!("does not match the certificate in {} ({e})", cert_path.display()))
     })?;
     Ok(pair)
 }
@@ -148,6 +179,8 @@ fn stamp(cert: &Path, key: &Path) -> Stamp {
 /// a broken new pair is reported once, not on every check.
 #[derive(Debug)]
 pub struct ReloadingCert {
+    /// The config section the files are named in (`web`, `grpc`), for messages.
+    section: &'static str,
     cert: PathBuf,
     key: PathBuf,
     provider: Arc<CryptoProvider>,
@@ -166,11 +199,22 @@ struct State {
 }
 
 impl ReloadingCert {
-    /// Reads the pair now; an error names the key and file.
+    /// Reads `web.https`'s pair now; an error names the key and file.
     pub fn load(cert: &Path, key: &Path, provider: Arc<CryptoProvider>) -> Result<Self, TlsError> {
+        Self::load_for("web", cert, key, provider)
+    }
+
+    /// Reads the pair named in `section` now.
+    pub fn load_for(
+        section: &'static str,
+        cert: &Path,
+        key: &Path,
+        provider: Arc<CryptoProvider>,
+    ) -> Result<Self, TlsError> {
         let stamp = stamp(cert, key);
-        let (cert_pem, key_pem) = (read("web.tlsCert", cert)?, read("web.tlsKey", key)?);
-        let pair = certified_key((cert, &cert_pem), (key, &key_pem), &provider)?;
+        let (cert_pem, key_pem) =
+            (read(&format!("{section}.tlsCert"), cert)?, read(&format!("{section}.tlsKey"), key)?);
+        let pair = certified_key(section, (cert, &cert_pem), (key, &key_pem), &provider)?;
         let state = State {
             current: Arc::new(pair),
             digest: digest(&cert_pem, &key_pem),
@@ -178,7 +222,7 @@ impl ReloadingCert {
             checked: Instant::now(),
             failed: None,
         };
-        Ok(Self { cert: cert.to_path_buf(), key: key.to_path_buf(), provider, state: Mutex::new(state) })
+        Ok(Self { section, cert: cert.to_path_buf(), key: key.to_path_buf(), provider, state: Mutex::new(state) })
     }
 
     /// The pair to serve now, after looking for a renewal if the last look is old enough.
@@ -196,13 +240,14 @@ impl ReloadingCert {
         if now == state.stamp {
             return;
         }
-        let (cert, key) = (&self.cert, &self.key);
-        let loaded = read("web.tlsCert", cert).and_then(|c| Ok((c, read("web.tlsKey", key)?))).and_then(|(c, k)| {
+        let (cert, key, section) = (&self.cert, &self.key, self.section);
+        let (cert_key, key_key) = (format!("{section}.tlsCert"), format!("{section}.tlsKey"));
+        let loaded = read(&cert_key, cert).and_then(|c| Ok((c, read(&key_key, key)?))).and_then(|(c, k)| {
             let d = digest(&c, &k);
             if d == state.digest || state.failed == Some(d) {
                 return Ok((d, None));
             }
-            match certified_key((cert, &c), (key, &k), &self.provider) {
+            match certified_key(section, (cert, &c), (key, &k), &self.provider) {
                 Ok(pair) => Ok((d, Some(pair))),
                 Err(e) => {
                     state.failed = Some(d);
@@ -213,13 +258,13 @@ impl ReloadingCert {
         match loaded {
             Ok((_, None)) => state.stamp = now,
             Ok((d, Some(pair))) => {
-                tracing::info!(cert = %cert.display(), "web.https: serving the renewed certificate");
+                tracing::info!(cert = %cert.display(), "{section}: serving the renewed certificate");
                 *state = State { current: Arc::new(pair), digest: d, stamp: now, checked: state.checked, failed: None };
             }
             Err(e) => {
                 // Retried when the files change again; the working pair keeps serving.
                 state.stamp = now;
-                tracing::error!("web.https: the new certificate does not load, the previous one keeps serving: {e}");
+                tracing::error!("{section}: the new certificate does not load, the previous one keeps serving: {e}");
             }
         }
     }

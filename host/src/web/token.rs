@@ -161,6 +161,10 @@ pub(super) async fn issue(
             expires_at: lifetime(live).expiry(now, now),
         };
         broker.store.create_refresh_token(&token_key(&token), &record, now).await.map_err(storage_error)?;
+        // The admin API lists and revokes a user's refresh tokens by `sub` (ListRefresh).
+        let sub = crate::oidc::sub::encode(&p.identity.user_id, p.connector_id);
+        let entry = crate::storage::api::UserGrant { client_id: client.id.to_string(), created_at: now };
+        broker.store.file_user_grant(&sub, &grant, &entry, grant_expiry, now).await.map_err(storage_error)?;
         Some(token)
     } else {
         None

@@ -2,6 +2,7 @@
 //! reqwest instead of one per file): a module per area, `cargo test -p portcullis-tests --test
 //! e2e <module>::` runs one.
 
+mod api;
 mod config;
 mod custom_connector;
 mod device;

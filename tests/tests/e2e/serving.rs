@@ -136,100 +136,11 @@ async fn shutdown_drains_the_request_in_flight() {
 
 // ---- web.https ----
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use portcullis_tests::flow;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    SerialNumber,
-};
+use portcullis_tests::tls::{Ca, TlsFiles};
 use reqwest::StatusCode;
-
-/// A test certificate authority.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-/// A certificate (PEM and DER) and its key (PEM).
-struct Leaf {
-    pem: String,
-    der: Vec<u8>,
-    key: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Self {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let pem = params.self_signed(&key).unwrap().pem();
-        Self { pem, issuer: Issuer::new(params, key) }
-    }
-
-    /// A server certificate for 127.0.0.1 with this serial number and expiry year.
-    fn server(&self, serial: u64, expires: i32) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "portcullis test server");
-        params.serial_number = Some(SerialNumber::from(serial));
-        params.not_after = rcgen::date_time_ymd(expires, 1, 1);
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf { pem: cert.pem(), der: cert.der().to_vec(), key: key.serialize_pem() }
-    }
-
-    /// A client certificate, as a reqwest identity (key and certificate PEM).
-    fn client(&self) -> reqwest::Identity {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "portcullis test client");
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        reqwest::Identity::from_pem(format!("{}{}", key.serialize_pem(), cert.pem()).as_bytes()).unwrap()
-    }
-}
-
-/// Where a test broker's certificate files live.
-struct TlsFiles {
-    _dir: tempfile::TempDir,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl TlsFiles {
-    fn new(leaf: &Leaf) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let files = Self { cert: dir.path().join("tls.crt"), key: dir.path().join("tls.key"), _dir: dir };
-        files.write(Some(&leaf.pem), Some(&leaf.key));
-        files
-    }
-
-    /// Replaces the files (each through a rename, as cert-manager and certbot do).
-    fn write(&self, cert: Option<&str>, key: Option<&str>) {
-        let put = |path: &Path, text: &str| {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, text).unwrap();
-            std::fs::rename(&tmp, path).unwrap();
-        };
-        if let Some(key) = key {
-            put(&self.key, key);
-        }
-        if let Some(cert) = cert {
-            put(&self.cert, cert);
-        }
-    }
-
-    /// The `web:` block serving them, with `more` (YAML lines indented two spaces).
-    fn web(&self, more: &str) -> String {
-        format!(
-            "web:\n  https: 127.0.0.1:0\n  tlsCert: {}\n  tlsKey: {}\n{more}",
-            self.cert.display(),
-            self.key.display()
-        )
-    }
-}
 
 /// A client that trusts only `ca` and reports the server's certificate; a fresh one is a new
 /// connection.
