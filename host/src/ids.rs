@@ -153,6 +153,35 @@ impl fmt::Debug for TokenKey {
     }
 }
 
+/// Dex's `NewID`: 25 characters of `[a-z2-7]`, never starting with a digit.
+pub fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    let mut out = String::with_capacity(25);
+    out.push(char::from(b'a' + bytes[0] % 26));
+    out.push_str(&base32(&bytes[1..]));
+    out
+}
+
+/// RFC 4648 base32, lower case, without padding.
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut out = String::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +202,22 @@ mod tests {
         let key = TokenKey::of("abc");
         assert_eq!(key.as_str(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(serde_json::to_string(&key).unwrap(), format!("\"{}\"", key.as_str()));
+    }
+
+    #[test]
+    fn new_ids_have_dexs_shape() {
+        for _ in 0..100 {
+            let id = super::new_id();
+            assert_eq!(id.len(), 25, "{id}");
+            assert!(id.chars().all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)), "{id}");
+            assert!(id.starts_with(|c: char| c.is_ascii_lowercase()), "{id}");
+        }
+    }
+
+    #[test]
+    fn base32_is_rfc_4648_lower_case_unpadded() {
+        assert_eq!(super::base32(b"foobar"), "mzxw6ytboi");
+        assert_eq!(super::base32(b""), "");
+        assert_eq!(super::base32(b"f"), "my");
     }
 }

@@ -16,7 +16,6 @@ mod serve;
 
 use std::sync::Arc;
 
-use rand::RngCore as _;
 use tonic::{Request, Response, Status};
 
 use crate::broker::Broker;
@@ -77,35 +76,6 @@ impl Service {
     async fn applied(&self) {
         self.broker.generations.apply_stored().await;
     }
-}
-
-/// Dex's `NewID`: 25 characters of `[a-z2-7]`, never starting with a digit.
-pub fn new_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let mut out = String::with_capacity(25);
-    out.push(char::from(b'a' + bytes[0] % 26));
-    out.push_str(&base32(&bytes[1..]));
-    out
-}
-
-/// RFC 4648 base32, lower case, without padding.
-fn base32(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let mut out = String::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(char::from(ALPHABET[((buffer >> bits) & 31) as usize]));
-        }
-    }
-    if bits > 0 {
-        out.push(char::from(ALPHABET[((buffer << (5 - bits)) & 31) as usize]));
-    }
-    out
 }
 
 fn failed(doing: &str, e: StorageError) -> Status {
@@ -238,12 +208,13 @@ impl Dex for Service {
             backchannel_logout_uri: c.backchannel_logout_uri,
             post_logout_redirect_uris: c.post_logout_redirect_uris,
             refresh_token_lifetime: c.refresh_token_lifetime,
+            ..Default::default()
         };
         if stored.id.is_empty() {
-            stored.id = new_id();
+            stored.id = crate::ids::new_id();
         }
         if stored.secret.is_empty() && !stored.public {
-            stored.secret = format!("{}{}", new_id(), new_id());
+            stored.secret = format!("{}{}", crate::ids::new_id(), crate::ids::new_id());
         }
         if self.broker.generations.current().config.is_static_client(&stored.id) {
             return Err(Status::unknown("create client: static clients: read-only cannot create client"));
@@ -726,25 +697,5 @@ impl Service {
                 Err(invalid(doing, all.join("; ")))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn new_ids_have_dexs_shape() {
-        for _ in 0..100 {
-            let id = super::new_id();
-            assert_eq!(id.len(), 25, "{id}");
-            assert!(id.chars().all(|c| c.is_ascii_lowercase() || ('2'..='7').contains(&c)), "{id}");
-            assert!(id.starts_with(|c: char| c.is_ascii_lowercase()), "{id}");
-        }
-    }
-
-    #[test]
-    fn base32_is_rfc_4648_lower_case_unpadded() {
-        assert_eq!(super::base32(b"foobar"), "mzxw6ytboi");
-        assert_eq!(super::base32(b""), "");
-        assert_eq!(super::base32(b"f"), "my");
     }
 }

@@ -430,6 +430,21 @@ pub struct OAuth2Config {
     /// Portcullis extension: who may call `/token/introspect`.
     #[serde(default)]
     pub introspection: IntrospectionConfig,
+    /// Portcullis extension: dynamic client registration (RFC 7591/7592); absent: off.
+    #[serde(default)]
+    pub client_registration: Option<ClientRegistrationConfig>,
+}
+
+/// `oauth2.clientRegistration`: `POST /register` open to holders of the initial access token.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClientRegistrationConfig {
+    /// The bearer token a registration must present (RFC 7591 §3's initial access token).
+    #[serde(default)]
+    pub initial_access_token: Option<Secret>,
+    /// The environment variable holding it instead.
+    #[serde(default)]
+    pub initial_access_token_env: Option<String>,
 }
 
 /// `oauth2.introspection`.

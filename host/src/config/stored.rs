@@ -31,6 +31,11 @@ pub struct StoredClient {
     pub post_logout_redirect_uris: Vec<String>,
     /// "", "standalone" or "session".
     pub refresh_token_lifetime: String,
+    /// Registered dynamically (RFC 7591): the sha256 (hex) of its registration access token,
+    /// which RFC 7592's read, update and delete need.
+    pub registration_token_sha256: String,
+    /// When it was registered dynamically (Unix seconds; 0 when made through the gRPC API).
+    pub registered_at: i64,
 }
 
 impl std::fmt::Debug for StoredClient {

@@ -333,6 +333,8 @@ pub struct Validated {
     pub pkce_enforce: bool,
     /// The grants `oauth2.grantTypes` enables (Dex's rules; see `grant_types`).
     pub grant_types: BTreeSet<GrantType>,
+    /// Dynamic client registration's initial access token; `None`: registration is off.
+    pub registration: Option<Secret>,
     pub sessions: Sessions,
     pub clients: BTreeMap<ClientId, Client>,
     pub enable_password_db: bool,
@@ -591,6 +593,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         }
     }
     let grant_types = grant_types(&c.oauth2)?;
+    let registration = registration(c.oauth2.client_registration.as_ref(), env)?;
     let pkce_enforce = c.oauth2.pkce.enforce;
     let sessions = sessions(c.sessions.as_ref(), expiry.sessions)?;
     let mut pkce_plain = false;
@@ -643,6 +646,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         pkce_plain,
         pkce_enforce,
         grant_types,
+        registration,
         sessions,
         clients,
         enable_password_db: c.enable_password_db,
@@ -656,6 +660,37 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         source: PathBuf::new(),
         sha256: String::new(),
     })
+}
+
+/// `oauth2.clientRegistration`: on only with an initial access token of at least 32 characters,
+/// since whoever holds it may register clients.
+fn registration(
+    c: Option<&ClientRegistrationConfig>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Secret>, String> {
+    let Some(c) = c else { return Ok(None) };
+    let at = "oauth2.clientRegistration";
+    let token = match (&c.initial_access_token, &c.initial_access_token_env) {
+        (Some(_), Some(_)) => return Err(format!("{at}: give initialAccessToken or initialAccessTokenEnv, not both")),
+        (Some(t), None) => t.clone(),
+        (None, Some(var)) => Secret::new(
+            env(var).ok_or_else(|| format!("{at}.initialAccessTokenEnv: environment variable {var} is not set"))?,
+        ),
+        (None, None) => {
+            return Err(format!(
+                "{at}: registration needs an initial access token, so that not anyone can register clients; add \
+                 initialAccessTokenEnv: <variable> (or initialAccessToken), e.g. from `openssl rand -base64 32`, or remove \
+                 the block to keep registration off"
+            ));
+        }
+    };
+    if token.expose().len() < 32 {
+        return Err(format!(
+            "{at}.initialAccessToken: {} characters is too short to resist guessing; use at least 32 (`openssl rand -base64 32`)",
+            token.expose().len()
+        ));
+    }
+    Ok(Some(token))
 }
 
 /// The grants enabled, as Dex resolves `oauth2.grantTypes`: absent, every grant but

@@ -49,6 +49,10 @@ pub fn document(issuer: &str, alg: &str, config: &Validated) -> Value {
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
     });
+    // RFC 8414 §2: only where dynamic registration is on.
+    if config.registration.is_some() {
+        doc["registration_endpoint"] = json!(format!("{base}/register"));
+    }
     // RFC 8628 §4: only where the device grant is served.
     if config.grant_types.contains(&GrantType::DeviceCode) {
         doc["device_authorization_endpoint"] = json!(format!("{base}/device/code"));

@@ -14,6 +14,7 @@ mod login;
 pub use login::BCRYPT_MAX_PASSWORD;
 mod logout;
 pub mod pages;
+mod register;
 mod session;
 pub mod tls;
 mod token;
@@ -143,6 +144,8 @@ pub fn router(broker: AppState) -> Router {
         .route("/device/token", post(token::token))
         .route("/token/introspect", post(introspect::introspect))
         .route("/token/revoke", post(introspect::revoke))
+        .route("/register", post(register::register))
+        .route("/register/{client_id}", get(register::read).put(register::update).delete(register::delete))
         .route("/userinfo", get(userinfo::userinfo).post(userinfo::userinfo))
         .route("/logout", get(logout::logout).post(logout::logout_post));
     let routes = if prefix.is_empty() { routes } else { Router::new().nest(&prefix, routes) };

@@ -14,6 +14,7 @@ mod ldap;
 mod logs;
 mod mock;
 mod oidc;
+mod register;
 mod reload;
 mod replicas;
 mod sandbox;
