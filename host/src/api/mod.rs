@@ -20,7 +20,6 @@ use tonic::{Request, Response, Status};
 
 use crate::broker::Broker;
 use crate::clock::now;
-use crate::config::GrantType;
 use crate::config::stored::{StoredClient, StoredConnector, StoredPassword, check_hash};
 use crate::storage::StorageError;
 
@@ -154,17 +153,9 @@ fn check_lifetime(lifetime: &str) -> Result<(), Status> {
 /// Dex's check of a connector's `grant_types`; `client_credentials` never goes through a connector.
 fn check_connector_grants(grants: &[String]) -> Result<(), Status> {
     for g in grants {
-        let known = matches!(GrantType::parse(g), Some(t) if t != GrantType::ClientCredentials) || g == "implicit";
-        if !known {
+        if !crate::config::CONNECTOR_GRANTS.contains(&g.as_str()) {
             return Err(Status::unknown(format!("unknown grant type {g:?}")));
         }
-    }
-    if !grants.is_empty() {
-        // Accepting a restriction we would not enforce would be a silent difference.
-        return Err(Status::invalid_argument(
-            "grant_types: per-connector grant restrictions are not enforced by this version of Portcullis; \
-             send none (the connector serves every enabled grant), or restrict clients with allowed_connectors",
-        ));
     }
     Ok(())
 }
@@ -545,7 +536,7 @@ impl Dex for Service {
                 r#type: entry.kind.clone().unwrap_or_else(|| "plugin".into()),
                 name: entry.spec.name.clone(),
                 config: serde_json::to_vec(&entry.spec.config).unwrap_or_default(),
-                grant_types: Vec::new(),
+                grant_types: entry.grant_types.clone(),
             });
         }
         if live.config.enable_password_db {

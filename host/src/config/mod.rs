@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 pub use limits::{MAX_CONFIG_BYTES, MAX_CONFIG_DEPTH};
 pub use model::*;
 pub use validate::{
-    CONTINUE_ON_CONNECTOR_FAILURE, Client, ConnectorEntry, Expiry, GrantType, REDIRECT_OOB, RefreshExpiry,
-    RefreshTokenLifetime, SESSION_COOKIE, Sessions, SigningAlgorithm, StaticPassword, Validated,
+    CONNECTOR_GRANTS, CONTINUE_ON_CONNECTOR_FAILURE, Client, ConnectorEntry, Expiry, GrantType, REDIRECT_OOB,
+    RefreshExpiry, RefreshTokenLifetime, SESSION_COOKIE, Sessions, SigningAlgorithm, StaticPassword, Validated,
 };
 
 /// A config that could not be loaded.

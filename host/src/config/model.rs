@@ -599,6 +599,9 @@ pub struct ConnectorConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub config: BTreeMap<String, serde_json::Value>,
+    /// Dex's `grantTypes`: the grants this connector may serve (empty: every one).
+    #[serde(default)]
+    pub grant_types: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -175,6 +175,7 @@ impl StoredConnector {
             allowed_hosts: None,
             limits: LimitsConfig::default(),
             config,
+            grant_types: self.grant_types.clone(),
         })
     }
 

@@ -311,6 +311,33 @@ pub struct ConnectorEntry {
     /// Why the plugin file could not be found (the key path and the fix); the connector then
     /// fails to load, and `spec.plugin` is where it was looked for first.
     pub missing: Option<String>,
+    /// Dex's `grantTypes`: the grants this connector serves; empty: every one.
+    pub grant_types: Vec<String>,
+}
+
+/// The grants Dex lets a connector be limited to (`grantTypes`); `client_credentials` involves
+/// no connector.
+pub const CONNECTOR_GRANTS: [&str; 6] = [
+    "authorization_code",
+    "refresh_token",
+    "implicit",
+    "password",
+    "urn:ietf:params:oauth:grant-type:device_code",
+    "urn:ietf:params:oauth:grant-type:token-exchange",
+];
+
+impl ConnectorEntry {
+    /// Whether this connector serves `grant` (Dex's `GrantTypeAllowed`).
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.is_empty() || self.grant_types.iter().any(|g| g == grant)
+    }
+}
+
+impl Validated {
+    /// Whether `connector` serves `grant`; the password database (`local`) serves every grant.
+    pub fn connector_allows(&self, connector: &str, grant: &str) -> bool {
+        self.connectors.iter().find(|c| c.spec.id == connector).is_none_or(|c| c.allows_grant(grant))
+    }
 }
 
 /// A config that passed every check.
@@ -1038,7 +1065,15 @@ pub(super) fn connectors(
             limits: cc.limits.clone(),
             config,
         };
-        out.push(ConnectorEntry { spec, kind: cc.kind.clone(), missing });
+        for (j, g) in cc.grant_types.iter().enumerate() {
+            if !CONNECTOR_GRANTS.contains(&g.as_str()) {
+                return Err(format!(
+                    "{at}.grantTypes[{j}]: {g:?} is not a grant a connector can be limited to; write one of {}",
+                    CONNECTOR_GRANTS.join(", ")
+                ));
+            }
+        }
+        out.push(ConnectorEntry { spec, kind: cc.kind.clone(), missing, grant_types: cc.grant_types.clone() });
     }
     Ok(out)
 }

@@ -44,14 +44,14 @@ pub async fn authorize_post(
 }
 
 /// The login methods shown on the chooser: the password database, then each loaded connector,
-/// those the client may use (`allowedConnectors`).
-fn methods<'a>(live: &'a Live, client: Option<&Client>) -> Vec<(&'a str, &'a str)> {
+/// those the client may use (`allowedConnectors`) that serve the login's grant (`grantTypes`).
+fn methods<'a>(live: &'a Live, client: Option<&Client>, grant: &str) -> Vec<(&'a str, &'a str)> {
     let local = live.config.enable_password_db.then_some((LOCAL, "Email"));
     let loaded = live
         .config
         .connectors
         .iter()
-        .filter(|entry| live.registry.get(&entry.spec.id).is_some())
+        .filter(|entry| live.registry.get(&entry.spec.id).is_some() && entry.allows_grant(grant))
         .map(|entry| (entry.spec.id.as_str(), entry.spec.name.as_str()));
     local.into_iter().chain(loaded).filter(|(id, _)| client.is_none_or(|c| c.allows(id))).collect()
 }
@@ -185,7 +185,8 @@ fn still_valid(live: &Live, session: &crate::storage::Session) -> bool {
 /// The chooser, or straight to the only (or hinted) login method.
 fn choose(live: &Arc<Live>, asked: &AuthorizeRequest, request: &AuthRequest) -> Result<Response, WebError> {
     let pfx = prefix(live);
-    let methods = methods(live, live.config.clients.get(request.client_id.as_str()));
+    let grant = super::login::grant_of(live, request);
+    let methods = methods(live, live.config.clients.get(request.client_id.as_str()), grant);
     let ids: Vec<&str> = methods.iter().map(|(id, _)| *id).collect();
     let oauth2 = &live.config.oauth2;
     let choice = crate::oidc::authorize::choose(&ids, asked.connector_hint.as_deref(), oauth2.always_show_login_screen);

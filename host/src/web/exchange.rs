@@ -32,6 +32,12 @@ pub(super) async fn token_exchange(
             format!("this client may not use connector {connector:?} (allowedConnectors)"),
         ));
     }
+    if !live.config.connector_allows(connector, crate::config::GrantType::TokenExchange.as_str()) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            format!("connector {connector:?} does not serve token exchange (its grantTypes)"),
+        ));
+    }
     let Some(plugin) = live.registry.get(connector) else {
         if live.failed.iter().any(|f| f.connector == connector) {
             return Err(OAuthError::new(

@@ -72,8 +72,27 @@ fn password_form(
     )
 }
 
-/// Refuses a login method the login's client may not use (its `allowedConnectors`).
+/// The grant a login serves: the device flow's when it returns to `/device/callback`.
+pub(super) fn grant_of(live: &Live, request: &AuthRequest) -> &'static str {
+    if super::device::is_callback(live, &request.redirect_uri) {
+        crate::config::GrantType::DeviceCode.as_str()
+    } else {
+        crate::config::GrantType::AuthorizationCode.as_str()
+    }
+}
+
+/// Refuses a login method the login's client may not use (its `allowedConnectors`), or one
+/// whose `grantTypes` leave out the login's grant.
 fn check_allowed(live: &Arc<Live>, request: &AuthRequest, connector: &str) -> Result<(), WebError> {
+    if !live.config.connector_allows(connector, grant_of(live, request)) {
+        return Err(WebError::page(
+            live,
+            StatusCode::BAD_REQUEST,
+            "Login method not available",
+            "This login method does not serve this kind of login (its grantTypes).",
+        )
+        .hint("Go back to the application and log in with another method."));
+    }
     match live.config.clients.get(request.client_id.as_str()) {
         Some(client) if !client.allows(connector) => Err(WebError::page(
             live,

@@ -17,7 +17,7 @@ use super::error::WebError;
 use super::flow::LOCAL;
 use super::{AppState, ClientIp, issuer, random_token, token_key};
 use crate::clock::{now, secs};
-use crate::config::{Client, RefreshTokenLifetime};
+use crate::config::{Client, GrantType, RefreshTokenLifetime};
 use crate::connectors::{Identity, Scopes};
 use crate::generation::Live;
 use crate::ids::TokenKey;
@@ -135,13 +135,15 @@ pub(super) async fn issue(
     p: Proven<'_>,
     now: i64,
 ) -> Result<serde_json::Value, OAuthError> {
-    let offline = if p.refresh { lifetime(live).absolute } else { 0 };
+    // No refresh token from a connector whose `grantTypes` leave out refresh_token (as in Dex).
+    let refresh = p.refresh && live.config.connector_allows(p.connector_id, GrantType::RefreshToken.as_str());
+    let offline = if refresh { lifetime(live).absolute } else { 0 };
     let expiry = &live.config.expiry;
     let grant_expiry = now + secs(expiry.id_tokens).max(secs(expiry.access_tokens)).max(offline);
     // Filed under the session, logout revokes the grant; a `standalone` client's outlives it.
     let filed_under = p.session.filter(|_| client.refresh_lifetime != RefreshTokenLifetime::Standalone);
     broker.store.create_grant(&grant, filed_under, grant_expiry, now).await.map_err(storage_error)?;
-    let refresh_token = if p.refresh {
+    let refresh_token = if refresh {
         let token = random_token();
         let record = RefreshToken {
             family: grant.clone(),
@@ -207,6 +209,12 @@ async fn password(
         return Err(OAuthError::new(
             OAuthErrorCode::UnauthorizedClient,
             format!("this client may not log users in through {connector:?} (allowedConnectors)"),
+        ));
+    }
+    if !live.config.connector_allows(connector, crate::config::GrantType::Password.as_str()) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            format!("connector {connector:?} does not serve the password grant (its grantTypes)"),
         ));
     }
     if let Err(throttled) = broker.throttles.password(ip.0, connector, presented.username) {

@@ -282,6 +282,16 @@ async fn connectors_created_through_the_api_serve_logins() {
     assert_eq!(message(&bad_json), "Unknown: invalid config supplied");
     let bad_config = api.create_connector(connector("nope", "mockCallback", r#"{"noSuchKey": 1}"#)).await;
     assert_eq!(bad_config.unwrap_err().code(), tonic::Code::InvalidArgument, "the plugin refuses the key on trial");
+    let mut limited = connector("limited", "mockCallback", "{}");
+    limited.connector.as_mut().unwrap().grant_types = vec!["client_credentials".into()];
+    let refused = api.create_connector(limited.clone()).await.unwrap_err();
+    assert_eq!(message(&refused), "Unknown: unknown grant type \"client_credentials\"");
+    limited.connector.as_mut().unwrap().grant_types = vec!["authorization_code".into()];
+    api.create_connector(limited).await.unwrap();
+    let live = b.broker.generations.current();
+    assert!(live.config.connector_allows("limited", "authorization_code"));
+    assert!(!live.config.connector_allows("limited", "refresh_token"), "grant_types take effect");
+    api.delete_connector(DeleteConnectorReq { id: "limited".into() }).await.unwrap();
     let static_one = api.create_connector(connector("mock", "mockCallback", "{}")).await.unwrap_err();
     assert_eq!(message(&static_one), "Unknown: create connector: static connectors: read-only cannot create connector");
 

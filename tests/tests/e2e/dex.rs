@@ -326,3 +326,60 @@ async fn a_plugin_reaching_a_host_its_config_does_not_name_is_denied() {
     let PluginError::CapabilityDenied { detail, .. } = &err else { panic!("{err:?}") };
     assert!(detail.contains("add \"evil.example.com\" to allowedHosts of connector \"hostile\""), "{detail}");
 }
+
+/// A connector's `grantTypes` (Dex's): a connector left out of a grant is not offered for it,
+/// refused if asked for directly, and issues no refresh token without `refresh_token`.
+#[tokio::test]
+async fn connector_grant_types_limit_what_a_connector_serves() {
+    let b = TestBroker::builder()
+        .connectors(
+            "- plugin: \"{plugins}/mock.wasm\"\n  id: codes-only\n  name: Codes only\n  grantTypes: [authorization_code]\n\
+             - plugin: \"{plugins}/mock.wasm\"\n  id: devices-only\n  name: Devices only\n  grantTypes: [\"urn:ietf:params:oauth:grant-type:device_code\"]\n",
+        )
+        .start()
+        .await;
+    // A login through the connector that serves codes: no refresh token, though offline_access was asked.
+    let web = browser();
+    let (page, pending) = flow::authorize(&b, &web, "codes-only", "openid offline_access").await;
+    let upstream = portcullis_tests::location(&page, &b.base).unwrap();
+    let back = web.get(&upstream).send().await.unwrap();
+    let code = flow::finish(&b, &web, back, &pending).await;
+    let tokens = flow::exchange(&b, &code, &pending).await;
+    assert!(tokens.refresh_token().is_none(), "grantTypes leave out refresh_token: {}", tokens.json);
+    // The device-only connector is not on a code flow's chooser, and refused if asked for.
+    let web = browser();
+    let chooser = web
+        .get(b.url(&format!(
+            "/auth?client_id={}&redirect_uri={}&response_type=code&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            flow::CLIENT,
+            flow::CALLBACK
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(chooser.contains("Codes only") && !chooser.contains("Devices only"), "{chooser}");
+    let at = chooser.find("/auth/codes-only?req=").expect("a link to the codes-only connector");
+    let req: String = chooser[at + "/auth/codes-only?req=".len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    let refused = web.get(b.url(&format!("/auth/devices-only?req={req}"))).send().await.unwrap();
+    assert_eq!(refused.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("grantTypes"));
+    let bad = portcullis::config::Config::from_yaml(
+        std::path::Path::new("x.yaml"),
+        "issuer: http://x/dex\nstorage: {type: memory}\nconnectors:\n- {type: mockCallback, id: m, name: M, grantTypes: [client_credentials]}\n",
+        &|_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains(
+            "connectors[0].grantTypes[0]: \"client_credentials\" is not a grant a connector can be limited to"
+        ),
+        "{bad}"
+    );
+}
