@@ -270,15 +270,8 @@ impl Dex for Service {
 
     async fn delete_client(&self, request: Request<DeleteClientReq>) -> Result<Response<DeleteClientResp>, Status> {
         let id = request.into_inner().id;
-        if self.broker.generations.current().config.is_static_client(&id) {
-            return Err(Status::unknown("delete client: static clients: read-only cannot delete client"));
-        }
-        let deleted =
-            self.broker.store.api_delete::<StoredClient>(&id, now()).await.map_err(|e| failed("delete client", e))?;
-        if deleted {
-            tracing::info!(client = %id, "admin API: deleted client");
-            self.applied().await;
-        }
+        let is_static = self.broker.generations.current().config.is_static_client(&id);
+        let deleted = self.delete_stored::<StoredClient>(&id, "client", is_static).await?;
         Ok(Response::new(DeleteClientResp { not_found: !deleted }))
     }
 
@@ -370,19 +363,8 @@ impl Dex for Service {
         if email.is_empty() {
             return Err(Status::unknown("no email supplied"));
         }
-        if self.broker.generations.current().config.is_static_password(&email) {
-            return Err(Status::unknown("delete password: static passwords: read-only cannot delete password"));
-        }
-        let deleted = self
-            .broker
-            .store
-            .api_delete::<StoredPassword>(&email, now())
-            .await
-            .map_err(|e| failed("delete password", e))?;
-        if deleted {
-            tracing::info!(email = %email, "admin API: deleted password");
-            self.applied().await;
-        }
+        let is_static = self.broker.generations.current().config.is_static_password(&email);
+        let deleted = self.delete_stored::<StoredPassword>(&email, "password", is_static).await?;
         Ok(Response::new(DeletePasswordResp { not_found: !deleted }))
     }
 
@@ -508,19 +490,8 @@ impl Dex for Service {
         if id.is_empty() {
             return Err(Status::unknown("no id supplied"));
         }
-        if self.broker.generations.current().config.is_static_connector(&id) {
-            return Err(Status::unknown("delete connector: static connectors: read-only cannot delete connector"));
-        }
-        let deleted = self
-            .broker
-            .store
-            .api_delete::<StoredConnector>(&id, now())
-            .await
-            .map_err(|e| failed("delete connector", e))?;
-        if deleted {
-            tracing::info!(connector = %id, "admin API: deleted connector");
-            self.applied().await;
-        }
+        let is_static = self.broker.generations.current().config.is_static_connector(&id);
+        let deleted = self.delete_stored::<StoredConnector>(&id, "connector", is_static).await?;
         Ok(Response::new(DeleteConnectorResp { not_found: !deleted }))
     }
 
@@ -670,6 +641,26 @@ impl Dex for Service {
 }
 
 impl Service {
+    /// Deletes a stored `what` (client, password, connector) unless the config file has it (then
+    /// Dex's read-only error); true when there was one. A deletion serves at once.
+    async fn delete_stored<T: crate::storage::api::ApiObject>(
+        &self,
+        id: &str,
+        what: &str,
+        is_static: bool,
+    ) -> Result<bool, Status> {
+        if is_static {
+            return Err(Status::unknown(format!("delete {what}: static {what}s: read-only cannot delete {what}")));
+        }
+        let deleted =
+            self.broker.store.api_delete::<T>(id, now()).await.map_err(|e| failed(&format!("delete {what}"), e))?;
+        if deleted {
+            tracing::info!(id, "admin API: deleted {what}");
+            self.applied().await;
+        }
+        Ok(deleted)
+    }
+
     /// Loads `c` as the next generation would, without storing anything: a connector that
     /// cannot load is refused with the loader's error.
     async fn trial_load(&self, c: &StoredConnector, doing: &str) -> Result<(), Status> {
