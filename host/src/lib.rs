@@ -13,6 +13,7 @@ pub mod ids;
 pub mod keys;
 pub mod logging;
 pub mod metrics;
+pub mod migrate;
 pub mod oidc;
 pub mod reload;
 pub mod secret;

@@ -38,6 +38,18 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         cost: u32,
     },
+    /// Import a Dex deployment's storage (clients, passwords, connectors, refresh tokens, keys)
+    /// into this broker's, so nobody logs in again (docs/migrating-from-dex.md).
+    ImportDex {
+        /// Dex's config file (its `storage` block says where Dex keeps its data).
+        dex_config: PathBuf,
+        /// This broker's config file (whose storage receives the data).
+        #[arg(long)]
+        into: PathBuf,
+        /// Report what would be imported, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Work with connector plugins.
     Plugin {
         #[command(subcommand)]
@@ -87,6 +99,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 &logger.exclude_fields,
             );
             serve(validated).await
+        }
+        Command::ImportDex { dex_config, into, dry_run } => {
+            init_logging(Some("warn"), false);
+            let dex = portcullis::migrate::dex_storage(&dex_config)?;
+            let validated = Config::load(&into)?;
+            let store = portcullis::storage::Store::new(portcullis::broker::open_storage(&validated).await?);
+            let report = portcullis::migrate::import_dex(&dex, &store, &validated, dry_run).await?;
+            println!("{report}");
+            if dry_run {
+                println!("(dry run: nothing was written)");
+            }
+            Ok(())
         }
         Command::CheckConfig { config } => {
             init_logging(Some("warn"), false);

@@ -299,7 +299,13 @@ impl Dex for Service {
         }
         let hash = String::from_utf8(p.hash).map_err(|_| Status::unknown("the hash is not a bcrypt hash"))?;
         check_hash(&hash).map_err(Status::unknown)?;
-        let stored = StoredPassword { email: p.email.to_lowercase(), hash, username: p.username, user_id: p.user_id };
+        let stored = StoredPassword {
+            email: p.email.to_lowercase(),
+            hash,
+            username: p.username,
+            user_id: p.user_id,
+            ..Default::default()
+        };
         if self.broker.generations.current().config.is_static_password(&stored.email) {
             return Err(Status::unknown("create password: static passwords: read-only cannot create password"));
         }

@@ -89,6 +89,12 @@ pub struct StoredPassword {
     pub hash: String,
     pub username: String,
     pub user_id: String,
+    /// Dex v2.45's columns (imported from Dex's storage; the gRPC API does not set them).
+    pub name: String,
+    pub preferred_username: String,
+    pub groups: Vec<String>,
+    /// `None` reads as verified, as Dex reads a NULL.
+    pub email_verified: Option<bool>,
 }
 
 impl std::fmt::Debug for StoredPassword {
@@ -116,10 +122,10 @@ impl StoredPassword {
             email: self.email.clone(),
             hash: Secret::new(self.hash.clone()),
             username: self.username.clone(),
-            name: self.username.clone(),
-            preferred_username: None,
-            email_verified: true,
-            groups: Vec::new(),
+            name: if self.name.is_empty() { self.username.clone() } else { self.name.clone() },
+            preferred_username: (!self.preferred_username.is_empty()).then(|| self.preferred_username.clone()),
+            email_verified: self.email_verified.unwrap_or(true),
+            groups: self.groups.clone(),
             user_id: self.user_id.clone(),
         })
     }

@@ -20,7 +20,7 @@ fn new_kid() -> String {
 }
 
 /// A fresh key for `alg` (RS256, ES256 or EdDSA).
-pub(super) fn key(alg: SigningAlgorithm) -> Result<StoredKey, KeyError> {
+pub fn key(alg: SigningAlgorithm) -> Result<StoredKey, KeyError> {
     let fail = |reason: String| KeyError::Generate { alg: alg.as_str().into(), reason };
     let kid = new_kid();
     let (private_pem, jwk) = match alg {

@@ -3,6 +3,8 @@
 //! the JWKS with earlier keys until the tokens they signed expire.
 
 mod generate;
+/// A fresh signing key for `alg` (what a rotation installs).
+pub use generate::key as new_key;
 mod signer;
 
 use std::sync::RwLock;

@@ -12,6 +12,7 @@ mod github;
 mod grants;
 mod ldap;
 mod logs;
+mod migrate;
 mod mock;
 mod oidc;
 mod register;

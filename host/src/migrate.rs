@@ -1,0 +1,521 @@
+//! `portcullis import-dex`: reads a Dex deployment's storage (as its config names it) and
+//! writes what lives on into ours, so users need not log in again:
+//!
+//! - clients, passwords and connectors Dex's API created become stored objects (as our admin
+//!   API's: `storage::api`), checked by the same rules; one that does not pass is skipped with
+//!   the reason;
+//! - refresh tokens stay valid **as the apps hold them**: we store tokens by the sha256 of what
+//!   the client presents, and Dex's token is `base64url(protobuf{refresh_id, token})`, so the
+//!   imported record is filed under the hash of exactly that string; the first refresh rotates
+//!   it into one of ours. The user's claims and the offline session's connector data come along;
+//! - Dex's signing and verification keys join our JWKS until the ID tokens they signed expire.
+//!
+//! Idempotent: what is already there is skipped, so a second run imports nothing twice. With
+//! `dry_run` nothing is written. This version reads Dex's SQLite storage (`storage/sql`, any
+//! schema version from 1 on, told by its `migrations` table); PostgreSQL, MySQL and Kubernetes
+//! dumps are refused with that said.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use sqlx::Row as _;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+use crate::config::Validated;
+use crate::config::stored::{StoredClient, StoredConnector, StoredPassword};
+use crate::connectors::Identity;
+use crate::storage::api::UserGrant;
+use crate::storage::{PublicKey, RefreshToken, StorageError, Store};
+
+/// What an import did, per kind: imported, already there, skipped (with why).
+#[derive(Debug, Default)]
+pub struct Report {
+    pub schema_version: i64,
+    pub lines: Vec<String>,
+    pub imported: usize,
+    pub existing: usize,
+    pub skipped: usize,
+}
+
+impl Report {
+    fn imported(&mut self, what: String) {
+        self.imported += 1;
+        self.lines.push(format!("imported  {what}"));
+    }
+
+    fn existing(&mut self, what: String) {
+        self.existing += 1;
+        self.lines.push(format!("present   {what} (imported before; left as it is)"));
+    }
+
+    fn skipped(&mut self, what: String, why: impl std::fmt::Display) {
+        self.skipped += 1;
+        self.lines.push(format!("skipped   {what}: {why}"));
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "Dex schema version {}", self.schema_version)?;
+        for line in &self.lines {
+            writeln!(f, "  {line}")?;
+        }
+        write!(f, "{} imported, {} already present, {} skipped", self.imported, self.existing, self.skipped)
+    }
+}
+
+/// Dex's storage, as its config names it.
+#[derive(Debug, Clone)]
+pub struct DexStorage {
+    pub sqlite_file: PathBuf,
+    /// Dex's `expiry.idTokens` (default 24h): how long its keys must keep verifying.
+    pub id_tokens: std::time::Duration,
+}
+
+/// Reads the `storage` and `expiry.idTokens` of a Dex config file. A relative SQLite path is
+/// taken as Dex takes it (from the directory Dex runs in: here the current one), else beside
+/// the config file.
+pub fn dex_storage(dex_config: &Path) -> anyhow::Result<DexStorage> {
+    let text = std::fs::read_to_string(dex_config).with_context(|| format!("cannot read {}", dex_config.display()))?;
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(&text).with_context(|| format!("{}: not YAML", dex_config.display()))?;
+    let kind = doc["storage"]["type"].as_str().unwrap_or_default();
+    let id_tokens = match doc["expiry"]["idTokens"].as_str() {
+        Some(d) => crate::connectors::limits::parse_duration(d)
+            .with_context(|| format!("{}: expiry.idTokens {d:?} is not a duration", dex_config.display()))?,
+        None => std::time::Duration::from_secs(24 * 3600),
+    };
+    match kind {
+        "sqlite3" => {
+            let file = doc["storage"]["config"]["file"]
+                .as_str()
+                .with_context(|| format!("{}: storage.config.file is not set", dex_config.display()))?;
+            let path = PathBuf::from(file);
+            let beside = dex_config.parent().unwrap_or(Path::new(".")).join(file);
+            let sqlite_file = if path.is_absolute() || path.exists() { path } else { beside };
+            Ok(DexStorage { sqlite_file, id_tokens })
+        }
+        "postgres" | "mysql" | "kubernetes" | "etcd" => bail!(
+            "{}: storage.type {kind}: this version imports Dex's SQLite storage only; PostgreSQL, MySQL and \
+             Kubernetes dumps are next (copy a PostgreSQL database into SQLite with Dex's own `dex` against a \
+             sqlite3 config meanwhile)",
+            dex_config.display()
+        ),
+        "memory" => bail!("{}: storage.type memory keeps nothing to import", dex_config.display()),
+        other => bail!("{}: storage.type {other:?} is not one of Dex's storages", dex_config.display()),
+    }
+}
+
+/// Dex's refresh token as its client holds it: base64url (no padding) of the protobuf message
+/// `{1: refresh_id, 2: token}`; a legacy row with no token is held as the bare id.
+pub fn dex_refresh_token(id: &str, token: &str) -> String {
+    if token.is_empty() {
+        return id.to_string();
+    }
+    let mut bytes = Vec::with_capacity(id.len() + token.len() + 6);
+    for (tag, value) in [(0x0a_u8, id), (0x12, token)] {
+        bytes.push(tag);
+        let mut len = value.len();
+        // Varint length (ids are short; longer ones still encode right).
+        loop {
+            let byte = (len & 0x7f) as u8;
+            len >>= 7;
+            if len == 0 {
+                bytes.push(byte);
+                break;
+            }
+            bytes.push(byte | 0x80);
+        }
+        bytes.extend_from_slice(value.as_bytes());
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A JSON array column (Dex writes `null` for an empty Go slice, and later columns may be NULL).
+fn strings(row: &sqlx::sqlite::SqliteRow, column: &str) -> Vec<String> {
+    let bytes: Option<Vec<u8>> = row.try_get(column).ok().flatten();
+    bytes.and_then(|b| serde_json::from_slice::<Option<Vec<String>>>(&b).ok()).flatten().unwrap_or_default()
+}
+
+fn text(row: &sqlx::sqlite::SqliteRow, column: &str) -> String {
+    row.try_get::<Option<String>, _>(column).ok().flatten().unwrap_or_default()
+}
+
+fn flag(row: &sqlx::sqlite::SqliteRow, column: &str) -> Option<bool> {
+    row.try_get::<Option<bool>, _>(column).ok().flatten()
+}
+
+/// Unix seconds of a Dex time (go-sqlite3 writes `2006-01-02 15:04:05.999999999-07:00`).
+fn seconds(row: &sqlx::sqlite::SqliteRow, column: &str) -> i64 {
+    row.try_get::<Option<i64>, _>(column).ok().flatten().unwrap_or(0)
+}
+
+/// Imports what `dex` holds into `store`, checked against `into` (the broker's config).
+pub async fn import_dex(dex: &DexStorage, store: &Store, into: &Validated, dry_run: bool) -> anyhow::Result<Report> {
+    let options = SqliteConnectOptions::new().filename(&dex.sqlite_file).read_only(true);
+    let db = SqlitePool::connect_with(options)
+        .await
+        .with_context(|| format!("cannot open Dex's SQLite database {}", dex.sqlite_file.display()))?;
+    let mut report = Report::default();
+    let has = |table: &'static str| {
+        let db = db.clone();
+        async move {
+            sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
+                .bind(table)
+                .fetch_optional(&db)
+                .await
+                .map(|r| r.is_some())
+        }
+    };
+    if !has("migrations").await? {
+        if has("oauth2clients").await? {
+            bail!("this is Dex's ent schema (DEX_ENT_ENABLED=true), which this version does not read yet");
+        }
+        bail!("{} has no `migrations` table: not a Dex database", dex.sqlite_file.display());
+    }
+    report.schema_version = sqlx::query("SELECT max(num) FROM migrations").fetch_one(&db).await?.try_get(0)?;
+    let now = crate::clock::now();
+    clients(&db, store, &mut report, dry_run, now).await?;
+    passwords(&db, store, &mut report, dry_run, now).await?;
+    connectors(&db, store, into, &mut report, dry_run, now).await?;
+    keys(&db, store, into, dex, &mut report, dry_run, now).await?;
+    refresh_tokens(&db, store, into, &mut report, dry_run, now).await?;
+    db.close().await;
+    Ok(report)
+}
+
+async fn create<T: crate::storage::api::ApiObject>(
+    store: &Store,
+    value: &T,
+    what: String,
+    report: &mut Report,
+    dry_run: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    if store.api_get::<T>(&value.key(), now).await?.is_some() {
+        report.existing(what);
+    } else if dry_run || store.api_create(value, now).await? {
+        report.imported(what);
+    } else {
+        report.existing(what);
+    }
+    Ok(())
+}
+
+async fn clients(db: &SqlitePool, store: &Store, report: &mut Report, dry_run: bool, now: i64) -> anyhow::Result<()> {
+    for row in sqlx::query("SELECT * FROM client").fetch_all(db).await? {
+        let client = StoredClient {
+            id: text(&row, "id"),
+            secret: text(&row, "secret"),
+            redirect_uris: strings(&row, "redirect_uris"),
+            trusted_peers: strings(&row, "trusted_peers"),
+            public: flag(&row, "public").unwrap_or(false),
+            name: text(&row, "name"),
+            logo_url: text(&row, "logo_url"),
+            allowed_connectors: strings(&row, "allowed_connectors"),
+            sso_shared_with: strings(&row, "sso_shared_with"),
+            backchannel_logout_uri: text(&row, "backchannel_logout_uri"),
+            post_logout_redirect_uris: strings(&row, "post_logout_redirect_uris"),
+            refresh_token_lifetime: text(&row, "refresh_token_lifetime"),
+            ..Default::default()
+        };
+        let what = format!("client {:?}", client.id);
+        // A public client's secret means nothing (Dex never checks it): drop it rather than refuse.
+        let client =
+            StoredClient { secret: if client.public { String::new() } else { client.secret.clone() }, ..client };
+        match client.check() {
+            Ok(_) => create(store, &client, what, report, dry_run, now).await?,
+            Err(e) => report.skipped(what, e),
+        }
+    }
+    Ok(())
+}
+
+async fn passwords(db: &SqlitePool, store: &Store, report: &mut Report, dry_run: bool, now: i64) -> anyhow::Result<()> {
+    for row in sqlx::query("SELECT * FROM password").fetch_all(db).await? {
+        let hash: Vec<u8> = row.try_get("hash").unwrap_or_default();
+        let password = StoredPassword {
+            email: text(&row, "email").to_lowercase(),
+            hash: String::from_utf8_lossy(&hash).into_owned(),
+            username: text(&row, "username"),
+            user_id: text(&row, "user_id"),
+            name: text(&row, "name"),
+            preferred_username: text(&row, "preferred_username"),
+            groups: strings(&row, "groups"),
+            email_verified: flag(&row, "email_verified"),
+        };
+        let what = format!("password of {:?}", password.email);
+        // Dex's API checked the cost when the hash was made; a config-era hash may be cheaper,
+        // which the password form accepts as the file's users: only the form is checked here.
+        match crate::config::stored::check_hash(&password.hash) {
+            Err(e) if !e.starts_with("given hash cost") => report.skipped(what, e),
+            _ if password.user_id.is_empty() => report.skipped(what, "no user id"),
+            _ => create(store, &password, what, report, dry_run, now).await?,
+        }
+    }
+    Ok(())
+}
+
+async fn connectors(
+    db: &SqlitePool,
+    store: &Store,
+    into: &Validated,
+    report: &mut Report,
+    dry_run: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    for row in sqlx::query("SELECT * FROM connector").fetch_all(db).await? {
+        let config: Option<Vec<u8>> = row.try_get("config").ok().flatten();
+        let connector = StoredConnector {
+            id: text(&row, "id"),
+            kind: text(&row, "type"),
+            name: text(&row, "name"),
+            config: config.and_then(|c| serde_json::from_slice(&c).ok()).unwrap_or(serde_json::Value::Null),
+            grant_types: strings(&row, "grant_types"),
+            resource_version: text(&row, "resource_version"),
+        };
+        let what = format!("connector {:?} (type {})", connector.id, connector.kind);
+        if into.is_static_connector(&connector.id) {
+            report.skipped(what, "the config file has a connector with this id, which wins");
+            continue;
+        }
+        match connector.check(into) {
+            Ok(_) => create(store, &connector, what, report, dry_run, now).await?,
+            Err(e) => report.skipped(what, e),
+        }
+    }
+    Ok(())
+}
+
+/// Dex's current public key and its verification keys join our JWKS (never its private key:
+/// our own key signs from now on).
+async fn keys(
+    db: &SqlitePool,
+    store: &Store,
+    into: &Validated,
+    dex: &DexStorage,
+    report: &mut Report,
+    dry_run: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    let Some(row) = sqlx::query("SELECT * FROM keys WHERE id = 'keys'").fetch_optional(db).await? else {
+        return Ok(());
+    };
+    let mut found: Vec<PublicKey> = Vec::new();
+    let current: Option<Vec<u8>> = row.try_get("signing_key_pub").ok().flatten();
+    if let Some(jwk) =
+        current.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).filter(|j| !j.is_null())
+    {
+        // It signed tokens until now: they live up to Dex's idTokens lifetime.
+        let expires_at = now + crate::clock::secs(dex.id_tokens);
+        found.push(PublicKey { kid: jwk["kid"].as_str().unwrap_or_default().into(), jwk, expires_at });
+    }
+    let verification: Option<Vec<u8>> = row.try_get("verification_keys").ok().flatten();
+    #[derive(serde::Deserialize)]
+    struct Verification {
+        #[serde(rename = "publicKey")]
+        public_key: serde_json::Value,
+        expiry: String,
+    }
+    let list: Vec<Verification> = verification
+        .and_then(|b| serde_json::from_slice::<Option<Vec<Verification>>>(&b).ok())
+        .flatten()
+        .unwrap_or_default();
+    for v in list {
+        let Ok(expiry) = time_from_rfc3339(&v.expiry) else { continue };
+        if expiry > now {
+            found.push(PublicKey {
+                kid: v.public_key["kid"].as_str().unwrap_or_default().into(),
+                jwk: v.public_key,
+                expires_at: expiry,
+            });
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    // Our key set, made now if the broker never ran on this storage.
+    let ours =
+        crate::keys::Keys::new(store.clone(), into.signing_algorithm, into.expiry.signing_keys, into.expiry.id_tokens);
+    if !dry_run {
+        ours.refresh(now).await.context("cannot load or create our signing keys")?;
+    }
+    for _ in 0..5 {
+        let existing = store.keys(now).await?;
+        let have = |kid: &str| existing.as_ref().is_some_and(|(s, _)| s.previous.iter().any(|k| k.kid == kid));
+        let new: Vec<&PublicKey> = found.iter().filter(|k| !have(&k.kid)).collect();
+        for k in found.iter().filter(|k| have(&k.kid)) {
+            report.existing(format!("Dex signing key {}", k.kid));
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let Some((mut set, version)) = existing else {
+            // Dry run on fresh storage: nothing to add to yet.
+            for k in new {
+                report.imported(format!("Dex signing key {} (kept in our JWKS until its tokens expire)", k.kid));
+            }
+            return Ok(());
+        };
+        set.previous.extend(new.iter().map(|k| (*k).clone()));
+        if dry_run || store.rotate_keys(&set, version, now).await? {
+            for k in new {
+                report.imported(format!("Dex signing key {} (kept in our JWKS until its tokens expire)", k.kid));
+            }
+            return Ok(());
+        }
+    }
+    Err(StorageError::Unavailable("the key set kept changing; retry".into()).into())
+}
+
+/// Unix seconds of an RFC 3339 time as Go writes it (`2024-05-01T12:34:56.123456789Z`).
+fn time_from_rfc3339(text: &str) -> Result<i64, ()> {
+    // Dates in Dex's JSON are UTC ("Z") or carry an offset; minutes precision is enough here.
+    let (date, time) = text.split_once('T').ok_or(())?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().map_err(|_| ()));
+    let (y, m, day) = (d.next().ok_or(())??, d.next().ok_or(())??, d.next().ok_or(())??);
+    let hms = &time[..8.min(time.len())];
+    let mut t = hms.split(':').map(|p| p.parse::<i64>().map_err(|_| ()));
+    let (h, min, s) = (t.next().ok_or(())??, t.next().ok_or(())??, t.next().ok_or(())??);
+    let offset = match time.rfind(['+', '-']).filter(|_| !time.ends_with('Z')) {
+        Some(i) => {
+            let sign = if time.as_bytes()[i] == b'-' { -1 } else { 1 };
+            let (oh, om) = time[i + 1..].split_once(':').ok_or(())?;
+            sign * (oh.parse::<i64>().map_err(|_| ())? * 3600 + om.parse::<i64>().map_err(|_| ())? * 60)
+        }
+        None => 0,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(days * 86_400 + h * 3600 + min * 60 + s - offset)
+}
+
+async fn refresh_tokens(
+    db: &SqlitePool,
+    store: &Store,
+    into: &Validated,
+    report: &mut Report,
+    dry_run: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    let lifetime = crate::oidc::token::RefreshLifetime {
+        absolute: crate::clock::secs(into.expiry.refresh.absolute_lifetime),
+        idle: crate::clock::secs(into.expiry.refresh.valid_if_not_used_for),
+    };
+    // Times as Unix seconds, whatever text go-sqlite3 wrote them as.
+    let version = report.schema_version;
+    let rows = sqlx::query(
+        "SELECT *, CAST(strftime('%s', substr(created_at, 1, 19)) AS INTEGER) AS created_s, \
+         CAST(strftime('%s', substr(last_used, 1, 19)) AS INTEGER) AS last_used_s FROM refresh_token",
+    )
+    .fetch_all(db)
+    .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        // Schema version 1 has no created_at/last_used: such tokens are counted from now.
+        Err(_) if version < 2 => {
+            sqlx::query("SELECT *, 0 AS created_s, 0 AS last_used_s FROM refresh_token").fetch_all(db).await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for row in rows {
+        let id = text(&row, "id");
+        let client_id = text(&row, "client_id");
+        let connector_id = text(&row, "connector_id");
+        let what = format!("refresh token {id:?} of client {client_id:?}");
+        if !into.clients.contains_key(client_id.as_str())
+            && store.api_get::<StoredClient>(&client_id, now).await?.is_none()
+        {
+            report.skipped(what, format!("client {client_id:?} is neither in the config nor imported"));
+            continue;
+        }
+        let user_id = text(&row, "claims_user_id");
+        let session = sqlx::query("SELECT connector_data FROM offline_session WHERE user_id = ? AND conn_id = ?")
+            .bind(&user_id)
+            .bind(&connector_id)
+            .fetch_optional(db)
+            .await
+            .ok()
+            .flatten();
+        let connector_data: Option<Vec<u8>> = session
+            .and_then(|s| s.try_get::<Option<Vec<u8>>, _>("connector_data").ok().flatten())
+            .or_else(|| row.try_get::<Option<Vec<u8>>, _>("connector_data").ok().flatten())
+            .filter(|d| !d.is_empty());
+        let created = Some(seconds(&row, "created_s")).filter(|s| *s > 0).unwrap_or(now);
+        let last_used = Some(seconds(&row, "last_used_s")).filter(|s| *s > 0).unwrap_or(now);
+        let expires_at = lifetime.expiry(created, last_used);
+        if expires_at <= now {
+            report.skipped(what, "expired under this broker's expiry.refreshTokens");
+            continue;
+        }
+        let identity = Identity {
+            user_id: user_id.clone(),
+            username: text(&row, "claims_username"),
+            preferred_username: Some(text(&row, "claims_preferred_username")).filter(|p| !p.is_empty()),
+            email: Some(text(&row, "claims_email")).filter(|e| !e.is_empty()),
+            email_verified: flag(&row, "claims_email_verified").unwrap_or(false),
+            groups: strings(&row, "claims_groups"),
+            connector_data,
+        };
+        let grant = format!("dex-{id}");
+        let held = dex_refresh_token(&id, &text(&row, "token"));
+        let key = crate::web::token_key(&held);
+        if store.refresh_token(&key, now).await?.is_some() || store.grant_live(&grant, now).await? {
+            report.existing(what);
+            continue;
+        }
+        if dry_run {
+            report.imported(what);
+            continue;
+        }
+        let record = RefreshToken {
+            family: grant.clone(),
+            client_id: client_id.as_str().into(),
+            scopes: strings(&row, "scopes"),
+            nonce: Some(text(&row, "nonce")).filter(|n| !n.is_empty()),
+            connector_id: connector_id.as_str().into(),
+            identity,
+            auth_time: created,
+            created_at: created,
+            family_created_at: created,
+            last_used,
+            rotated_at: None,
+            successor: None,
+            successor_sealed: None,
+            session: None,
+            expires_at,
+        };
+        let grant_expiry = (created + lifetime.absolute).max(expires_at);
+        store.create_grant(&grant, None, grant_expiry, now).await?;
+        let sub = crate::oidc::sub::encode(&user_id, &connector_id);
+        let entry = UserGrant { client_id: client_id.clone(), created_at: created };
+        store.file_user_grant(&sub, &grant, &entry, grant_expiry, now).await?;
+        store.create_refresh_token(&key, &record, now).await?;
+        report.imported(what);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dex_refresh_tokens_encode_as_dex_does() {
+        // 0x0A len id 0x12 len token, base64url without padding.
+        let token = super::dex_refresh_token("ab", "cd");
+        assert_eq!(token, "CgJhYhICY2Q");
+        assert_eq!(super::dex_refresh_token("legacy", ""), "legacy");
+    }
+
+    #[test]
+    fn go_times_read_as_unix_seconds() {
+        assert_eq!(super::time_from_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(super::time_from_rfc3339("2024-05-01T12:34:56.123456789Z"), Ok(1_714_566_896));
+        assert_eq!(super::time_from_rfc3339("2024-05-01T14:34:56+02:00"), Ok(1_714_566_896));
+    }
+}
