@@ -11,16 +11,17 @@
 //! - Dex's signing and verification keys join our JWKS until the ID tokens they signed expire.
 //!
 //! Idempotent: what is already there is skipped, so a second run imports nothing twice. With
-//! `dry_run` nothing is written. This version reads Dex's SQLite storage (`storage/sql`, any
-//! schema version from 1 on, told by its `migrations` table); PostgreSQL, MySQL and Kubernetes
-//! dumps are refused with that said.
+//! `dry_run` nothing is written. This version reads Dex's SQLite and PostgreSQL storage
+//! (`storage/sql`, any schema version, told by its `migrations` table: a column a schema does
+//! not have yet reads as Dex's default); MySQL and Kubernetes dumps are refused with that said.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
+use sqlx::AnyPool;
 use sqlx::Row as _;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use sqlx::any::AnyRow;
 
 use crate::config::Validated;
 use crate::config::stored::{StoredClient, StoredConnector, StoredPassword};
@@ -68,9 +69,17 @@ impl std::fmt::Display for Report {
 /// Dex's storage, as its config names it.
 #[derive(Debug, Clone)]
 pub struct DexStorage {
-    pub sqlite_file: PathBuf,
+    pub database: DexDatabase,
     /// Dex's `expiry.idTokens` (default 24h): how long its keys must keep verifying.
     pub id_tokens: std::time::Duration,
+}
+
+/// Where Dex keeps its data.
+#[derive(Debug, Clone)]
+pub enum DexDatabase {
+    Sqlite(PathBuf),
+    /// A `postgres://` URL (it may hold the password: never printed).
+    Postgres(crate::secret::Secret),
 }
 
 /// Reads the `storage` and `expiry.idTokens` of a Dex config file. A relative SQLite path is
@@ -94,12 +103,25 @@ pub fn dex_storage(dex_config: &Path) -> anyhow::Result<DexStorage> {
             let path = PathBuf::from(file);
             let beside = dex_config.parent().unwrap_or(Path::new(".")).join(file);
             let sqlite_file = if path.is_absolute() || path.exists() { path } else { beside };
-            Ok(DexStorage { sqlite_file, id_tokens })
+            Ok(DexStorage { database: DexDatabase::Sqlite(sqlite_file), id_tokens })
         }
-        "postgres" | "mysql" | "kubernetes" | "etcd" => bail!(
-            "{}: storage.type {kind}: this version imports Dex's SQLite storage only; PostgreSQL, MySQL and \
-             Kubernetes dumps are next (copy a PostgreSQL database into SQLite with Dex's own `dex` against a \
-             sqlite3 config meanwhile)",
+        "postgres" => {
+            let c = &doc["storage"]["config"];
+            let text = |key: &str| c[key].as_str().map(str::to_string);
+            let pg = crate::config::PostgresConfig {
+                url: None,
+                host: text("host"),
+                port: c["port"].as_u64().and_then(|p| u16::try_from(p).ok()),
+                database: text("database"),
+                user: text("user"),
+                password: text("password").map(crate::secret::Secret::new),
+                ssl: c["ssl"]["mode"].as_str().map(|mode| crate::config::PostgresSsl { mode: mode.into() }),
+            };
+            Ok(DexStorage { database: DexDatabase::Postgres(crate::broker::postgres_url(&pg)), id_tokens })
+        }
+        "mysql" | "kubernetes" | "etcd" => bail!(
+            "{}: storage.type {kind}: this version imports Dex's SQLite and PostgreSQL storage; MySQL and \
+             Kubernetes dumps are next",
             dex_config.display()
         ),
         "memory" => bail!("{}: storage.type memory keeps nothing to import", dex_config.display()),
@@ -132,56 +154,147 @@ pub fn dex_refresh_token(id: &str, token: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Dex's database, whichever SQL it speaks; queries name only columns its schema has.
+struct Dex {
+    pool: AnyPool,
+    postgres: bool,
+}
+
+/// How a column is read (its value arrives as text, bytes, an integer, or Unix seconds).
+#[derive(Clone, Copy)]
+enum Col {
+    Text,
+    Bytes,
+    Flag,
+    Time,
+}
+
+impl Dex {
+    async fn open(database: &DexDatabase) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (url, postgres) = match database {
+            DexDatabase::Sqlite(path) => {
+                anyhow::ensure!(path.is_file(), "Dex's SQLite database {} does not exist", path.display());
+                (format!("sqlite://{}?mode=ro", path.display()), false)
+            }
+            DexDatabase::Postgres(url) => (url.expose().to_string(), true),
+        };
+        let pool =
+            sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.with_context(
+                || match database {
+                    DexDatabase::Sqlite(path) => format!("cannot open Dex's SQLite database {}", path.display()),
+                    DexDatabase::Postgres(_) => "cannot connect to Dex's PostgreSQL database".into(),
+                },
+            )?;
+        Ok(Self { pool, postgres })
+    }
+
+    async fn tables(&self) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        let sql = if self.postgres {
+            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()"
+        } else {
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        };
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect())
+    }
+
+    async fn columns(&self, table: &str) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        let sql = if self.postgres {
+            format!(
+                "SELECT CAST(column_name AS TEXT) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{table}'"
+            )
+        } else {
+            format!("SELECT name FROM pragma_table_info('{table}')")
+        };
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        Ok(rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect())
+    }
+
+    /// Every row of `table` (a Dex table name, never input) with `wanted` columns, each read
+    /// as told; a column this schema version lacks reads as NULL.
+    async fn rows(&self, table: &str, wanted: &[(&str, Col)]) -> anyhow::Result<Vec<AnyRow>> {
+        let have = self.columns(table).await?;
+        let select: Vec<String> = wanted
+            .iter()
+            .map(|(name, col)| {
+                if !have.contains(*name) {
+                    return format!("NULL AS {name}");
+                }
+                let quoted = if self.postgres { format!("\"{name}\"") } else { format!("`{name}`") };
+                match col {
+                    Col::Text | Col::Bytes => format!("{quoted} AS {name}"),
+                    Col::Flag => format!("CAST({quoted} AS INTEGER) AS {name}"),
+                    // go-sqlite3 writes `2006-01-02 15:04:05.999999999-07:00`; Dex writes UTC.
+                    Col::Time if self.postgres => format!("CAST(EXTRACT(EPOCH FROM {quoted}) AS BIGINT) AS {name}"),
+                    Col::Time => format!("CAST(strftime('%s', substr({quoted}, 1, 19)) AS INTEGER) AS {name}"),
+                }
+            })
+            .collect();
+        let sql = format!("SELECT {} FROM {table}", select.join(", "));
+        Ok(sqlx::query(&sql).fetch_all(&self.pool).await?)
+    }
+}
+
+/// A bytes column (or text, as some drivers hand back a blob).
+fn bytes(row: &AnyRow, column: &str) -> Option<Vec<u8>> {
+    match row.try_get::<Option<Vec<u8>>, _>(column) {
+        Ok(b) => b,
+        Err(_) => row.try_get::<Option<String>, _>(column).ok().flatten().map(String::into_bytes),
+    }
+}
+
 /// A JSON array column (Dex writes `null` for an empty Go slice, and later columns may be NULL).
-fn strings(row: &sqlx::sqlite::SqliteRow, column: &str) -> Vec<String> {
-    let bytes: Option<Vec<u8>> = row.try_get(column).ok().flatten();
-    bytes.and_then(|b| serde_json::from_slice::<Option<Vec<String>>>(&b).ok()).flatten().unwrap_or_default()
+fn strings(row: &AnyRow, column: &str) -> Vec<String> {
+    bytes(row, column)
+        .and_then(|b| serde_json::from_slice::<Option<Vec<String>>>(&b).ok())
+        .flatten()
+        .unwrap_or_default()
 }
 
-fn text(row: &sqlx::sqlite::SqliteRow, column: &str) -> String {
-    row.try_get::<Option<String>, _>(column).ok().flatten().unwrap_or_default()
+fn text(row: &AnyRow, column: &str) -> String {
+    match row.try_get::<Option<String>, _>(column) {
+        Ok(t) => t.unwrap_or_default(),
+        Err(_) => bytes(row, column).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
+    }
 }
 
-fn flag(row: &sqlx::sqlite::SqliteRow, column: &str) -> Option<bool> {
-    row.try_get::<Option<bool>, _>(column).ok().flatten()
+fn integer(row: &AnyRow, column: &str) -> Option<i64> {
+    row.try_get::<Option<i64>, _>(column)
+        .ok()
+        .flatten()
+        .or_else(|| row.try_get::<Option<i32>, _>(column).ok().flatten().map(i64::from))
 }
 
-/// Unix seconds of a Dex time (go-sqlite3 writes `2006-01-02 15:04:05.999999999-07:00`).
-fn seconds(row: &sqlx::sqlite::SqliteRow, column: &str) -> i64 {
-    row.try_get::<Option<i64>, _>(column).ok().flatten().unwrap_or(0)
+fn flag(row: &AnyRow, column: &str) -> Option<bool> {
+    integer(row, column).map(|i| i != 0)
+}
+
+/// Unix seconds of a time column read as `Col::Time`.
+fn seconds(row: &AnyRow, column: &str) -> i64 {
+    integer(row, column).unwrap_or(0)
 }
 
 /// Imports what `dex` holds into `store`, checked against `into` (the broker's config).
 pub async fn import_dex(dex: &DexStorage, store: &Store, into: &Validated, dry_run: bool) -> anyhow::Result<Report> {
-    let options = SqliteConnectOptions::new().filename(&dex.sqlite_file).read_only(true);
-    let db = SqlitePool::connect_with(options)
-        .await
-        .with_context(|| format!("cannot open Dex's SQLite database {}", dex.sqlite_file.display()))?;
+    let db = Dex::open(&dex.database).await?;
     let mut report = Report::default();
-    let has = |table: &'static str| {
-        let db = db.clone();
-        async move {
-            sqlx::query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
-                .bind(table)
-                .fetch_optional(&db)
-                .await
-                .map(|r| r.is_some())
-        }
-    };
-    if !has("migrations").await? {
-        if has("oauth2clients").await? {
+    let tables = db.tables().await?;
+    if !tables.contains("migrations") {
+        if tables.contains("oauth2clients") {
             bail!("this is Dex's ent schema (DEX_ENT_ENABLED=true), which this version does not read yet");
         }
-        bail!("{} has no `migrations` table: not a Dex database", dex.sqlite_file.display());
+        bail!("no `migrations` table: not a Dex database (or not Dex's storage/sql schema)");
     }
-    report.schema_version = sqlx::query("SELECT max(num) FROM migrations").fetch_one(&db).await?.try_get(0)?;
+    let version = sqlx::query("SELECT CAST(max(num) AS BIGINT) FROM migrations").fetch_one(&db.pool).await?;
+    report.schema_version = version.try_get::<Option<i64>, _>(0)?.unwrap_or(0);
     let now = crate::clock::now();
     clients(&db, store, &mut report, dry_run, now).await?;
     passwords(&db, store, &mut report, dry_run, now).await?;
     connectors(&db, store, into, &mut report, dry_run, now).await?;
     keys(&db, store, into, dex, &mut report, dry_run, now).await?;
     refresh_tokens(&db, store, into, &mut report, dry_run, now).await?;
-    db.close().await;
+    db.pool.close().await;
     Ok(report)
 }
 
@@ -203,8 +316,23 @@ async fn create<T: crate::storage::api::ApiObject>(
     Ok(())
 }
 
-async fn clients(db: &SqlitePool, store: &Store, report: &mut Report, dry_run: bool, now: i64) -> anyhow::Result<()> {
-    for row in sqlx::query("SELECT * FROM client").fetch_all(db).await? {
+async fn clients(db: &Dex, store: &Store, report: &mut Report, dry_run: bool, now: i64) -> anyhow::Result<()> {
+    use Col::{Bytes, Flag, Text};
+    let columns = [
+        ("id", Text),
+        ("secret", Text),
+        ("redirect_uris", Bytes),
+        ("trusted_peers", Bytes),
+        ("public", Flag),
+        ("name", Text),
+        ("logo_url", Text),
+        ("allowed_connectors", Bytes),
+        ("sso_shared_with", Bytes),
+        ("backchannel_logout_uri", Text),
+        ("post_logout_redirect_uris", Bytes),
+        ("refresh_token_lifetime", Text),
+    ];
+    for row in db.rows("client", &columns).await? {
         let client = StoredClient {
             id: text(&row, "id"),
             secret: text(&row, "secret"),
@@ -232,9 +360,20 @@ async fn clients(db: &SqlitePool, store: &Store, report: &mut Report, dry_run: b
     Ok(())
 }
 
-async fn passwords(db: &SqlitePool, store: &Store, report: &mut Report, dry_run: bool, now: i64) -> anyhow::Result<()> {
-    for row in sqlx::query("SELECT * FROM password").fetch_all(db).await? {
-        let hash: Vec<u8> = row.try_get("hash").unwrap_or_default();
+async fn passwords(db: &Dex, store: &Store, report: &mut Report, dry_run: bool, now: i64) -> anyhow::Result<()> {
+    use Col::{Bytes, Flag, Text};
+    let columns = [
+        ("email", Text),
+        ("hash", Bytes),
+        ("username", Text),
+        ("user_id", Text),
+        ("name", Text),
+        ("preferred_username", Text),
+        ("groups", Bytes),
+        ("email_verified", Flag),
+    ];
+    for row in db.rows("password", &columns).await? {
+        let hash = bytes(&row, "hash").unwrap_or_default();
         let password = StoredPassword {
             email: text(&row, "email").to_lowercase(),
             hash: String::from_utf8_lossy(&hash).into_owned(),
@@ -258,15 +397,24 @@ async fn passwords(db: &SqlitePool, store: &Store, report: &mut Report, dry_run:
 }
 
 async fn connectors(
-    db: &SqlitePool,
+    db: &Dex,
     store: &Store,
     into: &Validated,
     report: &mut Report,
     dry_run: bool,
     now: i64,
 ) -> anyhow::Result<()> {
-    for row in sqlx::query("SELECT * FROM connector").fetch_all(db).await? {
-        let config: Option<Vec<u8>> = row.try_get("config").ok().flatten();
+    use Col::{Bytes, Text};
+    let columns = [
+        ("id", Text),
+        ("type", Text),
+        ("name", Text),
+        ("config", Bytes),
+        ("grant_types", Bytes),
+        ("resource_version", Text),
+    ];
+    for row in db.rows("connector", &columns).await? {
+        let config = bytes(&row, "config");
         let connector = StoredConnector {
             id: text(&row, "id"),
             kind: text(&row, "type"),
@@ -291,7 +439,7 @@ async fn connectors(
 /// Dex's current public key and its verification keys join our JWKS (never its private key:
 /// our own key signs from now on).
 async fn keys(
-    db: &SqlitePool,
+    db: &Dex,
     store: &Store,
     into: &Validated,
     dex: &DexStorage,
@@ -299,11 +447,11 @@ async fn keys(
     dry_run: bool,
     now: i64,
 ) -> anyhow::Result<()> {
-    let Some(row) = sqlx::query("SELECT * FROM keys WHERE id = 'keys'").fetch_optional(db).await? else {
-        return Ok(());
-    };
+    let columns = [("id", Col::Text), ("signing_key_pub", Col::Bytes), ("verification_keys", Col::Bytes)];
+    let rows = db.rows("keys", &columns).await?;
+    let Some(row) = rows.iter().find(|r| text(r, "id") == "keys") else { return Ok(()) };
     let mut found: Vec<PublicKey> = Vec::new();
-    let current: Option<Vec<u8>> = row.try_get("signing_key_pub").ok().flatten();
+    let current = bytes(row, "signing_key_pub");
     if let Some(jwk) =
         current.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).filter(|j| !j.is_null())
     {
@@ -311,7 +459,7 @@ async fn keys(
         let expires_at = now + crate::clock::secs(dex.id_tokens);
         found.push(PublicKey { kid: jwk["kid"].as_str().unwrap_or_default().into(), jwk, expires_at });
     }
-    let verification: Option<Vec<u8>> = row.try_get("verification_keys").ok().flatten();
+    let verification = bytes(row, "verification_keys");
     #[derive(serde::Deserialize)]
     struct Verification {
         #[serde(rename = "publicKey")]
@@ -397,7 +545,7 @@ fn time_from_rfc3339(text: &str) -> Result<i64, ()> {
 }
 
 async fn refresh_tokens(
-    db: &SqlitePool,
+    db: &Dex,
     store: &Store,
     into: &Validated,
     report: &mut Report,
@@ -408,22 +556,28 @@ async fn refresh_tokens(
         absolute: crate::clock::secs(into.expiry.refresh.absolute_lifetime),
         idle: crate::clock::secs(into.expiry.refresh.valid_if_not_used_for),
     };
-    // Times as Unix seconds, whatever text go-sqlite3 wrote them as.
-    let version = report.schema_version;
-    let rows = sqlx::query(
-        "SELECT *, CAST(strftime('%s', substr(created_at, 1, 19)) AS INTEGER) AS created_s, \
-         CAST(strftime('%s', substr(last_used, 1, 19)) AS INTEGER) AS last_used_s FROM refresh_token",
-    )
-    .fetch_all(db)
-    .await;
-    let rows = match rows {
-        Ok(rows) => rows,
-        // Schema version 1 has no created_at/last_used: such tokens are counted from now.
-        Err(_) if version < 2 => {
-            sqlx::query("SELECT *, 0 AS created_s, 0 AS last_used_s FROM refresh_token").fetch_all(db).await?
-        }
-        Err(e) => return Err(e.into()),
-    };
+    use Col::{Bytes, Flag, Text, Time};
+    let columns = [
+        ("id", Text),
+        ("client_id", Text),
+        ("scopes", Bytes),
+        ("nonce", Text),
+        ("connector_id", Text),
+        ("claims_user_id", Text),
+        ("claims_username", Text),
+        ("claims_email", Text),
+        ("claims_preferred_username", Text),
+        ("claims_email_verified", Flag),
+        ("claims_groups", Bytes),
+        ("connector_data", Bytes),
+        ("token", Text),
+        ("created_at", Time),
+        ("last_used", Time),
+    ];
+    let rows = db.rows("refresh_token", &columns).await?;
+    // The newest connector data of each (user, connector): the offline session's.
+    let sessions =
+        db.rows("offline_session", &[("user_id", Text), ("conn_id", Text), ("connector_data", Bytes)]).await?;
     for row in rows {
         let id = text(&row, "id");
         let client_id = text(&row, "client_id");
@@ -436,19 +590,14 @@ async fn refresh_tokens(
             continue;
         }
         let user_id = text(&row, "claims_user_id");
-        let session = sqlx::query("SELECT connector_data FROM offline_session WHERE user_id = ? AND conn_id = ?")
-            .bind(&user_id)
-            .bind(&connector_id)
-            .fetch_optional(db)
-            .await
-            .ok()
-            .flatten();
-        let connector_data: Option<Vec<u8>> = session
-            .and_then(|s| s.try_get::<Option<Vec<u8>>, _>("connector_data").ok().flatten())
-            .or_else(|| row.try_get::<Option<Vec<u8>>, _>("connector_data").ok().flatten())
+        let session = sessions.iter().find(|s| text(s, "user_id") == user_id && text(s, "conn_id") == connector_id);
+        let connector_data = session
+            .and_then(|s| bytes(s, "connector_data"))
+            .or_else(|| bytes(&row, "connector_data"))
             .filter(|d| !d.is_empty());
-        let created = Some(seconds(&row, "created_s")).filter(|s| *s > 0).unwrap_or(now);
-        let last_used = Some(seconds(&row, "last_used_s")).filter(|s| *s > 0).unwrap_or(now);
+        // Dex's zero time (schema version 1 rows, or unset) counts from now.
+        let created = Some(seconds(&row, "created_at")).filter(|s| *s > 0).unwrap_or(now);
+        let last_used = Some(seconds(&row, "last_used")).filter(|s| *s > 0).unwrap_or(now);
         let expires_at = lifetime.expiry(created, last_used);
         if expires_at <= now {
             report.skipped(what, "expired under this broker's expiry.refreshTokens");

@@ -8,27 +8,66 @@ use portcullis_tests::{TestBroker, flow};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-/// Dex's `storage/sql` tables at schema version 13 (v2.45), in SQLite's types (Dex's §2.4).
+/// Dex's `storage/sql` tables at schema version 13 (v2.45), as Dex's §2.4 gives them; `{bytes}`,
+/// `{bool}` and `{time}` are the column types each SQL names (§2.1).
 const DEX_SCHEMA: &[&str] = &[
-    "CREATE TABLE migrations (num integer not null, at timestamp not null)",
-    "CREATE TABLE client (id text not null primary key, secret text not null, redirect_uris blob not null,
-        trusted_peers blob not null, public integer not null, name text not null, logo_url text not null)",
-    "CREATE TABLE password (email text not null primary key, hash blob not null, username text not null,
-        user_id text not null, preferred_username text not null default '', groups blob not null default '[]',
-        name text not null default '', email_verified integer)",
+    "CREATE TABLE migrations (num integer not null, at {time} not null)",
+    "CREATE TABLE client (id text not null primary key, secret text not null, redirect_uris {bytes} not null,
+        trusted_peers {bytes} not null, public {bool} not null, name text not null, logo_url text not null)",
+    "CREATE TABLE password (email text not null primary key, hash {bytes} not null, username text not null,
+        user_id text not null, preferred_username text not null default '', groups {bytes} not null,
+        name text not null default '', email_verified {bool})",
     "CREATE TABLE connector (id text not null primary key, type text not null, name text not null,
-        resource_version text not null, config blob)",
-    "CREATE TABLE keys (id text not null primary key, verification_keys blob not null, signing_key blob not null,
-        signing_key_pub blob not null, next_rotation timestamp not null)",
-    "CREATE TABLE refresh_token (id text not null primary key, client_id text not null, scopes blob not null,
+        resource_version text not null, config {bytes})",
+    "CREATE TABLE keys (id text not null primary key, verification_keys {bytes} not null, signing_key {bytes} not null,
+        signing_key_pub {bytes} not null, next_rotation {time} not null)",
+    "CREATE TABLE refresh_token (id text not null primary key, client_id text not null, scopes {bytes} not null,
         nonce text not null, claims_user_id text not null, claims_username text not null, claims_email text not null,
-        claims_email_verified integer not null, claims_groups blob not null, connector_id text not null,
-        connector_data blob, token text not null default '', created_at timestamp not null default '0001-01-01 00:00:00 UTC',
-        last_used timestamp not null default '0001-01-01 00:00:00 UTC', claims_preferred_username text not null default '',
+        claims_email_verified {bool} not null, claims_groups {bytes} not null, connector_id text not null,
+        connector_data {bytes}, token text not null default '', created_at {time} not null default '0001-01-01 00:00:00 UTC',
+        last_used {time} not null default '0001-01-01 00:00:00 UTC', claims_preferred_username text not null default '',
         obsolete_token text default '')",
-    "CREATE TABLE offline_session (user_id text not null, conn_id text not null, refresh blob not null,
-        connector_data blob, primary key (user_id, conn_id))",
+    "CREATE TABLE offline_session (user_id text not null, conn_id text not null, refresh {bytes} not null,
+        connector_data {bytes}, primary key (user_id, conn_id))",
 ];
+
+/// One of the SQL dialects Dex writes (§2.1).
+#[derive(Clone, Copy)]
+enum Flavor {
+    Sqlite,
+    Postgres,
+}
+
+impl Flavor {
+    /// `sql` with the column types and value forms of this flavor: `{bytes}`, `{bool}`, `{time}`
+    /// types, `{b'…'}` a byte string, `{t}`/`{f}` booleans, `{hour_ago}` a time as the driver writes it.
+    fn sql(self, sql: &str) -> String {
+        let (bytes, boolean, time, t, f, hour_ago) = match self {
+            Flavor::Sqlite => {
+                ("blob", "integer", "timestamp", "1", "0", "datetime('now', '-1 hour') || '.123456789+00:00'")
+            }
+            Flavor::Postgres => ("bytea", "boolean", "timestamptz", "true", "false", "now() - interval '1 hour'"),
+        };
+        let mut out = sql
+            .replace("{bytes}", bytes)
+            .replace("{bool}", boolean)
+            .replace("{time}", time)
+            .replace("{t}", t)
+            .replace("{f}", f)
+            .replace("{hour_ago}", hour_ago);
+        // {b'…'}: a byte string (no quote inside).
+        while let Some(at) = out.find("{b'") {
+            let end = at + 3 + out[at + 3..].find("'}").unwrap();
+            let value = out[at + 3..end].to_string();
+            let expr = match self {
+                Flavor::Sqlite => format!("CAST('{value}' AS BLOB)"),
+                Flavor::Postgres => format!("convert_to('{value}', 'UTF8')"),
+            };
+            out.replace_range(at..end + 2, &expr);
+        }
+        out
+    }
+}
 
 const ADMIN: &str = "08a8684b-db88-4b73-90a9-3cd1661f5466";
 const HASH: &str = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W";
@@ -44,71 +83,59 @@ fn dex_held_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A Dex database with an API client (and one whose redirect URI is not a URL), an API password,
-/// a stored connector, Dex's signing key, and a refresh token of example-app for the admin user.
-async fn dex_database(dir: &std::path::Path, key: &portcullis::storage::StoredKey) -> std::path::PathBuf {
-    let path = dir.join("dex.db");
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
-    let db = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    for statement in DEX_SCHEMA {
-        sqlx::query(statement).execute(&db).await.unwrap();
+/// A Dex database at `url` with an API client (and one whose redirect URI is not a URL), an API
+/// password, a stored connector, Dex's signing key, and a refresh token of example-app for the
+/// admin user, written as Dex writes them.
+async fn fill_dex_database(url: &str, flavor: Flavor, key: &portcullis::storage::StoredKey) {
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(url).await.unwrap();
+    let jwk = serde_json::to_string(&key.jwk).unwrap();
+    let mut statements: Vec<String> = DEX_SCHEMA.iter().map(|s| s.to_string()).collect();
+    statements.extend((1..=13).map(|n| format!("INSERT INTO migrations VALUES ({n}, '2026-01-01 00:00:00+00:00')")));
+    statements.extend([
+        r#"INSERT INTO client VALUES ('dex-api-app', 'dex-api-secret', {b'["http://127.0.0.1:5555/imported"]'}, {b'null'}, {f}, 'Imported App', '')"#.to_string(),
+        r#"INSERT INTO client VALUES ('bad-app', 's', {b'["not a url"]'}, {b'null'}, {f}, 'Bad', '')"#.to_string(),
+        "INSERT INTO connector VALUES ('dex-mock', 'mockCallback', 'Dex mock', '3', {b'{}'})".to_string(),
+        format!("INSERT INTO offline_session VALUES ('{ADMIN}', 'local', {{b'{{}}'}}, NULL)"),
+        format!(
+            r#"INSERT INTO password VALUES ('jane@example.com', {{b'{HASH}'}}, 'jane', 'jane-1', 'jd', {{b'["admins"]'}}, 'Jane Doe', NULL)"#
+        ),
+        format!("INSERT INTO keys VALUES ('keys', {{b'[]'}}, {{b'null'}}, {{b'{jwk}'}}, '2026-01-01 00:00:00+00:00')"),
+        format!(
+            r#"INSERT INTO refresh_token (id, client_id, scopes, nonce, claims_user_id, claims_username, claims_email,
+                claims_email_verified, claims_groups, connector_id, token, created_at, last_used, claims_preferred_username)
+             VALUES ('{REFRESH_ID}', 'example-app', {{b'["openid","email","offline_access"]'}}, 'n-1', '{ADMIN}', 'admin',
+                'admin@example.com', {{t}}, {{b'null'}}, 'local', '{REFRESH_SECRET}', {{hour_ago}}, {{hour_ago}}, 'admin')"#
+        ),
+    ]);
+    for statement in statements {
+        sqlx::query(&flavor.sql(&statement)).execute(&db).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
-    for num in 1..=13 {
-        sqlx::query("INSERT INTO migrations VALUES (?, '2026-01-01 00:00:00+00:00')")
-            .bind(num)
-            .execute(&db)
-            .await
-            .unwrap();
-    }
-    let rows = [
-        "INSERT INTO client VALUES ('dex-api-app', 'dex-api-secret', CAST('[\"http://127.0.0.1:5555/imported\"]' AS BLOB), CAST('null' AS BLOB), 0, 'Imported App', '')",
-        "INSERT INTO client VALUES ('bad-app', 's', CAST('[\"not a url\"]' AS BLOB), CAST('null' AS BLOB), 0, 'Bad', '')",
-        "INSERT INTO connector VALUES ('dex-mock', 'mockCallback', 'Dex mock', '3', CAST('{}' AS BLOB))",
-        "INSERT INTO offline_session VALUES ('08a8684b-db88-4b73-90a9-3cd1661f5466', 'local', CAST('{}' AS BLOB), NULL)",
-    ];
-    for row in rows {
-        sqlx::query(row).execute(&db).await.unwrap();
-    }
-    sqlx::query("INSERT INTO password VALUES ('jane@example.com', ?, 'jane', 'jane-1', 'jd', CAST('[\"admins\"]' AS BLOB), 'Jane Doe', NULL)")
-        .bind(HASH.as_bytes())
-        .execute(&db)
-        .await
-        .unwrap();
-    let public = serde_json::to_vec(&key.jwk).unwrap();
-    sqlx::query(
-        "INSERT INTO keys VALUES ('keys', CAST('[]' AS BLOB), CAST('null' AS BLOB), ?, '2026-01-01 00:00:00+00:00')",
-    )
-    .bind(public)
-    .execute(&db)
-    .await
-    .unwrap();
-    // go-sqlite3's time text, an hour ago.
-    sqlx::query(
-        "INSERT INTO refresh_token (id, client_id, scopes, nonce, claims_user_id, claims_username, claims_email,
-            claims_email_verified, claims_groups, connector_id, token, created_at, last_used, claims_preferred_username)
-         VALUES (?, 'example-app', CAST('[\"openid\",\"email\",\"offline_access\"]' AS BLOB), 'n-1', ?, 'admin',
-            'admin@example.com', 1, CAST('null' AS BLOB), 'local', ?,
-            datetime('now', '-1 hour') || '.123456789+00:00', datetime('now', '-1 hour') || '.123456789+00:00', 'admin')",
-    )
-    .bind(REFRESH_ID)
-    .bind(ADMIN)
-    .bind(REFRESH_SECRET)
-    .execute(&db)
-    .await
-    .unwrap();
     db.close().await;
-    path
 }
 
 #[tokio::test]
-async fn a_dex_database_imports_and_its_tokens_keep_working() {
+async fn a_dex_sqlite_database_imports_and_its_tokens_keep_working() {
     let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dex.db");
+    std::fs::File::create(&path).unwrap();
+    let database = portcullis::migrate::DexDatabase::Sqlite(path.clone());
+    import_and_use(&format!("sqlite://{}", path.display()), Flavor::Sqlite, database).await;
+}
+
+#[tokio::test]
+async fn a_dex_postgres_database_imports_and_its_tokens_keep_working() {
+    let db = portcullis_tests::TestDatabase::create().await;
+    let database = portcullis::migrate::DexDatabase::Postgres(portcullis::secret::Secret::new(db.url()));
+    import_and_use(&db.url(), Flavor::Postgres, database).await;
+}
+
+/// Fills a Dex database at `url`, imports it, and checks that what Dex's users and apps hold works.
+async fn import_and_use(url: &str, flavor: Flavor, database: portcullis::migrate::DexDatabase) {
     // Dex's signing key (ES256, as Dex master can sign).
     let dex_key = portcullis::keys::new_key(portcullis::config::SigningAlgorithm::Es256).unwrap();
-    let dex = portcullis::migrate::DexStorage {
-        sqlite_file: dex_database(dir.path(), &dex_key).await,
-        id_tokens: std::time::Duration::from_secs(24 * 3600),
-    };
+    fill_dex_database(url, flavor, &dex_key).await;
+    let dex = portcullis::migrate::DexStorage { database, id_tokens: std::time::Duration::from_secs(24 * 3600) };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = portcullis_tests::default_issuer(&listener);
     let yaml = portcullis_tests::base_config(&issuer, "").replacen(
@@ -199,11 +226,21 @@ async fn a_dex_database_imports_and_its_tokens_keep_working() {
 #[test]
 fn the_dex_config_names_the_storage_to_read() {
     let dex = portcullis::migrate::dex_storage(std::path::Path::new("config/good/dex-config-dev.yaml")).unwrap();
-    assert!(dex.sqlite_file.ends_with("examples/dex.db"), "{}", dex.sqlite_file.display());
+    let portcullis::migrate::DexDatabase::Sqlite(file) = &dex.database else { panic!("{:?}", dex.database) };
+    assert!(file.ends_with("examples/dex.db"), "{}", file.display());
     assert_eq!(dex.id_tokens, std::time::Duration::from_secs(24 * 3600));
     let dir = tempfile::tempdir().unwrap();
     let postgres = dir.path().join("dex.yaml");
-    std::fs::write(&postgres, "issuer: http://x/dex\nstorage:\n  type: postgres\n  config: {host: db}\n").unwrap();
-    let refused = portcullis::migrate::dex_storage(&postgres).unwrap_err().to_string();
-    assert!(refused.contains("imports Dex's SQLite storage only"), "{refused}");
+    std::fs::write(
+        &postgres,
+        "issuer: http://x/dex\nstorage:\n  type: postgres\n  config: {host: db, database: dex, user: dex}\n",
+    )
+    .unwrap();
+    let dex = portcullis::migrate::dex_storage(&postgres).unwrap();
+    let portcullis::migrate::DexDatabase::Postgres(url) = &dex.database else { panic!("{:?}", dex.database) };
+    assert_eq!(url.expose(), "postgres://dex@db:5432/dex");
+    let mysql = dir.path().join("mysql.yaml");
+    std::fs::write(&mysql, "issuer: http://x/dex\nstorage:\n  type: mysql\n  config: {host: db}\n").unwrap();
+    let refused = portcullis::migrate::dex_storage(&mysql).unwrap_err().to_string();
+    assert!(refused.contains("MySQL and Kubernetes dumps are next"), "{refused}");
 }
