@@ -49,6 +49,9 @@ enum Command {
         /// Report what would be imported, change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// For Dex's `storage.type: kubernetes`: a `kubectl get … -o yaml` dump of Dex's objects.
+        #[arg(long)]
+        kubernetes_dump: Option<PathBuf>,
     },
     /// Work with connector plugins.
     Plugin {
@@ -100,9 +103,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             serve(validated).await
         }
-        Command::ImportDex { dex_config, into, dry_run } => {
+        Command::ImportDex { dex_config, into, dry_run, kubernetes_dump } => {
             init_logging(Some("warn"), false);
-            let dex = portcullis::migrate::dex_storage(&dex_config)?;
+            let dex = portcullis::migrate::dex_storage(&dex_config, kubernetes_dump.as_deref())?;
             let validated = Config::load(&into)?;
             let store = portcullis::storage::Store::new(portcullis::broker::open_storage(&validated).await?);
             let report = portcullis::migrate::import_dex(&dex, &store, &validated, dry_run).await?;

@@ -13,7 +13,8 @@
 //! Idempotent: what is already there is skipped, so a second run imports nothing twice. With
 //! `dry_run` nothing is written. This version reads Dex's SQLite and PostgreSQL storage
 //! (`storage/sql`, any schema version, told by its `migrations` table: a column a schema does
-//! not have yet reads as Dex's default); MySQL and Kubernetes dumps are refused with that said.
+//! not have yet reads as Dex's default) and Kubernetes custom resources from a `kubectl get -o
+//! yaml` dump; MySQL and etcd are refused with that said.
 
 use std::path::{Path, PathBuf};
 
@@ -32,7 +33,8 @@ use crate::storage::{PublicKey, RefreshToken, StorageError, Store};
 /// What an import did, per kind: imported, already there, skipped (with why).
 #[derive(Debug, Default)]
 pub struct Report {
-    pub schema_version: i64,
+    /// What was read: Dex's SQL schema version, or a Kubernetes dump.
+    pub schema: String,
     pub lines: Vec<String>,
     pub imported: usize,
     pub existing: usize,
@@ -58,7 +60,7 @@ impl Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "Dex schema version {}", self.schema_version)?;
+        writeln!(f, "Dex storage: {}", self.schema)?;
         for line in &self.lines {
             writeln!(f, "  {line}")?;
         }
@@ -78,6 +80,8 @@ pub struct DexStorage {
 #[derive(Debug, Clone)]
 pub enum DexDatabase {
     Sqlite(PathBuf),
+    /// A `kubectl get <Dex's kinds> -o yaml` dump (a cluster cannot be reached from here).
+    Kubernetes(PathBuf),
     /// A `postgres://` URL (it may hold the password: never printed).
     Postgres(crate::secret::Secret),
 }
@@ -85,7 +89,7 @@ pub enum DexDatabase {
 /// Reads the `storage` and `expiry.idTokens` of a Dex config file. A relative SQLite path is
 /// taken as Dex takes it (from the directory Dex runs in: here the current one), else beside
 /// the config file.
-pub fn dex_storage(dex_config: &Path) -> anyhow::Result<DexStorage> {
+pub fn dex_storage(dex_config: &Path, kubernetes_dump: Option<&Path>) -> anyhow::Result<DexStorage> {
     let text = std::fs::read_to_string(dex_config).with_context(|| format!("cannot read {}", dex_config.display()))?;
     let doc: serde_yaml::Value =
         serde_yaml::from_str(&text).with_context(|| format!("{}: not YAML", dex_config.display()))?;
@@ -119,9 +123,17 @@ pub fn dex_storage(dex_config: &Path) -> anyhow::Result<DexStorage> {
             };
             Ok(DexStorage { database: DexDatabase::Postgres(crate::broker::postgres_url(&pg)), id_tokens })
         }
-        "mysql" | "kubernetes" | "etcd" => bail!(
-            "{}: storage.type {kind}: this version imports Dex's SQLite and PostgreSQL storage; MySQL and \
-             Kubernetes dumps are next",
+        "kubernetes" => match kubernetes_dump {
+            Some(dump) => Ok(DexStorage { database: DexDatabase::Kubernetes(dump.to_path_buf()), id_tokens }),
+            None => bail!(
+                "{}: storage.type kubernetes: the cluster is read from a dump; make one with `kubectl get \
+                 oauth2clients,passwords,connectors,refreshtokens,offlinesessionses,signingkeies -n <Dex's namespace> \
+                 -o yaml > dex-objects.yaml` and pass --kubernetes-dump dex-objects.yaml",
+                dex_config.display()
+            ),
+        },
+        "mysql" | "etcd" => bail!(
+            "{}: storage.type {kind}: this version imports Dex's SQLite, PostgreSQL and Kubernetes storage; {kind} is next",
             dex_config.display()
         ),
         "memory" => bail!("{}: storage.type memory keeps nothing to import", dex_config.display()),
@@ -178,12 +190,15 @@ impl Dex {
                 (format!("sqlite://{}?mode=ro", path.display()), false)
             }
             DexDatabase::Postgres(url) => (url.expose().to_string(), true),
+            DexDatabase::Kubernetes(_) => bail!("a Kubernetes dump is not a database"),
         };
         let pool =
             sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.with_context(
                 || match database {
                     DexDatabase::Sqlite(path) => format!("cannot open Dex's SQLite database {}", path.display()),
-                    DexDatabase::Postgres(_) => "cannot connect to Dex's PostgreSQL database".into(),
+                    DexDatabase::Postgres(_) | DexDatabase::Kubernetes(_) => {
+                        "cannot connect to Dex's PostgreSQL database".into()
+                    }
                 },
             )?;
         Ok(Self { pool, postgres })
@@ -276,26 +291,337 @@ fn seconds(row: &AnyRow, column: &str) -> i64 {
 }
 
 /// Imports what `dex` holds into `store`, checked against `into` (the broker's config).
-pub async fn import_dex(dex: &DexStorage, store: &Store, into: &Validated, dry_run: bool) -> anyhow::Result<Report> {
-    let db = Dex::open(&dex.database).await?;
-    let mut report = Report::default();
-    let tables = db.tables().await?;
-    if !tables.contains("migrations") {
-        if tables.contains("oauth2clients") {
-            bail!("this is Dex's ent schema (DEX_ENT_ENABLED=true), which this version does not read yet");
-        }
-        bail!("no `migrations` table: not a Dex database (or not Dex's storage/sql schema)");
+/// One refresh token as Dex keeps it, whichever storage it came from.
+#[derive(Debug, Clone)]
+struct DexRefresh {
+    id: String,
+    /// The current secret half ('' on legacy rows).
+    token: String,
+    client_id: String,
+    scopes: Vec<String>,
+    nonce: String,
+    connector_id: String,
+    /// The claims (`connector_data` filled from the offline session when it has some).
+    identity: Identity,
+    created: i64,
+    last_used: i64,
+}
+
+/// Everything an import carries over, read from Dex's SQL storage or a Kubernetes dump.
+#[derive(Debug, Default)]
+struct DexData {
+    clients: Vec<StoredClient>,
+    passwords: Vec<StoredPassword>,
+    connectors: Vec<StoredConnector>,
+    /// Dex's public keys, with when the tokens they signed are all expired.
+    keys: Vec<PublicKey>,
+    refresh: Vec<DexRefresh>,
+}
+
+/// Dex's verification key as it is kept (`[{publicKey, expiry}]`).
+#[derive(serde::Deserialize)]
+struct Verification {
+    #[serde(rename = "publicKey")]
+    public_key: serde_json::Value,
+    expiry: String,
+}
+
+/// The keys to keep: the current public key (it signed until now, so its tokens live up to Dex's
+/// `idTokens` more) and the unexpired verification keys.
+fn public_keys(
+    current: Option<serde_json::Value>,
+    verification: Vec<Verification>,
+    dex: &DexStorage,
+    now: i64,
+) -> Vec<PublicKey> {
+    let kid = |jwk: &serde_json::Value| jwk["kid"].as_str().unwrap_or_default().to_string();
+    let mut keys = Vec::new();
+    if let Some(jwk) = current.filter(|j| j.is_object()) {
+        keys.push(PublicKey { kid: kid(&jwk), jwk, expires_at: now + crate::clock::secs(dex.id_tokens) });
     }
-    let version = sqlx::query("SELECT CAST(max(num) AS BIGINT) FROM migrations").fetch_one(&db.pool).await?;
-    report.schema_version = version.try_get::<Option<i64>, _>(0)?.unwrap_or(0);
+    for v in verification {
+        match time_from_rfc3339(&v.expiry) {
+            Ok(expiry) if expiry > now => {
+                keys.push(PublicKey { kid: kid(&v.public_key), jwk: v.public_key, expires_at: expiry })
+            }
+            _ => {}
+        }
+    }
+    keys
+}
+
+/// Imports what `dex` holds into `store`, checked against `into` (the broker's config).
+pub async fn import_dex(dex: &DexStorage, store: &Store, into: &Validated, dry_run: bool) -> anyhow::Result<Report> {
     let now = crate::clock::now();
-    clients(&db, store, &mut report, dry_run, now).await?;
-    passwords(&db, store, &mut report, dry_run, now).await?;
-    connectors(&db, store, into, &mut report, dry_run, now).await?;
-    keys(&db, store, into, dex, &mut report, dry_run, now).await?;
-    refresh_tokens(&db, store, into, &mut report, dry_run, now).await?;
-    db.pool.close().await;
+    let mut report = Report::default();
+    let data = match &dex.database {
+        DexDatabase::Kubernetes(dump) => {
+            report.schema = format!("Kubernetes custom resources (a dump, {})", dump.display());
+            read_crd(dump, dex, now)?
+        }
+        database => {
+            let db = Dex::open(database).await?;
+            let (version, data) = read_sql(&db, dex, now).await;
+            db.pool.close().await;
+            report.schema = format!("SQL schema version {}", version?);
+            data?
+        }
+    };
+    write(data, store, into, &mut report, dry_run, now).await?;
     Ok(report)
+}
+
+/// Reads Dex's `storage/sql` tables: the schema version and what to import.
+async fn read_sql(db: &Dex, dex: &DexStorage, now: i64) -> (anyhow::Result<i64>, anyhow::Result<DexData>) {
+    let version = async {
+        let tables = db.tables().await?;
+        if !tables.contains("migrations") {
+            if tables.contains("oauth2clients") {
+                bail!("this is Dex's ent schema (DEX_ENT_ENABLED=true), which this version does not read yet");
+            }
+            bail!("no `migrations` table: not a Dex database (or not Dex's storage/sql schema)");
+        }
+        let row = sqlx::query("SELECT CAST(max(num) AS BIGINT) FROM migrations").fetch_one(&db.pool).await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
+    }
+    .await;
+    if let Err(e) = &version {
+        return (Err(anyhow::anyhow!("{e}")), Err(anyhow::anyhow!("not read")));
+    }
+    (version, read_sql_rows(db, dex, now).await)
+}
+
+async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<DexData> {
+    use Col::{Bytes, Flag, Text, Time};
+    let mut data = DexData::default();
+    let columns = [
+        ("id", Text),
+        ("secret", Text),
+        ("redirect_uris", Bytes),
+        ("trusted_peers", Bytes),
+        ("public", Flag),
+        ("name", Text),
+        ("logo_url", Text),
+        ("allowed_connectors", Bytes),
+        ("sso_shared_with", Bytes),
+        ("backchannel_logout_uri", Text),
+        ("post_logout_redirect_uris", Bytes),
+        ("refresh_token_lifetime", Text),
+    ];
+    for row in db.rows("client", &columns).await? {
+        data.clients.push(StoredClient {
+            id: text(&row, "id"),
+            secret: text(&row, "secret"),
+            redirect_uris: strings(&row, "redirect_uris"),
+            trusted_peers: strings(&row, "trusted_peers"),
+            public: flag(&row, "public").unwrap_or(false),
+            name: text(&row, "name"),
+            logo_url: text(&row, "logo_url"),
+            allowed_connectors: strings(&row, "allowed_connectors"),
+            sso_shared_with: strings(&row, "sso_shared_with"),
+            backchannel_logout_uri: text(&row, "backchannel_logout_uri"),
+            post_logout_redirect_uris: strings(&row, "post_logout_redirect_uris"),
+            refresh_token_lifetime: text(&row, "refresh_token_lifetime"),
+            ..Default::default()
+        });
+    }
+    let columns = [
+        ("email", Text),
+        ("hash", Bytes),
+        ("username", Text),
+        ("user_id", Text),
+        ("name", Text),
+        ("preferred_username", Text),
+        ("groups", Bytes),
+        ("email_verified", Flag),
+    ];
+    for row in db.rows("password", &columns).await? {
+        data.passwords.push(StoredPassword {
+            email: text(&row, "email").to_lowercase(),
+            hash: String::from_utf8_lossy(&bytes(&row, "hash").unwrap_or_default()).into_owned(),
+            username: text(&row, "username"),
+            user_id: text(&row, "user_id"),
+            name: text(&row, "name"),
+            preferred_username: text(&row, "preferred_username"),
+            groups: strings(&row, "groups"),
+            email_verified: flag(&row, "email_verified"),
+        });
+    }
+    let columns = [
+        ("id", Text),
+        ("type", Text),
+        ("name", Text),
+        ("config", Bytes),
+        ("grant_types", Bytes),
+        ("resource_version", Text),
+    ];
+    for row in db.rows("connector", &columns).await? {
+        data.connectors.push(StoredConnector {
+            id: text(&row, "id"),
+            kind: text(&row, "type"),
+            name: text(&row, "name"),
+            config: bytes(&row, "config").and_then(|c| serde_json::from_slice(&c).ok()).unwrap_or_default(),
+            grant_types: strings(&row, "grant_types"),
+            resource_version: text(&row, "resource_version"),
+        });
+    }
+    let rows = db.rows("keys", &[("id", Text), ("signing_key_pub", Bytes), ("verification_keys", Bytes)]).await?;
+    if let Some(row) = rows.iter().find(|r| text(r, "id") == "keys") {
+        let current = bytes(row, "signing_key_pub").and_then(|b| serde_json::from_slice(&b).ok());
+        let verification = bytes(row, "verification_keys")
+            .and_then(|b| serde_json::from_slice::<Option<Vec<Verification>>>(&b).ok())
+            .flatten()
+            .unwrap_or_default();
+        data.keys = public_keys(current, verification, dex, now);
+    }
+    let sessions =
+        db.rows("offline_session", &[("user_id", Text), ("conn_id", Text), ("connector_data", Bytes)]).await?;
+    let columns = [
+        ("id", Text),
+        ("client_id", Text),
+        ("scopes", Bytes),
+        ("nonce", Text),
+        ("connector_id", Text),
+        ("claims_user_id", Text),
+        ("claims_username", Text),
+        ("claims_email", Text),
+        ("claims_preferred_username", Text),
+        ("claims_email_verified", Flag),
+        ("claims_groups", Bytes),
+        ("connector_data", Bytes),
+        ("token", Text),
+        ("created_at", Time),
+        ("last_used", Time),
+    ];
+    for row in db.rows("refresh_token", &columns).await? {
+        let (user_id, connector_id) = (text(&row, "claims_user_id"), text(&row, "connector_id"));
+        // The newest connector data of the (user, connector) is the offline session's.
+        let session = sessions.iter().find(|s| text(s, "user_id") == user_id && text(s, "conn_id") == connector_id);
+        let connector_data = session.and_then(|s| bytes(s, "connector_data")).or_else(|| bytes(&row, "connector_data"));
+        data.refresh.push(DexRefresh {
+            id: text(&row, "id"),
+            token: text(&row, "token"),
+            client_id: text(&row, "client_id"),
+            scopes: strings(&row, "scopes"),
+            nonce: text(&row, "nonce"),
+            identity: Identity {
+                user_id,
+                username: text(&row, "claims_username"),
+                preferred_username: Some(text(&row, "claims_preferred_username")).filter(|p| !p.is_empty()),
+                email: Some(text(&row, "claims_email")).filter(|e| !e.is_empty()),
+                email_verified: flag(&row, "claims_email_verified").unwrap_or(false),
+                groups: strings(&row, "claims_groups"),
+                connector_data: connector_data.filter(|d| !d.is_empty()),
+            },
+            connector_id,
+            created: seconds(&row, "created_at"),
+            last_used: seconds(&row, "last_used"),
+        });
+    }
+    Ok(data)
+}
+
+/// Reads a `kubectl get <Dex's kinds> -o yaml` dump (a `List`, or several YAML documents).
+fn read_crd(dump: &Path, dex: &DexStorage, now: i64) -> anyhow::Result<DexData> {
+    use serde::Deserialize as _;
+    let text = std::fs::read_to_string(dump).with_context(|| format!("cannot read {}", dump.display()))?;
+    let mut items = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_yaml::Value::deserialize(doc).with_context(|| format!("{}: not YAML", dump.display()))?;
+        let value: serde_json::Value = serde_json::to_value(value)?;
+        match value["kind"].as_str() {
+            Some("List") => items.extend(value["items"].as_array().cloned().unwrap_or_default()),
+            Some(_) => items.push(value),
+            None => {}
+        }
+    }
+    let b64 = |v: &serde_json::Value| v.as_str().and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok());
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect()).unwrap_or_default()
+    };
+    let time =
+        |v: &serde_json::Value| v.as_str().and_then(|t| time_from_rfc3339(t).ok()).filter(|t| *t > 0).unwrap_or(0);
+    let mut data = DexData::default();
+    let mut sessions: Vec<&serde_json::Value> = Vec::new();
+    for item in &items {
+        if !item["apiVersion"].as_str().is_some_and(|v| v.starts_with("dex.coreos.com/")) {
+            continue;
+        }
+        match item["kind"].as_str().unwrap_or_default() {
+            "OAuth2Client" => data.clients.push(StoredClient {
+                id: s(&item["id"]),
+                secret: s(&item["secret"]),
+                redirect_uris: list(&item["redirectURIs"]),
+                trusted_peers: list(&item["trustedPeers"]),
+                public: item["public"].as_bool().unwrap_or(false),
+                name: s(&item["name"]),
+                logo_url: s(&item["logoURL"]),
+                allowed_connectors: list(&item["allowedConnectors"]),
+                sso_shared_with: list(&item["ssoSharedWith"]),
+                backchannel_logout_uri: s(&item["backchannelLogoutURI"]),
+                post_logout_redirect_uris: list(&item["postLogoutRedirectURIs"]),
+                refresh_token_lifetime: s(&item["refreshTokenLifetime"]),
+                ..Default::default()
+            }),
+            "Password" => data.passwords.push(StoredPassword {
+                email: s(&item["email"]).to_lowercase(),
+                hash: b64(&item["hash"]).map(|h| String::from_utf8_lossy(&h).into_owned()).unwrap_or_default(),
+                username: s(&item["username"]),
+                user_id: s(&item["userID"]),
+                name: s(&item["name"]),
+                preferred_username: s(&item["preferredUsername"]),
+                groups: list(&item["groups"]),
+                email_verified: item["emailVerified"].as_bool(),
+            }),
+            "Connector" => data.connectors.push(StoredConnector {
+                id: s(&item["id"]),
+                kind: s(&item["type"]),
+                name: s(&item["name"]),
+                config: b64(&item["config"]).and_then(|c| serde_json::from_slice(&c).ok()).unwrap_or_default(),
+                grant_types: list(&item["grantTypes"]),
+                // On Kubernetes the version is the object's (Dex's "+1" is discarded).
+                resource_version: s(&item["metadata"]["resourceVersion"]),
+            }),
+            "SigningKey" => {
+                let verification: Vec<Verification> =
+                    serde_json::from_value(item["verificationKeys"].clone()).unwrap_or_default();
+                data.keys.extend(public_keys(Some(item["signingKeyPub"].clone()), verification, dex, now));
+            }
+            "OfflineSessions" => sessions.push(item),
+            "RefreshToken" => {
+                let claims = &item["claims"];
+                data.refresh.push(DexRefresh {
+                    id: s(&item["metadata"]["name"]),
+                    token: s(&item["token"]),
+                    client_id: s(&item["clientID"]),
+                    scopes: list(&item["scopes"]),
+                    nonce: s(&item["nonce"]),
+                    connector_id: s(&item["connectorID"]),
+                    identity: Identity {
+                        user_id: s(&claims["userID"]),
+                        username: s(&claims["username"]),
+                        preferred_username: Some(s(&claims["preferredUsername"])).filter(|p| !p.is_empty()),
+                        email: Some(s(&claims["email"])).filter(|e| !e.is_empty()),
+                        email_verified: claims["emailVerified"].as_bool().unwrap_or(false),
+                        groups: list(&claims["groups"]),
+                        connector_data: b64(&item["connectorData"]).filter(|d| !d.is_empty()),
+                    },
+                    created: time(&item["CreatedAt"]),
+                    last_used: time(&item["LastUsed"]),
+                });
+            }
+            _ => {}
+        }
+    }
+    for r in &mut data.refresh {
+        let session =
+            sessions.iter().find(|o| s(&o["userID"]) == r.identity.user_id && s(&o["connID"]) == r.connector_id);
+        if let Some(found) = session.and_then(|o| b64(&o["connectorData"])).filter(|d| !d.is_empty()) {
+            r.identity.connector_data = Some(found);
+        }
+    }
+    Ok(data)
 }
 
 async fn create<T: crate::storage::api::ApiObject>(
@@ -316,38 +642,16 @@ async fn create<T: crate::storage::api::ApiObject>(
     Ok(())
 }
 
-async fn clients(db: &Dex, store: &Store, report: &mut Report, dry_run: bool, now: i64) -> anyhow::Result<()> {
-    use Col::{Bytes, Flag, Text};
-    let columns = [
-        ("id", Text),
-        ("secret", Text),
-        ("redirect_uris", Bytes),
-        ("trusted_peers", Bytes),
-        ("public", Flag),
-        ("name", Text),
-        ("logo_url", Text),
-        ("allowed_connectors", Bytes),
-        ("sso_shared_with", Bytes),
-        ("backchannel_logout_uri", Text),
-        ("post_logout_redirect_uris", Bytes),
-        ("refresh_token_lifetime", Text),
-    ];
-    for row in db.rows("client", &columns).await? {
-        let client = StoredClient {
-            id: text(&row, "id"),
-            secret: text(&row, "secret"),
-            redirect_uris: strings(&row, "redirect_uris"),
-            trusted_peers: strings(&row, "trusted_peers"),
-            public: flag(&row, "public").unwrap_or(false),
-            name: text(&row, "name"),
-            logo_url: text(&row, "logo_url"),
-            allowed_connectors: strings(&row, "allowed_connectors"),
-            sso_shared_with: strings(&row, "sso_shared_with"),
-            backchannel_logout_uri: text(&row, "backchannel_logout_uri"),
-            post_logout_redirect_uris: strings(&row, "post_logout_redirect_uris"),
-            refresh_token_lifetime: text(&row, "refresh_token_lifetime"),
-            ..Default::default()
-        };
+/// Writes what was read into our storage, each object checked as it would be if created now.
+async fn write(
+    data: DexData,
+    store: &Store,
+    into: &Validated,
+    report: &mut Report,
+    dry_run: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    for client in data.clients {
         let what = format!("client {:?}", client.id);
         // A public client's secret means nothing (Dex never checks it): drop it rather than refuse.
         let client =
@@ -357,33 +661,7 @@ async fn clients(db: &Dex, store: &Store, report: &mut Report, dry_run: bool, no
             Err(e) => report.skipped(what, e),
         }
     }
-    Ok(())
-}
-
-async fn passwords(db: &Dex, store: &Store, report: &mut Report, dry_run: bool, now: i64) -> anyhow::Result<()> {
-    use Col::{Bytes, Flag, Text};
-    let columns = [
-        ("email", Text),
-        ("hash", Bytes),
-        ("username", Text),
-        ("user_id", Text),
-        ("name", Text),
-        ("preferred_username", Text),
-        ("groups", Bytes),
-        ("email_verified", Flag),
-    ];
-    for row in db.rows("password", &columns).await? {
-        let hash = bytes(&row, "hash").unwrap_or_default();
-        let password = StoredPassword {
-            email: text(&row, "email").to_lowercase(),
-            hash: String::from_utf8_lossy(&hash).into_owned(),
-            username: text(&row, "username"),
-            user_id: text(&row, "user_id"),
-            name: text(&row, "name"),
-            preferred_username: text(&row, "preferred_username"),
-            groups: strings(&row, "groups"),
-            email_verified: flag(&row, "email_verified"),
-        };
+    for password in data.passwords {
         let what = format!("password of {:?}", password.email);
         // Dex's API checked the cost when the hash was made; a config-era hash may be cheaper,
         // which the password form accepts as the file's users: only the form is checked here.
@@ -393,36 +671,7 @@ async fn passwords(db: &Dex, store: &Store, report: &mut Report, dry_run: bool, 
             _ => create(store, &password, what, report, dry_run, now).await?,
         }
     }
-    Ok(())
-}
-
-async fn connectors(
-    db: &Dex,
-    store: &Store,
-    into: &Validated,
-    report: &mut Report,
-    dry_run: bool,
-    now: i64,
-) -> anyhow::Result<()> {
-    use Col::{Bytes, Text};
-    let columns = [
-        ("id", Text),
-        ("type", Text),
-        ("name", Text),
-        ("config", Bytes),
-        ("grant_types", Bytes),
-        ("resource_version", Text),
-    ];
-    for row in db.rows("connector", &columns).await? {
-        let config = bytes(&row, "config");
-        let connector = StoredConnector {
-            id: text(&row, "id"),
-            kind: text(&row, "type"),
-            name: text(&row, "name"),
-            config: config.and_then(|c| serde_json::from_slice(&c).ok()).unwrap_or(serde_json::Value::Null),
-            grant_types: strings(&row, "grant_types"),
-            resource_version: text(&row, "resource_version"),
-        };
+    for connector in data.connectors {
         let what = format!("connector {:?} (type {})", connector.id, connector.kind);
         if into.is_static_connector(&connector.id) {
             report.skipped(what, "the config file has a connector with this id, which wins");
@@ -433,53 +682,22 @@ async fn connectors(
             Err(e) => report.skipped(what, e),
         }
     }
+    keys(data.keys, store, into, report, dry_run, now).await?;
+    for r in data.refresh {
+        refresh_token(r, store, into, report, dry_run, now).await?;
+    }
     Ok(())
 }
 
-/// Dex's current public key and its verification keys join our JWKS (never its private key:
-/// our own key signs from now on).
+/// Dex's public keys join our JWKS (never its private key: our own key signs from now on).
 async fn keys(
-    db: &Dex,
+    found: Vec<PublicKey>,
     store: &Store,
     into: &Validated,
-    dex: &DexStorage,
     report: &mut Report,
     dry_run: bool,
     now: i64,
 ) -> anyhow::Result<()> {
-    let columns = [("id", Col::Text), ("signing_key_pub", Col::Bytes), ("verification_keys", Col::Bytes)];
-    let rows = db.rows("keys", &columns).await?;
-    let Some(row) = rows.iter().find(|r| text(r, "id") == "keys") else { return Ok(()) };
-    let mut found: Vec<PublicKey> = Vec::new();
-    let current = bytes(row, "signing_key_pub");
-    if let Some(jwk) =
-        current.and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()).filter(|j| !j.is_null())
-    {
-        // It signed tokens until now: they live up to Dex's idTokens lifetime.
-        let expires_at = now + crate::clock::secs(dex.id_tokens);
-        found.push(PublicKey { kid: jwk["kid"].as_str().unwrap_or_default().into(), jwk, expires_at });
-    }
-    let verification = bytes(row, "verification_keys");
-    #[derive(serde::Deserialize)]
-    struct Verification {
-        #[serde(rename = "publicKey")]
-        public_key: serde_json::Value,
-        expiry: String,
-    }
-    let list: Vec<Verification> = verification
-        .and_then(|b| serde_json::from_slice::<Option<Vec<Verification>>>(&b).ok())
-        .flatten()
-        .unwrap_or_default();
-    for v in list {
-        let Ok(expiry) = time_from_rfc3339(&v.expiry) else { continue };
-        if expiry > now {
-            found.push(PublicKey {
-                kid: v.public_key["kid"].as_str().unwrap_or_default().into(),
-                jwk: v.public_key,
-                expires_at: expiry,
-            });
-        }
-    }
     if found.is_empty() {
         return Ok(());
     }
@@ -496,25 +714,91 @@ async fn keys(
         for k in found.iter().filter(|k| have(&k.kid)) {
             report.existing(format!("Dex signing key {}", k.kid));
         }
-        if new.is_empty() {
-            return Ok(());
-        }
-        let Some((mut set, version)) = existing else {
-            // Dry run on fresh storage: nothing to add to yet.
+        let added = |report: &mut Report, new: &[&PublicKey]| {
             for k in new {
                 report.imported(format!("Dex signing key {} (kept in our JWKS until its tokens expire)", k.kid));
             }
+        };
+        if new.is_empty() {
+            return Ok(());
+        }
+        // A dry run on fresh storage has no key set to add to.
+        let Some((mut set, version)) = existing else {
+            added(report, &new);
             return Ok(());
         };
         set.previous.extend(new.iter().map(|k| (*k).clone()));
         if dry_run || store.rotate_keys(&set, version, now).await? {
-            for k in new {
-                report.imported(format!("Dex signing key {} (kept in our JWKS until its tokens expire)", k.kid));
-            }
+            added(report, &new);
             return Ok(());
         }
     }
     Err(StorageError::Unavailable("the key set kept changing; retry".into()).into())
+}
+
+/// Files one Dex refresh token under the hash of the string its app holds.
+async fn refresh_token(
+    r: DexRefresh,
+    store: &Store,
+    into: &Validated,
+    report: &mut Report,
+    dry_run: bool,
+    now: i64,
+) -> anyhow::Result<()> {
+    let lifetime = crate::oidc::token::RefreshLifetime {
+        absolute: crate::clock::secs(into.expiry.refresh.absolute_lifetime),
+        idle: crate::clock::secs(into.expiry.refresh.valid_if_not_used_for),
+    };
+    let what = format!("refresh token {:?} of client {:?}", r.id, r.client_id);
+    if !into.clients.contains_key(r.client_id.as_str())
+        && store.api_get::<StoredClient>(&r.client_id, now).await?.is_none()
+    {
+        report.skipped(what, format!("client {:?} is neither in the config nor imported", r.client_id));
+        return Ok(());
+    }
+    // Dex's zero time (schema version 1 rows, or unset) counts from now.
+    let created = Some(r.created).filter(|s| *s > 0).unwrap_or(now);
+    let last_used = Some(r.last_used).filter(|s| *s > 0).unwrap_or(now);
+    let expires_at = lifetime.expiry(created, last_used);
+    if expires_at <= now {
+        report.skipped(what, "expired under this broker's expiry.refreshTokens");
+        return Ok(());
+    }
+    let grant = format!("dex-{}", r.id);
+    let key = crate::web::token_key(&dex_refresh_token(&r.id, &r.token));
+    if store.refresh_token(&key, now).await?.is_some() || store.grant_live(&grant, now).await? {
+        report.existing(what);
+        return Ok(());
+    }
+    if dry_run {
+        report.imported(what);
+        return Ok(());
+    }
+    let sub = crate::oidc::sub::encode(&r.identity.user_id, &r.connector_id);
+    let record = RefreshToken {
+        family: grant.clone(),
+        client_id: r.client_id.as_str().into(),
+        scopes: r.scopes,
+        nonce: Some(r.nonce).filter(|n| !n.is_empty()),
+        connector_id: r.connector_id.as_str().into(),
+        identity: r.identity,
+        auth_time: created,
+        created_at: created,
+        family_created_at: created,
+        last_used,
+        rotated_at: None,
+        successor: None,
+        successor_sealed: None,
+        session: None,
+        expires_at,
+    };
+    let grant_expiry = (created + lifetime.absolute).max(expires_at);
+    store.create_grant(&grant, None, grant_expiry, now).await?;
+    let entry = UserGrant { client_id: r.client_id.clone(), created_at: created };
+    store.file_user_grant(&sub, &grant, &entry, grant_expiry, now).await?;
+    store.create_refresh_token(&key, &record, now).await?;
+    report.imported(what);
+    Ok(())
 }
 
 /// Unix seconds of an RFC 3339 time as Go writes it (`2024-05-01T12:34:56.123456789Z`).
@@ -542,113 +826,6 @@ fn time_from_rfc3339(text: &str) -> Result<i64, ()> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     Ok(days * 86_400 + h * 3600 + min * 60 + s - offset)
-}
-
-async fn refresh_tokens(
-    db: &Dex,
-    store: &Store,
-    into: &Validated,
-    report: &mut Report,
-    dry_run: bool,
-    now: i64,
-) -> anyhow::Result<()> {
-    let lifetime = crate::oidc::token::RefreshLifetime {
-        absolute: crate::clock::secs(into.expiry.refresh.absolute_lifetime),
-        idle: crate::clock::secs(into.expiry.refresh.valid_if_not_used_for),
-    };
-    use Col::{Bytes, Flag, Text, Time};
-    let columns = [
-        ("id", Text),
-        ("client_id", Text),
-        ("scopes", Bytes),
-        ("nonce", Text),
-        ("connector_id", Text),
-        ("claims_user_id", Text),
-        ("claims_username", Text),
-        ("claims_email", Text),
-        ("claims_preferred_username", Text),
-        ("claims_email_verified", Flag),
-        ("claims_groups", Bytes),
-        ("connector_data", Bytes),
-        ("token", Text),
-        ("created_at", Time),
-        ("last_used", Time),
-    ];
-    let rows = db.rows("refresh_token", &columns).await?;
-    // The newest connector data of each (user, connector): the offline session's.
-    let sessions =
-        db.rows("offline_session", &[("user_id", Text), ("conn_id", Text), ("connector_data", Bytes)]).await?;
-    for row in rows {
-        let id = text(&row, "id");
-        let client_id = text(&row, "client_id");
-        let connector_id = text(&row, "connector_id");
-        let what = format!("refresh token {id:?} of client {client_id:?}");
-        if !into.clients.contains_key(client_id.as_str())
-            && store.api_get::<StoredClient>(&client_id, now).await?.is_none()
-        {
-            report.skipped(what, format!("client {client_id:?} is neither in the config nor imported"));
-            continue;
-        }
-        let user_id = text(&row, "claims_user_id");
-        let session = sessions.iter().find(|s| text(s, "user_id") == user_id && text(s, "conn_id") == connector_id);
-        let connector_data = session
-            .and_then(|s| bytes(s, "connector_data"))
-            .or_else(|| bytes(&row, "connector_data"))
-            .filter(|d| !d.is_empty());
-        // Dex's zero time (schema version 1 rows, or unset) counts from now.
-        let created = Some(seconds(&row, "created_at")).filter(|s| *s > 0).unwrap_or(now);
-        let last_used = Some(seconds(&row, "last_used")).filter(|s| *s > 0).unwrap_or(now);
-        let expires_at = lifetime.expiry(created, last_used);
-        if expires_at <= now {
-            report.skipped(what, "expired under this broker's expiry.refreshTokens");
-            continue;
-        }
-        let identity = Identity {
-            user_id: user_id.clone(),
-            username: text(&row, "claims_username"),
-            preferred_username: Some(text(&row, "claims_preferred_username")).filter(|p| !p.is_empty()),
-            email: Some(text(&row, "claims_email")).filter(|e| !e.is_empty()),
-            email_verified: flag(&row, "claims_email_verified").unwrap_or(false),
-            groups: strings(&row, "claims_groups"),
-            connector_data,
-        };
-        let grant = format!("dex-{id}");
-        let held = dex_refresh_token(&id, &text(&row, "token"));
-        let key = crate::web::token_key(&held);
-        if store.refresh_token(&key, now).await?.is_some() || store.grant_live(&grant, now).await? {
-            report.existing(what);
-            continue;
-        }
-        if dry_run {
-            report.imported(what);
-            continue;
-        }
-        let record = RefreshToken {
-            family: grant.clone(),
-            client_id: client_id.as_str().into(),
-            scopes: strings(&row, "scopes"),
-            nonce: Some(text(&row, "nonce")).filter(|n| !n.is_empty()),
-            connector_id: connector_id.as_str().into(),
-            identity,
-            auth_time: created,
-            created_at: created,
-            family_created_at: created,
-            last_used,
-            rotated_at: None,
-            successor: None,
-            successor_sealed: None,
-            session: None,
-            expires_at,
-        };
-        let grant_expiry = (created + lifetime.absolute).max(expires_at);
-        store.create_grant(&grant, None, grant_expiry, now).await?;
-        let sub = crate::oidc::sub::encode(&user_id, &connector_id);
-        let entry = UserGrant { client_id: client_id.clone(), created_at: created };
-        store.file_user_grant(&sub, &grant, &entry, grant_expiry, now).await?;
-        store.create_refresh_token(&key, &record, now).await?;
-        report.imported(what);
-    }
-    Ok(())
 }
 
 #[cfg(test)]

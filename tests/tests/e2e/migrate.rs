@@ -120,21 +120,119 @@ async fn a_dex_sqlite_database_imports_and_its_tokens_keep_working() {
     let path = dir.path().join("dex.db");
     std::fs::File::create(&path).unwrap();
     let database = portcullis::migrate::DexDatabase::Sqlite(path.clone());
-    import_and_use(&format!("sqlite://{}", path.display()), Flavor::Sqlite, database).await;
+    let dex_key = portcullis::keys::new_key(portcullis::config::SigningAlgorithm::Es256).unwrap();
+    fill_dex_database(&format!("sqlite://{}", path.display()), Flavor::Sqlite, &dex_key).await;
+    import_and_use(database, &dex_key, "SQL schema version 13").await;
 }
 
 #[tokio::test]
 async fn a_dex_postgres_database_imports_and_its_tokens_keep_working() {
     let db = portcullis_tests::TestDatabase::create().await;
     let database = portcullis::migrate::DexDatabase::Postgres(portcullis::secret::Secret::new(db.url()));
-    import_and_use(&db.url(), Flavor::Postgres, database).await;
+    let dex_key = portcullis::keys::new_key(portcullis::config::SigningAlgorithm::Es256).unwrap();
+    fill_dex_database(&db.url(), Flavor::Postgres, &dex_key).await;
+    import_and_use(database, &dex_key, "SQL schema version 13").await;
 }
 
-/// Fills a Dex database at `url`, imports it, and checks that what Dex's users and apps hold works.
-async fn import_and_use(url: &str, flavor: Flavor, database: portcullis::migrate::DexDatabase) {
-    // Dex's signing key (ES256, as Dex master can sign).
+/// The same objects as Kubernetes custom resources, in a `kubectl get … -o yaml` dump: `[]byte`
+/// fields base64, times RFC 3339, the refresh token's id its object name (Dex's §5).
+#[tokio::test]
+async fn a_kubernetes_dump_imports_and_its_tokens_keep_working() {
     let dex_key = portcullis::keys::new_key(portcullis::config::SigningAlgorithm::Es256).unwrap();
-    fill_dex_database(url, flavor, &dex_key).await;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let hour_ago = {
+        let t = portcullis::clock::now() - 3600;
+        let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+        // Civil date from days (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.123456789Z", secs / 3600, secs % 3600 / 60, secs % 60)
+    };
+    let jwk = serde_json::to_string(&dex_key.jwk).unwrap();
+    let dump = format!(
+        r#"apiVersion: v1
+kind: List
+items:
+- apiVersion: dex.coreos.com/v1
+  kind: OAuth2Client
+  metadata: {{name: mrswsljqmfyhi2lbobycd4xq3ujgqxwn, namespace: dex}}
+  id: dex-api-app
+  secret: dex-api-secret
+  redirectURIs: ["http://127.0.0.1:5555/imported"]
+  public: false
+  name: Imported App
+- apiVersion: dex.coreos.com/v1
+  kind: OAuth2Client
+  metadata: {{name: bad, namespace: dex}}
+  id: bad-app
+  secret: s
+  redirectURIs: ["not a url"]
+  public: false
+  name: Bad
+- apiVersion: dex.coreos.com/v1
+  kind: Password
+  metadata: {{name: jane, namespace: dex}}
+  email: jane@example.com
+  hash: {hash}
+  username: jane
+  userID: jane-1
+  name: Jane Doe
+  preferredUsername: jd
+  groups: [admins]
+- apiVersion: dex.coreos.com/v1
+  kind: Connector
+  metadata: {{name: dex-mock, namespace: dex, resourceVersion: "4711"}}
+  id: dex-mock
+  type: mockCallback
+  name: Dex mock
+  config: {config}
+- apiVersion: dex.coreos.com/v1
+  kind: SigningKey
+  metadata: {{name: openid-connect-keys, namespace: dex}}
+  signingKeyPub: {jwk}
+  verificationKeys: []
+  nextRotation: "2026-01-01T00:00:00Z"
+- apiVersion: dex.coreos.com/v1
+  kind: OfflineSessions
+  metadata: {{name: olvwklepe43wg, namespace: dex}}
+  userID: {ADMIN}
+  connID: local
+  refresh: {{}}
+- apiVersion: dex.coreos.com/v1
+  kind: RefreshToken
+  metadata: {{name: {REFRESH_ID}, namespace: dex}}
+  clientID: example-app
+  scopes: [openid, email, offline_access]
+  token: {REFRESH_SECRET}
+  nonce: n-1
+  connectorID: local
+  claims: {{userID: {ADMIN}, username: admin, preferredUsername: admin, email: admin@example.com, emailVerified: true}}
+  CreatedAt: "{hour_ago}"
+  LastUsed: "{hour_ago}"
+"#,
+        hash = b64(HASH),
+        config = b64("{}"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dex-objects.yaml");
+    std::fs::write(&path, dump).unwrap();
+    import_and_use(portcullis::migrate::DexDatabase::Kubernetes(path), &dex_key, "Kubernetes custom resources").await;
+}
+
+/// Imports Dex's `database` (filled as the tests above fill it, Dex's key `dex_key` signing), and
+/// checks that what Dex's users and apps hold works.
+async fn import_and_use(
+    database: portcullis::migrate::DexDatabase,
+    dex_key: &portcullis::storage::StoredKey,
+    schema: &str,
+) {
     let dex = portcullis::migrate::DexStorage { database, id_tokens: std::time::Duration::from_secs(24 * 3600) };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = portcullis_tests::default_issuer(&listener);
@@ -152,7 +250,7 @@ async fn import_and_use(url: &str, flavor: Flavor, database: portcullis::migrate
 
     // A dry run reports and writes nothing.
     let dry = portcullis::migrate::import_dex(&dex, &store, &config, true).await.unwrap();
-    assert_eq!(dry.schema_version, 13);
+    assert!(dry.schema.starts_with(schema), "{}", dry.schema);
     assert!(dry.imported >= 5, "{dry}");
     assert!(store.keys(0).await.unwrap().is_none() && store.api_version(0).await.unwrap() == 0, "dry run wrote");
 
@@ -225,7 +323,7 @@ async fn import_and_use(url: &str, flavor: Flavor, database: portcullis::migrate
 /// storages this version cannot read yet are refused saying so.
 #[test]
 fn the_dex_config_names_the_storage_to_read() {
-    let dex = portcullis::migrate::dex_storage(std::path::Path::new("config/good/dex-config-dev.yaml")).unwrap();
+    let dex = portcullis::migrate::dex_storage(std::path::Path::new("config/good/dex-config-dev.yaml"), None).unwrap();
     let portcullis::migrate::DexDatabase::Sqlite(file) = &dex.database else { panic!("{:?}", dex.database) };
     assert!(file.ends_with("examples/dex.db"), "{}", file.display());
     assert_eq!(dex.id_tokens, std::time::Duration::from_secs(24 * 3600));
@@ -236,11 +334,16 @@ fn the_dex_config_names_the_storage_to_read() {
         "issuer: http://x/dex\nstorage:\n  type: postgres\n  config: {host: db, database: dex, user: dex}\n",
     )
     .unwrap();
-    let dex = portcullis::migrate::dex_storage(&postgres).unwrap();
+    let dex = portcullis::migrate::dex_storage(&postgres, None).unwrap();
     let portcullis::migrate::DexDatabase::Postgres(url) = &dex.database else { panic!("{:?}", dex.database) };
     assert_eq!(url.expose(), "postgres://dex@db:5432/dex");
     let mysql = dir.path().join("mysql.yaml");
     std::fs::write(&mysql, "issuer: http://x/dex\nstorage:\n  type: mysql\n  config: {host: db}\n").unwrap();
-    let refused = portcullis::migrate::dex_storage(&mysql).unwrap_err().to_string();
-    assert!(refused.contains("MySQL and Kubernetes dumps are next"), "{refused}");
+    let refused = portcullis::migrate::dex_storage(&mysql, None).unwrap_err().to_string();
+    assert!(refused.contains("mysql is next"), "{refused}");
+    let kubernetes = dir.path().join("k8s.yaml");
+    std::fs::write(&kubernetes, "issuer: http://x/dex\nstorage:\n  type: kubernetes\n  config: {inCluster: true}\n")
+        .unwrap();
+    let refused = portcullis::migrate::dex_storage(&kubernetes, None).unwrap_err().to_string();
+    assert!(refused.contains("pass --kubernetes-dump"), "{refused}");
 }
