@@ -4,7 +4,8 @@
 use portcullis_connector_sdk::{ConnectorError, config};
 use serde::Deserialize;
 
-/// Dex's GitHub connector config, key for key (`rootCA` is accepted only to refuse it clearly).
+/// Dex's GitHub connector config, key for key (`rootCA` is read by the host into this
+/// connector's trust store; `org` is refused with a pointer to `orgs`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
@@ -60,9 +61,10 @@ impl Config {
         if self.org.is_some() {
             return bad("org (Dex's deprecated single-org key) is not supported: write `orgs: [{name: <org>}]`");
         }
-        if self.root_ca.is_some() {
-            return bad("rootCA is not supported: a connector has no filesystem and the broker's HTTP client trusts \
-                 the public web PKI roots only; give the GitHub Enterprise host a certificate from a public CA");
+        // The host read the file into this connector's trust store; Dex asks for the host too.
+        if self.root_ca.as_ref().is_some_and(|v| !v.is_null()) && self.host_name.is_none() {
+            return bad("rootCA needs hostName: a root certificate is for a GitHub Enterprise host; add \
+                 hostName: github.example.com (or remove rootCA for github.com)");
         }
         for (i, org) in self.orgs.iter().enumerate() {
             if org.name.trim().is_empty() {
@@ -171,7 +173,7 @@ mod tests {
     fn refusals_name_the_key() {
         for (json, key) in [
             (r#"{"clientID": "", "clientSecret": "s"}"#, "clientID"),
-            (r#"{"clientID": "i", "clientSecret": "s", "rootCA": "/etc/ca.pem"}"#, "rootCA"),
+            (r#"{"clientID": "i", "clientSecret": "s", "rootCA": "/etc/ca.pem"}"#, "hostName"),
             (r#"{"clientID": "i", "clientSecret": "s", "org": "acme"}"#, "orgs"),
             (r#"{"clientID": "i", "clientSecret": "s", "hostName": "h/api"}"#, "hostName"),
             (r#"{"clientID": "i", "clientSecret": "s", "orgs": [{"name": ""}]}"#, "orgs[0].name"),

@@ -334,7 +334,7 @@ async fn a_misspelt_config_key_is_refused_naming_it() {
     let fake = FakeGitHub::start(octo(), 30).await;
     let cases = [
         ("    loadAllGroup: true\n", "unknown field `loadAllGroup`"),
-        ("    rootCA: /etc/ghe-ca.pem\n", "rootCA is not supported"),
+        ("    rootCA: /etc/ghe-ca.pem\n", "config.rootCA: neither PEM, nor a readable file"),
         ("    teamNameField: title\n", "unknown variant `title`"),
     ];
     for (config, expected) in cases {
@@ -416,4 +416,31 @@ async fn a_dex_github_block_without_allowed_hosts_logs_in() {
     assert_eq!(t.claims["email"], "sam@example.test");
     let groups = t.claims["groups"].as_array().expect("groups");
     assert!(groups.contains(&json!("acme-widgets:platform-core")), "{groups:?}");
+}
+
+/// Dex's `rootCA` for GitHub Enterprise: the broker reads the file into this connector's trust
+/// store (the same one `rootCAs` fills; a private-CA upstream over HTTPS is tested through the
+/// oidc connector in `exchange::`); a missing file or a `rootCA` without `hostName` is refused.
+#[tokio::test]
+async fn a_root_ca_file_is_trusted_for_github_enterprise() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ghe-ca.pem");
+    std::fs::write(&ca, portcullis_tests::slapd::TestCa::new("GHE CA").cert_pem).unwrap();
+    let load = |config: serde_json::Value| async move {
+        let spec = portcullis_tests::spec("ghe", portcullis_tests::plugin("github"), config);
+        portcullis::connectors::Registry::load(&portcullis_tests::engine(), &[spec], None)
+            .await
+            .map(|_| ())
+            .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+    };
+    let base = |extra: serde_json::Value| {
+        let mut c = serde_json::json!({"clientID": "i", "clientSecret": "s"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    load(base(serde_json::json!({"hostName": "ghe.example.com", "rootCA": ca.display().to_string()}))).await.unwrap();
+    let missing = load(base(serde_json::json!({"hostName": "ghe.example.com", "rootCA": "/no/such/ca.pem"}))).await;
+    assert!(missing.unwrap_err().contains("config.rootCA: neither PEM, nor a readable file"));
+    let no_host = load(base(serde_json::json!({"rootCA": ca.display().to_string()}))).await;
+    assert!(no_host.unwrap_err().contains("rootCA needs hostName"));
 }
