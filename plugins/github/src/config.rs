@@ -5,7 +5,7 @@ use portcullis_connector_sdk::{ConnectorError, config};
 use serde::Deserialize;
 
 /// Dex's GitHub connector config, key for key (`rootCA` is read by the host into this
-/// connector's trust store; `org` is refused with a pointer to `orgs`).
+/// connector's trust store).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Config {
@@ -16,8 +16,9 @@ pub struct Config {
     pub redirect_uri: Option<String>,
     #[serde(default)]
     pub orgs: Vec<Org>,
-    /// Dex's deprecated single-org key; refused with a pointer to `orgs`.
-    org: Option<serde_json::Value>,
+    /// Dex's legacy single-org key: the `groups` claim is the user's team names in this org
+    /// (no `org:` prefix, no membership check), as Dex reads it.
+    pub org: Option<String>,
     #[serde(default)]
     pub load_all_groups: bool,
     #[serde(default)]
@@ -58,8 +59,8 @@ impl Config {
         let bad = |m: &str| Err(ConnectorError::Config(m.to_string()));
         config::require("clientID", &self.client_id, "write the OAuth App's client ID")?;
         config::require("clientSecret", &self.client_secret, "write the OAuth App's client secret")?;
-        if self.org.is_some() {
-            return bad("org (Dex's deprecated single-org key) is not supported: write `orgs: [{name: <org>}]`");
+        if self.legacy_org().is_some() && !self.orgs.is_empty() {
+            return bad("org and orgs: use one (Dex refuses both too); `orgs: [{name: <org>}]` is the current form");
         }
         // The host read the file into this connector's trust store; Dex asks for the host too.
         if self.root_ca.as_ref().is_some_and(|v| !v.is_null()) && self.host_name.is_none() {
@@ -131,9 +132,15 @@ impl Config {
         config::redirect_uri(self.redirect_uri.as_deref(), callback_url)
     }
 
-    /// Org and team lookups are needed: to enforce `orgs`, or to fill the `groups` claim.
+    /// Org and team lookups are needed: to enforce `orgs`, for the legacy `org`, or to fill
+    /// the `groups` claim.
     pub fn groups_required(&self, groups_scope: bool) -> bool {
-        !self.orgs.is_empty() || groups_scope
+        !self.orgs.is_empty() || self.legacy_org().is_some() || groups_scope
+    }
+
+    /// The legacy `org`, when written and not empty.
+    pub fn legacy_org(&self) -> Option<&str> {
+        self.org.as_deref().map(str::trim).filter(|o| !o.is_empty())
     }
 
     /// Whether `domain` is the preferred email domain (`*.x` matches any subdomain of `x`).
@@ -174,7 +181,7 @@ mod tests {
         for (json, key) in [
             (r#"{"clientID": "", "clientSecret": "s"}"#, "clientID"),
             (r#"{"clientID": "i", "clientSecret": "s", "rootCA": "/etc/ca.pem"}"#, "hostName"),
-            (r#"{"clientID": "i", "clientSecret": "s", "org": "acme"}"#, "orgs"),
+            (r#"{"clientID": "i", "clientSecret": "s", "org": "acme", "orgs": [{"name": "b"}]}"#, "org and orgs"),
             (r#"{"clientID": "i", "clientSecret": "s", "hostName": "h/api"}"#, "hostName"),
             (r#"{"clientID": "i", "clientSecret": "s", "orgs": [{"name": ""}]}"#, "orgs[0].name"),
         ] {

@@ -97,6 +97,16 @@ fn all_groups(config: &Config, m: &Membership) -> Vec<String> {
 
 /// The user's groups, or `Denied` when `orgs` is set and the user is in none of its orgs or teams.
 pub fn groups(config: &Config, m: &Membership, login: &str) -> Result<Vec<String>, ConnectorError> {
+    if let (true, Some(org)) = (config.orgs.is_empty(), config.legacy_org()) {
+        // Dex's legacy `org`: the user's teams there, by bare name; nobody is turned away.
+        let mut groups = Vec::new();
+        for team in m.teams.iter().filter(|t| t.organization.login == org) {
+            for name in team_names(config.team_name_field, team) {
+                push_unique(&mut groups, name.to_string());
+            }
+        }
+        return Ok(groups);
+    }
     if config.orgs.is_empty() {
         return Ok(if config.load_all_groups { all_groups(config, m) } else { Vec::new() });
     }
@@ -189,6 +199,15 @@ mod tests {
             assert!(matches!(err, ConnectorError::Denied(_)), "{orgs}");
             assert!(err.message().contains("octo"), "{}", err.message());
         }
+    }
+
+    #[test]
+    fn the_legacy_org_gives_bare_team_names_and_denies_nobody() {
+        let c = config(r#", "org": "acme""#);
+        let got = groups(&c, &membership(), "octo").unwrap();
+        assert!(!got.is_empty() && got.iter().all(|g| !g.contains(':')), "{got:?}");
+        let c = config(r#", "org": "nowhere""#);
+        assert_eq!(groups(&c, &membership(), "octo").unwrap(), Vec::<String>::new());
     }
 
     #[test]

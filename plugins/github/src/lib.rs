@@ -50,7 +50,10 @@ fn identity(config: &Config, scopes: Scopes, token: &str) -> Result<Identity, Co
     };
     // Dex asks for read:org whenever groups are wanted, but only `orgs` and `loadAllGroups`
     // produce groups: skip the lookups otherwise.
-    let groups = if !config.orgs.is_empty() || (scopes.groups && config.load_all_groups) {
+    let groups = if !config.orgs.is_empty()
+        || config.legacy_org().is_some()
+        || (scopes.groups && config.load_all_groups)
+    {
         let membership =
             Membership { orgs: client.get_all::<OrgRef>("/user/orgs")?, teams: client.get_all::<Team>("/user/teams")? };
         groups::groups(config, &membership, &user.login)?

@@ -444,3 +444,15 @@ async fn a_root_ca_file_is_trusted_for_github_enterprise() {
     let no_host = load(base(serde_json::json!({"rootCA": ca.display().to_string()}))).await;
     assert!(no_host.unwrap_err().contains("rootCA needs hostName"));
 }
+
+/// Dex's legacy `org`: the `groups` claim is the user's team names in that org, bare (no
+/// `org:` prefix), and a user outside it is not turned away — as Dex reads the key.
+#[tokio::test]
+async fn the_legacy_org_key_gives_bare_team_names() {
+    let (fake, b) = setup(octo(), 30, "    org: acme-widgets\n").await;
+    let t = tokens(&b, &fake, ALL_SCOPES).await;
+    assert_eq!(t.claims["groups"], json!(["Platform Core"]));
+    let (fake, b) = setup(octo(), 30, "    org: nowhere\n").await;
+    let t = tokens(&b, &fake, ALL_SCOPES).await;
+    assert_eq!(t.claims["groups"], json!([]), "{}", t.claims);
+}
