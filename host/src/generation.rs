@@ -81,7 +81,9 @@ impl Sources {
             plugins.insert(path, digest);
         }
         let mut root_cas = BTreeMap::new();
-        for path in config.connectors.iter().flat_map(|c| crate::connectors::root_ca_files(&c.spec.config)) {
+        let read = config.connectors.iter().flat_map(|c| c.files.iter().cloned());
+        for path in config.connectors.iter().flat_map(|c| crate::connectors::root_ca_files(&c.spec.config)).chain(read)
+        {
             let digest = tokio::fs::read(&path).await.ok().map(|b| crate::connectors::loader::sha256_hex(&b));
             root_cas.insert(path, digest);
         }

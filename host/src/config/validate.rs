@@ -313,6 +313,8 @@ pub struct ConnectorEntry {
     pub missing: Option<String>,
     /// Dex's `grantTypes`: the grants this connector serves; empty: every one.
     pub grant_types: Vec<String>,
+    /// Files the broker read into `spec.config` (an ldap `rootCA`): a change of one reloads.
+    pub files: Vec<PathBuf>,
 }
 
 /// The grants Dex lets a connector be limited to (`grantTypes`); `client_credentials` involves
@@ -1054,6 +1056,24 @@ pub(super) fn connectors(
         if let Some((_, Some(mode))) = cc.kind.as_deref().map(shipped_plugin) {
             config.entry("mode").or_insert_with(|| mode.into());
         }
+        // Dex's ldap `rootCA` is a file: the broker reads it (plugins have no filesystem) and
+        // hands the plugin its `rootCAData`; a reload sees the file change (`files`).
+        let mut files = Vec::new();
+        if cc.kind.as_deref() == Some("ldap")
+            && let Some(serde_json::Value::String(path)) = config.get("rootCA").cloned()
+        {
+            use base64::Engine as _;
+            if config.contains_key("rootCAData") {
+                return Err(format!("{at}.config: rootCA and rootCAData both give the CA; keep one"));
+            }
+            let file = base.join(&path);
+            let pem = std::fs::read(&file).map_err(|e| {
+                format!("{at}.config.rootCA: cannot read {} ({e}); give the path of the CA's PEM file", file.display())
+            })?;
+            config.remove("rootCA");
+            config.insert("rootCAData".into(), base64::engine::general_purpose::STANDARD.encode(pem).into());
+            files.push(file);
+        }
         let config = serde_json::Value::Object(config);
         let spec = ConnectorSpec {
             id: cc.id.as_str().into(),
@@ -1073,7 +1093,7 @@ pub(super) fn connectors(
                 ));
             }
         }
-        out.push(ConnectorEntry { spec, kind: cc.kind.clone(), missing, grant_types: cc.grant_types.clone() });
+        out.push(ConnectorEntry { spec, kind: cc.kind.clone(), missing, grant_types: cc.grant_types.clone(), files });
     }
     Ok(out)
 }

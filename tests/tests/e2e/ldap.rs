@@ -249,7 +249,6 @@ async fn starttls_and_ldaps_verify_the_server_against_root_ca_data() {
 #[tokio::test]
 async fn config_errors_name_the_key_and_what_to_write() {
     let cases = [
-        (json!({"rootCA": "/etc/ssl/ldap-ca.pem"}), "rootCAData"),
         (json!({"insecureNoSSL": true, "startTLS": true}), "startTLS"),
         (json!({"bindPW": ""}), "bindPW is required with bindDN"),
         (
@@ -352,4 +351,38 @@ async fn a_bare_host_and_port_grants_ldap_at_that_port() {
     let registry = typed_registry(plain, Some(vec![slapd.ldaps_addr.clone()])).await;
     let err = registry.get("ldap").unwrap().login(all, "jane", "jane-password").await.unwrap_err();
     assert!(matches!(err, PluginError::CapabilityDenied { .. }), "{err:?}");
+}
+
+/// Dex's `rootCA` as Dex writes it, a PEM file path, in a `type: ldap` block: the broker reads
+/// the file (plugins have no filesystem), the connector verifies LDAPS against it, and a file
+/// that cannot be read is a config error naming the key.
+#[tokio::test]
+async fn a_root_ca_file_path_verifies_ldaps() {
+    let slapd = Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ldap-ca.pem");
+    std::fs::write(&ca, &slapd.ca_pem).unwrap();
+    let ldaps = config(&slapd.ldaps_addr, json!({"rootCA": ca.display().to_string()}));
+    let block =
+        format!("- type: ldap\n  id: ldap\n  name: Directory\n  config: {}\n", serde_json::to_string(&ldaps).unwrap());
+    let b = TestBroker::builder().connectors(&block).extra(&plugins_dir()).start().await;
+    let tokens = login_ok(&b, "ldap", "jane", "jane-password").await;
+    assert_eq!(tokens.claims["email"], "jane@example.org");
+
+    let missing = config(&slapd.ldaps_addr, json!({"rootCA": "/no/such/ldap-ca.pem"}));
+    let yaml = portcullis_tests::base_config(
+        "http://127.0.0.1:1/dex",
+        &format!(
+            "- type: ldap\n  id: ldap\n  name: Directory\n  config: {}\n",
+            serde_json::to_string(&missing).unwrap()
+        ),
+    );
+    let err = portcullis::config::Config::from_yaml(
+        std::path::Path::new("t.yaml"),
+        &format!("{yaml}\n{}", plugins_dir()),
+        &|_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("connectors[1].config.rootCA: cannot read /no/such/ldap-ca.pem"), "{err}");
 }
