@@ -1,4 +1,4 @@
-//! Storage conformance: one suite of checks run against every backend (memory, SQLite, PostgreSQL),
+//! Storage conformance: one suite of checks run against every backend (memory, SQLite, PostgreSQL, MySQL),
 //! plus what only a shared database can show (two replicas on one PostgreSQL or SQLite database).
 //!
 //! To add a check, write an `async fn name(b: &dyn Backend)` below and add `name` to the
@@ -9,7 +9,7 @@
 
 use futures::future::join_all;
 use portcullis::storage::{Backend, Kind, MemoryBackend, Record, SqlBackend, StorageError};
-use portcullis_tests::TestDatabase;
+use portcullis_tests::{TestDatabase, TestMysqlDatabase};
 
 const NOW: i64 = 1_700_000_000;
 const RACERS: usize = 20;
@@ -200,6 +200,13 @@ macro_rules! conformance {
                 super::$case(&db.backend().await).await;
             })*
         }
+        mod mysql {
+            $(#[tokio::test]
+            async fn $case() {
+                let db = super::TestMysqlDatabase::create().await;
+                super::$case(&db.backend().await).await;
+            })*
+        }
     };
 }
 
@@ -269,6 +276,50 @@ async fn postgres_replicas_migrate_at_once() {
 }
 
 #[tokio::test]
+async fn mysql_replicas_share_records() {
+    let db = TestMysqlDatabase::create().await;
+    let (a, b) = (db.backend().await, db.backend().await);
+    replicas_share_records(&a, &b).await;
+}
+
+#[tokio::test]
+async fn mysql_replicas_migrate_at_once() {
+    let db = TestMysqlDatabase::create().await;
+    let url = db.url();
+    let started = join_all((0..4).map(|_| SqlBackend::connect(&url))).await;
+    let replicas: Vec<SqlBackend> = started.into_iter().map(Result::unwrap).collect();
+    for replica in &replicas {
+        replica.ping().await.unwrap();
+    }
+    replicas_share_records(&replicas[0], &db.backend().await).await;
+}
+
+/// Ids are compared byte for byte: no collation folds case or ignores trailing spaces, and an
+/// id longer than its column is refused, not truncated.
+#[tokio::test]
+async fn mysql_ids_are_exact() {
+    let db = TestMysqlDatabase::create().await;
+    let b = db.backend().await;
+    let k = Kind::AuthCode;
+    b.insert(k, "Token", &record("upper", Some("Fam"), NOW + 60), NOW).await.unwrap();
+    b.insert(k, "token", &record("lower", Some("fam"), NOW + 60), NOW).await.unwrap();
+    assert_eq!(b.get(k, "token ", NOW).await.unwrap(), None);
+    assert_eq!(b.get(k, "Token", NOW).await.unwrap().unwrap().data, "upper");
+    assert_eq!(b.list_family(k, "fam", NOW).await.unwrap(), vec!["token".to_owned()]);
+    let long = "x".repeat(600);
+    assert!(b.insert(k, &long, &record("{}", None, NOW + 60), NOW).await.is_err());
+    assert_eq!(b.get(k, &long[..512], NOW).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn unreachable_mysql_names_the_server_without_its_password() {
+    let err = SqlBackend::connect("mysql://portcullis:hunter2@127.0.0.1:1/portcullis").await.unwrap_err().to_string();
+    assert!(err.starts_with("storage unavailable: MySQL at portcullis@127.0.0.1:1/portcullis"), "{err}");
+    assert!(err.contains("is MySQL / MariaDB running"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
 async fn sqlite_replicas_share_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/shared.sqlite");
@@ -297,11 +348,11 @@ async fn unreachable_postgres_names_the_url_without_its_password() {
 
 #[tokio::test]
 async fn unsupported_storage_url_is_refused() {
-    let err = SqlBackend::connect("mysql://root:hunter2@localhost/db").await.unwrap_err().to_string();
+    let err = SqlBackend::connect("redis://root:hunter2@localhost/db").await.unwrap_err().to_string();
     assert_eq!(
         err,
-        "storage unavailable: unsupported storage URL scheme `mysql`; \
-         use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE"
+        "storage unavailable: unsupported storage URL scheme `redis`; \
+         use sqlite:PATH, postgres://USER@HOST:PORT/DATABASE or mysql://USER@HOST:PORT/DATABASE"
     );
 }
 
