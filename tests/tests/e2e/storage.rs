@@ -311,6 +311,27 @@ async fn mysql_ids_are_exact() {
     assert_eq!(b.get(k, &long[..512], NOW).await.unwrap(), None);
 }
 
+/// `storage.type: mysql` with Dex's keys reaches the database (plain TCP: `ssl.mode: "false"`,
+/// the test server has no TLS), and the default `ssl.mode` (Dex's `true`) insists on TLS.
+#[tokio::test]
+async fn mysql_config_block_opens_the_database() {
+    let db = TestMysqlDatabase::create().await;
+    let load = |ssl: &str| {
+        let yaml = format!(
+            "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: mysql\n  config:\n    host: 127.0.0.1:3306\n    \
+             user: root\n    database: {}\n    connectionTimeout: 5\n    maxOpenConns: 4\n{ssl}",
+            db.name
+        );
+        portcullis::config::Config::from_yaml(std::path::Path::new("mysql.yaml"), &yaml, &|_| None).unwrap()
+    };
+    let plain = load("    ssl:\n      mode: \"false\"\n");
+    let b = portcullis::broker::open_storage(&plain).await.unwrap();
+    b.insert(Kind::AuthCode, "c", &record("{}", None, NOW + 60), NOW).await.unwrap();
+    assert!(b.get(Kind::AuthCode, "c", NOW).await.unwrap().is_some());
+    let err = portcullis::broker::open_storage(&load("")).await.err().unwrap();
+    assert!(format!("{err:#}").contains("MySQL at root@127.0.0.1:3306/"), "{err:#}");
+}
+
 #[tokio::test]
 async fn unreachable_mysql_names_the_server_without_its_password() {
     let err = SqlBackend::connect("mysql://portcullis:hunter2@127.0.0.1:1/portcullis").await.unwrap_err().to_string();
