@@ -1,4 +1,5 @@
-//! The SQL storage backend: one implementation of [`Backend`] for SQLite and PostgreSQL, over sqlx.
+//! The SQL storage backend: one implementation of [`Backend`] for SQLite, PostgreSQL and MySQL /
+//! MariaDB, over sqlx.
 //!
 //! # Design: two typed pools, one dialect
 //!
@@ -26,6 +27,23 @@
 //! expired row. In PostgreSQL a concurrent writer waits for the row lock and then re-checks the
 //! `WHERE` clause against the committed row; SQLite serialises writers, and `busy_timeout` makes a
 //! writer wait for the lock rather than fail.
+//!
+//! # MySQL / MariaDB
+//!
+//! MySQL gets its own statements (`?` placeholders, byte-wise `VARBINARY` ids; see
+//! [`MYSQL_MIGRATIONS`]) and two operations of more than one statement:
+//! - `insert` deletes the row if it has expired, then runs a plain `INSERT`; a duplicate-key
+//!   error is the conflict. Deleting an expired row is safe at any moment (it is invisible and
+//!   garbage), so the INSERT's unique check alone picks the winner. `ON DUPLICATE KEY UPDATE`
+//!   would be one statement, but sqlx sets `CLIENT_FOUND_ROWS`, under which "inserted" and "a live
+//!   row left alone" both report one row: the conflict could not be told.
+//! - `take` is `SELECT ... FOR UPDATE` then `DELETE` in one transaction: MySQL 8 has no
+//!   `DELETE ... RETURNING` (MariaDB 10.5+ has), and one code path serves both. A concurrent
+//!   take waits on the row lock and then reads the committed state (locking reads see the
+//!   latest row), finding it gone.
+//!
+//! Both retry a few times on a deadlock or lock wait timeout. Migrations hold `GET_LOCK` instead
+//! of a transaction, since MySQL commits DDL at once.
 //!
 //! # Schema
 //!

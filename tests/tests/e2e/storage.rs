@@ -1,11 +1,14 @@
-//! Storage conformance: one suite of checks run against every backend (memory, SQLite, PostgreSQL, MySQL),
-//! plus what only a shared database can show (two replicas on one PostgreSQL or SQLite database).
+//! Storage conformance: one suite of checks run against every backend (memory, SQLite, PostgreSQL,
+//! MySQL), plus what only a shared database can show (two replicas on one PostgreSQL, MySQL or
+//! SQLite database).
 //!
 //! To add a check, write an `async fn name(b: &dyn Backend)` below and add `name` to the
-//! `conformance!` list at the end: it then runs as `memory::name`, `sqlite::name` and
-//! `postgres::name`. PostgreSQL is expected at `postgres://postgres@127.0.0.1:5432/` (override with
-//! `PORTCULLIS_TEST_POSTGRES_URL`, ending in `/`); each test creates its own database and drops it
-//! afterwards, and the tests fail, not skip, when PostgreSQL is not there.
+//! `conformance!` list at the end: it then runs as `memory::name`, `sqlite::name`,
+//! `postgres::name` and `mysql::name`. PostgreSQL is expected at
+//! `postgres://postgres@127.0.0.1:5432/` (override with `PORTCULLIS_TEST_POSTGRES_URL`, ending in
+//! `/`), MySQL / MariaDB at `mysql://root@127.0.0.1:3306/` (`PORTCULLIS_TEST_MYSQL_URL`); each
+//! test creates its own database and drops it afterwards, and the tests fail, not skip, when the
+//! server is not there.
 
 use futures::future::join_all;
 use portcullis::storage::{Backend, Kind, MemoryBackend, Record, SqlBackend, StorageError};
