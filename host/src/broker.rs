@@ -49,6 +49,46 @@ pub fn postgres_url(c: &crate::config::PostgresConfig) -> Secret {
     Secret::new(url.to_string())
 }
 
+/// The MySQL connection a storage block describes, as Dex reads it: TLS (verified) unless
+/// `ssl.mode` says otherwise; CA or client files give verified TLS with them.
+pub fn mysql_options(c: &crate::config::MysqlConfig) -> sqlx::mysql::MySqlConnectOptions {
+    use sqlx::mysql::MySqlSslMode;
+    let mut options = sqlx::mysql::MySqlConnectOptions::new();
+    let host = c.host.as_deref().unwrap_or("localhost");
+    if host.starts_with('/') {
+        options = options.socket(host);
+    } else {
+        // Dex takes HOST:PORT in `host` when `port` is absent.
+        let (name, port) = match (c.port, host.rsplit_once(':')) {
+            (None, Some((name, port))) if !name.contains(':') => (name, port.parse().ok()),
+            (port, _) => (host, port),
+        };
+        options = options.host(name).port(port.unwrap_or(3306));
+    }
+    options = options.username(c.user.as_deref().unwrap_or("root"));
+    if let Some(pw) = &c.password {
+        options = options.password(pw.expose());
+    }
+    options = options.database(c.database.as_deref().unwrap_or("portcullis"));
+    let ssl = c.ssl.clone().unwrap_or_default();
+    let files = ssl.ca_file.is_some() || ssl.cert_file.is_some();
+    let mode = match ssl.mode.as_deref() {
+        _ if files => MySqlSslMode::VerifyIdentity,
+        Some("false") => MySqlSslMode::Disabled,
+        Some("skip-verify") => MySqlSslMode::Required,
+        Some("preferred") => MySqlSslMode::Preferred,
+        _ => MySqlSslMode::VerifyIdentity,
+    };
+    options = options.ssl_mode(mode);
+    if let Some(ca) = &ssl.ca_file {
+        options = options.ssl_ca(ca);
+    }
+    if let (Some(cert), Some(key)) = (&ssl.cert_file, &ssl.key_file) {
+        options = options.ssl_client_cert(cert).ssl_client_key(key);
+    }
+    options
+}
+
 /// Opens the configured storage backend (creating and migrating it when new).
 pub async fn open_storage(config: &Validated) -> anyhow::Result<Arc<dyn Backend>> {
     Ok(match &config.storage {
@@ -65,6 +105,16 @@ pub async fn open_storage(config: &Validated) -> anyhow::Result<Arc<dyn Backend>
             crate::storage::sql::SqlBackend::postgres(postgres_url(p).expose())
                 .await
                 .context("storage: cannot open the PostgreSQL database")?,
+        ),
+        StorageConfig::Mysql(m) => Arc::new(
+            crate::storage::sql::SqlBackend::mysql_with(
+                mysql_options(m),
+                m.max_open_conns,
+                m.connection_timeout.map(Duration::from_secs),
+                m.conn_max_lifetime.map(Duration::from_secs),
+            )
+            .await
+            .context("storage: cannot open the MySQL database")?,
         ),
     })
 }

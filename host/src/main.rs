@@ -191,6 +191,7 @@ fn storage_name(config: &Validated) -> String {
         portcullis::config::StorageConfig::Memory(_) => "memory".into(),
         portcullis::config::StorageConfig::Sqlite3(s) => format!("sqlite3 {}", s.file),
         portcullis::config::StorageConfig::Postgres(_) => "postgres".into(),
+        portcullis::config::StorageConfig::Mysql(_) => "mysql".into(),
     }
 }
 

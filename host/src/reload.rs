@@ -203,6 +203,7 @@ fn restart_needed(old: &Validated, new: &Validated) -> Option<&'static str> {
         StorageConfig::Memory(_) => "memory".to_string(),
         StorageConfig::Sqlite3(c) => format!("sqlite3:{}", c.file),
         StorageConfig::Postgres(c) => format!("postgres:{:?}:{:?}:{:?}", c.host, c.port, c.database),
+        StorageConfig::Mysql(c) => format!("mysql:{:?}:{:?}:{:?}:{:?}", c.host, c.port, c.database, c.user),
     };
     if old.issuer != new.issuer {
         Some("issuer")

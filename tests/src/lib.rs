@@ -426,3 +426,70 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+// ---- MySQL / MariaDB test databases ----
+
+/// Where the MySQL tests connect, without a database: `PORTCULLIS_TEST_MYSQL_URL` or
+/// `mysql://root@127.0.0.1:3306/` (ending in `/`).
+pub fn mysql_base() -> String {
+    std::env::var("PORTCULLIS_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".to_owned())
+}
+
+async fn mysql_admin() -> sqlx::MySqlConnection {
+    let base = mysql_base();
+    sqlx::MySqlConnection::connect(&base).await.unwrap_or_else(|e| {
+        panic!(
+            "MySQL / MariaDB is not reachable at {base} ({e}); the MySQL storage tests need it and do not skip: \
+             start MariaDB (e.g. `service mariadb start`, root without a password on 127.0.0.1:3306) or point \
+             PORTCULLIS_TEST_MYSQL_URL at one"
+        )
+    })
+}
+
+/// A throwaway MySQL / MariaDB database `portcullis_test_<random>`, dropped when this goes out
+/// of scope, including when a test panics.
+pub struct TestMysqlDatabase {
+    pub name: String,
+}
+
+impl TestMysqlDatabase {
+    pub async fn create() -> Self {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("portcullis_test_{}_{nanos}_{seq}", std::process::id());
+        let mut admin = mysql_admin().await;
+        admin.execute(format!("CREATE DATABASE `{name}`").as_str()).await.unwrap();
+        admin.close().await.unwrap();
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}{}", mysql_base(), self.name)
+    }
+
+    pub async fn backend(&self) -> portcullis::storage::SqlBackend {
+        portcullis::storage::SqlBackend::connect(&self.url()).await.unwrap()
+    }
+}
+
+impl Drop for TestMysqlDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.name);
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut admin = sqlx::MySqlConnection::connect(&mysql_base()).await?;
+                admin.execute(sql.as_str()).await?;
+                admin.close().await
+            })?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("cannot drop test database {}: {e}", self.name),
+            Err(_) => eprintln!("cannot drop test database {}: the dropping thread panicked", self.name),
+        }
+    }
+}

@@ -61,6 +61,7 @@ pub enum StorageConfig {
     Memory(Option<MemoryConfig>),
     Sqlite3(SqliteConfig),
     Postgres(PostgresConfig),
+    Mysql(Box<MysqlConfig>),
 }
 
 impl Default for StorageConfig {
@@ -104,6 +105,54 @@ pub struct PostgresConfig {
 #[serde(deny_unknown_fields)]
 pub struct PostgresSsl {
     pub mode: String,
+}
+
+/// `storage.config` of `type: mysql` (MySQL or MariaDB), with Dex's keys.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MysqlConfig {
+    /// `HOST`, `HOST:PORT` or a Unix socket path (starting with `/`); `localhost` if absent.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub database: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Seconds to wait for a connection (Dex: `connectionTimeout`).
+    #[serde(default)]
+    pub connection_timeout: Option<u64>,
+    #[serde(default)]
+    pub max_open_conns: Option<u32>,
+    /// Seconds a connection is kept before it is replaced.
+    #[serde(default)]
+    pub conn_max_lifetime: Option<u64>,
+    /// Dex's key; refused in `validate`: sqlx's pool has no cap on idle connections.
+    #[serde(default)]
+    pub max_idle_conns: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub ssl: Option<MysqlSsl>,
+}
+
+/// `storage.config.ssl` of `type: mysql`: Dex's `mode` (`true` when absent, as in Dex: TLS,
+/// verified; `false`; `skip-verify`; `preferred`) and files.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MysqlSsl {
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<String>,
+    /// Refused in `validate`: the server's certificate is checked against `host`.
+    #[serde(default)]
+    pub server_name: Option<serde_yaml::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -227,6 +227,41 @@ impl StaticPassword {
     }
 }
 
+/// Checks `storage.config` beyond its types: Dex's MySQL keys Portcullis cannot honour are refused
+/// by name; relative TLS files are resolved against the config's directory.
+fn storage(storage: &mut StorageConfig, base: &Path) -> Result<(), String> {
+    let StorageConfig::Mysql(my) = storage else { return Ok(()) };
+    if my.max_idle_conns.is_some() {
+        return Err("storage.config.maxIdleConns is not supported: the connection pool closes idle connections \
+             itself and has no cap on how many it keeps; remove the key (maxOpenConns caps all connections)"
+            .into());
+    }
+    if let Some(ssl) = &mut my.ssl {
+        if ssl.server_name.is_some() {
+            return Err("storage.config.ssl.serverName is not supported for mysql: the server's certificate is \
+                 checked against storage.config.host; set host to the name in the certificate and remove serverName"
+                .into());
+        }
+        if let Some(mode) = &ssl.mode
+            && !matches!(mode.as_str(), "true" | "false" | "skip-verify" | "preferred")
+        {
+            return Err(format!(
+                "storage.config.ssl.mode: {mode:?}; write true (TLS, certificate verified; the default), \
+                 skip-verify (TLS, not verified), preferred (TLS if the server offers it, not verified) or false"
+            ));
+        }
+        if ssl.cert_file.is_some() != ssl.key_file.is_some() {
+            return Err("storage.config.ssl: certFile and keyFile go together (a client certificate and its key); \
+                 give both or neither"
+                .into());
+        }
+        for file in [&mut ssl.ca_file, &mut ssl.cert_file, &mut ssl.key_file].into_iter().flatten() {
+            *file = base.join(&*file).to_string_lossy().into_owned();
+        }
+    }
+    Ok(())
+}
+
 /// Dex's `signer` block, read as Dex reads it: `type: local` with its `config`; other types are
 /// refused with what to write.
 fn signer(c: &Config) -> Result<LocalSignerConfig, String> {
@@ -651,6 +686,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     web(&mut c.web, base)?;
     telemetry(&c.telemetry)?;
     grpc(&mut c.grpc, base)?;
+    storage(&mut c.storage, base)?;
 
     let pages = super::frontend::Pages::load(&c.frontend, base)?;
     let clients = clients(&c.static_clients, env)?;

@@ -1,4 +1,4 @@
-//! Storage: one backend contract (`backend`), three backends (memory, SQLite, PostgreSQL), and
+//! Storage: one backend contract (`backend`), four backends (memory, SQLite, PostgreSQL, MySQL), and
 //! the typed objects the broker keeps (`objects`).
 
 pub mod api;

@@ -1,4 +1,5 @@
-//! The SQL storage backend: one implementation of [`Backend`] for SQLite and PostgreSQL, over sqlx.
+//! The SQL storage backend: one implementation of [`Backend`] for SQLite, PostgreSQL and MySQL /
+//! MariaDB, over sqlx.
 //!
 //! # Design: two typed pools, one dialect
 //!
@@ -27,6 +28,23 @@
 //! `WHERE` clause against the committed row; SQLite serialises writers, and `busy_timeout` makes a
 //! writer wait for the lock rather than fail.
 //!
+//! # MySQL / MariaDB
+//!
+//! MySQL gets its own statements (`?` placeholders, byte-wise `VARBINARY` ids; see
+//! [`MYSQL_MIGRATIONS`]) and two operations of more than one statement:
+//! - `insert` deletes the row if it has expired, then runs a plain `INSERT`; a duplicate-key
+//!   error is the conflict. Deleting an expired row is safe at any moment (it is invisible and
+//!   garbage), so the INSERT's unique check alone picks the winner. `ON DUPLICATE KEY UPDATE`
+//!   would be one statement, but sqlx sets `CLIENT_FOUND_ROWS`, under which "inserted" and "a live
+//!   row left alone" both report one row: the conflict could not be told.
+//! - `take` is `SELECT ... FOR UPDATE` then `DELETE` in one transaction: MySQL 8 has no
+//!   `DELETE ... RETURNING` (MariaDB 10.5+ has), and one code path serves both. A concurrent
+//!   take waits on the row lock and then reads the committed state (locking reads see the
+//!   latest row), finding it gone.
+//!
+//! Both retry a few times on a deadlock or lock wait timeout. Migrations hold `GET_LOCK` instead
+//! of a transaction, since MySQL commits DDL at once.
+//!
 //! # Schema
 //!
 //! `portcullis_schema` holds the versions applied so far; [`MIGRATIONS`] lists the steps. They run
@@ -40,6 +58,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -60,6 +79,27 @@ const MIGRATIONS: &[&[&str]] = &[&[
     "CREATE INDEX IF NOT EXISTS portcullis_objects_family ON portcullis_objects (kind, family)",
     "CREATE INDEX IF NOT EXISTS portcullis_objects_expires_at ON portcullis_objects (expires_at)",
 ]];
+
+/// MySQL / MariaDB schema steps, numbered like [`MIGRATIONS`] (same schema, MySQL's types). Ids
+/// and families are `VARBINARY`: compared byte for byte (no collation folds case or pads
+/// spaces), and `kind` (64) + `id` (512) = 576 bytes stays under InnoDB's 767-byte index limit
+/// even in the old COMPACT row format. MySQL has no `CREATE INDEX IF NOT EXISTS`, so the indexes
+/// are part of the table. DDL is not transactional in MySQL: each step must be safe to re-run.
+const MYSQL_MIGRATIONS: &[&[&str]] = &[&["CREATE TABLE IF NOT EXISTS portcullis_objects (
+        kind VARBINARY(64) NOT NULL,
+        id VARBINARY(512) NOT NULL,
+        family VARBINARY(512) NULL,
+        data LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+        version BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (kind, id),
+        INDEX portcullis_objects_family (kind, family),
+        INDEX portcullis_objects_expires_at (expires_at)
+    ) ENGINE = InnoDB"]];
+
+/// Name of the MySQL `GET_LOCK` held while migrating, and how long a replica waits for it (s).
+const MYSQL_MIGRATION_LOCK: &str = "portcullis_migrate";
+const MYSQL_MIGRATION_WAIT: i64 = 60;
 
 /// Key of the PostgreSQL advisory lock held while migrating ("portcull" in ASCII).
 const MIGRATION_LOCK: i64 = 0x706F_7274_6375_6C6C;
@@ -95,6 +135,45 @@ const DELETE_FAMILY: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND 
 const LIST_FAMILY: &str = "SELECT id FROM portcullis_objects WHERE kind = $1 AND family = $2 AND expires_at > $3";
 const COLLECT_GARBAGE: &str = "DELETE FROM portcullis_objects WHERE expires_at <= $1";
 
+// MySQL / MariaDB: `?` placeholders. `insert` is two statements (see "MySQL" in the module
+// docs): drop an expired row, then a plain INSERT whose duplicate-key error is the conflict.
+const MY_DELETE_EXPIRED: &str = "DELETE FROM portcullis_objects WHERE kind = ? AND id = ? AND expires_at <= ?";
+const MY_INSERT: &str = "INSERT INTO portcullis_objects (kind, id, family, data, version, expires_at)
+    VALUES (?, ?, ?, ?, 1, ?)";
+const MY_GET: &str = "SELECT family, data, version, expires_at FROM portcullis_objects
+    WHERE kind = ? AND id = ? AND expires_at > ?";
+const MY_GET_FOR_UPDATE: &str = "SELECT family, data, version, expires_at FROM portcullis_objects
+    WHERE kind = ? AND id = ? AND expires_at > ? FOR UPDATE";
+const MY_UPDATE: &str = "UPDATE portcullis_objects SET data = ?, expires_at = ?, version = version + 1
+    WHERE kind = ? AND id = ? AND version = ? AND expires_at > ?";
+const MY_DELETE: &str = "DELETE FROM portcullis_objects WHERE kind = ? AND id = ?";
+const MY_DELETE_FAMILY: &str = "DELETE FROM portcullis_objects WHERE kind = ? AND family = ?";
+const MY_LIST_FAMILY: &str = "SELECT id FROM portcullis_objects WHERE kind = ? AND family = ? AND expires_at > ?";
+const MY_COLLECT_GARBAGE: &str = "DELETE FROM portcullis_objects WHERE expires_at <= ?";
+
+/// A record's columns as MySQL returns them: `VARBINARY` and `_bin` text come back flagged
+/// binary, which sqlx will not decode as `String`; they are checked as UTF-8 here.
+type MyRecordRow = (Option<Vec<u8>>, Vec<u8>, i64, i64);
+
+fn utf8(kind: Kind, column: &str, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes)
+        .map_err(|_| StorageError::Corrupt { kind: kind.as_str(), reason: format!("{column} is not UTF-8") })
+}
+
+fn my_record(kind: Kind, (family, data, version, expires_at): MyRecordRow) -> Result<Record> {
+    let family = family.map(|f| utf8(kind, "family", f)).transpose()?;
+    Ok(Record { data: utf8(kind, "data", data)?, family, version, expires_at })
+}
+
+/// MySQL's deadlock (1213) and lock wait timeout (1205): the statement may be retried.
+fn is_mysql_retryable(err: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = err else { return false };
+    db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>().is_some_and(|e| matches!(e.number(), 1213 | 1205))
+}
+
+/// Attempts at a MySQL operation that lost a deadlock.
+const MYSQL_ATTEMPTS: u32 = 5;
+
 /// Columns of a stored record, in the order `GET` and `TAKE` return them.
 type RecordRow = (Option<String>, String, i64, i64);
 
@@ -103,11 +182,16 @@ fn to_record((family, data, version, expires_at): RecordRow) -> Record {
 }
 
 /// Runs `$body` with `$p` bound to whichever pool is open; the body is compiled once per driver.
+/// A second arm gives MySQL its own body (its own placeholders and decoding).
 macro_rules! on_pool {
     ($pool:expr, $p:ident => $body:expr) => {
+        on_pool!($pool, $p => $body, $p => $body)
+    };
+    ($pool:expr, $p:ident => $body:expr, $m:ident => $my:expr) => {
         match $pool {
             Pool::Sqlite($p) => $body,
             Pool::Postgres($p) => $body,
+            Pool::Mysql($m) => $my,
         }
     };
 }
@@ -139,12 +223,14 @@ macro_rules! migrate_in {
 enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
+    Mysql(MySqlPool),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Engine {
     Sqlite,
     Postgres,
+    Mysql,
 }
 
 impl Engine {
@@ -152,6 +238,7 @@ impl Engine {
         match self {
             Engine::Sqlite => "SQLite",
             Engine::Postgres => "PostgreSQL",
+            Engine::Mysql => "MySQL",
         }
     }
 
@@ -159,6 +246,10 @@ impl Engine {
         match self {
             Engine::Sqlite => "check that the file and its directory are writable and the disk is not full",
             Engine::Postgres => "is PostgreSQL running and reachable, and does the database exist?",
+            Engine::Mysql => {
+                "is MySQL / MariaDB running and reachable, does the database exist, and does the user have the grants \
+                 (see README: Storage and its secrets)?"
+            }
         }
     }
 }
@@ -256,10 +347,20 @@ impl SqlBackend {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Self::postgres(url).await;
         }
+        if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            let location = redact(url);
+            let options = MySqlConnectOptions::from_str(url).map_err(|err| {
+                StorageError::Unavailable(format!(
+                    "invalid MySQL URL {location}: {err}; expected mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+                ))
+            })?;
+            return Self::mysql(options).await;
+        }
         // Only the scheme is echoed: the rest of the URL may hold a password.
         let scheme = url.split_once(':').map_or("(none)", |(scheme, _)| scheme);
         Err(StorageError::Unavailable(format!(
-            "unsupported storage URL scheme `{scheme}`; use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE"
+            "unsupported storage URL scheme `{scheme}`; use sqlite:PATH, postgres://USER@HOST:PORT/DATABASE \
+             or mysql://USER@HOST:PORT/DATABASE"
         )))
     }
 
@@ -328,11 +429,52 @@ impl SqlBackend {
         Self::start(Pool::Postgres(pool), target).await
     }
 
+    /// Connects to the MySQL or MariaDB database `options` name and brings its schema up to date.
+    /// The database itself must exist.
+    pub async fn mysql(options: MySqlConnectOptions) -> Result<Self> {
+        Self::mysql_with(options, None, None, None).await
+    }
+
+    /// [`Self::mysql`] with Dex's pool settings: most connections, how long to wait for one,
+    /// how long one is kept.
+    pub async fn mysql_with(
+        options: MySqlConnectOptions,
+        max_connections: Option<u32>,
+        acquire_timeout: Option<Duration>,
+        max_lifetime: Option<Duration>,
+    ) -> Result<Self> {
+        let location = match options.get_socket() {
+            Some(socket) => format!("{}@unix:{}", options.get_username(), socket.display()),
+            None => format!("{}@{}:{}", options.get_username(), options.get_host(), options.get_port()),
+        };
+        let location = format!("{location}/{}", options.get_database().unwrap_or(""));
+        let target = Target { engine: Engine::Mysql, location };
+        let pool = MySqlPoolOptions::new()
+            .max_connections(max_connections.unwrap_or(10).max(1))
+            .acquire_timeout(acquire_timeout.unwrap_or(POSTGRES_ACQUIRE_TIMEOUT))
+            .max_lifetime(max_lifetime)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // Refuse, rather than truncate, an id too long for its column, whatever
+                    // the server's default sql_mode.
+                    sqlx::query("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES')")
+                        .execute(&mut *conn)
+                        .await
+                        .map(drop)
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|err| target.unavailable("cannot connect", err))?;
+        Self::start(Pool::Mysql(pool), target).await
+    }
+
     async fn start(pool: Pool, target: Target) -> Result<Self> {
         let backend = Self { pool, target };
         let current =
             backend.migrate().await.map_err(|err| backend.target.unavailable("cannot migrate the schema", err))?;
-        let latest = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+        let steps = if matches!(backend.pool, Pool::Mysql(_)) { MYSQL_MIGRATIONS } else { MIGRATIONS };
+        let latest = i64::try_from(steps.len()).unwrap_or(i64::MAX);
         if current > latest {
             let Target { engine, location } = &backend.target;
             return Err(StorageError::Unavailable(format!(
@@ -359,6 +501,27 @@ impl SqlBackend {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
                 migrate_in!(tx)
             }
+            Pool::Mysql(pool) => {
+                // MySQL commits DDL at once, so a transaction cannot serialise migrations: a
+                // named lock held by this connection does.
+                let mut conn = pool.acquire().await?;
+                let (locked,): (Option<i64>,) = sqlx::query_as("SELECT GET_LOCK(?, ?)")
+                    .bind(MYSQL_MIGRATION_LOCK)
+                    .bind(MYSQL_MIGRATION_WAIT)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if locked != Some(1) {
+                    return Err(sqlx::Error::Protocol(format!(
+                        "another replica held the migration lock `{MYSQL_MIGRATION_LOCK}` for over {MYSQL_MIGRATION_WAIT} s"
+                    )));
+                }
+                let migrated = mysql_migrate(&mut conn).await;
+                let released =
+                    sqlx::query("SELECT RELEASE_LOCK(?)").bind(MYSQL_MIGRATION_LOCK).execute(&mut *conn).await;
+                let current = migrated?;
+                released?;
+                Ok(current)
+            }
         }
     }
 
@@ -366,6 +529,26 @@ impl SqlBackend {
     pub async fn close(&self) {
         on_pool!(&self.pool, pool => pool.close().await)
     }
+}
+
+/// Applies the missing [`MYSQL_MIGRATIONS`] on `conn`, which holds the migration lock.
+async fn mysql_migrate(conn: &mut sqlx::MySqlConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query("CREATE TABLE IF NOT EXISTS portcullis_schema (version BIGINT NOT NULL PRIMARY KEY) ENGINE = InnoDB")
+        .execute(&mut *conn)
+        .await?;
+    let (current,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(MAX(version), 0) AS SIGNED) FROM portcullis_schema")
+        .fetch_one(&mut *conn)
+        .await?;
+    for (version, steps) in (1_i64..).zip(MYSQL_MIGRATIONS) {
+        if version <= current {
+            continue;
+        }
+        for step in *steps {
+            sqlx::query(step).execute(&mut *conn).await?;
+        }
+        sqlx::query("INSERT INTO portcullis_schema (version) VALUES (?)").bind(version).execute(&mut *conn).await?;
+    }
+    Ok(current)
 }
 
 /// The URL without its password or query parameters (which may carry one), for messages.
@@ -381,9 +564,73 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// MySQL's `insert` and `take`, which need more than one statement.
+impl SqlBackend {
+    async fn my_insert(&self, pool: &MySqlPool, kind: Kind, id: &str, record: &Record, now: i64) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let done = async {
+                // An expired row is invisible and garbage anyway: dropping it first is safe at
+                // any moment, and leaves the INSERT's duplicate-key check as the one arbiter.
+                sqlx::query(MY_DELETE_EXPIRED).bind(kind.as_str()).bind(id).bind(now).execute(pool).await?;
+                sqlx::query(MY_INSERT)
+                    .bind(kind.as_str())
+                    .bind(id)
+                    .bind(record.family.as_deref())
+                    .bind(record.data.as_str())
+                    .bind(record.expires_at)
+                    .execute(pool)
+                    .await
+            }
+            .await;
+            match done {
+                Ok(_) => return Ok(()),
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                    return Err(StorageError::Conflict { kind: kind.as_str() });
+                }
+                Err(err) if attempt < MYSQL_ATTEMPTS && is_mysql_retryable(&err) => {}
+                Err(err) => return Err(self.target.operation_failed("insert", kind, err)),
+            }
+        }
+    }
+
+    async fn my_take(&self, pool: &MySqlPool, kind: Kind, id: &str, now: i64) -> Result<Option<Record>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // MySQL 8 has no DELETE ... RETURNING (MariaDB 10.5+ has): lock the row, read it,
+            // delete it, commit. A concurrent take waits on the row lock, then finds it gone.
+            let done = async {
+                let mut tx = pool.begin().await?;
+                let row: Option<MyRecordRow> = sqlx::query_as(MY_GET_FOR_UPDATE)
+                    .bind(kind.as_str())
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if row.is_some() {
+                    sqlx::query(MY_DELETE).bind(kind.as_str()).bind(id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(row)
+            }
+            .await;
+            match done {
+                Ok(row) => return row.map(|row| my_record(kind, row)).transpose(),
+                Err(err) if attempt < MYSQL_ATTEMPTS && is_mysql_retryable(&err) => {}
+                Err(err) => return Err(self.target.operation_failed("take", kind, err)),
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Backend for SqlBackend {
     async fn insert(&self, kind: Kind, id: &str, record: &Record, now: i64) -> Result<()> {
+        if let Pool::Mysql(pool) = &self.pool {
+            return self.my_insert(pool, kind, id, record, now).await;
+        }
         let inserted = on_pool!(&self.pool, pool => sqlx::query(INSERT)
             .bind(kind.as_str())
             .bind(id)
@@ -393,18 +640,28 @@ impl Backend for SqlBackend {
             .bind(now)
             .execute(pool)
             .await
-            .map(|done| done.rows_affected()))
+            .map(|done| done.rows_affected()), _my => Ok(1))
         .map_err(|err| self.target.operation_failed("insert", kind, err))?;
         if inserted == 0 { Err(StorageError::Conflict { kind: kind.as_str() }) } else { Ok(()) }
     }
 
     async fn get(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>> {
+        if let Pool::Mysql(pool) = &self.pool {
+            let row: Option<MyRecordRow> = sqlx::query_as(MY_GET)
+                .bind(kind.as_str())
+                .bind(id)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+                .map_err(|err| self.target.operation_failed("read", kind, err))?;
+            return row.map(|row| my_record(kind, row)).transpose();
+        }
         let row: Option<RecordRow> = on_pool!(&self.pool, pool => sqlx::query_as(GET)
             .bind(kind.as_str())
             .bind(id)
             .bind(now)
             .fetch_optional(pool)
-            .await)
+            .await, _my => Ok(None))
         .map_err(|err| self.target.operation_failed("read", kind, err))?;
         Ok(row.map(to_record))
     }
@@ -418,7 +675,17 @@ impl Backend for SqlBackend {
         expires_at: i64,
         now: i64,
     ) -> Result<bool> {
+        // MySQL: sqlx sets CLIENT_FOUND_ROWS, so the count is of matched rows, even unchanged.
         let updated = on_pool!(&self.pool, pool => sqlx::query(UPDATE)
+            .bind(data)
+            .bind(expires_at)
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(expected_version)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()), pool => sqlx::query(MY_UPDATE)
             .bind(data)
             .bind(expires_at)
             .bind(kind.as_str())
@@ -433,18 +700,26 @@ impl Backend for SqlBackend {
     }
 
     async fn take(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>> {
+        if let Pool::Mysql(pool) = &self.pool {
+            return self.my_take(pool, kind, id, now).await;
+        }
         let row: Option<RecordRow> = on_pool!(&self.pool, pool => sqlx::query_as(TAKE)
             .bind(kind.as_str())
             .bind(id)
             .bind(now)
             .fetch_optional(pool)
-            .await)
+            .await, _my => Ok(None))
         .map_err(|err| self.target.operation_failed("take", kind, err))?;
         Ok(row.map(to_record))
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<bool> {
         let deleted = on_pool!(&self.pool, pool => sqlx::query(DELETE)
+            .bind(kind.as_str())
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()), pool => sqlx::query(MY_DELETE)
             .bind(kind.as_str())
             .bind(id)
             .execute(pool)
@@ -460,26 +735,42 @@ impl Backend for SqlBackend {
             .bind(family)
             .execute(pool)
             .await
+            .map(|done| done.rows_affected()), pool => sqlx::query(MY_DELETE_FAMILY)
+            .bind(kind.as_str())
+            .bind(family)
+            .execute(pool)
+            .await
             .map(|done| done.rows_affected()))
         .map_err(|err| self.target.operation_failed("delete the family of", kind, err))
     }
 
     async fn list_family(&self, kind: Kind, family: &str, now: i64) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = on_pool!(&self.pool, pool => sqlx::query_as(LIST_FAMILY)
+        let rows: Vec<String> = on_pool!(&self.pool, pool => sqlx::query_as(LIST_FAMILY)
             .bind(kind.as_str())
             .bind(family)
             .bind(now)
             .fetch_all(pool)
-            .await)
+            .await
+            .map(|rows| rows.into_iter().map(|(id,): (String,)| id).collect()), pool => sqlx::query_as(MY_LIST_FAMILY)
+            .bind(kind.as_str())
+            .bind(family)
+            .bind(now)
+            .fetch_all(pool)
+            .await
+            .map(|rows| rows.into_iter().map(|(id,): (Vec<u8>,)| String::from_utf8_lossy(&id).into_owned()).collect()))
         .map_err(|err| self.target.operation_failed("list the family of", kind, err))?;
         // Sorted here rather than in SQL: PostgreSQL's ORDER BY follows the database collation.
-        let mut ids: Vec<String> = rows.into_iter().map(|(id,)| id).collect();
+        let mut ids: Vec<String> = rows;
         ids.sort();
         Ok(ids)
     }
 
     async fn collect_garbage(&self, now: i64) -> Result<u64> {
         on_pool!(&self.pool, pool => sqlx::query(COLLECT_GARBAGE)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|done| done.rows_affected()), pool => sqlx::query(MY_COLLECT_GARBAGE)
             .bind(now)
             .execute(pool)
             .await

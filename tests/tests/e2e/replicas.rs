@@ -1,17 +1,28 @@
-//! Two brokers on one PostgreSQL database, as replicas behind a load balancer: a login started
+//! Two brokers on one PostgreSQL (or MySQL / MariaDB) database, as replicas behind a load balancer: a login started
 //! on one finishes on the other, and they share one signing key (never both rotating).
 
 use std::sync::Arc;
 
-use portcullis_tests::{TestBroker, TestDatabase, browser, hidden, location, query_param};
+use portcullis::storage::SqlBackend;
+use portcullis_tests::{TestBroker, TestDatabase, TestMysqlDatabase, browser, hidden, location, query_param};
 use reqwest::StatusCode;
 
 #[tokio::test]
 async fn a_login_started_on_one_replica_finishes_on_the_other() {
     let db = TestDatabase::create().await;
-    let a = TestBroker::builder().backend(Arc::new(db.backend().await)).start().await;
+    login_across_replicas(db.backend().await, db.backend().await).await;
+}
+
+#[tokio::test]
+async fn mysql_a_login_started_on_one_replica_finishes_on_the_other() {
+    let db = TestMysqlDatabase::create().await;
+    login_across_replicas(db.backend().await, db.backend().await).await;
+}
+
+async fn login_across_replicas(backend_a: SqlBackend, backend_b: SqlBackend) {
+    let a = TestBroker::builder().backend(Arc::new(backend_a)).start().await;
     // Replica B serves the same issuer (a load balancer would put both behind it).
-    let b = TestBroker::builder().backend(Arc::new(db.backend().await)).issuer(&a.issuer).start().await;
+    let b = TestBroker::builder().backend(Arc::new(backend_b)).issuer(&a.issuer).start().await;
     let http = reqwest::Client::new();
     let keys_a: serde_json::Value = http.get(a.url("/keys")).send().await.unwrap().json().await.unwrap();
     let keys_b: serde_json::Value = http.get(b.url("/keys")).send().await.unwrap().json().await.unwrap();
@@ -70,8 +81,18 @@ async fn a_login_started_on_one_replica_finishes_on_the_other() {
 #[tokio::test]
 async fn two_replicas_due_for_rotation_rotate_once() {
     let db = TestDatabase::create().await;
-    let a = TestBroker::builder().backend(Arc::new(db.backend().await)).start().await;
-    let b = TestBroker::builder().backend(Arc::new(db.backend().await)).issuer(&a.issuer).start().await;
+    rotate_once(db.backend().await, db.backend().await).await;
+}
+
+#[tokio::test]
+async fn mysql_two_replicas_due_for_rotation_rotate_once() {
+    let db = TestMysqlDatabase::create().await;
+    rotate_once(db.backend().await, db.backend().await).await;
+}
+
+async fn rotate_once(backend_a: SqlBackend, backend_b: SqlBackend) {
+    let a = TestBroker::builder().backend(Arc::new(backend_a)).start().await;
+    let b = TestBroker::builder().backend(Arc::new(backend_b)).issuer(&a.issuer).start().await;
     // Both wake up a day later, when rotation (every 6h) is due, at the same moment.
     let later = portcullis::broker::now() + 24 * 3600;
     let (ra, rb) = tokio::join!(a.broker.keys.refresh(later), b.broker.keys.refresh(later));

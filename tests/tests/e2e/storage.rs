@@ -1,15 +1,18 @@
-//! Storage conformance: one suite of checks run against every backend (memory, SQLite, PostgreSQL),
-//! plus what only a shared database can show (two replicas on one PostgreSQL or SQLite database).
+//! Storage conformance: one suite of checks run against every backend (memory, SQLite, PostgreSQL,
+//! MySQL), plus what only a shared database can show (two replicas on one PostgreSQL, MySQL or
+//! SQLite database).
 //!
 //! To add a check, write an `async fn name(b: &dyn Backend)` below and add `name` to the
-//! `conformance!` list at the end: it then runs as `memory::name`, `sqlite::name` and
-//! `postgres::name`. PostgreSQL is expected at `postgres://postgres@127.0.0.1:5432/` (override with
-//! `PORTCULLIS_TEST_POSTGRES_URL`, ending in `/`); each test creates its own database and drops it
-//! afterwards, and the tests fail, not skip, when PostgreSQL is not there.
+//! `conformance!` list at the end: it then runs as `memory::name`, `sqlite::name`,
+//! `postgres::name` and `mysql::name`. PostgreSQL is expected at
+//! `postgres://postgres@127.0.0.1:5432/` (override with `PORTCULLIS_TEST_POSTGRES_URL`, ending in
+//! `/`), MySQL / MariaDB at `mysql://root@127.0.0.1:3306/` (`PORTCULLIS_TEST_MYSQL_URL`); each
+//! test creates its own database and drops it afterwards, and the tests fail, not skip, when the
+//! server is not there.
 
 use futures::future::join_all;
 use portcullis::storage::{Backend, Kind, MemoryBackend, Record, SqlBackend, StorageError};
-use portcullis_tests::TestDatabase;
+use portcullis_tests::{TestDatabase, TestMysqlDatabase};
 
 const NOW: i64 = 1_700_000_000;
 const RACERS: usize = 20;
@@ -200,6 +203,13 @@ macro_rules! conformance {
                 super::$case(&db.backend().await).await;
             })*
         }
+        mod mysql {
+            $(#[tokio::test]
+            async fn $case() {
+                let db = super::TestMysqlDatabase::create().await;
+                super::$case(&db.backend().await).await;
+            })*
+        }
     };
 }
 
@@ -269,6 +279,71 @@ async fn postgres_replicas_migrate_at_once() {
 }
 
 #[tokio::test]
+async fn mysql_replicas_share_records() {
+    let db = TestMysqlDatabase::create().await;
+    let (a, b) = (db.backend().await, db.backend().await);
+    replicas_share_records(&a, &b).await;
+}
+
+#[tokio::test]
+async fn mysql_replicas_migrate_at_once() {
+    let db = TestMysqlDatabase::create().await;
+    let url = db.url();
+    let started = join_all((0..4).map(|_| SqlBackend::connect(&url))).await;
+    let replicas: Vec<SqlBackend> = started.into_iter().map(Result::unwrap).collect();
+    for replica in &replicas {
+        replica.ping().await.unwrap();
+    }
+    replicas_share_records(&replicas[0], &db.backend().await).await;
+}
+
+/// Ids are compared byte for byte: no collation folds case or ignores trailing spaces, and an
+/// id longer than its column is refused, not truncated.
+#[tokio::test]
+async fn mysql_ids_are_exact() {
+    let db = TestMysqlDatabase::create().await;
+    let b = db.backend().await;
+    let k = Kind::AuthCode;
+    b.insert(k, "Token", &record("upper", Some("Fam"), NOW + 60), NOW).await.unwrap();
+    b.insert(k, "token", &record("lower", Some("fam"), NOW + 60), NOW).await.unwrap();
+    assert_eq!(b.get(k, "token ", NOW).await.unwrap(), None);
+    assert_eq!(b.get(k, "Token", NOW).await.unwrap().unwrap().data, "upper");
+    assert_eq!(b.list_family(k, "fam", NOW).await.unwrap(), vec!["token".to_owned()]);
+    let long = "x".repeat(600);
+    assert!(b.insert(k, &long, &record("{}", None, NOW + 60), NOW).await.is_err());
+    assert_eq!(b.get(k, &long[..512], NOW).await.unwrap(), None);
+}
+
+/// `storage.type: mysql` with Dex's keys reaches the database (plain TCP: `ssl.mode: "false"`,
+/// the test server has no TLS), and the default `ssl.mode` (Dex's `true`) insists on TLS.
+#[tokio::test]
+async fn mysql_config_block_opens_the_database() {
+    let db = TestMysqlDatabase::create().await;
+    let load = |ssl: &str| {
+        let yaml = format!(
+            "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: mysql\n  config:\n    host: 127.0.0.1:3306\n    \
+             user: root\n    database: {}\n    connectionTimeout: 5\n    maxOpenConns: 4\n{ssl}",
+            db.name
+        );
+        portcullis::config::Config::from_yaml(std::path::Path::new("mysql.yaml"), &yaml, &|_| None).unwrap()
+    };
+    let plain = load("    ssl:\n      mode: \"false\"\n");
+    let b = portcullis::broker::open_storage(&plain).await.unwrap();
+    b.insert(Kind::AuthCode, "c", &record("{}", None, NOW + 60), NOW).await.unwrap();
+    assert!(b.get(Kind::AuthCode, "c", NOW).await.unwrap().is_some());
+    let err = portcullis::broker::open_storage(&load("")).await.err().unwrap();
+    assert!(format!("{err:#}").contains("MySQL at root@127.0.0.1:3306/"), "{err:#}");
+}
+
+#[tokio::test]
+async fn unreachable_mysql_names_the_server_without_its_password() {
+    let err = SqlBackend::connect("mysql://portcullis:hunter2@127.0.0.1:1/portcullis").await.unwrap_err().to_string();
+    assert!(err.starts_with("storage unavailable: MySQL at portcullis@127.0.0.1:1/portcullis"), "{err}");
+    assert!(err.contains("is MySQL / MariaDB running"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[tokio::test]
 async fn sqlite_replicas_share_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("nested/dir/shared.sqlite");
@@ -297,11 +372,11 @@ async fn unreachable_postgres_names_the_url_without_its_password() {
 
 #[tokio::test]
 async fn unsupported_storage_url_is_refused() {
-    let err = SqlBackend::connect("mysql://root:hunter2@localhost/db").await.unwrap_err().to_string();
+    let err = SqlBackend::connect("redis://root:hunter2@localhost/db").await.unwrap_err().to_string();
     assert_eq!(
         err,
-        "storage unavailable: unsupported storage URL scheme `mysql`; \
-         use sqlite:PATH or postgres://USER@HOST:PORT/DATABASE"
+        "storage unavailable: unsupported storage URL scheme `redis`; \
+         use sqlite:PATH, postgres://USER@HOST:PORT/DATABASE or mysql://USER@HOST:PORT/DATABASE"
     );
 }
 
