@@ -386,10 +386,7 @@ pub struct TestDatabase {
 
 impl TestDatabase {
     pub async fn create() -> Self {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let name = format!("portcullis_test_{}_{nanos}_{seq}", std::process::id());
+        let name = test_database_name();
         let mut admin = postgres_admin().await;
         admin.execute(format!(r#"CREATE DATABASE "{name}""#).as_str()).await.unwrap();
         admin.close().await.unwrap();
@@ -407,23 +404,36 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let sql = format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name);
-        // Drop cannot await, and may run inside the test's runtime: use a thread with its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let mut admin = PgConnection::connect(&postgres_base()).await?;
-                admin.execute(sql.as_str()).await?;
-                admin.close().await
-            })?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("cannot drop test database {}: {e}", self.name),
-            Err(_) => eprintln!("cannot drop test database {}: the dropping thread panicked", self.name),
-        }
+        drop_database(postgres_base(), format!(r#"DROP DATABASE IF EXISTS "{}" WITH (FORCE)"#, self.name), &self.name);
+    }
+}
+
+/// A fresh name for a throwaway database: `portcullis_test_<pid>_<nanos>_<seq>`.
+fn test_database_name() -> String {
+    static SEQ: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("portcullis_test_{}_{nanos}_{seq}", std::process::id())
+}
+
+/// Runs `sql` (a DROP DATABASE) on the server at `base`. Drop cannot await, and may run inside
+/// the test's runtime: a thread with a runtime of its own does it; a failure is reported, not raised.
+fn drop_database(base: String, sql: String, name: &str) {
+    let dropped = std::thread::spawn(move || {
+        sqlx::any::install_default_drivers();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        runtime.block_on(async {
+            let mut admin = sqlx::AnyConnection::connect(&base).await?;
+            admin.execute(sql.as_str()).await?;
+            admin.close().await
+        })?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+    })
+    .join();
+    match dropped {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("cannot drop test database {name}: {e}"),
+        Err(_) => eprintln!("cannot drop test database {name}: the dropping thread panicked"),
     }
 }
 
@@ -454,10 +464,7 @@ pub struct TestMysqlDatabase {
 
 impl TestMysqlDatabase {
     pub async fn create() -> Self {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let name = format!("portcullis_test_{}_{nanos}_{seq}", std::process::id());
+        let name = test_database_name();
         let mut admin = mysql_admin().await;
         admin.execute(format!("CREATE DATABASE `{name}`").as_str()).await.unwrap();
         admin.close().await.unwrap();
@@ -475,21 +482,6 @@ impl TestMysqlDatabase {
 
 impl Drop for TestMysqlDatabase {
     fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.name);
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(async {
-                let mut admin = sqlx::MySqlConnection::connect(&mysql_base()).await?;
-                admin.execute(sql.as_str()).await?;
-                admin.close().await
-            })?;
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("cannot drop test database {}: {e}", self.name),
-            Err(_) => eprintln!("cannot drop test database {}: the dropping thread panicked", self.name),
-        }
+        drop_database(mysql_base(), format!("DROP DATABASE IF EXISTS `{}`", self.name), &self.name);
     }
 }
