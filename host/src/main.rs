@@ -297,7 +297,7 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
     let admin_api = async {
         match grpc_listener {
             Some(l) => {
-                let service = portcullis::api::Service::from_env(Arc::clone(&broker));
+                let service = portcullis::api::Service::from_config(Arc::clone(&broker));
                 portcullis::api::serve(l, service, grpc_tls, live.config.grpc.reflection, until_stopped()).await
             }
             None => Ok(()),

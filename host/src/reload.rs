@@ -148,9 +148,7 @@ async fn merge_stored(file: Arc<Validated>, store: &Store, mut sources: Sources)
         }
     };
     let config = (*file).clone().with_stored(&stored);
-    let digest = sources.config_sha256.clone();
     sources = Sources::read(&config).await;
-    sources.config_sha256 = digest;
     sources.stored_version = stored.version;
     (Ok((file, config)), sources)
 }

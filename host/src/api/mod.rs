@@ -40,9 +40,6 @@ use proto::*;
 /// The API's version (`GetVersion.api`): Dex's number for the calls served (v2.44's set).
 pub const API_VERSION: i32 = 3;
 
-/// Dex's feature flag for the connector calls (`DEX_API_CONNECTORS_CRUD`, off by default).
-pub const CONNECTORS_CRUD_ENV: &str = "DEX_API_CONNECTORS_CRUD";
-
 /// The service over one broker.
 #[derive(Debug, Clone)]
 pub struct Service {
@@ -56,10 +53,10 @@ impl Service {
         Self { broker, connectors_crud }
     }
 
-    /// With the connector calls enabled as Dex's environment variable says (Go's ParseBool).
-    pub fn from_env(broker: Arc<Broker>) -> Self {
-        let flag = std::env::var(CONNECTORS_CRUD_ENV).ok();
-        let on = matches!(flag.as_deref(), Some("1" | "t" | "T" | "TRUE" | "true" | "True"));
+    /// With the connector calls enabled as the config's environment said
+    /// (`DEX_API_CONNECTORS_CRUD`, read with the config: `Validated::api_connectors_crud`).
+    pub fn from_config(broker: Arc<Broker>) -> Self {
+        let on = broker.generations.current().config.api_connectors_crud;
         Self::new(broker, on)
     }
 

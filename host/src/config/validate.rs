@@ -407,6 +407,8 @@ pub struct Validated {
     /// Start without the connectors that fail to load (Dex's `DEX_CONTINUE_ON_CONNECTOR_FAILURE`,
     /// true unless set to false); reloads stay all or nothing either way.
     pub continue_on_connector_failure: bool,
+    /// Dex's `DEX_API_CONNECTORS_CRUD`: the admin API's connector calls are served (default false).
+    pub api_connectors_crud: bool,
     pub cache_dir: Option<PathBuf>,
     /// Where `type:` plugins are looked for (`plugins.dir`, or the default list).
     pub plugin_dirs: Vec<PathBuf>,
@@ -696,6 +698,13 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         connectors(&c.connectors, c.enable_password_db, base, &plugins_dirs, &|i| format!("connectors[{i}]"))?;
     let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
     let continue_on_connector_failure = continue_on_connector_failure(env)?;
+    let api_connectors_crud = dex_flag(
+        env,
+        API_CONNECTORS_CRUD,
+        false,
+        "the admin API manages connectors",
+        "its connector calls are refused",
+    )?;
     Ok(Validated {
         issuer,
         storage: c.storage,
@@ -718,6 +727,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         passwords,
         connectors,
         continue_on_connector_failure,
+        api_connectors_crud,
         cache_dir,
         plugin_dirs: plugins_dirs,
         stored: Default::default(),
@@ -850,13 +860,35 @@ pub const CONTINUE_ON_CONNECTOR_FAILURE: &str = "DEX_CONTINUE_ON_CONNECTOR_FAILU
 /// Go's `strconv.ParseBool` spellings, as Dex reads its feature flags. Dex falls back to the
 /// default on a value it cannot read; we refuse it, so a typo cannot flip the choice unseen.
 fn continue_on_connector_failure(env: &dyn Fn(&str) -> Option<String>) -> Result<bool, String> {
-    match env(CONTINUE_ON_CONNECTOR_FAILURE).as_deref() {
-        None | Some("") => Ok(true),
+    dex_flag(
+        env,
+        CONTINUE_ON_CONNECTOR_FAILURE,
+        true,
+        "start without a connector that fails to load",
+        "refuse to start",
+    )
+}
+
+/// Dex's feature flag for the admin API's connector calls (default false).
+pub const API_CONNECTORS_CRUD: &str = "DEX_API_CONNECTORS_CRUD";
+
+/// A Dex feature flag from the environment, in Go's `strconv.ParseBool` spellings; `yes` and
+/// `no` say what true and false mean here. A value Go cannot read is refused.
+fn dex_flag(
+    env: &dyn Fn(&str) -> Option<String>,
+    name: &str,
+    default: bool,
+    yes: &str,
+    no: &str,
+) -> Result<bool, String> {
+    match env(name).as_deref() {
+        None | Some("") => Ok(default),
         Some("1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
         Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
-        Some(other) => Err(format!(
-            "environment variable {CONTINUE_ON_CONNECTOR_FAILURE}={other:?}: write true (start without a connector that fails to load; the default) or false (refuse to start)"
-        )),
+        Some(other) => {
+            let (d_yes, d_no) = if default { ("; the default", "") } else { ("", "; the default") };
+            Err(format!("environment variable {name}={other:?}: write true ({yes}{d_yes}) or false ({no}{d_no})"))
+        }
     }
 }
 

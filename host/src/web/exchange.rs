@@ -26,18 +26,7 @@ pub(super) async fn token_exchange(
     req.check_targets(&client.id)?;
     let scopes = exchange_scopes(req.scope.as_deref(), client, &live.config.clients)?;
     let connector = req.connector_id.as_str();
-    if !client.allows(connector) {
-        return Err(OAuthError::new(
-            OAuthErrorCode::UnauthorizedClient,
-            format!("this client may not use connector {connector:?} (allowedConnectors)"),
-        ));
-    }
-    if !live.config.connector_allows(connector, crate::config::GrantType::TokenExchange.as_str()) {
-        return Err(OAuthError::new(
-            OAuthErrorCode::InvalidRequest,
-            format!("connector {connector:?} does not serve token exchange (its grantTypes)"),
-        ));
-    }
+    super::token::usable_connector(live, client, connector, crate::config::GrantType::TokenExchange)?;
     let Some(plugin) = live.registry.get(connector) else {
         if live.failed.iter().any(|f| f.connector == connector) {
             return Err(OAuthError::new(

@@ -183,6 +183,30 @@ pub(super) async fn issue(
     minted.response(broker, live, client, refresh_token)
 }
 
+/// Refuses a grant through `connector` the client may not use (`allowedConnectors`:
+/// `unauthorized_client`) or the connector does not serve (its `grantTypes`: `invalid_request`,
+/// as Dex answers).
+pub(super) fn usable_connector(
+    live: &Live,
+    client: &Client,
+    connector: &str,
+    grant: GrantType,
+) -> Result<(), OAuthError> {
+    if !client.allows(connector) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            format!("this client may not use connector {connector:?} (allowedConnectors)"),
+        ));
+    }
+    if !live.config.connector_allows(connector, grant.as_str()) {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidRequest,
+            format!("connector {connector:?} does not serve the {} grant (its grantTypes)", grant.as_str()),
+        ));
+    }
+    Ok(())
+}
+
 /// The resource owner's credentials of a password grant.
 struct Presented<'a> {
     username: &'a str,
@@ -205,18 +229,7 @@ async fn password(
     };
     let scopes =
         ScopeSet::parse(presented.scope.unwrap_or("")).map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
-    if !client.allows(connector) {
-        return Err(OAuthError::new(
-            OAuthErrorCode::UnauthorizedClient,
-            format!("this client may not log users in through {connector:?} (allowedConnectors)"),
-        ));
-    }
-    if !live.config.connector_allows(connector, crate::config::GrantType::Password.as_str()) {
-        return Err(OAuthError::new(
-            OAuthErrorCode::InvalidRequest,
-            format!("connector {connector:?} does not serve the password grant (its grantTypes)"),
-        ));
-    }
+    usable_connector(live, client, connector, GrantType::Password)?;
     if let Err(throttled) = broker.throttles.password(ip.0, connector, presented.username) {
         crate::metrics::global().login(connector, "throttled");
         let wait = throttled.retry_after.as_secs().max(1);
