@@ -24,13 +24,40 @@ use portcullis_connector_sdk::ldap::{self, Connection, Entry};
 use portcullis_connector_sdk::{Connector, ConnectorError, Identity, Metadata, Scopes, data, log};
 use serde::{Deserialize, Serialize};
 
-/// What the broker stores with an offline session, for `refresh`.
+/// What the broker stores with an offline session, for `refresh`. It also reads what Dex's ldap
+/// connector kept (`{"username", "entry": {"DN", "Attributes"}}`), for sessions `portcullis
+/// import-dex` carried over.
 #[derive(Serialize, Deserialize)]
+#[serde(from = "StoredRefresh")]
 struct RefreshData {
     /// The login name the user typed, searched for again on refresh.
     username: String,
     /// The entry it matched, which must still be the one found.
     dn: String,
+}
+
+/// [`RefreshData`] as stored: ours, or Dex's.
+#[derive(Deserialize)]
+struct StoredRefresh {
+    username: String,
+    #[serde(default)]
+    dn: Option<String>,
+    #[serde(default)]
+    entry: Option<DexEntry>,
+}
+
+#[derive(Deserialize)]
+struct DexEntry {
+    #[serde(rename = "DN")]
+    dn: String,
+}
+
+impl From<StoredRefresh> for RefreshData {
+    fn from(s: StoredRefresh) -> Self {
+        // No DN at all reads as "", which no entry has: the refresh is refused, never widened.
+        let dn = s.dn.or(s.entry.map(|e| e.dn)).unwrap_or_default();
+        Self { username: s.username, dn }
+    }
 }
 
 /// The DN pseudo-attribute of Dex's `idAttr: DN` and `userAttr: DN`.
@@ -256,3 +283,22 @@ impl Connector for Ldap {
 }
 
 portcullis_connector_sdk::export_connector!(Ldap);
+
+#[cfg(test)]
+mod tests {
+    use super::RefreshData;
+
+    #[test]
+    fn refresh_data_reads_ours_and_dexs() {
+        let ours: RefreshData = serde_json::from_str(r#"{"username":"jane","dn":"uid=jane,dc=x"}"#).unwrap();
+        assert_eq!((ours.username.as_str(), ours.dn.as_str()), ("jane", "uid=jane,dc=x"));
+        // Dex's ldap connector keeps the whole entry (go-ldap's Entry).
+        let dex = r#"{"username":"jane","entry":{"DN":"uid=jane,dc=x","Attributes":[{"Name":"uid","Values":["jane"],"ByteValues":["amFuZQ=="]}]}}"#;
+        let dex: RefreshData = serde_json::from_str(dex).unwrap();
+        assert_eq!((dex.username.as_str(), dex.dn.as_str()), ("jane", "uid=jane,dc=x"));
+        let encoded = serde_json::to_value(&dex).unwrap();
+        assert_eq!(encoded, serde_json::json!({"username": "jane", "dn": "uid=jane,dc=x"}), "written in our form");
+        let no_dn: RefreshData = serde_json::from_str(r#"{"username":"jane"}"#).unwrap();
+        assert_eq!(no_dn.dn, "", "matches no entry");
+    }
+}

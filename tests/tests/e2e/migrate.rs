@@ -447,11 +447,7 @@ async fn import_and_use(
     let claims = flow::claims(response.json::<Value>().await.unwrap()["id_token"].as_str().unwrap());
     let name = if level >= 13 { "Jane Doe" } else { "jane" };
     let preferred = if level >= 12 { Some("jd") } else { None };
-    assert_eq!(
-        (claims["name"].as_str(), claims["preferred_username"].as_str()),
-        (Some(name), preferred),
-        "{schema}"
-    );
+    assert_eq!((claims["name"].as_str(), claims["preferred_username"].as_str()), (Some(name), preferred), "{schema}");
     let groups = if level >= 12 { serde_json::json!(["admins"]) } else { serde_json::json!([]) };
     assert_eq!(claims["groups"], groups, "{schema}");
 }
@@ -489,4 +485,65 @@ fn the_dex_config_names_the_storage_to_read() {
         .unwrap();
     let refused = portcullis::migrate::dex_storage(&kubernetes, None).unwrap_err().to_string();
     assert!(refused.contains("pass --kubernetes-dump"), "{refused}");
+}
+
+/// A session through Dex's ldap connector refreshes through our ldap plugin after the import:
+/// Dex kept the whole directory entry as connector data (`{"username", "entry": {"DN", …}}`);
+/// our plugin reads it, finds the user again and re-reads the groups from the directory.
+#[tokio::test]
+async fn a_dex_ldap_session_refreshes_through_the_directory_after_import() {
+    let slapd = portcullis_tests::slapd::Slapd::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dex.db");
+    std::fs::File::create(&path).unwrap();
+    let url = format!("sqlite://{}", path.display());
+    let dex_key = portcullis::keys::new_key(portcullis::config::SigningAlgorithm::Es256).unwrap();
+    fill_dex_database(&url, Flavor::Sqlite, 13, &dex_key).await;
+    let entry = r#"{"username":"jane","entry":{"DN":"uid=jane,ou=People,dc=example,dc=org","Attributes":[{"Name":"uid","Values":["jane"],"ByteValues":["amFuZQ=="]}]}}"#;
+    let db = sqlx::AnyPool::connect(&url).await.unwrap();
+    for sql in [
+        r#"UPDATE refresh_token SET connector_id = 'ldap', claims_user_id = 'jane', claims_username = 'Jane Doe',
+            claims_email = 'jane@example.org', scopes = CAST('["openid","profile","email","groups","offline_access"]' AS BLOB)"#
+            .to_string(),
+        format!(
+            "INSERT INTO offline_session (user_id, conn_id, refresh, connector_data) VALUES ('jane', 'ldap', \
+             CAST('{{}}' AS BLOB), CAST('{entry}' AS BLOB))"
+        ),
+    ] {
+        sqlx::query(&sql).execute(&db).await.unwrap();
+    }
+    db.close().await;
+
+    let ldap = serde_json::json!({
+        "host": slapd.ldap_addr, "insecureNoSSL": true,
+        "bindDN": "cn=portcullis,ou=Services,dc=example,dc=org", "bindPW": "service-secret",
+        "userSearch": {"baseDN": "ou=People,dc=example,dc=org", "username": "uid", "idAttr": "uid",
+            "emailAttr": "mail", "nameAttr": "cn"},
+        "groupSearch": {"baseDN": "ou=Groups,dc=example,dc=org", "nameAttr": "cn",
+            "userMatchers": [{"userAttr": "DN", "groupAttr": "member"}]}
+    });
+    let block = format!("- type: ldap\n  id: ldap\n  name: Directory\n  config: {ldap}\n");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let plugins = portcullis_tests::plugin("ldap").parent().unwrap().display().to_string();
+    let yaml = format!("{}plugins:\n  dir: \"{plugins}\"\n", portcullis_tests::base_config(&issuer, &block));
+    let config = portcullis_tests::config_from_yaml(&yaml);
+    let backend: std::sync::Arc<dyn portcullis::storage::Backend> =
+        std::sync::Arc::new(portcullis::storage::MemoryBackend::new());
+    let store = portcullis::storage::Store::new(backend.clone());
+    let dex = portcullis::migrate::DexStorage {
+        database: portcullis::migrate::DexDatabase::Sqlite(path),
+        id_tokens: std::time::Duration::from_secs(24 * 3600),
+    };
+    let report = portcullis::migrate::import_dex(&dex, &store, &config, false).await.unwrap();
+    assert!(report.to_string().contains("imported  refresh token"), "{report}");
+    let b = TestBroker::builder().listener(listener).issuer(&issuer).config(config).backend(backend).start().await;
+
+    let response = flow::refresh(&b, &dex_held_token()).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let body: Value = response.json().await.unwrap();
+    let claims = flow::claims(body["id_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], portcullis::oidc::sub::encode("jane", "ldap"), "Dex's sub for jane through ldap");
+    assert_eq!(claims["name"], "Jane Doe", "re-read from the directory");
+    assert_eq!(claims["groups"], serde_json::json!(["admins", "developers"]), "groups from the directory");
 }
