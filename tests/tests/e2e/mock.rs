@@ -107,9 +107,9 @@ async fn inspect_reports_world_version_exports_size_and_digest() {
     let path = plugin("mock");
     let bytes = std::fs::read(&path).unwrap();
     let report = inspect::report(&engine(), &path).await.unwrap();
-    assert!(report.contains("world:    portcullis:connector/plugin@0.2.0 (supported by this broker)"), "{report}");
-    assert!(report.contains("  portcullis:connector/connector@0.2.0"), "{report}");
-    assert!(report.contains("  portcullis:connector/token-exchange@0.2.0"), "{report}");
+    assert!(report.contains("world:    portcullis:connector/plugin@0.3.0 (supported by this broker)"), "{report}");
+    assert!(report.contains("  portcullis:connector/connector@0.3.0"), "{report}");
+    assert!(report.contains("  portcullis:connector/token-exchange@0.3.0"), "{report}");
     assert!(report.contains("token exchange: exported"), "{report}");
     assert!(report.contains(&format!("size:     {} bytes", bytes.len())), "{report}");
     assert!(report.contains(&format!("sha256:   {}", loader::sha256_hex(&bytes))), "{report}");
