@@ -197,7 +197,7 @@ async fn a_connector_built_against_contract_0_1_still_loads_and_logs_in() {
 async fn token_identity_is_unsupported_unless_describe_says_so() {
     let registry = Registry::load(&engine(), &[spec("mock", plugin("mock"), json!({}))], None).await.unwrap();
     let mock = registry.get("mock").unwrap();
-    assert_eq!(mock.plugin().contract, Contract::V0_2);
+    assert_eq!(mock.plugin().contract, Contract::V0_3);
     assert!(!mock.metadata().supports_token_identity);
     let err = mock.token_identity(ALL, "urn:ietf:params:oauth:token-type:access_token", "t").await.unwrap_err();
     assert!(matches!(err.refusal(), Some(Refusal::Unsupported(m)) if m.contains("does not support")), "{err:?}");
