@@ -9,6 +9,7 @@ mod device;
 mod dex;
 mod exchange;
 mod github;
+mod google_groups;
 mod grants;
 mod ldap;
 mod logs;
