@@ -5,6 +5,7 @@ pub mod browser;
 pub mod flow;
 pub mod github_fake;
 pub mod google_fake;
+pub mod keystone_fake;
 pub mod logs;
 pub mod slapd;
 pub mod tls;

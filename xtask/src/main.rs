@@ -203,6 +203,7 @@ const GUEST_UNIT_TESTS: &[&str] = &[
     "portcullis-oidc",
     "portcullis-google",
     "portcullis-ldap",
+    "portcullis-keystone",
 ];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).

@@ -10,6 +10,7 @@ mod dex;
 mod exchange;
 mod github;
 mod grants;
+mod keystone;
 mod ldap;
 mod logs;
 mod migrate;
