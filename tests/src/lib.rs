@@ -2,6 +2,7 @@
 //! a private compile cache, a broker on an ephemeral port, and the steps of a login (`flow`).
 
 pub mod browser;
+pub mod crowd_fake;
 pub mod flow;
 pub mod github_fake;
 pub mod google_fake;

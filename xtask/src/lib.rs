@@ -13,6 +13,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-google", "google"),
     ("portcullis-ldap", "ldap"),
     ("portcullis-keystone", "keystone"),
+    ("portcullis-atlassian-crowd", "atlassian-crowd"),
 ];
 
 /// Sandbox fixtures, built for the tests only and never shipped.

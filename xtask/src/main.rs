@@ -204,6 +204,7 @@ const GUEST_UNIT_TESTS: &[&str] = &[
     "portcullis-google",
     "portcullis-ldap",
     "portcullis-keystone",
+    "portcullis-atlassian-crowd",
 ];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).

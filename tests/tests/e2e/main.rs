@@ -3,6 +3,7 @@
 //! e2e <module>::` runs one.
 
 mod api;
+mod atlassian_crowd;
 mod config;
 mod custom_connector;
 mod device;
