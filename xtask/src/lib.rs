@@ -14,6 +14,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-ldap", "ldap"),
     ("portcullis-keystone", "keystone"),
     ("portcullis-atlassian-crowd", "atlassian-crowd"),
+    ("portcullis-authproxy", "authproxy"),
 ];
 
 /// Sandbox fixtures, built for the tests only and never shipped.

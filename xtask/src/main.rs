@@ -205,6 +205,7 @@ const GUEST_UNIT_TESTS: &[&str] = &[
     "portcullis-ldap",
     "portcullis-keystone",
     "portcullis-atlassian-crowd",
+    "portcullis-authproxy",
 ];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).

@@ -696,6 +696,17 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     let plugins_dirs = plugin_dirs(&c.plugins, base);
     let connectors =
         connectors(&c.connectors, c.enable_password_db, base, &plugins_dirs, &|i| format!("connectors[{i}]"))?;
+    // An authenticating proxy's headers are believed only from a trusted proxy (web/proxy_auth.rs):
+    // without one every login through it would be refused, so say so now.
+    if let Some(i) = connectors.iter().position(|e| e.kind.as_deref() == Some("authproxy"))
+        && c.web.client_remote_ip.trusted_proxies.is_empty()
+    {
+        return Err(format!(
+            "connectors[{i}]: type authproxy reads the identity from headers that only your authenticating proxy may \
+             set, and web.clientRemoteIP lists no trusted proxy; add web.clientRemoteIP with header (e.g. \
+             X-Forwarded-For) and trustedProxies naming the proxy's addresses (e.g. [10.0.0.5/32])"
+        ));
+    }
     let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
     let continue_on_connector_failure = continue_on_connector_failure(env)?;
     let api_connectors_crud = dex_flag(

@@ -142,7 +142,8 @@ async fn wrong_password_and_unknown_user_show_the_form_again_and_crowds_refusals
     assert_eq!(fake.requests().len(), requests_before, "an empty password is not sent to Crowd");
 
     // (change, the page's message) — add a row to extend.
-    let cases: [(fn(&mut FakeCrowdUser), &str); 3] = [
+    type Change = fn(&mut FakeCrowdUser);
+    let cases: [(Change, &str); 3] = [
         (|u| u.active = false, "your Crowd account is inactive"),
         (|u| u.expired_credential = true, "your Crowd password has expired"),
         (|u| u.app_access = false, "may not use this application"),

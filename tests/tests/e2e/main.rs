@@ -4,6 +4,7 @@
 
 mod api;
 mod atlassian_crowd;
+mod authproxy;
 mod config;
 mod custom_connector;
 mod device;
