@@ -4,11 +4,11 @@
 //!
 //! To add a check, write an `async fn name(b: &dyn Backend)` below and add `name` to the
 //! `conformance!` list at the end: it then runs as `memory::name`, `sqlite::name`,
-//! `postgres::name` and `mysql::name`. PostgreSQL is expected at
-//! `postgres://postgres@127.0.0.1:5432/` (override with `PORTCULLIS_TEST_POSTGRES_URL`, ending in
-//! `/`), MySQL / MariaDB at `mysql://root@127.0.0.1:3306/` (`PORTCULLIS_TEST_MYSQL_URL`); each
-//! test creates its own database and drops it afterwards, and the tests fail, not skip, when the
-//! server is not there.
+//! `postgres::name` and `mysql::name`. The servers are found or started by
+//! `portcullis_tests::dbserver`: the one `PORTCULLIS_TEST_POSTGRES_URL` / `PORTCULLIS_TEST_MYSQL_URL`
+//! names (ending in `/`), else the local one on 5432 / 3306, else a throwaway server the test process
+//! starts; each test creates its own database and drops it afterwards, and the tests fail, not
+//! skip, when no server can be had.
 
 use futures::future::join_all;
 use portcullis::storage::{Backend, Kind, MemoryBackend, Record, SqlBackend, StorageError};
@@ -319,9 +319,10 @@ async fn mysql_ids_are_exact() {
 #[tokio::test]
 async fn mysql_config_block_opens_the_database() {
     let db = TestMysqlDatabase::create().await;
+    let host = portcullis_tests::host_port(&portcullis_tests::mysql_base());
     let load = |ssl: &str| {
         let yaml = format!(
-            "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: mysql\n  config:\n    host: 127.0.0.1:3306\n    \
+            "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: mysql\n  config:\n    host: {host}\n    \
              user: root\n    database: {}\n    connectionTimeout: 5\n    maxOpenConns: 4\n{ssl}",
             db.name
         );
@@ -332,7 +333,7 @@ async fn mysql_config_block_opens_the_database() {
     b.insert(Kind::AuthCode, "c", &record("{}", None, NOW + 60), NOW).await.unwrap();
     assert!(b.get(Kind::AuthCode, "c", NOW).await.unwrap().is_some());
     let err = portcullis::broker::open_storage(&load("")).await.err().unwrap();
-    assert!(format!("{err:#}").contains("MySQL at root@127.0.0.1:3306/"), "{err:#}");
+    assert!(format!("{err:#}").contains(&format!("MySQL at root@{host}/")), "{err:#}");
 }
 
 #[tokio::test]
