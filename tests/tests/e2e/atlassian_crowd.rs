@@ -64,7 +64,12 @@ async fn submit(
 async fn login_ok(b: &TestBroker, scopes: &str, username: &str, password: &str) -> flow::Tokens {
     let (web, posted, pending) = submit(b, scopes, username, password).await;
     let code = flow::finish(b, &web, posted, &pending).await;
-    flow::exchange(b, &code, &pending).await
+    let tokens = flow::exchange(b, &code, &pending).await;
+    // What the relying party library accepts is what the claims below say.
+    let (sub, _, preferred) = flow::verify_id_token(b, &tokens, &pending).await;
+    assert_eq!(Some(sub.as_str()), tokens.claims["sub"].as_str());
+    assert_eq!(preferred.as_deref(), tokens.claims["preferred_username"].as_str());
+    tokens
 }
 
 /// The broker's page for a login that must not succeed: its status and text.

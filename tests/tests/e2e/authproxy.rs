@@ -73,6 +73,9 @@ async fn a_login_through_the_trusted_proxy_takes_the_identity_from_its_headers()
     .await;
     let code = flow::finish(&b, &web, answer, &pending).await;
     let tokens = flow::exchange(&b, &code, &pending).await;
+    let verified = flow::verify_id_token(&b, &tokens, &pending).await;
+    assert_eq!(verified.1.as_deref(), Some("jdoe@example.org"), "the relying party library accepts the token");
+    assert_eq!(verified.2.as_deref(), Some("jdoe"));
     let c = &tokens.claims;
     assert_eq!(c["name"], "Jane Doe");
     assert_eq!(c["preferred_username"], "jdoe");

@@ -63,7 +63,14 @@ async fn submit(b: &TestBroker, username: &str, password: &str) -> (reqwest::Cli
 async fn login_ok(b: &TestBroker, username: &str, password: &str) -> flow::Tokens {
     let (web, posted, pending) = submit(b, username, password).await;
     let code = flow::finish(b, &web, posted, &pending).await;
-    flow::exchange(b, &code, &pending).await
+    let tokens = flow::exchange(b, &code, &pending).await;
+    // What the relying party library accepts is what the claims below say.
+    let (sub, email, _) = flow::verify_id_token(b, &tokens, &pending).await;
+    assert_eq!(
+        (Some(sub.as_str()), email.as_deref()),
+        (tokens.claims["sub"].as_str(), tokens.claims["email"].as_str())
+    );
+    tokens
 }
 
 async fn login_refused(b: &TestBroker, username: &str, password: &str) {
