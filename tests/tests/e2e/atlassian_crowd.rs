@@ -4,6 +4,7 @@
 
 use portcullis::connectors::{Refusal, Registry, SpecError};
 use portcullis_tests::crowd_fake::{APP_NAME, APP_PASSWORD, CrowdMode, FakeCrowd, FakeCrowdUser};
+use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::{TestBroker, browser, engine, flow, location, plugin, spec};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -81,6 +82,7 @@ async fn login_fails(b: &TestBroker, username: &str, password: &str) -> (StatusC
 
 #[tokio::test]
 async fn a_dex_crowd_block_logs_in_with_nested_groups() {
+    let capture = LogCapture::install(Format::Text);
     let (fake, b) = setup(json!({})).await;
     let tokens = login_ok(&b, SCOPES, "alice", "alice-password").await;
     let c = &tokens.claims;
@@ -100,6 +102,9 @@ async fn a_dex_crowd_block_logs_in_with_nested_groups() {
             "GET /user/group/nested?username=alice&start-index=0&max-results=1000"
         ]
     );
+    let log = capture.text();
+    assert!(log.contains("reason=implied by config key baseURL"), "the implied host is logged");
+    assert!(!log.contains(APP_PASSWORD) && !log.contains("alice-password"), "a secret reached the log");
 }
 
 #[tokio::test]
