@@ -20,6 +20,7 @@
 //! the deployment must guarantee (docs/connectors/authproxy.md).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
@@ -28,7 +29,6 @@ use super::client_ip::RealIp;
 use super::error::WebError;
 use crate::config::{ClientRemoteIpConfig, ConnectorEntry};
 use crate::generation::Live;
-use std::sync::Arc;
 
 /// The shipped connector type whose callback carries a proxy's headers.
 pub const KIND: &str = "authproxy";
@@ -107,6 +107,8 @@ pub fn forwarded(
 impl Refusal {
     /// The page for the person at the browser; the log line says what the operator must fix.
     pub fn page(&self, live: &Arc<Live>, connector: &str) -> WebError {
+        let outcome = if matches!(self, Refusal::Untrusted(_)) { "denied" } else { "error" };
+        crate::metrics::global().login(connector, outcome);
         match self {
             Refusal::Untrusted(peer) => {
                 let peer = peer.map_or_else(|| "an unknown address".to_string(), |p| p.to_string());
