@@ -180,6 +180,8 @@ pub fn dex_refresh_token(id: &str, token: &str) -> String {
 struct Dex {
     pool: AnyPool,
     flavor: Flavor,
+    /// Dex's ent schema (`DEX_ENT_ENABLED=true`): plural table names, JSON columns, no migrations table.
+    ent: bool,
 }
 
 /// The SQL dialects Dex's storage/sql writes.
@@ -240,6 +242,8 @@ impl Flavor {
 enum Col {
     Text,
     Bytes,
+    /// A JSON array or object: bytes in the storage/sql schema, the database's JSON type in ent's.
+    Json,
     Flag,
     Time,
 }
@@ -264,7 +268,7 @@ impl Dex {
             .connect(&url)
             .await
             .with_context(|| format!("cannot connect to {what}"))?;
-        Ok(Self { pool, flavor })
+        Ok(Self { pool, flavor, ent: false })
     }
 
     async fn tables(&self) -> anyhow::Result<std::collections::BTreeSet<String>> {
@@ -298,6 +302,7 @@ impl Dex {
     /// Every row of `table` (a Dex table name, never input) with `wanted` columns, each read
     /// as told; a column this schema version lacks reads as NULL.
     async fn rows(&self, table: &str, wanted: &[(&str, Col)]) -> anyhow::Result<Vec<AnyRow>> {
+        let table = if self.ent { ent_table(table) } else { table };
         let have = self.columns(table).await?;
         let select: Vec<String> = wanted
             .iter()
@@ -308,7 +313,9 @@ impl Dex {
                 let (quoted, int) = (self.flavor.quote(name), self.flavor.integer());
                 let alias = self.flavor.quote(name);
                 match (col, self.flavor) {
-                    (Col::Text | Col::Bytes, _) => format!("{quoted} AS {alias}"),
+                    (Col::Json, Flavor::Postgres) if self.ent => format!("CAST({quoted} AS TEXT) AS {alias}"),
+                    (Col::Json, Flavor::Mysql) if self.ent => format!("CAST({quoted} AS CHAR) AS {alias}"),
+                    (Col::Text | Col::Bytes | Col::Json, _) => format!("{quoted} AS {alias}"),
                     // PostgreSQL casts a boolean to integer (not bigint); `integer` reads either width.
                     (Col::Flag, Flavor::Postgres) => format!("CAST({quoted} AS INTEGER) AS {alias}"),
                     (Col::Flag, _) => format!("CAST({quoted} AS {int}) AS {alias}"),
@@ -324,6 +331,18 @@ impl Dex {
             .collect();
         let sql = format!("SELECT {} FROM {}", select.join(", "), self.flavor.quote(table));
         Ok(sqlx::query(&sql).fetch_all(&self.pool).await?)
+    }
+}
+
+/// The ent schema's name of a storage/sql table.
+fn ent_table(table: &str) -> &str {
+    match table {
+        "client" => "oauth2clients",
+        "password" => "passwords",
+        "connector" => "connectors",
+        "refresh_token" => "refresh_tokens",
+        "offline_session" => "offline_sessions",
+        other => other,
     }
 }
 
@@ -436,11 +455,10 @@ pub async fn import_dex(dex: &DexStorage, store: &Store, into: &Validated, dry_r
             read_crd(dump, dex, now)?
         }
         database => {
-            let db = Dex::open(database).await?;
-            let (version, data) = read_sql(&db, dex, now).await;
+            let mut db = Dex::open(database).await?;
+            let (schema, data) = read_sql(&mut db, dex, now).await;
             db.pool.close().await;
-            let version = version?;
-            report.schema = format!("SQL schema version {version} ({})", db.flavor.release(version));
+            report.schema = schema?;
             data?
         }
     };
@@ -448,42 +466,46 @@ pub async fn import_dex(dex: &DexStorage, store: &Store, into: &Validated, dry_r
     Ok(report)
 }
 
-/// Reads Dex's `storage/sql` tables: the schema version and what to import.
-async fn read_sql(db: &Dex, dex: &DexStorage, now: i64) -> (anyhow::Result<i64>, anyhow::Result<DexData>) {
-    let version = async {
+/// Reads Dex's `storage/sql` tables (or ent's): which schema it is and what to import.
+async fn read_sql(db: &mut Dex, dex: &DexStorage, now: i64) -> (anyhow::Result<String>, anyhow::Result<DexData>) {
+    let schema = async {
         let tables = db.tables().await?;
-        if !tables.contains("migrations") {
-            if tables.contains("oauth2clients") {
-                bail!("this is Dex's ent schema (DEX_ENT_ENABLED=true), which this version does not read yet");
-            }
-            bail!("no `migrations` table: not a Dex database (or not Dex's storage/sql schema)");
+        if tables.contains("migrations") {
+            let sql = format!("SELECT CAST(max(num) AS {}) FROM migrations", db.flavor.integer());
+            let row = sqlx::query(&sql).fetch_one(&db.pool).await?;
+            let version = row.try_get::<Option<i64>, _>(0)?.unwrap_or(0);
+            return Ok((false, format!("SQL schema version {version} ({})", db.flavor.release(version))));
         }
-        let sql = format!("SELECT CAST(max(num) AS {}) FROM migrations", db.flavor.integer());
-        let row = sqlx::query(&sql).fetch_one(&db.pool).await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
+        if tables.contains("oauth2clients") {
+            return Ok((true, "Dex's ent schema (DEX_ENT_ENABLED=true)".to_string()));
+        }
+        bail!("no `migrations` table: not a Dex database (or not Dex's storage/sql or ent schema)")
     }
     .await;
-    if let Err(e) = &version {
-        return (Err(anyhow::anyhow!("{e}")), Err(anyhow::anyhow!("not read")));
+    match schema {
+        Err(e) => (Err(e), Err(anyhow::anyhow!("not read"))),
+        Ok((ent, text)) => {
+            db.ent = ent;
+            (Ok(text), read_sql_rows(db, dex, now).await)
+        }
     }
-    (version, read_sql_rows(db, dex, now).await)
 }
 
 async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<DexData> {
-    use Col::{Bytes, Flag, Text, Time};
+    use Col::{Bytes, Flag, Json, Text, Time};
     let mut data = DexData::default();
     let columns = [
         ("id", Text),
         ("secret", Text),
-        ("redirect_uris", Bytes),
-        ("trusted_peers", Bytes),
+        ("redirect_uris", Json),
+        ("trusted_peers", Json),
         ("public", Flag),
         ("name", Text),
         ("logo_url", Text),
-        ("allowed_connectors", Bytes),
-        ("sso_shared_with", Bytes),
+        ("allowed_connectors", Json),
+        ("sso_shared_with", Json),
         ("backchannel_logout_uri", Text),
-        ("post_logout_redirect_uris", Bytes),
+        ("post_logout_redirect_uris", Json),
         ("refresh_token_lifetime", Text),
     ];
     for row in db.rows("client", &columns).await? {
@@ -510,7 +532,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
         ("user_id", Text),
         ("name", Text),
         ("preferred_username", Text),
-        ("groups", Bytes),
+        ("groups", Json),
         ("email_verified", Flag),
     ];
     for row in db.rows("password", &columns).await? {
@@ -530,7 +552,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
         ("type", Text),
         ("name", Text),
         ("config", Bytes),
-        ("grant_types", Bytes),
+        ("grant_types", Json),
         ("resource_version", Text),
     ];
     for row in db.rows("connector", &columns).await? {
@@ -543,7 +565,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
             resource_version: text(&row, "resource_version"),
         });
     }
-    let rows = db.rows("keys", &[("id", Text), ("signing_key_pub", Bytes), ("verification_keys", Bytes)]).await?;
+    let rows = db.rows("keys", &[("id", Text), ("signing_key_pub", Json), ("verification_keys", Json)]).await?;
     if let Some(row) = rows.iter().find(|r| text(r, "id") == "keys") {
         let current = bytes(row, "signing_key_pub").and_then(|b| serde_json::from_slice(&b).ok());
         let verification = bytes(row, "verification_keys")
@@ -557,7 +579,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
     let columns = [
         ("id", Text),
         ("client_id", Text),
-        ("scopes", Bytes),
+        ("scopes", Json),
         ("nonce", Text),
         ("connector_id", Text),
         ("claims_user_id", Text),
@@ -565,7 +587,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
         ("claims_email", Text),
         ("claims_preferred_username", Text),
         ("claims_email_verified", Flag),
-        ("claims_groups", Bytes),
+        ("claims_groups", Json),
         ("connector_data", Bytes),
         ("token", Text),
         ("created_at", Time),

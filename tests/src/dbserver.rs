@@ -103,6 +103,16 @@ fn start_postgres() -> String {
 }
 
 fn start_mariadb() -> String {
+    start_mariadb_with(None)
+}
+
+/// A throwaway MariaDB of its own (not the shared one) serving TLS with this certificate and key
+/// (PEM), for the tests of `storage.config.ssl`; its base URL.
+pub fn mariadb_with_tls(cert_pem: &str, key_pem: &str) -> String {
+    start_mariadb_with(Some((cert_pem, key_pem)))
+}
+
+fn start_mariadb_with(tls: Option<(&str, &str)>) -> String {
     let find = |names: &[&str]| names.iter().find_map(|n| which(n));
     let (Some(install), Some(mariadbd)) = (
         find(&["mariadb-install-db", "mysql_install_db"]),
@@ -138,6 +148,11 @@ fn start_mariadb() -> String {
         .arg(format!("--socket={}", server.dir.join("mariadbd.sock").display()))
         .arg(format!("--pid-file={}", pid.display()))
         .args(["--skip-log-bin", "--innodb-flush-log-at-trx-commit=0", "--max-connections=300"]);
+    if let Some((cert, key)) = tls {
+        let (cert_file, key_file) = (server.dir.join("server.pem"), server.dir.join("server.key"));
+        std::fs::write(&cert_file, cert).and_then(|_| std::fs::write(&key_file, key)).expect("write the TLS files");
+        mariadb.arg(format!("--ssl-cert={}", cert_file.display())).arg(format!("--ssl-key={}", key_file.display()));
+    }
     let url = format!("mysql://root@127.0.0.1:{port}/");
     server.serve(mariadb, &pid, &url)
 }

@@ -51,6 +51,7 @@ pub fn spec(id: &str, plugin: PathBuf, config: serde_json::Value) -> ConnectorSp
         sha256: None,
         kind: None,
         allowed_hosts: Some(Vec::new()),
+        signing_keys: None,
         limits: LimitsConfig::default(),
         config,
     }

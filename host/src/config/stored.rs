@@ -179,6 +179,7 @@ impl StoredConnector {
             id: self.id.clone(),
             name: self.name.clone(),
             allowed_hosts: None,
+            signing_keys: None,
             limits: LimitsConfig::default(),
             config,
             grant_types: self.grant_types.clone(),

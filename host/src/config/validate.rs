@@ -1253,6 +1253,24 @@ pub(super) fn connectors(
             config.insert("rootCAData".into(), base64::engine::general_purpose::STANDARD.encode(pem).into());
             files.push(file);
         }
+        // Signing keys (the `signing` import): the host reads each granted key file, the plugin
+        // never; a file that is not a usable key refuses the config here, naming the key.
+        let shipped = cc.kind.as_deref().map(|k| shipped_plugin(k).0);
+        for key in crate::connectors::signing::granted(shipped, cc.signing_keys.as_deref()) {
+            let Some(value) = config.get(&key) else { continue };
+            let Some(path) = value.as_str() else {
+                return Err(format!("{at}.config.{key}: must be the path of a key file"));
+            };
+            let file = base.join(path);
+            crate::connectors::signing::SigningKey::read(&file).map_err(|reason| {
+                format!(
+                    "{at}.config.{key}: {reason}; give the path of a service account's JSON key file \
+                     (or of a PEM private key)"
+                )
+            })?;
+            config.insert(key, file.display().to_string().into());
+            files.push(file);
+        }
         let config = serde_json::Value::Object(config);
         let spec = ConnectorSpec {
             id: cc.id.as_str().into(),
@@ -1261,6 +1279,7 @@ pub(super) fn connectors(
             sha256: cc.sha256.clone(),
             kind: cc.kind.as_deref().map(|k| shipped_plugin(k).0.to_string()),
             allowed_hosts: cc.allowed_hosts.clone(),
+            signing_keys: cc.signing_keys.clone(),
             limits: cc.limits.clone(),
             config,
         };

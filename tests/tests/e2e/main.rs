@@ -11,6 +11,7 @@ mod device;
 mod dex;
 mod exchange;
 mod github;
+mod google_groups;
 mod grants;
 mod keystone;
 mod ldap;

@@ -113,10 +113,12 @@ impl Flavor {
             Flavor::Sqlite => {
                 let out = words(sql, "bytea", "blob");
                 let out = words(&out, "boolean", "integer");
+                let out = words(&out, "jsonb", "json");
                 words(&out, "timestamptz", "timestamp")
             }
             Flavor::Mysql => {
                 let out = words(sql, "bytea", "blob");
+                let out = words(&out, "jsonb", "json");
                 let out = words(&out, "timestamptz", "datetime(3)");
                 let out = words(&out, "text", "varchar(384)");
                 let out = words(&out, "keys", "`keys`");
@@ -139,6 +141,16 @@ impl Flavor {
         let mut out = sql.replace("{t}", t).replace("{f}", f).replace("{jan1}", jan1).replace("{hour_ago}", hour_ago);
         if self == Flavor::Mysql {
             out = out.replace(" keys ", " `keys` ");
+        }
+        // {j'…'}: a JSON value (ent's JSON columns; MariaDB's JSON is text).
+        while let Some(at) = out.find("{j'") {
+            let end = at + 3 + out[at + 3..].find("'}").unwrap();
+            let value = out[at + 3..end].to_string();
+            let expr = match self {
+                Flavor::Postgres => format!("CAST('{value}' AS jsonb)"),
+                Flavor::Sqlite | Flavor::Mysql => format!("'{value}'"),
+            };
+            out.replace_range(at..end + 2, &expr);
         }
         // {b'…'}: a byte string (no quote inside).
         while let Some(at) = out.find("{b'") {
@@ -224,6 +236,85 @@ async fn fill_dex_database(url: &str, flavor: Flavor, level: u32, key: &portcull
         sqlx::query(&sql).execute(&db).await.unwrap_or_else(|e| panic!("{flavor:?} level {level}: {sql}: {e}"));
     }
     db.close().await;
+}
+
+/// Dex's ent schema (`DEX_ENT_ENABLED=true`), as Dex's `storage/ent/schema` declares it: plural
+/// table names, JSON columns (`jsonb` here, each flavor's JSON type), no `migrations` table.
+const DEX_ENT_SCHEMA: &[&str] = &[
+    "create table oauth2clients (id text not null primary key, secret text not null, redirect_uris jsonb not null,
+        trusted_peers jsonb not null, public boolean not null, name text not null, logo_url text not null,
+        allowed_connectors jsonb, mfa_chain jsonb, post_logout_redirect_uris jsonb, sso_shared_with jsonb,
+        backchannel_logout_uri text, refresh_token_lifetime text, client_credentials_claims jsonb)",
+    "create table passwords (email text not null primary key, hash bytea not null, username text not null,
+        name text not null, preferred_username text not null, email_verified boolean not null, user_id text not null,
+        groups jsonb)",
+    "create table connectors (id text not null primary key, type text not null, name text not null,
+        resource_version text not null, config bytea not null, grant_types jsonb)",
+    "create table keys (id text not null primary key, verification_keys jsonb not null, signing_key jsonb not null,
+        signing_key_pub jsonb not null, next_rotation timestamptz not null)",
+    "create table refresh_tokens (id text not null primary key, client_id text not null, scopes jsonb, nonce text not null,
+        claims_user_id text not null, claims_username text not null, claims_email text not null,
+        claims_email_verified boolean not null, claims_groups jsonb, claims_preferred_username text not null,
+        connector_id text not null, connector_data bytea, token text not null, obsolete_token text not null,
+        created_at timestamptz not null, last_used timestamptz not null)",
+    "create table offline_sessions (id text not null primary key, user_id text not null, conn_id text not null,
+        refresh bytea not null, connector_data bytea)",
+];
+
+/// The objects of `fill_dex_database` in Dex's ent schema.
+async fn fill_dex_ent_database(url: &str, flavor: Flavor, key: &portcullis::storage::StoredKey) {
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(url).await.unwrap();
+    let jwk = serde_json::to_string(&key.jwk).unwrap();
+    let mut statements: Vec<String> = DEX_ENT_SCHEMA.iter().flat_map(|s| flavor.ddl(s)).collect();
+    let groups = if flavor == Flavor::Mysql { "`groups`" } else { "groups" };
+    statements.extend([
+        r#"INSERT INTO oauth2clients (id, secret, redirect_uris, trusted_peers, public, name, logo_url)
+           VALUES ('dex-api-app', 'dex-api-secret', {j'["http://127.0.0.1:5555/imported"]'}, {j'null'}, {f}, 'Imported App', '')"#.to_string(),
+        r#"INSERT INTO oauth2clients (id, secret, redirect_uris, trusted_peers, public, name, logo_url)
+           VALUES ('bad-app', 's', {j'["not a url"]'}, {j'null'}, {f}, 'Bad', '')"#.to_string(),
+        "INSERT INTO connectors (id, type, name, resource_version, config) VALUES ('dex-mock', 'mockCallback', 'Dex mock', '3', {b'{}'})".to_string(),
+        format!("INSERT INTO offline_sessions VALUES ('0a1b', '{ADMIN}', 'local', {{b'{{}}'}}, NULL)"),
+        format!(
+            r#"INSERT INTO passwords (email, hash, username, name, preferred_username, email_verified, user_id, {groups})
+             VALUES ('jane@example.com', {{b'{HASH}'}}, 'jane', 'Jane Doe', 'jd', {{f}}, 'jane-1', {{j'["admins"]'}})"#
+        ),
+        format!("INSERT INTO keys VALUES ('keys', {{j'[]'}}, {{j'{{}}'}}, {{j'{jwk}'}}, {{jan1}})"),
+        format!(
+            r#"INSERT INTO refresh_tokens (id, client_id, scopes, nonce, claims_user_id, claims_username, claims_email,
+                claims_email_verified, claims_groups, claims_preferred_username, connector_id, token, obsolete_token,
+                created_at, last_used)
+             VALUES ('{REFRESH_ID}', 'example-app', {{j'["openid","email","offline_access"]'}}, 'n-1', '{ADMIN}', 'admin',
+                'admin@example.com', {{t}}, {{j'null'}}, 'admin', 'local', '{REFRESH_SECRET}', '', {{hour_ago}}, {{hour_ago}})"#
+        ),
+    ]);
+    for statement in statements {
+        let sql = flavor.sql(&statement);
+        sqlx::query(&sql).execute(&db).await.unwrap_or_else(|e| panic!("{flavor:?} ent: {sql}: {e}"));
+    }
+    db.close().await;
+}
+
+/// Dex's ent schema imports on each SQL Dex writes it to.
+#[tokio::test]
+async fn dex_ent_schema_imports_and_its_tokens_keep_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dex-ent.db");
+    std::fs::File::create(&path).unwrap();
+    let pg = portcullis_tests::TestDatabase::create().await;
+    let mysql = portcullis_tests::TestMysqlDatabase::create().await;
+    use portcullis::migrate::DexDatabase;
+    use portcullis::secret::Secret;
+    let databases = [
+        (format!("sqlite://{}", path.display()), Flavor::Sqlite, DexDatabase::Sqlite(path.clone())),
+        (pg.url(), Flavor::Postgres, DexDatabase::Postgres(Secret::new(pg.url()))),
+        (mysql.url(), Flavor::Mysql, DexDatabase::Mysql(Secret::new(mysql.url()))),
+    ];
+    for (url, flavor, database) in databases {
+        let dex_key = portcullis::keys::new_key(portcullis::config::SigningAlgorithm::Es256).unwrap();
+        fill_dex_ent_database(&url, flavor, &dex_key).await;
+        import_and_use(database, &dex_key, "Dex's ent schema", 13).await;
+    }
 }
 
 /// Every schema a Dex release leaves in SQLite (v2.4 to v2.45) imports, and what its users and

@@ -417,3 +417,44 @@ async fn sqlite_files_are_private_to_the_broker() {
     assert_eq!(mode(&existing), 0o600);
     b.close().await;
 }
+
+/// TLS to MySQL / MariaDB as Dex configures it, against a throwaway MariaDB serving a test
+/// certificate for 127.0.0.1: `ssl.caFile` verifies the server and the session is encrypted; a CA
+/// that did not sign the server's certificate is refused; `skip-verify` encrypts without checking.
+#[tokio::test]
+async fn mysql_tls_verifies_the_server_against_ca_file() {
+    use sqlx::{ConnectOptions as _, Connection as _, Row as _};
+    let ca = portcullis_tests::slapd::TestCa::new("MariaDB test CA");
+    let (cert, key) = ca.server_cert(&["127.0.0.1"]);
+    let base = portcullis_tests::dbserver::mariadb_with_tls(&cert, &key);
+    let mut admin = sqlx::MySqlConnection::connect(&base).await.unwrap();
+    sqlx::Executor::execute(&mut admin, "CREATE DATABASE tls_test").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (trusted, other) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&trusted, &ca.cert_pem).unwrap();
+    std::fs::write(&other, portcullis_tests::slapd::TestCa::new("another CA").cert_pem).unwrap();
+    let host = portcullis_tests::host_port(&base);
+    let load = |ssl: String| {
+        let yaml = format!(
+            "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: mysql\n  config:\n    host: {host}\n    user: root\n    \
+             database: tls_test\n    connectionTimeout: 5\n    ssl:\n{ssl}"
+        );
+        portcullis::config::Config::from_yaml(std::path::Path::new("mysql.yaml"), &yaml, &|_| None).unwrap()
+    };
+    let verified = load(format!("      caFile: {}\n", trusted.display()));
+    let b = portcullis::broker::open_storage(&verified).await.unwrap();
+    b.insert(Kind::AuthCode, "c", &record("{}", None, NOW + 60), NOW).await.unwrap();
+    assert!(b.get(Kind::AuthCode, "c", NOW).await.unwrap().is_some());
+    let portcullis::config::StorageConfig::Mysql(m) = &verified.storage else { panic!("mysql storage") };
+    let mut conn = portcullis::broker::mysql_options(m).connect().await.unwrap();
+    let row = sqlx::query("SHOW SESSION STATUS LIKE 'Ssl_cipher'").fetch_one(&mut conn).await.unwrap();
+    assert!(!row.get::<String, _>(1).is_empty(), "the session is encrypted");
+
+    let wrong = load(format!("      caFile: {}\n", other.display()));
+    let Err(err) = portcullis::broker::open_storage(&wrong).await else { panic!("a CA that did not sign the server") };
+    assert!(format!("{err:#}").contains(&format!("MySQL at root@{host}/")), "{err:#}");
+    // The default (Dex's `ssl.mode: true`) verifies against the system's roots, which do not hold the test CA.
+    assert!(portcullis::broker::open_storage(&load("      mode: \"true\"\n".into())).await.is_err());
+    let unverified = load("      mode: skip-verify\n".into());
+    assert!(portcullis::broker::open_storage(&unverified).await.is_ok(), "skip-verify encrypts without checking");
+}
