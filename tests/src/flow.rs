@@ -129,6 +129,35 @@ pub async fn exchange(b: &TestBroker, code: &str, pending: &Pending) -> Tokens {
     Tokens { json, claims }
 }
 
+/// Verifies the ID token of `tokens` as a relying party library does (`openidconnect`: the
+/// broker's discovery document and JWKS, signature, issuer, audience, expiry, the login's
+/// nonce) and returns its verified `sub`, `email` and `preferred_username`.
+pub async fn verify_id_token(
+    b: &TestBroker,
+    tokens: &Tokens,
+    pending: &Pending,
+) -> (String, Option<String>, Option<String>) {
+    use openidconnect::core::{CoreClient, CoreIdToken, CoreProviderMetadata};
+    use openidconnect::{ClientId, ClientSecret, IssuerUrl, Nonce};
+    use std::str::FromStr as _;
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let issuer = IssuerUrl::new(b.issuer.clone()).unwrap();
+    let metadata = CoreProviderMetadata::discover_async(issuer, &http).await.expect("discovery");
+    let rp = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(CLIENT.into()),
+        Some(ClientSecret::new(SECRET.into())),
+    );
+    let token = CoreIdToken::from_str(tokens.json["id_token"].as_str().expect("id_token")).unwrap();
+    let claims =
+        token.claims(&rp.id_token_verifier(), &Nonce::new(pending.nonce.clone())).expect("the ID token verifies");
+    (
+        claims.subject().to_string(),
+        claims.email().map(|e| e.to_string()),
+        claims.preferred_username().map(|u| u.to_string()),
+    )
+}
+
 /// Redeems a refresh token; returns the raw response so refusals can be checked.
 pub async fn refresh(b: &TestBroker, refresh_token: &str) -> reqwest::Response {
     token(b, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await

@@ -2,10 +2,12 @@
 //! a private compile cache, a broker on an ephemeral port, and the steps of a login (`flow`).
 
 pub mod browser;
+pub mod crowd_fake;
 pub mod dbserver;
 pub mod flow;
 pub mod github_fake;
 pub mod google_fake;
+pub mod keystone_fake;
 pub mod logs;
 pub mod slapd;
 pub mod tls;

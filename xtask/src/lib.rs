@@ -12,6 +12,9 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-oidc", "oidc"),
     ("portcullis-google", "google"),
     ("portcullis-ldap", "ldap"),
+    ("portcullis-keystone", "keystone"),
+    ("portcullis-atlassian-crowd", "atlassian-crowd"),
+    ("portcullis-authproxy", "authproxy"),
 ];
 
 /// Sandbox fixtures, built for the tests only and never shipped.

@@ -216,6 +216,9 @@ const GUEST_UNIT_TESTS: &[&str] = &[
     "portcullis-oidc",
     "portcullis-google",
     "portcullis-ldap",
+    "portcullis-keystone",
+    "portcullis-atlassian-crowd",
+    "portcullis-authproxy",
 ];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).

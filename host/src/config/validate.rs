@@ -597,6 +597,19 @@ impl Problems {
     }
 }
 
+/// An authenticating proxy's headers are believed only from a trusted proxy (web/proxy_auth.rs):
+/// without one every login through a `type: authproxy` connector would be refused, so say so now.
+fn authproxy_trust(connectors: &[ConnectorEntry], web: &WebConfig) -> Result<(), String> {
+    match connectors.iter().position(|e| e.kind.as_deref() == Some("authproxy")) {
+        Some(i) if web.client_remote_ip.trusted_proxies.is_empty() => Err(format!(
+            "connectors[{i}]: type authproxy reads the identity from headers that only your authenticating proxy may \
+             set, and web.clientRemoteIP lists no trusted proxy; add web.clientRemoteIP with header (e.g. \
+             X-Forwarded-For) and trustedProxies naming the proxy's addresses (e.g. [10.0.0.5/32])"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Every semantic check of a parsed config, each section on its own: the problems of all of
 /// them, or the validated config.
 pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Validated, Vec<String>> {
@@ -625,6 +638,9 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     let plugins_dirs = plugin_dirs(&c.plugins, base);
     let connectors =
         p.take(connectors(&c.connectors, c.enable_password_db, base, &plugins_dirs, &|i| format!("connectors[{i}]")));
+    if let Some(connectors) = &connectors {
+        p.take(authproxy_trust(connectors, &c.web));
+    }
     let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
     let continue_on_connector_failure = p.take(continue_on_connector_failure(env));
     let api_connectors_crud = p.take(dex_flag(

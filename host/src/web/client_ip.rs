@@ -37,6 +37,12 @@ impl RealIp {
         self.trusted.iter().any(|net| net.contains(ip))
     }
 
+    /// Whether the connection's peer `peer` is one of the trusted proxies (an authenticating
+    /// proxy's headers are believed only then: `proxy_auth`).
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.is_trusted(peer.to_canonical())
+    }
+
     /// The client's address for a request from `peer` carrying `headers`.
     pub fn resolve(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if !self.is_trusted(peer) {
@@ -54,6 +60,20 @@ impl RealIp {
             }
         }
         peer
+    }
+}
+
+/// The connection's peer address itself (`None` when served without connection info), never
+/// a forwarded one: what `trusts` is asked about.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let info = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(Self(info.map(|c| c.0.ip())))
     }
 }
 

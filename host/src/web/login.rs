@@ -12,9 +12,10 @@ use minijinja::Value;
 use serde::Deserialize;
 
 use super::authorize::ReqQuery;
+use super::client_ip::Peer;
 use super::error::WebError;
 use super::flow::{LOCAL, Proof, check_csrf, complete_login, load_request};
-use super::{AppState, ClientIp, issuer, pages, prefix};
+use super::{AppState, ClientIp, issuer, pages, prefix, proxy_auth};
 use crate::clock::{now, secs};
 use crate::connectors::{CallbackRequest, ConnectorKind, Identity, Scopes};
 use crate::generation::Live;
@@ -308,10 +309,11 @@ pub async fn verify_local(
 pub async fn callback_get(
     state: State<AppState>,
     headers: HeaderMap,
+    peer: Peer,
     path: Path<String>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    callback(state, headers, Some(path.0), Method::GET, query, Vec::new()).await
+    callback(state, headers, peer, Some(path.0), Method::GET, query, Vec::new()).await
 }
 
 /// `GET /callback`: Dex's single callback URL. The login's `state` names the connector, so a
@@ -319,31 +321,35 @@ pub async fn callback_get(
 pub async fn shared_callback_get(
     state: State<AppState>,
     headers: HeaderMap,
+    peer: Peer,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    callback(state, headers, None, Method::GET, query, Vec::new()).await
+    callback(state, headers, peer, None, Method::GET, query, Vec::new()).await
 }
 
 pub async fn shared_callback_post(
     state: State<AppState>,
     headers: HeaderMap,
+    peer: Peer,
     Query(query): Query<Vec<(String, String)>>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    callback(state, headers, None, Method::POST, query, form).await
+    callback(state, headers, peer, None, Method::POST, query, form).await
 }
 
 pub async fn callback_post(
     state: State<AppState>,
     headers: HeaderMap,
+    peer: Peer,
     path: Path<String>,
     Query(query): Query<Vec<(String, String)>>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    callback(state, headers, Some(path.0), Method::POST, query, form).await
+    callback(state, headers, peer, Some(path.0), Method::POST, query, form).await
 }
 
-/// Headers a connector may see; never cookies or credentials.
+/// Headers a connector may see; never cookies or credentials. A `type: authproxy` connector
+/// sees instead the identity headers its config names, from a trusted proxy only (`proxy_auth`).
 const PASSED_HEADERS: &[header::HeaderName] = &[header::USER_AGENT, header::ACCEPT_LANGUAGE, header::CONTENT_TYPE];
 
 /// `/callback/{connector}` (or Dex's `/callback`, with `connector` None): the upstream sent
@@ -351,6 +357,7 @@ const PASSED_HEADERS: &[header::HeaderName] = &[header::USER_AGENT, header::ACCE
 async fn callback(
     State(broker): State<AppState>,
     headers: HeaderMap,
+    Peer(peer): Peer,
     connector: Option<String>,
     method: Method,
     query: Vec<(String, String)>,
@@ -372,15 +379,26 @@ async fn callback(
     let current = live.registry.get(&connector).ok_or_else(unknown)?;
     let began_on = broker.generations.generation(request.connector_generation);
     let plugin = began_on.registry.get(&connector).unwrap_or(current).clone();
-    let passed: HashMap<String, String> = PASSED_HEADERS
-        .iter()
-        .filter_map(|h| Some((h.as_str().to_string(), headers.get(h)?.to_str().ok()?.to_string())))
-        .collect();
+    let entry = began_on.config.connectors.iter().find(|c| c.spec.id == connector.as_str());
+    let passed: Vec<(String, String)> = match entry.filter(|e| proxy_auth::is_proxy(e)) {
+        Some(entry) => {
+            let names = proxy_auth::header_names(&entry.spec.config);
+            proxy_auth::forwarded(&live.config.web.client_remote_ip, peer, &names, &headers)
+                .map_err(|refusal| refusal.page(&live, &connector))?
+        }
+        None => {
+            let passed: HashMap<String, String> = PASSED_HEADERS
+                .iter()
+                .filter_map(|h| Some((h.as_str().to_string(), headers.get(h)?.to_str().ok()?.to_string())))
+                .collect();
+            passed.into_iter().collect()
+        }
+    };
     let callback_request = CallbackRequest {
         method: method.as_str().to_string(),
         query,
         form,
-        headers: passed.into_iter().collect(),
+        headers: passed,
         callback_url: format!("{}/callback/{connector}", issuer(&live).trim_end_matches('/')),
         state_data: request.connector_state.clone(),
     };

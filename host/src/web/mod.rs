@@ -14,6 +14,7 @@ mod login;
 pub use login::BCRYPT_MAX_PASSWORD;
 mod logout;
 pub mod pages;
+mod proxy_auth;
 mod register;
 mod session;
 pub mod tls;

@@ -135,8 +135,11 @@ pub(super) async fn issue(
     p: Proven<'_>,
     now: i64,
 ) -> Result<serde_json::Value, OAuthError> {
-    // No refresh token from a connector whose `grantTypes` leave out refresh_token (as in Dex).
-    let refresh = p.refresh && live.config.connector_allows(p.connector_id, GrantType::RefreshToken.as_str());
+    // No refresh token from a connector whose `grantTypes` leave out refresh_token, nor from one
+    // that cannot refresh (authproxy, a keystone without an admin account), as in Dex.
+    let refreshes = live.registry.get(p.connector_id).is_none_or(|c| c.metadata().supports_refresh);
+    let refresh =
+        p.refresh && refreshes && live.config.connector_allows(p.connector_id, GrantType::RefreshToken.as_str());
     let offline = if refresh { lifetime(live).absolute } else { 0 };
     let expiry = &live.config.expiry;
     let grant_expiry = now + secs(expiry.id_tokens).max(secs(expiry.access_tokens)).max(offline);

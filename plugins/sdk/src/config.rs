@@ -27,6 +27,20 @@ pub fn absolute_url<'a>(key: &str, value: &'a str, example: &str) -> Result<&'a 
     Ok(value)
 }
 
+/// The base URL in `value` (an API root that paths are appended to) without its trailing
+/// slashes; a config error naming `key` and `example` unless it is an absolute http(s) URL
+/// without a query or fragment.
+pub fn base_url(key: &str, value: &str, example: &str) -> Result<String, ConnectorError> {
+    let value = require(key, value, &format!("the server's base URL, such as `{example}`"))?.trim();
+    absolute_url(key, value, example)?;
+    if value.contains(['?', '#']) {
+        return Err(ConnectorError::Config(format!(
+            "{key} must not carry a query or fragment: write it as `{example}`"
+        )));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
 /// The configured redirect URI (Dex's `redirectURI`) when set and not empty, else the broker's
 /// per-connector callback URL.
 pub fn redirect_uri<'a>(configured: Option<&'a str>, callback_url: &'a str) -> &'a str {
@@ -50,6 +64,16 @@ mod tests {
                 absolute_url("issuer", bad, "https://x").unwrap_err().message().starts_with("issuer must be"),
                 "{bad}"
             );
+        }
+        assert_eq!(
+            base_url("baseURL", " https://crowd.example/crowd/ ", "https://x").ok().as_deref(),
+            Some("https://crowd.example/crowd")
+        );
+        for (bad, want) in
+            [("", "baseURL is required"), ("crowd.example", "absolute"), ("https://c.example/?a=1", "query")]
+        {
+            let err = base_url("baseURL", bad, "https://x").unwrap_err();
+            assert!(err.message().contains(want), "{bad}: {}", err.message());
         }
         assert_eq!(redirect_uri(Some(""), "cb"), "cb");
         assert_eq!(redirect_uri(Some("https://dex/cb"), "cb"), "https://dex/cb");

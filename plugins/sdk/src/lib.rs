@@ -115,7 +115,7 @@
 //! crate's own types with constructors and builders, not the raw WIT records, so a field a
 //! later contract version adds breaks no connector. Shared chores live here too: the upstream's
 //! OAuth error on a callback ([`CallbackRequest::check_oauth_error`]), config checks
-//! ([`config`]) and connector data as JSON ([`data`]).
+//! ([`config`]), connector data as JSON ([`data`]) and required-group filtering ([`groups`]).
 //!
 //! # Security
 //!
@@ -146,6 +146,7 @@ mod callback;
 pub mod config;
 pub mod data;
 mod error;
+pub mod groups;
 pub mod http;
 pub mod log;
 mod types;

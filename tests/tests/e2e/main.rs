@@ -3,6 +3,8 @@
 //! e2e <module>::` runs one.
 
 mod api;
+mod atlassian_crowd;
+mod authproxy;
 mod config;
 mod custom_connector;
 mod device;
@@ -11,6 +13,7 @@ mod exchange;
 mod github;
 mod google_groups;
 mod grants;
+mod keystone;
 mod ldap;
 mod logs;
 mod migrate;

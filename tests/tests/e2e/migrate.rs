@@ -638,3 +638,59 @@ async fn a_dex_ldap_session_refreshes_through_the_directory_after_import() {
     assert_eq!(claims["name"], "Jane Doe", "re-read from the directory");
     assert_eq!(claims["groups"], serde_json::json!(["admins", "developers"]), "groups from the directory");
 }
+
+/// A session through Dex's atlassian-crowd connector refreshes through ours after the import:
+/// Dex kept `{"username": ...}` as connector data, the shape our plugin writes and reads; the
+/// refresh re-reads the user and their nested groups from (a fake) Crowd.
+#[tokio::test]
+async fn a_dex_crowd_session_refreshes_through_crowd_after_import() {
+    use portcullis_tests::crowd_fake::{APP_NAME, APP_PASSWORD, FakeCrowd, FakeCrowdUser};
+    let mut alice = FakeCrowdUser::new("alice", "4a1b2c3d:alice", "alice-password");
+    alice.groups = vec!["platform".into()];
+    let crowd = FakeCrowd::start(vec![alice], &[("platform", "engineering")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dex.db");
+    std::fs::File::create(&path).unwrap();
+    let url = format!("sqlite://{}", path.display());
+    let dex_key = portcullis::keys::new_key(portcullis::config::SigningAlgorithm::Es256).unwrap();
+    fill_dex_database(&url, Flavor::Sqlite, 13, &dex_key).await;
+    let db = sqlx::AnyPool::connect(&url).await.unwrap();
+    for sql in [
+        r#"UPDATE refresh_token SET connector_id = 'crowd', claims_user_id = '4a1b2c3d:alice', claims_username = 'alice',
+            claims_email = 'alice@example.org', scopes = CAST('["openid","profile","email","groups","offline_access"]' AS BLOB)"#,
+        r#"INSERT INTO offline_session (user_id, conn_id, refresh, connector_data) VALUES ('4a1b2c3d:alice', 'crowd',
+            CAST('{}' AS BLOB), CAST('{"username":"alice"}' AS BLOB))"#,
+    ] {
+        sqlx::query(sql).execute(&db).await.unwrap();
+    }
+    db.close().await;
+
+    let config = serde_json::json!({"baseURL": crowd.base_url(), "clientID": APP_NAME, "clientSecret": APP_PASSWORD});
+    let block = format!("- type: atlassian-crowd\n  id: crowd\n  name: Crowd\n  config: {config}\n");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let plugins = portcullis_tests::plugin("atlassian-crowd").parent().unwrap().display().to_string();
+    let yaml = format!("{}plugins:\n  dir: \"{plugins}\"\n", portcullis_tests::base_config(&issuer, &block));
+    let config = portcullis_tests::config_from_yaml(&yaml);
+    let backend: std::sync::Arc<dyn portcullis::storage::Backend> =
+        std::sync::Arc::new(portcullis::storage::MemoryBackend::new());
+    let store = portcullis::storage::Store::new(backend.clone());
+    let dex = portcullis::migrate::DexStorage {
+        database: portcullis::migrate::DexDatabase::Sqlite(path),
+        id_tokens: std::time::Duration::from_secs(24 * 3600),
+    };
+    let report = portcullis::migrate::import_dex(&dex, &store, &config, false).await.unwrap();
+    assert!(report.to_string().contains("imported  refresh token"), "{report}");
+    let b = TestBroker::builder().listener(listener).issuer(&issuer).config(config).backend(backend).start().await;
+
+    let response = flow::refresh(&b, &dex_held_token()).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+    let claims = flow::claims(response.json::<Value>().await.unwrap()["id_token"].as_str().unwrap());
+    assert_eq!(
+        claims["sub"],
+        portcullis::oidc::sub::encode("4a1b2c3d:alice", "crowd"),
+        "Dex's sub for alice through crowd"
+    );
+    assert_eq!(claims["groups"], serde_json::json!(["platform", "engineering"]), "nested groups re-read from Crowd");
+    assert!(crowd.requests().contains(&"POST /session?validate-password=false".to_string()), "{:?}", crowd.requests());
+}
