@@ -4,8 +4,11 @@
 pub mod browser;
 pub mod flow;
 pub mod github_fake;
+pub mod gitlab_fake;
 pub mod google_fake;
 pub mod logs;
+pub mod microsoft_fake;
+pub mod oauth_fake;
 pub mod slapd;
 pub mod tls;
 

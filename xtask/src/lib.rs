@@ -12,6 +12,8 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-oidc", "oidc"),
     ("portcullis-google", "google"),
     ("portcullis-ldap", "ldap"),
+    ("portcullis-gitlab", "gitlab"),
+    ("portcullis-microsoft", "microsoft"),
 ];
 
 /// Sandbox fixtures, built for the tests only and never shipped.

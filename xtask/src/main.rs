@@ -203,6 +203,9 @@ const GUEST_UNIT_TESTS: &[&str] = &[
     "portcullis-oidc",
     "portcullis-google",
     "portcullis-ldap",
+    "portcullis-oauth2-core",
+    "portcullis-gitlab",
+    "portcullis-microsoft",
 ];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).

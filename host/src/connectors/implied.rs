@@ -19,7 +19,12 @@
 //!   `github` without `hostName` (github.com, api.github.com), `google` without `issuer` (what
 //!   the google connector calls: accounts.google.com for discovery and the browser,
 //!   oauth2.googleapis.com for tokens, openidconnect.googleapis.com for userinfo,
-//!   www.googleapis.com for keys; admin.googleapis.com only once Workspace groups exist).
+//!   www.googleapis.com for keys; admin.googleapis.com only once Workspace groups exist);
+//!   `gitlab` without `baseURL` (gitlab.com); `microsoft` without `apiURL` (login.microsoftonline.com)
+//!   and without `graphURL` (graph.microsoft.com); `bitbucket-cloud` without `baseURL`
+//!   (bitbucket.org) and without `apiURL` (api.bitbucket.org); `linkedin` without `baseURL`
+//!   (www.linkedin.com) and without `apiURL` (api.linkedin.com). `gitea` (baseURL), `oauth` (its
+//!   three endpoint URLs) and `openshift` (issuer) name their upstream in URLs.
 //!
 //! Nothing else: hosts an OIDC discovery document names on other servers need `allowedHosts`.
 //! Each implied entry is an exact `scheme://host[:port]` (never a wildcard), so a loopback
@@ -54,6 +59,17 @@ const GOOGLE_HOSTS: &[&str] = &[
 
 /// github.com's web (OAuth) and API hosts, for `github` without `hostName`.
 const GITHUB_HOSTS: &[&str] = &["https://github.com", "https://api.github.com"];
+
+/// The documented hosts of the OAuth-family types: (type, key that replaces the host, host).
+const FIXED_HOSTS: &[(&str, &str, &str)] = &[
+    ("gitlab", "baseURL", "https://gitlab.com"),
+    ("microsoft", "apiURL", "https://login.microsoftonline.com"),
+    ("microsoft", "graphURL", "https://graph.microsoft.com"),
+    ("bitbucket-cloud", "baseURL", "https://bitbucket.org"),
+    ("bitbucket-cloud", "apiURL", "https://api.bitbucket.org"),
+    ("linkedin", "baseURL", "https://www.linkedin.com"),
+    ("linkedin", "apiURL", "https://api.linkedin.com"),
+];
 
 /// Why a connector may reach a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +126,14 @@ pub fn implied(kind: Option<&str>, config: &Value) -> Vec<HostGrant> {
                 add(ldap_entry(host, config), Reason::ConfigKey("host".into()));
             }
         }
-        _ => {}
+        Some(kind) => {
+            for (_, replaced_by, host) in FIXED_HOSTS.iter().filter(|(k, _, _)| *k == kind) {
+                if key(replaced_by).is_none() {
+                    add(Some(host.to_string()), Reason::Documented(kind.into()));
+                }
+            }
+        }
+        None => {}
     }
     let mut urls = Vec::new();
     scan(config, String::new(), &mut urls);
@@ -267,6 +290,61 @@ mod tests {
         assert!(google.iter().all(|(_, r)| r == "documented host of type google"));
         let fake = entries(Some("google"), json!({"issuer": "http://127.0.0.1:9000"}));
         assert_eq!(fake, pairs(&[("http://127.0.0.1:9000", "implied by config key issuer")]));
+    }
+
+    #[test]
+    fn oauth_types_get_their_documented_hosts_unless_a_key_replaces_them() {
+        // (type, config, implied entries) — add a row to extend.
+        let documented = |kind: &str| format!("documented host of type {kind}");
+        let rows = [
+            ("gitlab", json!({"clientID": "a"}), vec![("https://gitlab.com", documented("gitlab"))]),
+            (
+                "gitlab",
+                json!({"baseURL": "https://gitlab.corp.example/"}),
+                vec![("https://gitlab.corp.example", "implied by config key baseURL".into())],
+            ),
+            (
+                "microsoft",
+                json!({"tenant": "contoso.onmicrosoft.com"}),
+                vec![
+                    ("https://login.microsoftonline.com", documented("microsoft")),
+                    ("https://graph.microsoft.com", documented("microsoft")),
+                ],
+            ),
+            (
+                "microsoft",
+                json!({"apiURL": "https://login.microsoftonline.us", "graphURL": "https://graph.microsoft.us"}),
+                vec![
+                    ("https://login.microsoftonline.us", "implied by config key apiURL".into()),
+                    ("https://graph.microsoft.us", "implied by config key graphURL".into()),
+                ],
+            ),
+            (
+                "bitbucket-cloud",
+                json!({"teams": ["acme"]}),
+                vec![
+                    ("https://bitbucket.org", documented("bitbucket-cloud")),
+                    ("https://api.bitbucket.org", documented("bitbucket-cloud")),
+                ],
+            ),
+            (
+                "linkedin",
+                json!({"redirectURI": "https://sso.example/callback"}),
+                vec![
+                    ("https://www.linkedin.com", documented("linkedin")),
+                    ("https://api.linkedin.com", documented("linkedin")),
+                ],
+            ),
+            (
+                "openshift",
+                json!({"issuer": "https://api.c1.example:6443"}),
+                vec![("https://api.c1.example:6443", "implied by config key issuer".into())],
+            ),
+        ];
+        for (kind, config, want) in rows {
+            let want: Vec<(String, String)> = want.into_iter().map(|(e, r)| (e.to_string(), r)).collect();
+            assert_eq!(entries(Some(kind), config.clone()), want, "{kind} {config}");
+        }
     }
 
     #[test]
