@@ -35,6 +35,10 @@ pub struct TokenShape {
     pub extra: Value,
     /// Answer form-encoded instead of JSON.
     pub form_encoded: bool,
+    /// Issue access tokens as (unsigned) JWTs with these claims.
+    pub jwt_claims: Option<Value>,
+    /// Refuse client authentication by Basic (`invalid_client`): the body only.
+    pub body_auth_only: bool,
 }
 
 impl Default for TokenShape {
@@ -45,6 +49,8 @@ impl Default for TokenShape {
             token_type: "Bearer".into(),
             extra: json!({}),
             form_encoded: false,
+            jwt_claims: None,
+            body_auth_only: false,
         }
     }
 }
@@ -243,9 +249,17 @@ async fn token_handler(
         });
     let style = if basic.is_some() { "basic" } else { "body" };
     inner.token_requests.push((field("grant_type"), style.to_string()));
+    let refuse_basic = basic.is_some() && inner.shape.body_auth_only;
     let (id, secret) = basic.unwrap_or_else(|| (field("client_id"), field("client_secret")));
     if let Some((status, body)) = inner.token_failure.clone() {
         return (StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), Json(body)).into_response();
+    }
+    if refuse_basic {
+        return token_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication by Basic is not allowed.",
+        );
     }
     if id != inner.client_id || secret != inner.client_secret {
         return token_error(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed.");
@@ -281,11 +295,20 @@ async fn token_handler(
         }
         _ => return token_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "unsupported grant_type"),
     };
-    let access = format!("at-{}", random());
+    let access = match &inner.shape.jwt_claims {
+        Some(claims) => {
+            let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+            format!("{}.{}.{}", b64(&json!({"alg": "RS256", "typ": "at+jwt"})), b64(claims), random())
+        }
+        None => format!("at-{}", random()),
+    };
     inner.access.insert(access.clone(), scope.clone());
     inner.issued.push(access.clone());
     let shape = inner.shape.clone();
-    let mut answer = json!({"access_token": access, "token_type": shape.token_type, "scope": scope});
+    let mut answer = json!({"access_token": access, "scope": scope});
+    if !shape.token_type.is_empty() {
+        answer["token_type"] = shape.token_type.clone().into();
+    }
     if let Some(e) = shape.expires_in {
         answer["expires_in"] = e.into();
     }
@@ -377,4 +400,15 @@ pub async fn failed_login(
     assert!(response.headers().get("location").is_none(), "no redirect, so no code");
     let status = response.status();
     (status, response.text().await.unwrap())
+}
+
+/// The error loading `block` (Dex-form connector YAML) gives, as `check-config` and a reload
+/// would report it; panics if it loads.
+pub async fn load_error(block: &str) -> String {
+    let yaml = crate::base_config("http://127.0.0.1:1/dex", block)
+        + &format!("plugins:\n  dir: \"{}\"\n", env!("PORTCULLIS_PLUGINS"));
+    match portcullis::generation::load_registry(&crate::engine(), &crate::config_from_yaml(&yaml), None).await {
+        Ok(_) => panic!("the connector accepted {block}"),
+        Err(e) => format!("{e:#}"),
+    }
 }

@@ -14,6 +14,11 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-ldap", "ldap"),
     ("portcullis-gitlab", "gitlab"),
     ("portcullis-microsoft", "microsoft"),
+    ("portcullis-oauth", "oauth"),
+    ("portcullis-gitea", "gitea"),
+    ("portcullis-bitbucket-cloud", "bitbucket-cloud"),
+    ("portcullis-openshift", "openshift"),
+    ("portcullis-linkedin", "linkedin"),
 ];
 
 /// Sandbox fixtures, built for the tests only and never shipped.

@@ -23,8 +23,9 @@
 //!   `gitlab` without `baseURL` (gitlab.com); `microsoft` without `apiURL` (login.microsoftonline.com)
 //!   and without `graphURL` (graph.microsoft.com); `bitbucket-cloud` without `baseURL`
 //!   (bitbucket.org) and without `apiURL` (api.bitbucket.org); `linkedin` without `baseURL`
-//!   (www.linkedin.com) and without `apiURL` (api.linkedin.com). `gitea` (baseURL), `oauth` (its
-//!   three endpoint URLs) and `openshift` (issuer) name their upstream in URLs.
+//!   (www.linkedin.com) and without `apiURL` (api.linkedin.com); `gitea` without `baseURL`
+//!   (gitea.com). `oauth` (its three endpoint URLs) and `openshift` (`issuer`) always name their
+//!   upstream in URLs.
 //!
 //! Nothing else: hosts an OIDC discovery document names on other servers need `allowedHosts`.
 //! Each implied entry is an exact `scheme://host[:port]` (never a wildcard), so a loopback
@@ -63,6 +64,7 @@ const GITHUB_HOSTS: &[&str] = &["https://github.com", "https://api.github.com"];
 /// The documented hosts of the OAuth-family types: (type, key that replaces the host, host).
 const FIXED_HOSTS: &[(&str, &str, &str)] = &[
     ("gitlab", "baseURL", "https://gitlab.com"),
+    ("gitea", "baseURL", "https://gitea.com"),
     ("microsoft", "apiURL", "https://login.microsoftonline.com"),
     ("microsoft", "graphURL", "https://graph.microsoft.com"),
     ("bitbucket-cloud", "baseURL", "https://bitbucket.org"),
@@ -298,6 +300,12 @@ mod tests {
         let documented = |kind: &str| format!("documented host of type {kind}");
         let rows = [
             ("gitlab", json!({"clientID": "a"}), vec![("https://gitlab.com", documented("gitlab"))]),
+            ("gitea", json!({"clientID": "a"}), vec![("https://gitea.com", documented("gitea"))]),
+            (
+                "gitea",
+                json!({"baseURL": "https://codeberg.org"}),
+                vec![("https://codeberg.org", "implied by config key baseURL".into())],
+            ),
             (
                 "gitlab",
                 json!({"baseURL": "https://gitlab.corp.example/"}),

@@ -3,20 +3,25 @@
 //! e2e <module>::` runs one.
 
 mod api;
+mod bitbucket;
 mod config;
 mod custom_connector;
 mod device;
 mod dex;
 mod exchange;
+mod gitea;
 mod github;
 mod gitlab;
 mod grants;
 mod ldap;
+mod linkedin;
 mod logs;
 mod microsoft;
 mod migrate;
 mod mock;
+mod oauth;
 mod oidc;
+mod openshift;
 mod register;
 mod reload;
 mod replicas;
