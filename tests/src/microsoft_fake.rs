@@ -35,7 +35,11 @@ impl FakeGroup {
 
     /// Group number `n` with a GUID-shaped ID and the name `group-<n>`.
     pub fn numbered(n: usize) -> Self {
-        Self { id: format!("00000000-0000-0000-0000-{n:012}"), name: format!("group-{n}"), security: n % 2 == 0 }
+        Self {
+            id: format!("00000000-0000-0000-0000-{n:012}"),
+            name: format!("group-{n}"),
+            security: n.is_multiple_of(2),
+        }
     }
 }
 

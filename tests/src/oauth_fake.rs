@@ -122,6 +122,16 @@ impl OAuth {
         self.lock().access.get(token).cloned()
     }
 
+    /// A live access token for `scope`, as if a login had just obtained it (a token a client
+    /// holds, for token exchange).
+    pub fn issue_access_token(&self, scope: &str) -> String {
+        let token = format!("at-{}", random());
+        let mut inner = self.lock();
+        inner.access.insert(token.clone(), scope.to_string());
+        inner.issued.push(token.clone());
+        token
+    }
+
     /// Where the user is sent back when the authorize request names no `redirect_uri`.
     pub fn set_default_redirect(&self, uri: &str) {
         self.lock().default_redirect = Some(uri.into());

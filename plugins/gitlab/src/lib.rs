@@ -5,6 +5,7 @@
 //! access token while it lives (GitLab's last 2 hours), then the upstream refresh token (GitLab's
 //! are single-use, so the new pair is kept). Dex redeems the refresh token on every refresh;
 //! reusing a live token spares it, so a refresh failing on a rate limit does not burn it.
+//! Token exchange (RFC 8693) takes a GitLab access token, as Dex's does.
 //!
 //! # Security
 //!
@@ -125,7 +126,7 @@ impl Connector for GitLab {
 
     fn describe(config: &Config) -> Result<Metadata, ConnectorError> {
         config.validate()?;
-        Ok(Metadata::callback().with_refresh())
+        Ok(Metadata::callback().with_refresh().with_token_identity())
     }
 
     fn login_url(
@@ -172,6 +173,28 @@ impl Connector for GitLab {
         }
         Ok(id)
     }
+
+    /// Token exchange (RFC 8693), as Dex's GitLab connector takes it: a GitLab access token,
+    /// checked by using it (`/api/v4/user`, and the groups when configured); a revoked or
+    /// foreign token gets GitLab's 401, which is `Denied`.
+    fn token_identity(
+        config: &Config,
+        scopes: Scopes,
+        subject_token_type: &str,
+        subject_token: &str,
+    ) -> Result<Identity, ConnectorError> {
+        if subject_token_type != ACCESS_TOKEN_TYPE {
+            return Err(ConnectorError::Unsupported(format!(
+                "the gitlab connector takes GitLab access tokens ({ACCESS_TOKEN_TYPE}) only"
+            )));
+        }
+        let stored =
+            Stored { access_token: subject_token.to_string(), refresh_token: None, expiry: None, token_type: None };
+        identity(config, Scopes { offline_access: false, ..scopes }, &stored)
+    }
 }
+
+/// RFC 8693's URN for an OAuth 2.0 access token.
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 portcullis_connector_sdk::export_connector!(GitLab);

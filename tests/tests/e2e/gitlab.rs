@@ -186,6 +186,43 @@ async fn refresh_uses_the_single_use_refresh_token_and_rereads_groups() {
     }
 }
 
+/// Dex's GitLab token exchange: a client trades a GitLab access token for ours.
+#[tokio::test]
+async fn a_gitlab_access_token_is_exchanged_for_ours() {
+    const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+    const ACCESS: &str = "urn:ietf:params:oauth:token-type:access_token";
+    let (fake, b) = setup(jane(), "    groups: [ops]\n").await;
+    let exchange = |token: String, kind: &'static str| {
+        let b = &b;
+        async move {
+            let form = [
+                ("grant_type", GRANT),
+                ("connector_id", "gitlab"),
+                ("subject_token", token.as_str()),
+                ("subject_token_type", kind),
+                ("scope", "openid groups"),
+            ];
+            let response = portcullis_tests::flow::token(b, &form).await;
+            (response.status(), response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = exchange(fake.oauth.issue_access_token("read_user openid"), ACCESS).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let claims = portcullis_tests::flow::claims(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["groups"], json!(["ops"]));
+    assert_eq!(claims["sub"], portcullis::oidc::sub::encode("4711", "gitlab"));
+
+    let (status, body) = exchange("at-revoked".into(), ACCESS).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{body}");
+    let said = body["error_description"].as_str().unwrap();
+    assert!(said.contains("connector \"gitlab\" refused the subject_token: GET"), "{said}");
+    assert!(said.contains("GitLab refused the access token (HTTP 401"), "{said}");
+    let id_token = "urn:ietf:params:oauth:token-type:id_token";
+    let (status, body) = exchange(fake.oauth.issue_access_token("read_user"), id_token).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_request")), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("GitLab access tokens"), "{body}");
+}
+
 #[tokio::test]
 async fn unknown_and_unsupported_keys_are_refused_naming_them() {
     let fake = FakeGitLab::start(jane()).await;
