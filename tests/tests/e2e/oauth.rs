@@ -124,3 +124,45 @@ async fn unknown_and_unsupported_keys_are_refused_naming_them() {
         assert!(err.contains(expected), "{more}: {err}");
     }
 }
+
+/// What `portcullis check-config` prints for Dex blocks of the OAuth-family types: each
+/// type's documented hosts unless a key names another upstream, and the URLs its config names.
+#[test]
+fn check_config_lists_the_oauth_family_hosts() {
+    let yaml = r#"
+issuer: https://sso.example/dex
+storage: {type: memory}
+staticClients:
+- {id: app, secret: s, redirectURIs: ["https://app.example/callback"]}
+connectors:
+- {type: gitlab, id: gitlab, name: GitLab, config: {clientID: a, clientSecret: b, redirectURI: "https://sso.example/dex/callback"}}
+- {type: microsoft, id: entra, name: Entra, config: {clientID: a, clientSecret: b, tenant: contoso.com, graphURL: "https://graph.microsoft.us"}}
+- {type: oauth, id: acme, name: Acme, config: {clientID: a, clientSecret: b, authorizationURL: "https://login.acme.example/a", tokenURL: "https://login.acme.example/t", userInfoURL: "https://api.acme.example/me", scopes: ["https://acme.example/scope/read"]}}
+- {type: gitea, id: codeberg, name: Codeberg, config: {clientID: a, clientSecret: b, baseURL: "https://codeberg.org"}}
+- {type: bitbucket-cloud, id: bitbucket, name: Bitbucket, config: {clientID: a, clientSecret: b}}
+- {type: openshift, id: ocp, name: OpenShift, config: {issuer: "https://api.c1.example:6443", clientID: a, clientSecret: b}}
+- {type: linkedin, id: linkedin, name: LinkedIn, config: {clientID: a, clientSecret: b}}
+"#;
+    let config = portcullis::config::Config::from_yaml(std::path::Path::new("check.yaml"), yaml, &|_| None).unwrap();
+    let report = portcullis::connectors::hosts_report(config.connectors.iter().map(|c| &c.spec));
+    let want = r#"connector "gitlab" may reach (implied, no allowedHosts):
+  https://gitlab.com  documented host of type gitlab
+connector "entra" may reach (implied, no allowedHosts):
+  https://login.microsoftonline.com  documented host of type microsoft
+  https://graph.microsoft.us         implied by config key graphURL
+connector "acme" may reach (implied, no allowedHosts):
+  https://login.acme.example  implied by config key authorizationURL
+  https://api.acme.example    implied by config key userInfoURL
+connector "codeberg" may reach (implied, no allowedHosts):
+  https://codeberg.org  implied by config key baseURL
+connector "bitbucket" may reach (implied, no allowedHosts):
+  https://bitbucket.org      documented host of type bitbucket-cloud
+  https://api.bitbucket.org  documented host of type bitbucket-cloud
+connector "ocp" may reach (implied, no allowedHosts):
+  https://api.c1.example:6443  implied by config key issuer
+connector "linkedin" may reach (implied, no allowedHosts):
+  https://www.linkedin.com  documented host of type linkedin
+  https://api.linkedin.com  documented host of type linkedin
+"#;
+    assert_eq!(report, want, "\n{report}");
+}
