@@ -164,8 +164,8 @@ fn check(resp: Response, method: &str, url: &str) -> Result<Response, ConnectorE
 /// The `rel="next"` URL of a `link` header, Unix seconds as RFC 3339 UTC, URLs without their
 /// query and clipped upstream messages: the shared OAuth client's (`plugins/oauth2-core`).
 pub use portcullis_oauth2_core::api::next_link;
-use portcullis_oauth2_core::{clip, redacted};
 pub use portcullis_oauth2_core::time::format as utc;
+use portcullis_oauth2_core::{clip, redacted};
 
 #[cfg(test)]
 mod tests {
