@@ -101,6 +101,25 @@ async fn a_user_in_more_than_1000_groups_logs_in_with_every_group() {
     assert_eq!(lookups, [1000, 1000, 1000, 1000, 345], "chunks of 1000, each paged by 700 (the body posted again)");
 }
 
+/// Graph answers `getMemberGroups` with at most 11,000 IDs: beyond, a 400 that fails the login
+/// with Graph's words in the log (no partial group list is ever used).
+#[tokio::test]
+async fn more_than_11000_groups_fail_the_login_with_graphs_error() {
+    let mut user = jane();
+    user.groups = (0..11_001).map(|n| FakeGroup { security: true, ..FakeGroup::numbered(n) }).collect();
+    let (fake, b) = setup(user, 1000, "").await;
+    let capture = LogCapture::install(Format::Text);
+    let (status, _) = failed_login(&b, &fake.base, "microsoft", "openid groups").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        capture.text().contains(
+            "Microsoft answered HTTP 400: Directory_ResultSizeLimitExceeded: The result size limit was exceeded."
+        ),
+        "{}",
+        capture.text()
+    );
+}
+
 #[tokio::test]
 async fn group_ids_security_groups_only_and_the_whitelist() {
     let more =
