@@ -1,11 +1,11 @@
-//! The WIT ↔ broker conversions of guest data (`connectors/bindings/convert.rs`, both contract
-//! versions): whatever a guest returns converts without panicking, an identity survives the
+//! The WIT ↔ broker conversions of guest data (`connectors/bindings/convert.rs`, the oldest and
+//! the newest contract versions): whatever a guest returns converts without panicking, an identity survives the
 //! round trip, and no refusal or prompt text keeps a control character.
 #![no_main]
 
 use arbitrary::Unstructured;
 use libfuzzer_sys::fuzz_target;
-use portcullis::connectors::bindings::{v0_1, v0_2};
+use portcullis::connectors::bindings::{v0_1, v0_3};
 use portcullis::connectors::{Identity, Metadata, Refusal};
 
 fn identity(u: &mut Unstructured<'_>) -> arbitrary::Result<Identity> {
@@ -39,10 +39,10 @@ fn refusal_text(r: &Refusal) -> &str {
 
 fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     use v0_1::portcullis::connector::types as old;
-    use v0_2::portcullis::connector::types as new;
+    use v0_3::portcullis::connector::types as new;
     let broker = identity(u)?;
     let round: Identity = new::Identity::from(broker.clone()).into();
-    assert_eq!(round, broker, "0.2 identity round trip");
+    assert_eq!(round, broker, "0.3 identity round trip");
     let round: Identity = old::Identity::from(broker.clone()).into();
     assert_eq!(round, broker, "0.1 identity round trip");
 

@@ -44,6 +44,7 @@ fn spec(plugin: PathBuf) -> ConnectorSpec {
         sha256: None,
         kind: None,
         allowed_hosts: Some(Vec::new()),
+        signing_keys: None,
         limits: LimitsConfig::default(),
         config: serde_json::json!({}),
     }

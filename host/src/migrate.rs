@@ -84,6 +84,8 @@ pub enum DexDatabase {
     Kubernetes(PathBuf),
     /// A `postgres://` URL (it may hold the password: never printed).
     Postgres(crate::secret::Secret),
+    /// A `mysql://` URL (it may hold the password: never printed).
+    Mysql(crate::secret::Secret),
 }
 
 /// Reads the `storage` and `expiry.idTokens` of a Dex config file. A relative SQLite path is
@@ -132,8 +134,16 @@ pub fn dex_storage(dex_config: &Path, kubernetes_dump: Option<&Path>) -> anyhow:
                 dex_config.display()
             ),
         },
-        "mysql" | "etcd" => bail!(
-            "{}: storage.type {kind}: this version imports Dex's SQLite, PostgreSQL and Kubernetes storage; {kind} is next",
+        "mysql" => {
+            // Dex's mysql keys are ours (`storage.type: mysql`), with Dex's TLS default.
+            let c: crate::config::MysqlConfig = serde_yaml::from_value(doc["storage"]["config"].clone())
+                .with_context(|| format!("{}: storage.config", dex_config.display()))?;
+            let url = sqlx::ConnectOptions::to_url_lossy(&crate::broker::mysql_options(&c));
+            Ok(DexStorage { database: DexDatabase::Mysql(crate::secret::Secret::new(url.to_string())), id_tokens })
+        }
+        "etcd" => bail!(
+            "{}: storage.type etcd: this version imports Dex's SQLite, PostgreSQL, MySQL and Kubernetes storage, \
+             not etcd; copy Dex's objects into one of those with Dex (or recreate them through the API)",
             dex_config.display()
         ),
         "memory" => bail!("{}: storage.type memory keeps nothing to import", dex_config.display()),
@@ -169,7 +179,62 @@ pub fn dex_refresh_token(id: &str, token: &str) -> String {
 /// Dex's database, whichever SQL it speaks; queries name only columns its schema has.
 struct Dex {
     pool: AnyPool,
-    postgres: bool,
+    flavor: Flavor,
+    /// Dex's ent schema (`DEX_ENT_ENABLED=true`): plural table names, JSON columns, no migrations table.
+    ent: bool,
+}
+
+/// The SQL dialects Dex's storage/sql writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+impl Flavor {
+    /// An identifier quoted (Dex's `keys` and `groups` are reserved words in MySQL).
+    fn quote(self, name: &str) -> String {
+        match self {
+            Flavor::Postgres => format!("\"{name}\""),
+            Flavor::Sqlite | Flavor::Mysql => format!("`{name}`"),
+        }
+    }
+
+    /// The Dex releases that leave a database at schema `version` (numbered per flavor: MySQL
+    /// has one migration more from 7 on).
+    fn release(self, version: i64) -> &'static str {
+        let version = match (self, version) {
+            (Flavor::Mysql, 7) => return "Dex v2.23 to v2.24",
+            (Flavor::Mysql, 12) => return "Dex v2.35 to v2.44, or v2.45.0 stopped by its `groups` migration",
+            (Flavor::Mysql, v) if v > 7 => v - 1,
+            (_, v) => v,
+        };
+        match version {
+            ..=3 => "older than Dex v2.4",
+            4 => "Dex v2.4 to v2.19",
+            5 => "Dex v2.20",
+            6 if self == Flavor::Mysql => "Dex v2.21 to v2.22",
+            6 => "Dex v2.21 to v2.24",
+            7 => "Dex v2.25",
+            8 => "Dex v2.26 to v2.28",
+            9 => "Dex v2.29 to v2.32",
+            10 => "Dex v2.33 to v2.34",
+            11 => "Dex v2.35 to v2.44",
+            12 => "Dex v2.45.0 stopped half-way",
+            13 => "Dex v2.45",
+            _ => "newer than Dex v2.45: its newer columns are not read",
+        }
+    }
+
+    /// The integer type a CAST names.
+    fn integer(self) -> &'static str {
+        match self {
+            Flavor::Sqlite => "INTEGER",
+            Flavor::Postgres => "BIGINT",
+            Flavor::Mysql => "SIGNED",
+        }
+    }
 }
 
 /// How a column is read (its value arrives as text, bytes, an integer, or Unix seconds).
@@ -177,6 +242,8 @@ struct Dex {
 enum Col {
     Text,
     Bytes,
+    /// A JSON array or object: bytes in the storage/sql schema, the database's JSON type in ent's.
+    Json,
     Flag,
     Time,
 }
@@ -184,43 +251,49 @@ enum Col {
 impl Dex {
     async fn open(database: &DexDatabase) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        let (url, postgres) = match database {
+        let (url, flavor, what) = match database {
             DexDatabase::Sqlite(path) => {
                 anyhow::ensure!(path.is_file(), "Dex's SQLite database {} does not exist", path.display());
-                (format!("sqlite://{}?mode=ro", path.display()), false)
+                let what = format!("Dex's SQLite database {}", path.display());
+                (format!("sqlite://{}?mode=ro", path.display()), Flavor::Sqlite, what)
             }
-            DexDatabase::Postgres(url) => (url.expose().to_string(), true),
+            DexDatabase::Postgres(url) => {
+                (url.expose().to_string(), Flavor::Postgres, "Dex's PostgreSQL database".into())
+            }
+            DexDatabase::Mysql(url) => (url.expose().to_string(), Flavor::Mysql, "Dex's MySQL database".into()),
             DexDatabase::Kubernetes(_) => bail!("a Kubernetes dump is not a database"),
         };
-        let pool =
-            sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.with_context(
-                || match database {
-                    DexDatabase::Sqlite(path) => format!("cannot open Dex's SQLite database {}", path.display()),
-                    DexDatabase::Postgres(_) | DexDatabase::Kubernetes(_) => {
-                        "cannot connect to Dex's PostgreSQL database".into()
-                    }
-                },
-            )?;
-        Ok(Self { pool, postgres })
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot connect to {what}"))?;
+        Ok(Self { pool, flavor, ent: false })
     }
 
     async fn tables(&self) -> anyhow::Result<std::collections::BTreeSet<String>> {
-        let sql = if self.postgres {
-            "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()"
-        } else {
-            "SELECT name FROM sqlite_master WHERE type = 'table'"
+        let sql = match self.flavor {
+            Flavor::Postgres => {
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = current_schema()"
+            }
+            Flavor::Mysql => {
+                "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = DATABASE()"
+            }
+            Flavor::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'table'",
         };
         let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
         Ok(rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect())
     }
 
     async fn columns(&self, table: &str) -> anyhow::Result<std::collections::BTreeSet<String>> {
-        let sql = if self.postgres {
-            format!(
+        let sql = match self.flavor {
+            Flavor::Postgres => format!(
                 "SELECT CAST(column_name AS TEXT) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = '{table}'"
-            )
-        } else {
-            format!("SELECT name FROM pragma_table_info('{table}')")
+            ),
+            Flavor::Mysql => format!(
+                "SELECT CAST(column_name AS CHAR) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}'"
+            ),
+            Flavor::Sqlite => format!("SELECT name FROM pragma_table_info('{table}')"),
         };
         let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
         Ok(rows.iter().filter_map(|r| r.try_get::<String, _>(0).ok()).collect())
@@ -229,25 +302,47 @@ impl Dex {
     /// Every row of `table` (a Dex table name, never input) with `wanted` columns, each read
     /// as told; a column this schema version lacks reads as NULL.
     async fn rows(&self, table: &str, wanted: &[(&str, Col)]) -> anyhow::Result<Vec<AnyRow>> {
+        let table = if self.ent { ent_table(table) } else { table };
         let have = self.columns(table).await?;
         let select: Vec<String> = wanted
             .iter()
             .map(|(name, col)| {
                 if !have.contains(*name) {
-                    return format!("NULL AS {name}");
+                    return format!("NULL AS {}", self.flavor.quote(name));
                 }
-                let quoted = if self.postgres { format!("\"{name}\"") } else { format!("`{name}`") };
-                match col {
-                    Col::Text | Col::Bytes => format!("{quoted} AS {name}"),
-                    Col::Flag => format!("CAST({quoted} AS INTEGER) AS {name}"),
+                let (quoted, int) = (self.flavor.quote(name), self.flavor.integer());
+                let alias = self.flavor.quote(name);
+                match (col, self.flavor) {
+                    (Col::Json, Flavor::Postgres) if self.ent => format!("CAST({quoted} AS TEXT) AS {alias}"),
+                    (Col::Json, Flavor::Mysql) if self.ent => format!("CAST({quoted} AS CHAR) AS {alias}"),
+                    (Col::Text | Col::Bytes | Col::Json, _) => format!("{quoted} AS {alias}"),
+                    // PostgreSQL casts a boolean to integer (not bigint); `integer` reads either width.
+                    (Col::Flag, Flavor::Postgres) => format!("CAST({quoted} AS INTEGER) AS {alias}"),
+                    (Col::Flag, _) => format!("CAST({quoted} AS {int}) AS {alias}"),
+                    (Col::Time, Flavor::Postgres) => format!("CAST(EXTRACT(EPOCH FROM {quoted}) AS BIGINT) AS {alias}"),
+                    // datetime(3) in UTC (Dex converts; sqlx sets the session's time_zone to +00:00).
+                    (Col::Time, Flavor::Mysql) => format!("CAST(UNIX_TIMESTAMP({quoted}) AS SIGNED) AS {alias}"),
                     // go-sqlite3 writes `2006-01-02 15:04:05.999999999-07:00`; Dex writes UTC.
-                    Col::Time if self.postgres => format!("CAST(EXTRACT(EPOCH FROM {quoted}) AS BIGINT) AS {name}"),
-                    Col::Time => format!("CAST(strftime('%s', substr({quoted}, 1, 19)) AS INTEGER) AS {name}"),
+                    (Col::Time, Flavor::Sqlite) => {
+                        format!("CAST(strftime('%s', substr({quoted}, 1, 19)) AS INTEGER) AS {alias}")
+                    }
                 }
             })
             .collect();
-        let sql = format!("SELECT {} FROM {table}", select.join(", "));
+        let sql = format!("SELECT {} FROM {}", select.join(", "), self.flavor.quote(table));
         Ok(sqlx::query(&sql).fetch_all(&self.pool).await?)
+    }
+}
+
+/// The ent schema's name of a storage/sql table.
+fn ent_table(table: &str) -> &str {
+    match table {
+        "client" => "oauth2clients",
+        "password" => "passwords",
+        "connector" => "connectors",
+        "refresh_token" => "refresh_tokens",
+        "offline_session" => "offline_sessions",
+        other => other,
     }
 }
 
@@ -360,10 +455,10 @@ pub async fn import_dex(dex: &DexStorage, store: &Store, into: &Validated, dry_r
             read_crd(dump, dex, now)?
         }
         database => {
-            let db = Dex::open(database).await?;
-            let (version, data) = read_sql(&db, dex, now).await;
+            let mut db = Dex::open(database).await?;
+            let (schema, data) = read_sql(&mut db, dex, now).await;
             db.pool.close().await;
-            report.schema = format!("SQL schema version {}", version?);
+            report.schema = schema?;
             data?
         }
     };
@@ -371,41 +466,46 @@ pub async fn import_dex(dex: &DexStorage, store: &Store, into: &Validated, dry_r
     Ok(report)
 }
 
-/// Reads Dex's `storage/sql` tables: the schema version and what to import.
-async fn read_sql(db: &Dex, dex: &DexStorage, now: i64) -> (anyhow::Result<i64>, anyhow::Result<DexData>) {
-    let version = async {
+/// Reads Dex's `storage/sql` tables (or ent's): which schema it is and what to import.
+async fn read_sql(db: &mut Dex, dex: &DexStorage, now: i64) -> (anyhow::Result<String>, anyhow::Result<DexData>) {
+    let schema = async {
         let tables = db.tables().await?;
-        if !tables.contains("migrations") {
-            if tables.contains("oauth2clients") {
-                bail!("this is Dex's ent schema (DEX_ENT_ENABLED=true), which this version does not read yet");
-            }
-            bail!("no `migrations` table: not a Dex database (or not Dex's storage/sql schema)");
+        if tables.contains("migrations") {
+            let sql = format!("SELECT CAST(max(num) AS {}) FROM migrations", db.flavor.integer());
+            let row = sqlx::query(&sql).fetch_one(&db.pool).await?;
+            let version = row.try_get::<Option<i64>, _>(0)?.unwrap_or(0);
+            return Ok((false, format!("SQL schema version {version} ({})", db.flavor.release(version))));
         }
-        let row = sqlx::query("SELECT CAST(max(num) AS BIGINT) FROM migrations").fetch_one(&db.pool).await?;
-        Ok(row.try_get::<Option<i64>, _>(0)?.unwrap_or(0))
+        if tables.contains("oauth2clients") {
+            return Ok((true, "Dex's ent schema (DEX_ENT_ENABLED=true)".to_string()));
+        }
+        bail!("no `migrations` table: not a Dex database (or not Dex's storage/sql or ent schema)")
     }
     .await;
-    if let Err(e) = &version {
-        return (Err(anyhow::anyhow!("{e}")), Err(anyhow::anyhow!("not read")));
+    match schema {
+        Err(e) => (Err(e), Err(anyhow::anyhow!("not read"))),
+        Ok((ent, text)) => {
+            db.ent = ent;
+            (Ok(text), read_sql_rows(db, dex, now).await)
+        }
     }
-    (version, read_sql_rows(db, dex, now).await)
 }
 
 async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<DexData> {
-    use Col::{Bytes, Flag, Text, Time};
+    use Col::{Bytes, Flag, Json, Text, Time};
     let mut data = DexData::default();
     let columns = [
         ("id", Text),
         ("secret", Text),
-        ("redirect_uris", Bytes),
-        ("trusted_peers", Bytes),
+        ("redirect_uris", Json),
+        ("trusted_peers", Json),
         ("public", Flag),
         ("name", Text),
         ("logo_url", Text),
-        ("allowed_connectors", Bytes),
-        ("sso_shared_with", Bytes),
+        ("allowed_connectors", Json),
+        ("sso_shared_with", Json),
         ("backchannel_logout_uri", Text),
-        ("post_logout_redirect_uris", Bytes),
+        ("post_logout_redirect_uris", Json),
         ("refresh_token_lifetime", Text),
     ];
     for row in db.rows("client", &columns).await? {
@@ -432,7 +532,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
         ("user_id", Text),
         ("name", Text),
         ("preferred_username", Text),
-        ("groups", Bytes),
+        ("groups", Json),
         ("email_verified", Flag),
     ];
     for row in db.rows("password", &columns).await? {
@@ -452,7 +552,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
         ("type", Text),
         ("name", Text),
         ("config", Bytes),
-        ("grant_types", Bytes),
+        ("grant_types", Json),
         ("resource_version", Text),
     ];
     for row in db.rows("connector", &columns).await? {
@@ -465,7 +565,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
             resource_version: text(&row, "resource_version"),
         });
     }
-    let rows = db.rows("keys", &[("id", Text), ("signing_key_pub", Bytes), ("verification_keys", Bytes)]).await?;
+    let rows = db.rows("keys", &[("id", Text), ("signing_key_pub", Json), ("verification_keys", Json)]).await?;
     if let Some(row) = rows.iter().find(|r| text(r, "id") == "keys") {
         let current = bytes(row, "signing_key_pub").and_then(|b| serde_json::from_slice(&b).ok());
         let verification = bytes(row, "verification_keys")
@@ -479,7 +579,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
     let columns = [
         ("id", Text),
         ("client_id", Text),
-        ("scopes", Bytes),
+        ("scopes", Json),
         ("nonce", Text),
         ("connector_id", Text),
         ("claims_user_id", Text),
@@ -487,7 +587,7 @@ async fn read_sql_rows(db: &Dex, dex: &DexStorage, now: i64) -> anyhow::Result<D
         ("claims_email", Text),
         ("claims_preferred_username", Text),
         ("claims_email_verified", Flag),
-        ("claims_groups", Bytes),
+        ("claims_groups", Json),
         ("connector_data", Bytes),
         ("token", Text),
         ("created_at", Time),

@@ -7,6 +7,13 @@
 //! with the client secret), or userinfo about another user, to check the connectors refuse them.
 //! The discovery's `id_token_signing_alg_values_supported`, a refresh without ID token,
 //! userinfo's answer and a failing token endpoint can be set too.
+//!
+//! For Workspace groups it is also the service account's side: [`GoogleFake::service_account`]
+//! is a JSON key file, the token endpoint takes the JWT-bearer grant (RFC 7523; the assertion's
+//! signature checked against that key, its `iss`, `aud`, `scope` and `exp`, and `sub` one of the
+//! admins [`GoogleFake::set_directory`] named), and the Directory API's `groups.list` answers
+//! `userKey` from the directory a page of [`GoogleFake::set_page_size`] groups at a time, for an
+//! admin of the member's own domain only.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -69,6 +76,17 @@ struct Inner {
     userinfo: Option<Value>,
     userinfo_calls: usize,
     token_unavailable: bool,
+    /// Member (user or group) email → the groups it is a direct member of.
+    directory: HashMap<String, Vec<String>>,
+    /// The admins the service account may act as (domain-wide delegation).
+    admins: HashSet<String>,
+    page_size: usize,
+    /// Directory access token → the admin it acts as.
+    directory_tokens: HashMap<String, String>,
+    /// The claims of every JWT-bearer assertion accepted.
+    assertions: Vec<Value>,
+    /// Every `groups.list` request: (userKey, pageToken).
+    directory_requests: Vec<(String, Option<String>)>,
 }
 
 struct Shared {
@@ -76,7 +94,16 @@ struct Shared {
     inner: Mutex<Inner>,
     key: Keys,
     unknown_key: Keys,
+    /// The service account's key: it signs its assertions, `Keys::verify` checks them.
+    service_account: Keys,
+    service_account_pem: String,
+    service_account_kid: String,
 }
+
+/// The fake service account's email (the assertions' `iss`).
+pub const SERVICE_ACCOUNT: &str = "groups-reader@acme-project.iam.gserviceaccount.com";
+/// The scope Dex (and the google connector) asks the Directory API for.
+pub const DIRECTORY_SCOPE: &str = "https://www.googleapis.com/auth/admin.directory.group.readonly";
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -93,12 +120,12 @@ pub struct GoogleFake {
 }
 
 async fn keys() -> Keys {
-    let keys = Keys::new(
-        Store::new(Arc::new(MemoryBackend::new())),
-        portcullis::config::SigningAlgorithm::Rs256,
-        Duration::from_secs(86400),
-        Duration::ZERO,
-    );
+    keys_in(Store::new(Arc::new(MemoryBackend::new()))).await
+}
+
+async fn keys_in(store: Store) -> Keys {
+    let keys =
+        Keys::new(store, portcullis::config::SigningAlgorithm::Rs256, Duration::from_secs(86400), Duration::ZERO);
     keys.refresh(portcullis::broker::now()).await.expect("fake Google key");
     keys
 }
@@ -109,6 +136,9 @@ impl GoogleFake {
     pub async fn start(user: Value) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let issuer = format!("http://{}", listener.local_addr().expect("addr"));
+        let sa_store = Store::new(Arc::new(MemoryBackend::new()));
+        let service_account = keys_in(sa_store.clone()).await;
+        let (set, _) = sa_store.keys(portcullis::broker::now()).await.expect("keys").expect("a key set");
         let shared = Arc::new(Shared {
             issuer: issuer.clone(),
             inner: Mutex::new(Inner {
@@ -124,9 +154,18 @@ impl GoogleFake {
                 userinfo: None,
                 userinfo_calls: 0,
                 token_unavailable: false,
+                directory: HashMap::new(),
+                admins: HashSet::new(),
+                page_size: 2,
+                directory_tokens: HashMap::new(),
+                assertions: Vec::new(),
+                directory_requests: Vec::new(),
             }),
             key: keys().await,
             unknown_key: keys().await,
+            service_account,
+            service_account_pem: set.current.private_pem.clone(),
+            service_account_kid: set.current.kid.clone(),
         });
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -134,6 +173,7 @@ impl GoogleFake {
             .route("/token", post(token))
             .route("/oauth2/v3/certs", get(certs))
             .route("/v1/userinfo", get(userinfo))
+            .route("/admin/directory/v1/groups", get(groups_list))
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
@@ -184,6 +224,47 @@ impl GoogleFake {
     /// Every code, access token, refresh token and ID token handed out so far.
     pub fn issued(&self) -> Vec<String> {
         self.shared.lock().issued.clone()
+    }
+
+    /// A service-account JSON key file as Google's console downloads it (its `token_uri`
+    /// is this fake's token endpoint).
+    pub fn service_account(&self) -> String {
+        json!({
+            "type": "service_account",
+            "project_id": "acme-project",
+            "private_key_id": self.shared.service_account_kid,
+            "private_key": self.shared.service_account_pem,
+            "client_email": SERVICE_ACCOUNT,
+            "client_id": "100000000000000000042",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": format!("{}/token", self.issuer),
+            "universe_domain": "googleapis.com",
+        })
+        .to_string()
+    }
+
+    /// The directory: each member (a user or group email) with the groups it is a direct
+    /// member of; and the admins the service account may act as.
+    pub fn set_directory(&self, memberships: &[(&str, &[&str])], admins: &[&str]) {
+        let mut inner = self.shared.lock();
+        inner.directory =
+            memberships.iter().map(|(m, g)| (m.to_string(), g.iter().map(|g| g.to_string()).collect())).collect();
+        inner.admins = admins.iter().map(|a| a.to_string()).collect();
+    }
+
+    /// Groups per `groups.list` page (default 2, so paging is exercised).
+    pub fn set_page_size(&self, size: usize) {
+        self.shared.lock().page_size = size;
+    }
+
+    /// The claims of every JWT-bearer assertion the token endpoint accepted.
+    pub fn assertions(&self) -> Vec<Value> {
+        self.shared.lock().assertions.clone()
+    }
+
+    /// Every `groups.list` request so far: (userKey, pageToken).
+    pub fn directory_requests(&self) -> Vec<(String, Option<String>)> {
+        self.shared.lock().directory_requests.clone()
     }
 
     /// The query parameters of the last authorization request.
@@ -282,6 +363,9 @@ async fn token(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    if form.get("grant_type").map(String::as_str) == Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+        return jwt_bearer(&s, &form);
+    }
     if !client_ok(&headers, &form) {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "Unauthorized");
     }
@@ -425,4 +509,87 @@ async fn userinfo(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response 
         user["sub"] = json!("100000000000000000001");
     }
     Json(user).into_response()
+}
+
+/// The service account's JWT-bearer grant: the assertion must be signed by its key, name it as
+/// `iss`, this endpoint as `aud`, the directory scope, and as `sub` an admin it may act as.
+fn jwt_bearer(s: &Shared, form: &HashMap<String, String>) -> Response {
+    let token_url = format!("{}/token", s.issuer);
+    let assertion = form.get("assertion").map(String::as_str).unwrap_or("");
+    let Some(claims) = s.service_account.verify::<Value>(assertion, SERVICE_ACCOUNT, Some(&token_url)) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid JWT Signature.");
+    };
+    let now = portcullis::broker::now();
+    let iat = claims["iat"].as_i64().unwrap_or(0);
+    if (iat - now).abs() > 300 || claims["exp"].as_i64().unwrap_or(0) > iat + 3600 {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid JWT: Token must be a short-lived token");
+    }
+    if claims["scope"].as_str() != Some(DIRECTORY_SCOPE) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "Invalid OAuth scope or ID token audience provided.",
+        );
+    }
+    let mut inner = s.lock();
+    let admin = claims["sub"].as_str().unwrap_or("").to_string();
+    if !inner.admins.contains(&admin) {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized_client",
+            "Client is unauthorized to retrieve access tokens using this method, or client not authorized for any of the scopes requested.",
+        );
+    }
+    inner.assertions.push(claims);
+    let access_token = format!("ya29.c.fake-{}", random());
+    inner.directory_tokens.insert(access_token.clone(), admin);
+    inner.issued.push(access_token.clone());
+    Json(json!({"access_token": access_token, "expires_in": 3599, "token_type": "Bearer"})).into_response()
+}
+
+fn domain_of(email: &str) -> &str {
+    email.rsplit_once('@').map_or("", |(_, d)| d)
+}
+
+/// `groups.list?userKey=…&pageToken=…`, as admin.googleapis.com answers it.
+async fn groups_list(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let mut inner = s.lock();
+    let token =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let Some(admin) = token.and_then(|t| inner.directory_tokens.get(t)).cloned() else {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"error": {"code": 401, "message": "Login Required."}})))
+            .into_response();
+    };
+    let user_key = query.get("userKey").cloned().unwrap_or_default();
+    let page_token = query.get("pageToken").cloned();
+    inner.directory_requests.push((user_key.clone(), page_token.clone()));
+    if domain_of(&user_key) != domain_of(&admin) {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": {"code": 403, "message": "Not Authorized to access this resource/api"}})),
+        )
+            .into_response();
+    }
+    let all = inner.directory.get(&user_key).cloned().unwrap_or_default();
+    let start: usize =
+        page_token.as_deref().and_then(|t| t.strip_prefix("page-")).and_then(|n| n.parse().ok()).unwrap_or(0);
+    let end = (start + inner.page_size.max(1)).min(all.len());
+    let groups: Vec<Value> = all
+        .get(start..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|g| json!({"kind": "admin#directory#group", "id": format!("id-{g}"), "email": g, "name": g, "directMembersCount": "1", "description": "", "adminCreated": true}))
+        .collect();
+    let mut body = json!({"kind": "admin#directory#groups", "etag": "\"fake\"", "groups": groups});
+    if end < all.len() {
+        body["nextPageToken"] = json!(format!("page-{end}"));
+    }
+    if all.is_empty() {
+        body.as_object_mut().map(|b| b.remove("groups"));
+    }
+    Json(body).into_response()
 }

@@ -3,6 +3,7 @@
 
 pub mod bitbucket_fake;
 pub mod browser;
+pub mod dbserver;
 pub mod flow;
 pub mod gitea_fake;
 pub mod github_fake;
@@ -56,6 +57,7 @@ pub fn spec(id: &str, plugin: PathBuf, config: serde_json::Value) -> ConnectorSp
         sha256: None,
         kind: None,
         allowed_hosts: Some(Vec::new()),
+        signing_keys: None,
         limits: LimitsConfig::default(),
         config,
     }
@@ -372,16 +374,14 @@ use sqlx::{Connection, Executor, PgConnection};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub fn postgres_base() -> String {
-    std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/".to_owned())
-}
+pub use dbserver::{host_port, mysql_base, postgres_base};
 
 pub async fn postgres_admin() -> PgConnection {
     let base = postgres_base();
     PgConnection::connect(&base).await.unwrap_or_else(|e| {
         panic!(
             "PostgreSQL is not reachable at {base} ({e}); the storage tests need it and do not skip: \
-             start PostgreSQL (e.g. `pg_ctlcluster <version> main start`) or point PORTCULLIS_TEST_POSTGRES_URL at one"
+             check the server PORTCULLIS_TEST_POSTGRES_URL names, or unset it to use a throwaway one"
         )
     })
 }
@@ -447,19 +447,12 @@ fn drop_database(base: String, sql: String, name: &str) {
 
 // ---- MySQL / MariaDB test databases ----
 
-/// Where the MySQL tests connect, without a database: `PORTCULLIS_TEST_MYSQL_URL` or
-/// `mysql://root@127.0.0.1:3306/` (ending in `/`).
-pub fn mysql_base() -> String {
-    std::env::var("PORTCULLIS_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".to_owned())
-}
-
 async fn mysql_admin() -> sqlx::MySqlConnection {
     let base = mysql_base();
     sqlx::MySqlConnection::connect(&base).await.unwrap_or_else(|e| {
         panic!(
             "MySQL / MariaDB is not reachable at {base} ({e}); the MySQL storage tests need it and do not skip: \
-             start MariaDB (e.g. `service mariadb start`, root without a password on 127.0.0.1:3306) or point \
-             PORTCULLIS_TEST_MYSQL_URL at one"
+             check the server PORTCULLIS_TEST_MYSQL_URL names, or unset it to use a throwaway one"
         )
     })
 }

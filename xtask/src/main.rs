@@ -51,14 +51,28 @@ fn plugins() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Debian packages the tests use (the LDAP bridge's slapd, the browser test's Chromium); running
-/// the broker needs none of them, so `cargo xtask dev` does not install them.
+/// Debian packages the tests use (the LDAP bridge's slapd, the browser test's Chromium, the
+/// servers of the throwaway PostgreSQL and MariaDB the storage tests start when none is reachable),
+/// each with a file it installs (`*` = any one folder, PostgreSQL's major version); running the
+/// broker needs none of them, so `cargo xtask dev` does not install them.
 const PACKAGES: &[(&str, &str)] = &[
     ("slapd", "/usr/sbin/slapd"),
     ("ldap-utils", "/usr/bin/ldapadd"),
     ("chromium", "/usr/bin/chromium"),
     ("chromium-driver", "/usr/bin/chromedriver"),
+    ("postgresql", "/usr/lib/postgresql/*/bin/initdb"),
+    ("mariadb-server", "/usr/sbin/mariadbd"),
 ];
+
+/// Whether `pattern` names an existing file; one `*` segment matches any folder there.
+fn installed(pattern: &str) -> bool {
+    match pattern.split_once("/*/") {
+        None => std::path::Path::new(pattern).exists(),
+        Some((dir, rest)) => std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(Result::ok).any(|e| e.path().join(rest).exists()))
+            .unwrap_or(false),
+    }
+}
 
 fn setup() -> anyhow::Result<()> {
     install_packages()?;
@@ -89,8 +103,7 @@ fn ensure_components() -> anyhow::Result<()> {
 }
 
 fn install_packages() -> anyhow::Result<()> {
-    let missing: Vec<&str> =
-        PACKAGES.iter().filter(|(_, file)| !std::path::Path::new(file).exists()).map(|(p, _)| *p).collect();
+    let missing: Vec<&str> = PACKAGES.iter().filter(|(_, file)| !installed(file)).map(|(p, _)| *p).collect();
     if missing.is_empty() {
         return Ok(());
     }

@@ -61,12 +61,13 @@ impl Config {
         let mut value: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
         expand::expand(&mut value, "", env).map_err(fail)?;
-        let config = deserialize_all(value).map_err(|errors| match errors.as_slice() {
+        let all = |errors: Vec<String>| match errors.as_slice() {
             [one] => fail(one.clone()),
             all => fail(format!("{} problems:\n  {}", all.len(), all.join("\n  "))),
-        })?;
+        };
+        let config = deserialize_all(value).map_err(all)?;
         let base = file.parent().unwrap_or(Path::new("."));
-        let mut validated = validate::validate(config, base, env).map_err(fail)?;
+        let mut validated = validate::validate(config, base, env).map_err(all)?;
         validated.source = file.to_path_buf();
         validated.sha256 = crate::connectors::loader::sha256_hex(text.as_bytes());
         Ok(validated)

@@ -644,6 +644,11 @@ pub struct ConnectorConfig {
     /// What the connector may reach; absent: the hosts its `config` names (connectors/implied.rs).
     #[serde(default)]
     pub allowed_hosts: Option<Vec<String>>,
+    /// Config keys whose values are paths of private keys the connector may sign with
+    /// (`signing` import); absent: its shipped type's documented key (google:
+    /// `serviceAccountFilePath`), none for other plugins.
+    #[serde(default)]
+    pub signing_keys: Option<Vec<String>>,
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::model::{ClientConfig, ConnectorConfig};
-use super::validate::{Client, ConnectorEntry, StaticPassword, Validated, bcrypt_hash, clients, connectors};
+use super::validate::{Client, ConnectorEntry, StaticPassword, Validated, bcrypt_hash, connectors};
 use crate::connectors::LimitsConfig;
 use crate::ids::{ClientId, ConnectorId};
 use crate::secret::Secret;
@@ -74,9 +74,9 @@ impl StoredClient {
     /// The client this entry makes, by the file's rules; the error says what to change.
     pub fn check(&self) -> Result<Client, String> {
         let at = format!("client {:?}", self.id);
-        let mut made = clients(&[self.as_config()], &|_| None)
-            .map_err(|e| e.replacen("staticClients[0]", &at, 1).replace(".redirectURIs", " redirect_uris"))?;
-        made.pop_first().map(|(_, c)| c).ok_or_else(|| format!("{at}: not a client"))
+        let (_, client) = super::validate::client(&at, &self.as_config(), &|_| None)
+            .map_err(|e| e.replace(".redirectURIs", " redirect_uris"))?;
+        Ok(client)
     }
 }
 
@@ -179,6 +179,7 @@ impl StoredConnector {
             id: self.id.clone(),
             name: self.name.clone(),
             allowed_hosts: None,
+            signing_keys: None,
             limits: LimitsConfig::default(),
             config,
             grant_types: self.grant_types.clone(),

@@ -582,14 +582,134 @@ fn telemetry(telemetry: &TelemetryConfig) -> Result<(), String> {
     Ok(())
 }
 
-pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Validated, String> {
-    let issuer = Url::parse(&c.issuer)
-        .map_err(|e| format!("issuer: {:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:5556/dex\"", c.issuer))?;
-    if !matches!(issuer.scheme(), "http" | "https") || issuer.query().is_some() || issuer.fragment().is_some() {
-        return Err(format!("issuer: {:?} must be an http(s) URL without query or fragment", c.issuer));
+/// The problems found so far: each section is checked even when an earlier one failed, so
+/// `check-config` reports every one at once.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn take<T>(&mut self, checked: Result<T, String>) -> Option<T> {
+        checked.map_err(|e| self.0.push(e)).ok()
     }
-    let e = &c.expiry;
-    let r = &e.refresh_tokens;
+
+    fn take_all<T>(&mut self, checked: Result<T, Vec<String>>) -> Option<T> {
+        checked.map_err(|e| self.0.extend(e)).ok()
+    }
+}
+
+/// Every semantic check of a parsed config, each section on its own: the problems of all of
+/// them, or the validated config.
+pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Validated, Vec<String>> {
+    let mut p = Problems::default();
+    let issuer = p.take(issuer(&c.issuer));
+    p.take(mfa(&c));
+    // A bad signer block is reported once; the expiry and algorithm checks go on without it.
+    let signer = p.take(signer(&c)).unwrap_or_default();
+    let expiry = p.take(expiry(&c, &signer));
+    let signing_algorithm = p.take(signing_algorithm(&c, &signer));
+    p.take(response_types(&c.oauth2));
+    let grant_types = p.take(grant_types(&c.oauth2));
+    let registration = p.take(registration(c.oauth2.client_registration.as_ref(), env));
+    let pkce_enforce = c.oauth2.pkce.enforce;
+    let sessions = expiry.as_ref().and_then(|e| p.take(sessions(c.sessions.as_ref(), e.sessions)));
+    let pkce_plain = p.take(pkce_methods(&c.oauth2.pkce.code_challenge_methods_supported));
+    p.take(logger(&c.logger));
+    let mut c = c;
+    p.take(web(&mut c.web, base));
+    p.take(telemetry(&c.telemetry));
+    p.take(grpc(&mut c.grpc, base));
+    p.take(storage(&mut c.storage, base));
+    let pages = p.take(super::frontend::Pages::load(&c.frontend, base));
+    let clients = p.take_all(clients(&c.static_clients, env));
+    let passwords = p.take(passwords(&c, env));
+    let plugins_dirs = plugin_dirs(&c.plugins, base);
+    let connectors =
+        p.take(connectors(&c.connectors, c.enable_password_db, base, &plugins_dirs, &|i| format!("connectors[{i}]")));
+    let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
+    let continue_on_connector_failure = p.take(continue_on_connector_failure(env));
+    let api_connectors_crud = p.take(dex_flag(
+        env,
+        API_CONNECTORS_CRUD,
+        false,
+        "the admin API manages connectors",
+        "its connector calls are refused",
+    ));
+    let (
+        Some(issuer),
+        Some(expiry),
+        Some(signing_algorithm),
+        Some(grant_types),
+        Some(registration),
+        Some(sessions),
+        Some(pkce_plain),
+        Some(pages),
+        Some(clients),
+        Some(passwords),
+        Some(connectors),
+        Some(continue_on_connector_failure),
+        Some(api_connectors_crud),
+        true,
+    ) = (
+        issuer,
+        expiry,
+        signing_algorithm,
+        grant_types,
+        registration,
+        sessions,
+        pkce_plain,
+        pages,
+        clients,
+        passwords,
+        connectors,
+        continue_on_connector_failure,
+        api_connectors_crud,
+        p.0.is_empty(),
+    )
+    else {
+        return Err(p.0);
+    };
+    Ok(Validated {
+        issuer,
+        storage: c.storage,
+        web: c.web,
+        telemetry: c.telemetry,
+        grpc: c.grpc,
+        frontend: c.frontend,
+        pages,
+        logger: c.logger,
+        oauth2: c.oauth2,
+        expiry,
+        signing_algorithm,
+        pkce_plain,
+        pkce_enforce,
+        grant_types,
+        registration,
+        sessions,
+        clients,
+        enable_password_db: c.enable_password_db,
+        passwords,
+        connectors,
+        continue_on_connector_failure,
+        api_connectors_crud,
+        cache_dir,
+        plugin_dirs: plugins_dirs,
+        stored: Default::default(),
+        base_dir: base.to_path_buf(),
+        source: PathBuf::new(),
+        sha256: String::new(),
+    })
+}
+
+fn issuer(issuer: &str) -> Result<Url, String> {
+    let url = Url::parse(issuer)
+        .map_err(|e| format!("issuer: {issuer:?} is not a URL ({e}); write e.g. \"http://127.0.0.1:5556/dex\""))?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("issuer: {issuer:?} must be an http(s) URL without query or fragment"));
+    }
+    Ok(url)
+}
+
+fn mfa(c: &Config) -> Result<(), String> {
     if let Some(mfa) = &c.mfa
         && (!mfa.authenticators.is_empty() || !mfa.default_mfa_chain.is_empty())
     {
@@ -597,8 +717,13 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
              the upstream identity provider (its connector), or remove the mfa block"
             .into());
     }
-    let signer = signer(&c)?;
-    let expiry = Expiry {
+    Ok(())
+}
+
+fn expiry(c: &Config, signer: &LocalSignerConfig) -> Result<Expiry, String> {
+    let e = &c.expiry;
+    let r = &e.refresh_tokens;
+    Ok(Expiry {
         id_tokens: duration("expiry.idTokens", &e.id_tokens, hours(24))?,
         access_tokens: match &e.access_tokens {
             Some(_) => duration("expiry.accessTokens", &e.access_tokens, hours(24))?,
@@ -642,31 +767,36 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
             )?,
             absolute_lifetime: duration("expiry.refreshTokens.absoluteLifetime", &r.absolute_lifetime, hours(3960))?,
         },
-    };
-    let signing_algorithm = match (&c.signing.algorithm, &signer.algorithm) {
-        (Some(_), Some(_)) => {
-            return Err("signing.algorithm and signer.config.algorithm say the same thing; keep one".into());
-        }
-        (Some(name), None) => name.parse().map_err(|e| format!("signing.algorithm: {e}"))?,
-        (None, Some(name)) => name.parse().map_err(|e| format!("signer.config.algorithm: {e}"))?,
-        (None, None) => SigningAlgorithm::default(),
-    };
-    for (i, rt) in c.oauth2.response_types.iter().enumerate() {
+    })
+}
+
+fn signing_algorithm(c: &Config, signer: &LocalSignerConfig) -> Result<SigningAlgorithm, String> {
+    match (&c.signing.algorithm, &signer.algorithm) {
+        (Some(_), Some(_)) => Err("signing.algorithm and signer.config.algorithm say the same thing; keep one".into()),
+        (Some(name), None) => name.parse().map_err(|e| format!("signing.algorithm: {e}")),
+        (None, Some(name)) => name.parse().map_err(|e| format!("signer.config.algorithm: {e}")),
+        (None, None) => Ok(SigningAlgorithm::default()),
+    }
+}
+
+fn response_types(oauth2: &OAuth2Config) -> Result<(), String> {
+    for (i, rt) in oauth2.response_types.iter().enumerate() {
         if rt != "code" {
             return Err(format!(
                 "oauth2.responseTypes[{i}]: {rt:?} is not supported; Portcullis issues only `code` (the implicit flow is deprecated by OAuth 2.1)"
             ));
         }
     }
-    let grant_types = grant_types(&c.oauth2)?;
-    let registration = registration(c.oauth2.client_registration.as_ref(), env)?;
-    let pkce_enforce = c.oauth2.pkce.enforce;
-    let sessions = sessions(c.sessions.as_ref(), expiry.sessions)?;
-    let mut pkce_plain = false;
-    for (i, m) in c.oauth2.pkce.code_challenge_methods_supported.iter().enumerate() {
+    Ok(())
+}
+
+/// `oauth2.pkce.codeChallengeMethodsSupported`: whether `plain` is allowed.
+fn pkce_methods(methods: &[String]) -> Result<bool, String> {
+    let mut plain = false;
+    for (i, m) in methods.iter().enumerate() {
         match m.as_str() {
             "S256" => {}
-            "plain" => pkce_plain = true,
+            "plain" => plain = true,
             other => {
                 return Err(format!(
                     "oauth2.pkce.codeChallengeMethodsSupported[{i}]: {other:?} is not a PKCE method; write S256 or plain"
@@ -674,67 +804,21 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
             }
         }
     }
-    if let Some(level) = &c.logger.level
+    Ok(plain)
+}
+
+fn logger(logger: &LoggerConfig) -> Result<(), String> {
+    if let Some(level) = &logger.level
         && !matches!(level.to_ascii_lowercase().as_str(), "trace" | "debug" | "info" | "warn" | "error")
     {
         return Err(format!("logger.level: {level:?}; write debug, info, warn or error"));
     }
-    if let Some(format) = &c.logger.format
+    if let Some(format) = &logger.format
         && !matches!(format.as_str(), "text" | "json")
     {
         return Err(format!("logger.format: {format:?}; write text or json"));
     }
-    let mut c = c;
-    web(&mut c.web, base)?;
-    telemetry(&c.telemetry)?;
-    grpc(&mut c.grpc, base)?;
-    storage(&mut c.storage, base)?;
-
-    let pages = super::frontend::Pages::load(&c.frontend, base)?;
-    let clients = clients(&c.static_clients, env)?;
-    let passwords = passwords(&c, env)?;
-    let plugins_dirs = plugin_dirs(&c.plugins, base);
-    let connectors =
-        connectors(&c.connectors, c.enable_password_db, base, &plugins_dirs, &|i| format!("connectors[{i}]"))?;
-    let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
-    let continue_on_connector_failure = continue_on_connector_failure(env)?;
-    let api_connectors_crud = dex_flag(
-        env,
-        API_CONNECTORS_CRUD,
-        false,
-        "the admin API manages connectors",
-        "its connector calls are refused",
-    )?;
-    Ok(Validated {
-        issuer,
-        storage: c.storage,
-        web: c.web,
-        telemetry: c.telemetry,
-        grpc: c.grpc,
-        frontend: c.frontend,
-        pages,
-        logger: c.logger,
-        oauth2: c.oauth2,
-        expiry,
-        signing_algorithm,
-        pkce_plain,
-        pkce_enforce,
-        grant_types,
-        registration,
-        sessions,
-        clients,
-        enable_password_db: c.enable_password_db,
-        passwords,
-        connectors,
-        continue_on_connector_failure,
-        api_connectors_crud,
-        cache_dir,
-        plugin_dirs: plugins_dirs,
-        stored: Default::default(),
-        base_dir: base.to_path_buf(),
-        source: PathBuf::new(),
-        sha256: String::new(),
-    })
+    Ok(())
 }
 
 /// `oauth2.clientRegistration`: on only with an initial access token of at least 32 characters,
@@ -895,108 +979,119 @@ fn dex_flag(
 pub(super) fn clients(
     list: &[ClientConfig],
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<ClientId, Client>, String> {
+) -> Result<BTreeMap<ClientId, Client>, Vec<String>> {
     let mut clients = BTreeMap::new();
+    let mut problems = Vec::new();
     for (i, cc) in list.iter().enumerate() {
         let at = format!("staticClients[{i}]");
-        let id = match (cc.id.as_str(), &cc.id_env) {
-            ("", Some(var)) => env(var).ok_or_else(|| format!("{at}.idEnv: environment variable {var} is not set"))?,
-            (_, Some(_)) => return Err(format!("{at}: give id or idEnv, not both")),
-            (id, None) => id.to_string(),
-        };
-        if id.trim().is_empty() {
-            return Err(format!("{at}.id: must not be empty"));
-        }
-        let secret = match (&cc.secret, &cc.secret_env) {
-            (Some(_), Some(_)) => return Err(format!("{at}: give secret or secretEnv, not both")),
-            (Some(s), None) => Some(s.clone()),
-            (None, Some(var)) => Some(Secret::new(
-                env(var).ok_or_else(|| format!("{at}.secretEnv: environment variable {var} is not set"))?,
-            )),
-            (None, None) => None,
-        };
-        // Dex would check a public client's secret after all; we say what is meant instead.
-        if cc.public && secret.is_some() {
-            return Err(format!(
-                "{at}: public: true with a secret: a public client cannot keep a secret, so none is asked for; remove the secret (a public client, with PKCE) or remove public: true (a confidential client)"
-            ));
-        }
-        if !cc.public && secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
-            return Err(format!(
-                "{at}: a confidential client needs a secret (or secretEnv); or set public: true for a client that cannot keep one"
-            ));
-        }
-        // No redirect URIs is Dex's meaning for a native public client (loopback and out-of-band
-        // redirects) or a client that only uses grants without redirects.
-        for (j, uri) in cc.redirect_uris.iter().enumerate() {
-            // A path (`/dex/device/callback`) is the broker's own page, as Dex's device flow uses it.
-            if uri.starts_with('/') && !uri.starts_with("//") {
-                continue;
-            }
-            let parsed = Url::parse(uri).map_err(|e| {
-                format!("{at}.redirectURIs[{j}]: {uri:?} is not an absolute URL ({e}) nor a path starting with /")
-            })?;
-            if parsed.fragment().is_some() {
-                return Err(format!("{at}.redirectURIs[{j}]: {uri:?} must not have a #fragment (RFC 6749 §3.1.2)"));
-            }
-        }
-        for (j, uri) in cc.post_logout_redirect_uris.iter().enumerate() {
-            let parsed = Url::parse(uri)
-                .map_err(|e| format!("{at}.postLogoutRedirectURIs[{j}]: {uri:?} is not an absolute URL ({e})"))?;
-            if parsed.fragment().is_some() {
-                return Err(format!("{at}.postLogoutRedirectURIs[{j}]: {uri:?} must not have a #fragment"));
-            }
-        }
-        let backchannel_logout_uri = match cc.backchannel_logout_uri.as_deref().filter(|u| !u.is_empty()) {
-            None => None,
-            Some(uri) => {
-                let url = Url::parse(uri)
-                    .map_err(|e| format!("{at}.backchannelLogoutURI: {uri:?} is not an absolute URL ({e})"))?;
-                if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() {
-                    return Err(format!("{at}.backchannelLogoutURI: {uri:?} must be an http(s) URL without #fragment"));
+        match client(&at, cc, env) {
+            Ok((id, client)) => {
+                if clients.insert(id.as_str().into(), client).is_some() {
+                    problems.push(format!("{at}.id: {id:?} is used twice; client ids must be unique"));
                 }
-                Some(url)
             }
-        };
-        let refresh_lifetime = match cc.refresh_token_lifetime.as_deref() {
-            None | Some("") => RefreshTokenLifetime::Unset,
-            Some("standalone") => RefreshTokenLifetime::Standalone,
-            Some("session") => RefreshTokenLifetime::Session,
-            Some(other) => {
-                return Err(format!(
-                    "{at}.refreshTokenLifetime: {other:?}; write standalone (refresh tokens outlive logout, as in Dex) or session (they end with the SSO session)"
-                ));
-            }
-        };
-        if !cc.mfa_chain.is_empty() {
-            return Err(format!(
-                "{at}.mfaChain: multi-factor authentication is not built into Portcullis; ask for a second factor at the upstream identity provider, or remove mfaChain"
-            ));
-        }
-        let client = Client {
-            id: id.as_str().into(),
-            secret,
-            public: cc.public,
-            redirect_uris: cc.redirect_uris.clone(),
-            name: cc.name.clone().unwrap_or_else(|| id.clone()),
-            logo_url: cc.logo_url.clone(),
-            trusted_peers: cc.trusted_peers.iter().map(|p| p.as_str().into()).collect(),
-            post_logout_redirect_uris: cc.post_logout_redirect_uris.clone(),
-            allowed_connectors: cc.allowed_connectors.iter().map(|c| c.as_str().into()).collect(),
-            backchannel_logout_uri,
-            refresh_lifetime,
-            sso_shared_with: cc.sso_shared_with.as_ref().map(|l| l.iter().map(|p| p.as_str().into()).collect()),
-            client_credentials_groups: cc
-                .client_credentials_claims
-                .as_ref()
-                .map(|c| c.groups.clone())
-                .unwrap_or_default(),
-        };
-        if clients.insert(id.as_str().into(), client).is_some() {
-            return Err(format!("{at}.id: {id:?} is used twice; client ids must be unique"));
+            Err(e) => problems.push(e),
         }
     }
-    Ok(clients)
+    if problems.is_empty() { Ok(clients) } else { Err(problems) }
+}
+
+/// One `staticClients` entry (at `at`): its id and the client.
+pub(super) fn client(
+    at: &str,
+    cc: &ClientConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Client), String> {
+    let id = match (cc.id.as_str(), &cc.id_env) {
+        ("", Some(var)) => env(var).ok_or_else(|| format!("{at}.idEnv: environment variable {var} is not set"))?,
+        (_, Some(_)) => return Err(format!("{at}: give id or idEnv, not both")),
+        (id, None) => id.to_string(),
+    };
+    if id.trim().is_empty() {
+        return Err(format!("{at}.id: must not be empty"));
+    }
+    let secret = match (&cc.secret, &cc.secret_env) {
+        (Some(_), Some(_)) => return Err(format!("{at}: give secret or secretEnv, not both")),
+        (Some(s), None) => Some(s.clone()),
+        (None, Some(var)) => {
+            Some(Secret::new(env(var).ok_or_else(|| format!("{at}.secretEnv: environment variable {var} is not set"))?))
+        }
+        (None, None) => None,
+    };
+    // Dex would check a public client's secret after all; we say what is meant instead.
+    if cc.public && secret.is_some() {
+        return Err(format!(
+            "{at}: public: true with a secret: a public client cannot keep a secret, so none is asked for; remove the secret (a public client, with PKCE) or remove public: true (a confidential client)"
+        ));
+    }
+    if !cc.public && secret.as_ref().is_none_or(|s| s.expose().is_empty()) {
+        return Err(format!(
+            "{at}: a confidential client needs a secret (or secretEnv); or set public: true for a client that cannot keep one"
+        ));
+    }
+    // No redirect URIs is Dex's meaning for a native public client (loopback and out-of-band
+    // redirects) or a client that only uses grants without redirects.
+    for (j, uri) in cc.redirect_uris.iter().enumerate() {
+        // A path (`/dex/device/callback`) is the broker's own page, as Dex's device flow uses it.
+        if uri.starts_with('/') && !uri.starts_with("//") {
+            continue;
+        }
+        let parsed = Url::parse(uri).map_err(|e| {
+            format!("{at}.redirectURIs[{j}]: {uri:?} is not an absolute URL ({e}) nor a path starting with /")
+        })?;
+        if parsed.fragment().is_some() {
+            return Err(format!("{at}.redirectURIs[{j}]: {uri:?} must not have a #fragment (RFC 6749 §3.1.2)"));
+        }
+    }
+    for (j, uri) in cc.post_logout_redirect_uris.iter().enumerate() {
+        let parsed = Url::parse(uri)
+            .map_err(|e| format!("{at}.postLogoutRedirectURIs[{j}]: {uri:?} is not an absolute URL ({e})"))?;
+        if parsed.fragment().is_some() {
+            return Err(format!("{at}.postLogoutRedirectURIs[{j}]: {uri:?} must not have a #fragment"));
+        }
+    }
+    let backchannel_logout_uri = match cc.backchannel_logout_uri.as_deref().filter(|u| !u.is_empty()) {
+        None => None,
+        Some(uri) => {
+            let url = Url::parse(uri)
+                .map_err(|e| format!("{at}.backchannelLogoutURI: {uri:?} is not an absolute URL ({e})"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() {
+                return Err(format!("{at}.backchannelLogoutURI: {uri:?} must be an http(s) URL without #fragment"));
+            }
+            Some(url)
+        }
+    };
+    let refresh_lifetime = match cc.refresh_token_lifetime.as_deref() {
+        None | Some("") => RefreshTokenLifetime::Unset,
+        Some("standalone") => RefreshTokenLifetime::Standalone,
+        Some("session") => RefreshTokenLifetime::Session,
+        Some(other) => {
+            return Err(format!(
+                "{at}.refreshTokenLifetime: {other:?}; write standalone (refresh tokens outlive logout, as in Dex) or session (they end with the SSO session)"
+            ));
+        }
+    };
+    if !cc.mfa_chain.is_empty() {
+        return Err(format!(
+            "{at}.mfaChain: multi-factor authentication is not built into Portcullis; ask for a second factor at the upstream identity provider, or remove mfaChain"
+        ));
+    }
+    let client = Client {
+        id: id.as_str().into(),
+        secret,
+        public: cc.public,
+        redirect_uris: cc.redirect_uris.clone(),
+        name: cc.name.clone().unwrap_or_else(|| id.clone()),
+        logo_url: cc.logo_url.clone(),
+        trusted_peers: cc.trusted_peers.iter().map(|p| p.as_str().into()).collect(),
+        post_logout_redirect_uris: cc.post_logout_redirect_uris.clone(),
+        allowed_connectors: cc.allowed_connectors.iter().map(|c| c.as_str().into()).collect(),
+        backchannel_logout_uri,
+        refresh_lifetime,
+        sso_shared_with: cc.sso_shared_with.as_ref().map(|l| l.iter().map(|p| p.as_str().into()).collect()),
+        client_credentials_groups: cc.client_credentials_claims.as_ref().map(|c| c.groups.clone()).unwrap_or_default(),
+    };
+    Ok((id, client))
 }
 
 fn passwords(c: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<StaticPassword>, String> {
@@ -1142,6 +1237,24 @@ pub(super) fn connectors(
             config.insert("rootCAData".into(), base64::engine::general_purpose::STANDARD.encode(pem).into());
             files.push(file);
         }
+        // Signing keys (the `signing` import): the host reads each granted key file, the plugin
+        // never; a file that is not a usable key refuses the config here, naming the key.
+        let shipped = cc.kind.as_deref().map(|k| shipped_plugin(k).0);
+        for key in crate::connectors::signing::granted(shipped, cc.signing_keys.as_deref()) {
+            let Some(value) = config.get(&key) else { continue };
+            let Some(path) = value.as_str() else {
+                return Err(format!("{at}.config.{key}: must be the path of a key file"));
+            };
+            let file = base.join(path);
+            crate::connectors::signing::SigningKey::read(&file).map_err(|reason| {
+                format!(
+                    "{at}.config.{key}: {reason}; give the path of a service account's JSON key file \
+                     (or of a PEM private key)"
+                )
+            })?;
+            config.insert(key, file.display().to_string().into());
+            files.push(file);
+        }
         let config = serde_json::Value::Object(config);
         let spec = ConnectorSpec {
             id: cc.id.as_str().into(),
@@ -1150,6 +1263,7 @@ pub(super) fn connectors(
             sha256: cc.sha256.clone(),
             kind: cc.kind.as_deref().map(|k| shipped_plugin(k).0.to_string()),
             allowed_hosts: cc.allowed_hosts.clone(),
+            signing_keys: cc.signing_keys.clone(),
             limits: cc.limits.clone(),
             config,
         };

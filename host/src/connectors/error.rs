@@ -47,7 +47,7 @@ pub enum PluginError {
     Refused { connector: String, call: &'static str, refusal: Refusal },
 }
 
-/// `portcullis:connector@0.1.0 and portcullis:connector@0.2.0`.
+/// `portcullis:connector@0.1.0, portcullis:connector@0.2.0 and portcullis:connector@0.3.0`.
 fn versions(supported: &[String]) -> String {
     let named: Vec<String> = supported.iter().map(|v| format!("portcullis:connector@{v}")).collect();
     match named.split_last() {

@@ -19,7 +19,8 @@
 //!   `github` without `hostName` (github.com, api.github.com), `google` without `issuer` (what
 //!   the google connector calls: accounts.google.com for discovery and the browser,
 //!   oauth2.googleapis.com for tokens, openidconnect.googleapis.com for userinfo,
-//!   www.googleapis.com for keys; admin.googleapis.com only once Workspace groups exist);
+//!   www.googleapis.com for keys; and admin.googleapis.com for the Directory API when
+//!   `serviceAccountFilePath` configures Workspace groups, unless `directoryURL` names another);
 //!   `gitlab` without `baseURL` (gitlab.com); `microsoft` without `apiURL` (login.microsoftonline.com)
 //!   and without `graphURL` (graph.microsoft.com); `bitbucket-cloud` without `baseURL`
 //!   (bitbucket.org) and without `apiURL` (api.bitbucket.org); `linkedin` without `baseURL`
@@ -57,6 +58,9 @@ const GOOGLE_HOSTS: &[&str] = &[
     "https://openidconnect.googleapis.com",
     "https://www.googleapis.com",
 ];
+
+/// The Admin SDK Directory API, which the google connector reads Workspace groups from.
+const GOOGLE_DIRECTORY: &str = "https://admin.googleapis.com";
 
 /// github.com's web (OAuth) and API hosts, for `github` without `hostName`.
 const GITHUB_HOSTS: &[&str] = &["https://github.com", "https://api.github.com"];
@@ -121,7 +125,10 @@ pub fn implied(kind: Option<&str>, config: &Value) -> Vec<HostGrant> {
             None => GITHUB_HOSTS.iter().for_each(|h| add(Some(h.to_string()), Reason::Documented("github".into()))),
         },
         Some("google") if key("issuer").is_none() => {
-            GOOGLE_HOSTS.iter().for_each(|h| add(Some(h.to_string()), Reason::Documented("google".into())))
+            GOOGLE_HOSTS.iter().for_each(|h| add(Some(h.to_string()), Reason::Documented("google".into())));
+            if key("serviceAccountFilePath").is_some() && key("directoryURL").is_none() {
+                add(Some(GOOGLE_DIRECTORY.to_string()), Reason::Documented("google".into()));
+            }
         }
         Some("ldap") => {
             if let Some(host) = key("host") {
@@ -292,6 +299,10 @@ mod tests {
         assert!(google.iter().all(|(_, r)| r == "documented host of type google"));
         let fake = entries(Some("google"), json!({"issuer": "http://127.0.0.1:9000"}));
         assert_eq!(fake, pairs(&[("http://127.0.0.1:9000", "implied by config key issuer")]));
+        // Workspace groups add the Directory API.
+        let groups = entries(Some("google"), json!({"serviceAccountFilePath": "/etc/sa.json"}));
+        assert_eq!(groups.len(), GOOGLE_HOSTS.len() + 1);
+        assert!(groups.contains(&(GOOGLE_DIRECTORY.to_string(), "documented host of type google".to_string())));
     }
 
     #[test]

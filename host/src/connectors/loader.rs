@@ -207,7 +207,8 @@ mod tests {
         assert!(supported("0.1.0"));
         assert_eq!(Contract::of("0.1.0"), Some(Contract::V0_1));
         assert_eq!(Contract::of("0.2.0"), Some(Contract::V0_2));
-        assert!(!supported("0.3.0"));
+        assert_eq!(Contract::of("0.3.0"), Some(Contract::V0_3));
+        assert!(!supported("0.4.0"));
         assert!(!supported("9.0.0"));
         assert!(!supported("0.1.99"));
         assert!(!supported("1.1.0"));

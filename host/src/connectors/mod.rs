@@ -9,7 +9,8 @@
 //! Plugins are untrusted. They get WASI with nothing granted (no files, environment,
 //! arguments or sockets), reach the network only through the `http` and `ldap` imports,
 //! which enforce `allowedHosts` (redirects and DNS answers included; without that key, the set the
-//! host implies from the operator's config, `implied.rs`), and are stopped by a
+//! host implies from the operator's config, `implied.rs`), sign only with the key files the
+//! operator granted (`signingKeys`; the key never enters the guest), and are stopped by a
 //! deadline, a memory cap and a host-call budget. Their output is logged with the connector
 //! id; their config (which holds their secrets) is never logged.
 
@@ -34,6 +35,7 @@ pub mod types;
 
 pub use bindings::Contract;
 pub use cache::CompileCache;
+pub use capabilities::signing;
 pub use capabilities::trust::root_ca_files;
 pub use engine::PluginEngine;
 pub use error::PluginError;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::capabilities::allowlist::{Allowlist, AllowlistError};
+use super::capabilities::signing::{self, SigningCtx};
 use super::capabilities::{Grants, GrantsError, trust};
 use super::engine::PluginEngine;
 use super::error::PluginError;
@@ -29,6 +30,9 @@ pub struct ConnectorSpec {
     /// `allowedHosts` as written; `None` when the entry has none, and the broker implies the
     /// set from `config` (`implied.rs`). `Some(vec![])` grants nothing.
     pub allowed_hosts: Option<Vec<String>>,
+    /// `signingKeys` as written: the config keys whose files are private keys the connector
+    /// may sign with (`capabilities::signing`); `None`: its shipped type's documented key.
+    pub signing_keys: Option<Vec<String>>,
     pub limits: LimitsConfig,
     /// The connector's own `config:` block.
     pub config: serde_json::Value,
@@ -199,9 +203,11 @@ async fn build(spec: &ConnectorSpec, plugin: Arc<LoadedPlugin>) -> Result<Connec
         .map_err(|source| SpecError::AllowedHosts { connector: connector().to_string(), source })?;
     let limits = Limits::from_config(&spec.limits)
         .map_err(|source| SpecError::Limits { connector: connector().to_string(), source })?;
+    let granted = signing::granted(spec.kind.as_deref(), spec.signing_keys.as_deref());
     let grants = trust::root_cas(&spec.config)
         .map_err(GrantsError::from)
         .and_then(|roots| Grants::with_root_cas(allowlist, limits, &roots))
+        .and_then(|grants| Ok(grants.with_signing(SigningCtx::load(&spec.config, &granted)?)))
         .map_err(|source| SpecError::Grants { connector: connector().to_string(), source })?;
     Ok(Connector::new(&spec.id, plugin, &spec.config, Arc::new(grants)).await?)
 }

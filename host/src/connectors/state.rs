@@ -14,7 +14,9 @@ use super::capabilities::http::{self, HttpCtxView, HttpView};
 use super::capabilities::jose::{self, JoseCtxView, JoseView};
 use super::capabilities::ldap::{self, LdapCtxView, LdapView};
 use super::capabilities::log::{self, LogCtxView, LogView};
+use super::capabilities::signing::{self, SigningCtxView, SigningView};
 use super::capabilities::stderr::{self, GuestStderr};
+use super::capabilities::xmldsig::{self, XmlDsigCtxView, XmlDsigView};
 use super::limits::MemoryLimiter;
 
 /// Entries one call's resource table may hold (LDAP connections, WASI streams and pollables).
@@ -50,6 +52,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<
     ldap::add_to_linker(linker)?;
     jose::add_to_linker(linker)?;
     log::add_to_linker(linker)?;
+    signing::add_to_linker(linker)?;
+    xmldsig::add_to_linker(linker)?;
     bindings::add_types_to_linker(linker)
 }
 
@@ -74,6 +78,18 @@ impl JoseView for CallState {
 impl LdapView for CallState {
     fn ldap(&mut self) -> LdapCtxView<'_> {
         LdapCtxView { ctx: &self.grants.ldap, budget: &mut self.budget, table: &mut self.table }
+    }
+}
+
+impl SigningView for CallState {
+    fn signing(&mut self) -> SigningCtxView<'_> {
+        SigningCtxView { ctx: &self.grants.signing, budget: &mut self.budget }
+    }
+}
+
+impl XmlDsigView for CallState {
+    fn xmldsig(&mut self) -> XmlDsigCtxView<'_> {
+        XmlDsigCtxView { budget: &mut self.budget }
     }
 }
 

@@ -2,7 +2,7 @@
 //! shares), rotated on a period by exactly one replica (compare-and-swap), and published in
 //! the JWKS with earlier keys until the tokens they signed expire.
 
-mod generate;
+pub(crate) mod generate;
 /// A fresh signing key for `alg` (what a rotation installs).
 pub use generate::key as new_key;
 mod signer;

@@ -23,7 +23,9 @@ use api::Client;
 use config::Config;
 use groups::{Email, Membership, OrgRef, Team, User};
 
-/// What refresh needs, kept in `identity.connector-data`.
+/// What refresh needs, kept in `identity.connector-data`: Dex's github connector keeps the
+/// same `accessToken` (with `refreshToken` and `expiry` for GitHub Apps, which are ignored: an
+/// OAuth App's token does not expire), so sessions `portcullis import-dex` carried over refresh.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RefreshData {
@@ -133,3 +135,13 @@ impl Connector for GitHub {
 }
 
 portcullis_connector_sdk::export_connector!(GitHub);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dex_connector_data_decodes() {
+        let dex = br#"{"accessToken":"gho_abc","refreshToken":"ghr_x","expiry":"0001-01-01T00:00:00Z"}"#;
+        let data: super::RefreshData = portcullis_connector_sdk::data::decode(Some(dex)).unwrap();
+        assert_eq!(data.access_token, "gho_abc");
+    }
+}

@@ -1,7 +1,11 @@
 //! Google connector: OpenID Connect against `https://accounts.google.com`, with Dex's `google`
-//! keys, the `hd` claim checked against `hostedDomains`, and `access_type=offline` for
-//! refresh. The protocol lives in `portcullis-oidc-core`, shared with the oidc connector.
-//! See `docs/connectors/google.md`.
+//! keys, the `hd` claim checked against `hostedDomains`, `access_type=offline` for refresh,
+//! and Workspace groups through the Admin SDK (`groups.rs`). The protocol lives in
+//! `portcullis-oidc-core`, shared with the oidc connector. See `docs/connectors/google.md`.
+
+mod groups;
+
+use std::collections::BTreeMap;
 
 use portcullis_connector_sdk::{CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes};
 use portcullis_oidc_core::{Client, ConnectorData, Provider, check_prompt, check_set, check_url, claims, token};
@@ -26,12 +30,21 @@ struct Config {
     #[serde(default)]
     hosted_domains: Vec<String>,
     prompt_type: Option<String>,
-    // Dex's Workspace groups lookup: not implemented yet, refused when set.
-    groups: Option<Value>,
-    service_account_file_path: Option<Value>,
-    admin_email: Option<Value>,
-    domain_to_admin_email: Option<Value>,
-    fetch_transitive_group_membership: Option<Value>,
+    /// Dex's: the groups a user must be in (one at least); only those are kept.
+    #[serde(default)]
+    groups: Vec<String>,
+    /// Dex's: the service account's JSON key file, read by the broker (never by this plugin).
+    service_account_file_path: Option<String>,
+    /// Dex's deprecated spelling of `domainToAdminEmail: {"*": ...}`.
+    admin_email: Option<String>,
+    /// Dex's: the admin each Workspace domain's directory is read as (`*`: any other domain).
+    #[serde(default)]
+    domain_to_admin_email: BTreeMap<String, String>,
+    #[serde(default)]
+    fetch_transitive_group_membership: bool,
+    /// Ours, not Dex's: where the Admin SDK Directory API is (tests point it at a fake).
+    #[serde(rename = "directoryURL")]
+    directory_url: Option<String>,
 }
 
 fn google_issuer() -> String {
@@ -40,17 +53,32 @@ fn google_issuer() -> String {
 
 impl Config {
     fn validate(&self) -> Result<(), ConnectorError> {
-        let unsupported = [
-            ("groups", self.groups.is_some()),
-            ("serviceAccountFilePath", self.service_account_file_path.is_some()),
-            ("adminEmail", self.admin_email.is_some()),
-            ("domainToAdminEmail", self.domain_to_admin_email.is_some()),
-            ("fetchTransitiveGroupMembership", self.fetch_transitive_group_membership.is_some()),
-        ];
-        if let Some((key, _)) = unsupported.iter().find(|(_, set)| *set) {
+        let admins = self.admins();
+        match (&self.service_account_file_path, admins.is_empty()) {
+            (Some(path), _) if path.trim().is_empty() => {
+                return Err(ConnectorError::Config("serviceAccountFilePath must not be empty".into()));
+            }
+            // Dex's own message for this case.
+            (Some(_), true) => {
+                return Err(ConnectorError::Config(
+                    "directory service requires the domainToAdminEmail option to be configured".into(),
+                ));
+            }
+            (None, false) => {
+                return Err(ConnectorError::Config(
+                    "domainToAdminEmail needs serviceAccountFilePath: the broker reads groups with a service                      account's key (Google's application default credentials are not used)"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
+        if let Some((domain, _)) = admins.iter().find(|(d, a)| d.trim().is_empty() || !a.contains('@')) {
             return Err(ConnectorError::Config(format!(
-                "{key} is not supported yet by the google connector (Workspace groups need the Admin SDK); remove it"
+                "domainToAdminEmail.{domain}: give the email address of a Workspace admin of that domain"
             )));
+        }
+        if let Some(url) = &self.directory_url {
+            check_url("directoryURL", url)?;
         }
         check_url("issuer", &self.issuer)?;
         check_set("clientID", &self.client_id)?;
@@ -62,6 +90,32 @@ impl Config {
             return Err(ConnectorError::Config("hostedDomains must not contain an empty domain".into()));
         }
         check_prompt(self.prompt())
+    }
+
+    /// `domainToAdminEmail`, with Dex's deprecated `adminEmail` as its `*` entry.
+    fn admins(&self) -> BTreeMap<String, String> {
+        let mut admins = self.domain_to_admin_email.clone();
+        if let Some(admin) = &self.admin_email {
+            admins.insert("*".into(), admin.clone());
+        }
+        admins
+    }
+
+    /// The user's Workspace groups when the client asked for them and the directory is
+    /// configured (Dex: `s.Groups && len(adminSrv) > 0`), filtered by `groups`.
+    fn with_groups(&self, provider: &Provider, scopes: Scopes, id: Identity) -> Result<Identity, ConnectorError> {
+        if !scopes.groups || self.service_account_file_path.is_none() {
+            return Ok(id);
+        }
+        let Some(email) = id.email.clone() else {
+            return Err(ConnectorError::Upstream("the Google account has no email address to read groups for".into()));
+        };
+        let admins = self.admins();
+        let url = self.directory_url.as_deref().unwrap_or(groups::DIRECTORY_URL);
+        let found = groups::Directory::new(&provider.token_endpoint, url, &admins)
+            .groups(&email, self.fetch_transitive_group_membership)?;
+        let kept = groups::filter(found, &self.groups, &id.username)?;
+        Ok(id.groups(kept))
     }
 
     /// `promptType`, Dex's default `consent` when absent; `""` sends none.
@@ -162,10 +216,11 @@ impl Connector for Google {
             }
             _ => None,
         };
-        config.identity(&login.claims, data)
+        let id = config.identity(&login.claims, data)?;
+        config.with_groups(&provider, scopes, id)
     }
 
-    fn refresh(config: &Config, _scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
+    fn refresh(config: &Config, scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
         let data = ConnectorData::decode(previous.connector_data.as_deref())?;
         let provider = Provider::discover(&config.issuer)?;
         let client = config.client(&provider, config.redirect_uri.as_deref().unwrap_or_default());
@@ -180,7 +235,7 @@ impl Connector for Google {
         if next.user_id != previous.user_id {
             return Err(ConnectorError::Upstream("the refreshed Google identity is another user".into()));
         }
-        Ok(next)
+        config.with_groups(&provider, scopes, next)
     }
 }
 
@@ -232,6 +287,11 @@ mod tests {
         assert_eq!(c.prompt(), "consent");
         assert!(Google::describe(&c).is_ok());
         let err = Google::describe(&config(json!({"adminEmail": "a@acme.test"}))).unwrap_err();
-        assert!(err.message().starts_with("adminEmail is not supported yet"), "{err:?}");
+        assert!(err.message().starts_with("domainToAdminEmail needs serviceAccountFilePath"), "{err:?}");
+        let err = Google::describe(&config(json!({"serviceAccountFilePath": "/sa.json"}))).unwrap_err();
+        assert_eq!(err.message(), "directory service requires the domainToAdminEmail option to be configured");
+        let ok = config(json!({"serviceAccountFilePath": "/sa.json", "adminEmail": "a@acme.test"}));
+        assert!(Google::describe(&ok).is_ok());
+        assert_eq!(ok.admins().get("*").map(String::as_str), Some("a@acme.test"));
     }
 }

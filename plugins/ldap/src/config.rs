@@ -70,6 +70,9 @@ struct GroupSearch {
     user_attr: String,
     #[serde(default)]
     group_attr: String,
+    /// The legacy form's `recursionGroupAttr` (with `userAttr`/`groupAttr`).
+    #[serde(default)]
+    recursion_group_attr: String,
     #[serde(default)]
     user_matchers: Vec<UserMatcher>,
     #[serde(default)]
@@ -77,12 +80,21 @@ struct GroupSearch {
 }
 
 /// One way a group names its members: the group's `group_attr` holds the user's `user_attr`
-/// (or the user's DN when `user_attr` is `DN`).
+/// (or the user's DN when `user_attr` is `DN`). With `recursion_group_attr`, Dex's nested
+/// groups: a group whose `recursion_group_attr` holds the DN of a group the user is in is one
+/// of the user's groups too, up the tree.
 #[derive(Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UserMatcher {
     pub user_attr: String,
     pub group_attr: String,
+    #[serde(default, deserialize_with = "empty_is_none")]
+    pub recursion_group_attr: Option<String>,
+}
+
+fn empty_is_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value: Option<String> = Option::deserialize(d)?;
+    Ok(value.and_then(|v| non_empty(&v)))
 }
 
 /// The validated config.
@@ -288,7 +300,9 @@ impl Config {
         let Some(base_dn) = non_empty(&g.base_dn) else { return Ok(None) };
         let legacy = match (non_empty(&g.user_attr), non_empty(&g.group_attr)) {
             (None, None) => None,
-            (Some(user_attr), Some(group_attr)) => Some(UserMatcher { user_attr, group_attr }),
+            (Some(user_attr), Some(group_attr)) => {
+                Some(UserMatcher { user_attr, group_attr, recursion_group_attr: non_empty(&g.recursion_group_attr) })
+            }
             _ => {
                 return Err(config_error(
                     "groupSearch.userAttr and groupSearch.groupAttr go together; better, write \
@@ -298,6 +312,12 @@ impl Config {
         };
         let matchers = match (legacy, g.user_matchers.is_empty()) {
             (Some(m), true) => vec![m],
+            (None, false) if non_empty(&g.recursion_group_attr).is_some() => {
+                return Err(config_error(
+                    "groupSearch.recursionGroupAttr goes with the legacy userAttr/groupAttr; with userMatchers, \
+                     write it in each matcher: userMatchers: [{userAttr: DN, groupAttr: member, recursionGroupAttr: member}]",
+                ));
+            }
             (None, false) => g.user_matchers.clone(),
             (Some(_), false) => {
                 return Err(config_error(
@@ -407,6 +427,21 @@ mod tests {
         c["groupSearch"] =
             serde_json::json!({"baseDN": "ou=Groups", "userAttr": "uid", "groupAttr": "memberUid", "nameAttr": "cn"});
         let g = settings(c).unwrap().groups.unwrap();
-        assert_eq!(g.matchers, vec![UserMatcher { user_attr: "uid".into(), group_attr: "memberUid".into() }]);
+        assert_eq!(
+            g.matchers,
+            vec![UserMatcher { user_attr: "uid".into(), group_attr: "memberUid".into(), recursion_group_attr: None }]
+        );
+    }
+
+    #[test]
+    fn recursion_group_attr_with_user_matchers_belongs_in_each_matcher() {
+        let mut c = minimal();
+        c["groupSearch"] = serde_json::json!({"baseDN": "ou=Groups", "nameAttr": "cn", "recursionGroupAttr": "member",
+            "userMatchers": [{"userAttr": "DN", "groupAttr": "member"}]});
+        assert!(settings(c).err().unwrap().contains("write it in each matcher"));
+        let mut c = minimal();
+        c["groupSearch"] = serde_json::json!({"baseDN": "ou=Groups", "nameAttr": "cn",
+            "userMatchers": [{"userAttr": "DN", "groupAttr": "member", "recursionGroupAttr": " "}]});
+        assert_eq!(settings(c).unwrap().groups.unwrap().matchers[0].recursion_group_attr, None, "blank is absent");
     }
 }

@@ -24,13 +24,40 @@ use portcullis_connector_sdk::ldap::{self, Connection, Entry};
 use portcullis_connector_sdk::{Connector, ConnectorError, Identity, Metadata, Scopes, data, log};
 use serde::{Deserialize, Serialize};
 
-/// What the broker stores with an offline session, for `refresh`.
+/// What the broker stores with an offline session, for `refresh`. It also reads what Dex's ldap
+/// connector kept (`{"username", "entry": {"DN", "Attributes"}}`), for sessions `portcullis
+/// import-dex` carried over.
 #[derive(Serialize, Deserialize)]
+#[serde(from = "StoredRefresh")]
 struct RefreshData {
     /// The login name the user typed, searched for again on refresh.
     username: String,
     /// The entry it matched, which must still be the one found.
     dn: String,
+}
+
+/// [`RefreshData`] as stored: ours, or Dex's.
+#[derive(Deserialize)]
+struct StoredRefresh {
+    username: String,
+    #[serde(default)]
+    dn: Option<String>,
+    #[serde(default)]
+    entry: Option<DexEntry>,
+}
+
+#[derive(Deserialize)]
+struct DexEntry {
+    #[serde(rename = "DN")]
+    dn: String,
+}
+
+impl From<StoredRefresh> for RefreshData {
+    fn from(s: StoredRefresh) -> Self {
+        // No DN at all reads as "", which no entry has: the refresh is refused, never widened.
+        let dn = s.dn.or(s.entry.map(|e| e.dn)).unwrap_or_default();
+        Self { username: s.username, dn }
+    }
 }
 
 /// The DN pseudo-attribute of Dex's `idAttr: DN` and `userAttr: DN`.
@@ -129,13 +156,39 @@ impl Settings {
     }
 
     /// The names of the groups `entry` belongs to, sorted (servers return entries in no fixed
-    /// order), without repeats.
+    /// order), without repeats; with a matcher's `recursionGroupAttr`, the groups those groups are
+    /// in as well, up the tree (each group read once, so a cycle ends).
     fn groups(&self, conn: &Connection, entry: &Entry) -> Result<Vec<String>, ConnectorError> {
         let Some(g) = &self.groups else { return Ok(Vec::new()) };
         let mut names: Vec<String> = Vec::new();
         for matcher in &g.matchers {
+            let mut level = Vec::new();
             for value in values(entry, &matcher.user_attr) {
-                names.extend(group_names(conn, g, &matcher.group_attr, value)?);
+                level.extend(group_entries(conn, g, &matcher.group_attr, value)?);
+            }
+            let Some(parent_attr) = &matcher.recursion_group_attr else {
+                for group in &level {
+                    names.push(group_name(g, group)?);
+                }
+                continue;
+            };
+            let mut seen = std::collections::BTreeSet::new();
+            while !level.is_empty() {
+                let mut parents = Vec::new();
+                for group in level {
+                    if !seen.insert(group.dn.clone()) {
+                        continue;
+                    }
+                    if seen.len() > MAX_NESTED_GROUPS {
+                        return Err(ConnectorError::Upstream(format!(
+                            "the user is in more than {MAX_NESTED_GROUPS} groups counting nested ones \
+                             (groupSearch recursionGroupAttr); narrow groupSearch.baseDN or groupSearch.filter"
+                        )));
+                    }
+                    names.push(group_name(g, &group)?);
+                    parents.extend(group_entries(conn, g, parent_attr, &group.dn)?);
+                }
+                level = parents;
             }
         }
         names.sort();
@@ -144,30 +197,26 @@ impl Settings {
     }
 }
 
-/// The names of the groups whose `group_attr` holds `value`.
-fn group_names(
+/// How many groups a nested-group walk reads at most (one search each).
+const MAX_NESTED_GROUPS: usize = 256;
+
+/// The group entries whose `group_attr` holds `value`.
+fn group_entries(
     conn: &Connection,
     g: &GroupSettings,
     group_attr: &str,
     value: &str,
-) -> Result<Vec<String>, ConnectorError> {
+) -> Result<Vec<Entry>, ConnectorError> {
     let filter = filter::equality(g.filter.as_deref(), group_attr, value);
-    let entries = conn.search(&g.base_dn, g.scope, &filter, std::slice::from_ref(&g.name_attr))?;
-    entries
-        .iter()
-        .map(|group| {
-            first(group, &g.name_attr).map(str::to_string).ok_or_else(|| {
-                log::warn(&format!(
-                    "group entry {:?} has no {:?} attribute (groupSearch.nameAttr)",
-                    group.dn, g.name_attr
-                ));
-                ConnectorError::Upstream(format!(
-                    "a group entry has no {:?} attribute (groupSearch.nameAttr)",
-                    g.name_attr
-                ))
-            })
-        })
-        .collect()
+    Ok(conn.search(&g.base_dn, g.scope, &filter, std::slice::from_ref(&g.name_attr))?)
+}
+
+/// A group entry's `groupSearch.nameAttr`, which it must have.
+fn group_name(g: &GroupSettings, group: &Entry) -> Result<String, ConnectorError> {
+    first(group, &g.name_attr).map(str::to_string).ok_or_else(|| {
+        log::warn(&format!("group entry {:?} has no {:?} attribute (groupSearch.nameAttr)", group.dn, g.name_attr));
+        ConnectorError::Upstream(format!("a group entry has no {:?} attribute (groupSearch.nameAttr)", g.name_attr))
+    })
 }
 
 struct Ldap;
@@ -234,3 +283,22 @@ impl Connector for Ldap {
 }
 
 portcullis_connector_sdk::export_connector!(Ldap);
+
+#[cfg(test)]
+mod tests {
+    use super::RefreshData;
+
+    #[test]
+    fn refresh_data_reads_ours_and_dexs() {
+        let ours: RefreshData = serde_json::from_str(r#"{"username":"jane","dn":"uid=jane,dc=x"}"#).unwrap();
+        assert_eq!((ours.username.as_str(), ours.dn.as_str()), ("jane", "uid=jane,dc=x"));
+        // Dex's ldap connector keeps the whole entry (go-ldap's Entry).
+        let dex = r#"{"username":"jane","entry":{"DN":"uid=jane,dc=x","Attributes":[{"Name":"uid","Values":["jane"],"ByteValues":["amFuZQ=="]}]}}"#;
+        let dex: RefreshData = serde_json::from_str(dex).unwrap();
+        assert_eq!((dex.username.as_str(), dex.dn.as_str()), ("jane", "uid=jane,dc=x"));
+        let encoded = serde_json::to_value(&dex).unwrap();
+        assert_eq!(encoded, serde_json::json!({"username": "jane", "dn": "uid=jane,dc=x"}), "written in our form");
+        let no_dn: RefreshData = serde_json::from_str(r#"{"username":"jane"}"#).unwrap();
+        assert_eq!(no_dn.dn, "", "matches no entry");
+    }
+}

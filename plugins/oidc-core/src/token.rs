@@ -37,12 +37,39 @@ impl ConnectorData {
         data::encode(self).ok()
     }
 
+    /// Ours, or what Dex kept for a session `portcullis import-dex` carried over, so its refresh
+    /// through the upstream goes on: Dex's `oidc` connector keeps `{"RefreshToken": <base64>}`
+    /// (a Go `[]byte`), its `google` connector the bare refresh token.
     pub fn decode(bytes: Option<&[u8]>) -> Result<Self, ConnectorError> {
+        use base64::Engine as _;
+        /// Dex's `oidc` connector data.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct DexOidc {
+            #[serde(rename = "RefreshToken")]
+            refresh_token: Option<String>,
+        }
         let bytes = bytes.ok_or_else(|| {
             ConnectorError::Denied("this login kept no upstream refresh token; the user must log in again".into())
         })?;
-        serde_json::from_slice(bytes)
-            .map_err(|_| ConnectorError::Denied("the stored connector data is unreadable; log in again".into()))
+        let unreadable = || ConnectorError::Denied("the stored connector data is unreadable; log in again".into());
+        if let Ok(ours) = serde_json::from_slice::<Self>(bytes) {
+            return Ok(ours);
+        }
+        if let Ok(dex) = serde_json::from_slice::<DexOidc>(bytes) {
+            let token = base64::engine::general_purpose::STANDARD
+                .decode(dex.refresh_token.unwrap_or_default())
+                .ok()
+                .and_then(|t| String::from_utf8(t).ok())
+                .filter(|t| !t.is_empty())
+                .ok_or_else(unreadable)?;
+            return Ok(Self { refresh_token: token, sub: None });
+        }
+        // A bare token (RFC 6749 §A.17: visible ASCII), never anything that looks like JSON.
+        let bare = std::str::from_utf8(bytes).ok().filter(|t| {
+            !t.is_empty() && !t.starts_with(['{', '[', '"']) && t.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        });
+        bare.map(|t| Self { refresh_token: t.to_string(), sub: None }).ok_or_else(unreadable)
     }
 }
 
@@ -205,6 +232,20 @@ mod tests {
         let data = ConnectorData { refresh_token: "r".into(), sub: None }.encode();
         assert_eq!(ConnectorData::decode(data.as_deref()).unwrap().refresh_token, "r");
         assert!(ConnectorData::decode(None).is_err());
-        assert!(ConnectorData::decode(Some(b"x")).is_err());
+        assert!(ConnectorData::decode(Some(b"{\"x\": 1}")).is_err());
+        assert!(ConnectorData::decode(Some(b"two words")).is_err());
+        assert!(ConnectorData::decode(Some(b"")).is_err());
+    }
+
+    /// What Dex kept, carried over by `portcullis import-dex`.
+    #[test]
+    fn dex_connector_data_decodes() {
+        // Dex's oidc connector: a Go []byte, base64 in JSON.
+        let oidc = ConnectorData::decode(Some(br#"{"RefreshToken":"dXBzdHJlYW0tcmVmcmVzaA=="}"#)).unwrap();
+        assert_eq!((oidc.refresh_token.as_str(), oidc.sub), ("upstream-refresh", None));
+        assert!(ConnectorData::decode(Some(br#"{"RefreshToken":""}"#)).is_err());
+        assert!(ConnectorData::decode(Some(br#"{"RefreshToken":"not base64!"}"#)).is_err());
+        // Dex's google connector: the bare refresh token.
+        assert_eq!(ConnectorData::decode(Some(b"1//0gLx-refresh")).unwrap().refresh_token, "1//0gLx-refresh");
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! A connector is a type implementing [`Connector`] plus one [`export_connector!`] call. The
 //! SDK parses the connector's JSON config into [`Connector::Config`], calls the trait, and
-//! hands the result back to the broker through the `portcullis:connector@0.2.0` contract
-//! (`wit/0.2.0/connector.wit`). Every call runs in a fresh instance, so a connector keeps no state:
+//! hands the result back to the broker through the `portcullis:connector@0.3.0` contract
+//! (`wit/0.3.0/connector.wit`). Every call runs in a fresh instance, so a connector keeps no state:
 //! what it needs later travels in [`LoginRedirect::state_data`] and
 //! [`Identity::connector_data`], which the broker stores on its behalf.
 //!
@@ -131,9 +131,9 @@
 
 #[doc(hidden)]
 pub mod bindings {
-    //! Bindings generated from `wit/0.2.0/`; use the re-exports at the crate root.
+    //! Bindings generated from `wit/0.3.0/`; use the re-exports at the crate root.
     wit_bindgen::generate!({
-        path: "../../wit/0.2.0",
+        path: "../../wit/0.3.0",
         world: "plugin",
         pub_export_macro: true,
         export_macro_name: "export",
@@ -169,6 +169,20 @@ pub mod ldap {
 /// JSON Web Signature verification done by the host, so a connector needs no cryptography.
 pub mod jose {
     pub use crate::bindings::portcullis::connector::jose::{Expectations, KeySource, verify};
+}
+
+/// Signing with a private key the operator gave the broker (contract 0.3.0): the connector
+/// names the key by the config key holding its file's path (Google's `serviceAccountFilePath`)
+/// and never sees it. The broker signs only with the keys the operator granted (`signingKeys`,
+/// or a shipped type's documented key).
+pub mod signing {
+    pub use crate::bindings::portcullis::connector::signing::{KeyInfo, describe_key, sign_jwt};
+}
+
+/// XML signature verification done by the host (contract 0.3.0), for SAML: the connector gets
+/// the canonical bytes of the element the signature covers and reads only those.
+pub mod xmldsig {
+    pub use crate::bindings::portcullis::connector::xmldsig::{Target, Verified, VerifyRequest, verify};
 }
 
 /// An upstream identity connector. Implement it on a unit struct and export it with

@@ -99,6 +99,35 @@ async fn groups_from_group_of_names_and_posix_groups_reach_the_id_token() {
     assert_eq!(c["federated_claims"], json!({"connector_id": "ldap", "user_id": "jane"}));
 }
 
+/// Dex's nested groups: with `recursionGroupAttr` a matcher also yields the groups that hold
+/// the user's groups, up the tree; a cycle (loop-a ⇄ loop-b) ends; without it, only direct ones.
+#[tokio::test]
+async fn recursion_group_attr_adds_the_groups_of_groups() {
+    let slapd = Slapd::start();
+    let mut nested = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
+    nested["groupSearch"]["userMatchers"] =
+        json!([{"userAttr": "DN", "groupAttr": "member", "recursionGroupAttr": "member"}]);
+    // Dex's legacy form carries it beside userAttr/groupAttr.
+    let mut legacy = config(&slapd.ldap_addr, json!({"insecureNoSSL": true}));
+    legacy["groupSearch"]["userMatchers"] = json!([]);
+    legacy["groupSearch"]["userAttr"] = json!("DN");
+    legacy["groupSearch"]["groupAttr"] = json!("member");
+    legacy["groupSearch"]["recursionGroupAttr"] = json!("member");
+    let connectors =
+        connector("nested", &slapd.ldap_grant(), &nested) + &connector("legacy", &slapd.ldap_grant(), &legacy);
+    let b = TestBroker::builder().connectors(&connectors).start().await;
+    for id in ["nested", "legacy"] {
+        let jane = login_ok(&b, id, "jane", "jane-password").await;
+        assert_eq!(
+            jane.claims["groups"],
+            json!(["admins", "company", "developers", "engineering", "loop-a", "loop-b"]),
+            "{id}"
+        );
+        let zoe = login_ok(&b, id, "zoe", "zoe-password").await;
+        assert_eq!(zoe.claims["groups"], json!(["company", "developers", "engineering"]), "{id}");
+    }
+}
+
 #[tokio::test]
 async fn a_non_ascii_name_arrives_intact() {
     let slapd = Slapd::start();

@@ -12,6 +12,7 @@ mod exchange;
 mod gitea;
 mod github;
 mod gitlab;
+mod google_groups;
 mod grants;
 mod ldap;
 mod linkedin;

@@ -107,9 +107,9 @@ async fn inspect_reports_world_version_exports_size_and_digest() {
     let path = plugin("mock");
     let bytes = std::fs::read(&path).unwrap();
     let report = inspect::report(&engine(), &path).await.unwrap();
-    assert!(report.contains("world:    portcullis:connector/plugin@0.2.0 (supported by this broker)"), "{report}");
-    assert!(report.contains("  portcullis:connector/connector@0.2.0"), "{report}");
-    assert!(report.contains("  portcullis:connector/token-exchange@0.2.0"), "{report}");
+    assert!(report.contains("world:    portcullis:connector/plugin@0.3.0 (supported by this broker)"), "{report}");
+    assert!(report.contains("  portcullis:connector/connector@0.3.0"), "{report}");
+    assert!(report.contains("  portcullis:connector/token-exchange@0.3.0"), "{report}");
     assert!(report.contains("token exchange: exported"), "{report}");
     assert!(report.contains(&format!("size:     {} bytes", bytes.len())), "{report}");
     assert!(report.contains(&format!("sha256:   {}", loader::sha256_hex(&bytes))), "{report}");
@@ -197,7 +197,7 @@ async fn a_connector_built_against_contract_0_1_still_loads_and_logs_in() {
 async fn token_identity_is_unsupported_unless_describe_says_so() {
     let registry = Registry::load(&engine(), &[spec("mock", plugin("mock"), json!({}))], None).await.unwrap();
     let mock = registry.get("mock").unwrap();
-    assert_eq!(mock.plugin().contract, Contract::V0_2);
+    assert_eq!(mock.plugin().contract, Contract::V0_3);
     assert!(!mock.metadata().supports_token_identity);
     let err = mock.token_identity(ALL, "urn:ietf:params:oauth:token-type:access_token", "t").await.unwrap_err();
     assert!(matches!(err.refusal(), Some(Refusal::Unsupported(m)) if m.contains("does not support")), "{err:?}");

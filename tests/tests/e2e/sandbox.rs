@@ -95,11 +95,13 @@ async fn a_plugin_built_for_another_wit_version_is_refused_naming_both_versions(
     let err = refused_beside_a_working_registry(fixture("hostile-version")).await;
     let PluginError::UnsupportedVersion { found, supported, .. } = &err else { panic!("{err:?}") };
     assert_eq!(found, "portcullis:connector@9.0.0");
-    assert_eq!(supported, &["0.1.0", "0.2.0"]);
+    assert_eq!(supported, &["0.1.0", "0.2.0", "0.3.0"]);
     let text = err.to_string();
     assert!(
         text.contains("targets portcullis:connector@9.0.0")
-            && text.contains("supports portcullis:connector@0.1.0 and portcullis:connector@0.2.0"),
+            && text.contains(
+                "supports portcullis:connector@0.1.0, portcullis:connector@0.2.0 and portcullis:connector@0.3.0"
+            ),
         "{text}"
     );
 }

@@ -4,11 +4,11 @@
 //!
 //! To add a check, write an `async fn name(b: &dyn Backend)` below and add `name` to the
 //! `conformance!` list at the end: it then runs as `memory::name`, `sqlite::name`,
-//! `postgres::name` and `mysql::name`. PostgreSQL is expected at
-//! `postgres://postgres@127.0.0.1:5432/` (override with `PORTCULLIS_TEST_POSTGRES_URL`, ending in
-//! `/`), MySQL / MariaDB at `mysql://root@127.0.0.1:3306/` (`PORTCULLIS_TEST_MYSQL_URL`); each
-//! test creates its own database and drops it afterwards, and the tests fail, not skip, when the
-//! server is not there.
+//! `postgres::name` and `mysql::name`. The servers are found or started by
+//! `portcullis_tests::dbserver`: the one `PORTCULLIS_TEST_POSTGRES_URL` / `PORTCULLIS_TEST_MYSQL_URL`
+//! names (ending in `/`), else the local one on 5432 / 3306, else a throwaway server the test process
+//! starts; each test creates its own database and drops it afterwards, and the tests fail, not
+//! skip, when no server can be had.
 
 use futures::future::join_all;
 use portcullis::storage::{Backend, Kind, MemoryBackend, Record, SqlBackend, StorageError};
@@ -319,9 +319,10 @@ async fn mysql_ids_are_exact() {
 #[tokio::test]
 async fn mysql_config_block_opens_the_database() {
     let db = TestMysqlDatabase::create().await;
+    let host = portcullis_tests::host_port(&portcullis_tests::mysql_base());
     let load = |ssl: &str| {
         let yaml = format!(
-            "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: mysql\n  config:\n    host: 127.0.0.1:3306\n    \
+            "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: mysql\n  config:\n    host: {host}\n    \
              user: root\n    database: {}\n    connectionTimeout: 5\n    maxOpenConns: 4\n{ssl}",
             db.name
         );
@@ -332,7 +333,7 @@ async fn mysql_config_block_opens_the_database() {
     b.insert(Kind::AuthCode, "c", &record("{}", None, NOW + 60), NOW).await.unwrap();
     assert!(b.get(Kind::AuthCode, "c", NOW).await.unwrap().is_some());
     let err = portcullis::broker::open_storage(&load("")).await.err().unwrap();
-    assert!(format!("{err:#}").contains("MySQL at root@127.0.0.1:3306/"), "{err:#}");
+    assert!(format!("{err:#}").contains(&format!("MySQL at root@{host}/")), "{err:#}");
 }
 
 #[tokio::test]
@@ -415,4 +416,45 @@ async fn sqlite_files_are_private_to_the_broker() {
     b.ping().await.unwrap();
     assert_eq!(mode(&existing), 0o600);
     b.close().await;
+}
+
+/// TLS to MySQL / MariaDB as Dex configures it, against a throwaway MariaDB serving a test
+/// certificate for 127.0.0.1: `ssl.caFile` verifies the server and the session is encrypted; a CA
+/// that did not sign the server's certificate is refused; `skip-verify` encrypts without checking.
+#[tokio::test]
+async fn mysql_tls_verifies_the_server_against_ca_file() {
+    use sqlx::{ConnectOptions as _, Connection as _, Row as _};
+    let ca = portcullis_tests::slapd::TestCa::new("MariaDB test CA");
+    let (cert, key) = ca.server_cert(&["127.0.0.1"]);
+    let base = portcullis_tests::dbserver::mariadb_with_tls(&cert, &key);
+    let mut admin = sqlx::MySqlConnection::connect(&base).await.unwrap();
+    sqlx::Executor::execute(&mut admin, "CREATE DATABASE tls_test").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (trusted, other) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&trusted, &ca.cert_pem).unwrap();
+    std::fs::write(&other, portcullis_tests::slapd::TestCa::new("another CA").cert_pem).unwrap();
+    let host = portcullis_tests::host_port(&base);
+    let load = |ssl: String| {
+        let yaml = format!(
+            "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: mysql\n  config:\n    host: {host}\n    user: root\n    \
+             database: tls_test\n    connectionTimeout: 5\n    ssl:\n{ssl}"
+        );
+        portcullis::config::Config::from_yaml(std::path::Path::new("mysql.yaml"), &yaml, &|_| None).unwrap()
+    };
+    let verified = load(format!("      caFile: {}\n", trusted.display()));
+    let b = portcullis::broker::open_storage(&verified).await.unwrap();
+    b.insert(Kind::AuthCode, "c", &record("{}", None, NOW + 60), NOW).await.unwrap();
+    assert!(b.get(Kind::AuthCode, "c", NOW).await.unwrap().is_some());
+    let portcullis::config::StorageConfig::Mysql(m) = &verified.storage else { panic!("mysql storage") };
+    let mut conn = portcullis::broker::mysql_options(m).connect().await.unwrap();
+    let row = sqlx::query("SHOW SESSION STATUS LIKE 'Ssl_cipher'").fetch_one(&mut conn).await.unwrap();
+    assert!(!row.get::<String, _>(1).is_empty(), "the session is encrypted");
+
+    let wrong = load(format!("      caFile: {}\n", other.display()));
+    let Err(err) = portcullis::broker::open_storage(&wrong).await else { panic!("a CA that did not sign the server") };
+    assert!(format!("{err:#}").contains(&format!("MySQL at root@{host}/")), "{err:#}");
+    // The default (Dex's `ssl.mode: true`) verifies against the system's roots, which do not hold the test CA.
+    assert!(portcullis::broker::open_storage(&load("      mode: \"true\"\n".into())).await.is_err());
+    let unverified = load("      mode: skip-verify\n".into());
+    assert!(portcullis::broker::open_storage(&unverified).await.is_ok(), "skip-verify encrypts without checking");
 }

@@ -493,7 +493,7 @@ async fn config_mistakes_are_refused_naming_the_key() {
         (
             "google",
             google(json!({"serviceAccountFilePath": "/sa.json"})),
-            "serviceAccountFilePath is not supported yet",
+            "directory service requires the domainToAdminEmail option to be configured",
         ),
         ("google", google(json!({"clientSecret": ""})), "clientSecret must not be empty"),
     ];

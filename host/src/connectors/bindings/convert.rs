@@ -1,5 +1,7 @@
 //! The conversions every contract version shares between its WIT records and the broker's
-//! types (`connectors::types`), as a macro each version's module expands on its own `types`.
+//! types (`connectors::types`), as a macro each version's module expands on its own `types`;
+//! and those between an older version's import records and the newest one's, which are the
+//! same records in another package version.
 
 /// The conversions every version shares between its WIT records and the broker's types; used
 /// by each version's module on its own `types` interface.
@@ -87,3 +89,101 @@ macro_rules! broker_conversions {
     };
 }
 pub(crate) use broker_conversions;
+
+/// An older version's import records to and from the newest version's (the same words in
+/// another package version), so each capability implements the newest version and serves the
+/// older ones through these. Expands where `old` names the older version's interfaces and
+/// `new` the newest one's.
+macro_rules! import_conversions {
+    () => {
+        // What an older guest passes to an import, as the newest version says it.
+
+        impl From<old::http::Request> for new::http::Request {
+            fn from(r: old::http::Request) -> Self {
+                Self { method: r.method, url: r.url, headers: r.headers, body: r.body }
+            }
+        }
+
+        impl From<old::ldap::ConnectOptions> for new::ldap::ConnectOptions {
+            fn from(o: old::ldap::ConnectOptions) -> Self {
+                Self {
+                    url: o.url,
+                    start_tls: o.start_tls,
+                    root_ca_pem: o.root_ca_pem,
+                    insecure_skip_verify: o.insecure_skip_verify,
+                }
+            }
+        }
+
+        impl From<old::ldap::SearchScope> for new::ldap::SearchScope {
+            fn from(s: old::ldap::SearchScope) -> Self {
+                match s {
+                    old::ldap::SearchScope::Base => Self::Base,
+                    old::ldap::SearchScope::OneLevel => Self::OneLevel,
+                    old::ldap::SearchScope::Subtree => Self::Subtree,
+                }
+            }
+        }
+
+        impl From<old::jose::KeySource> for new::jose::KeySource {
+            fn from(k: old::jose::KeySource) -> Self {
+                match k {
+                    old::jose::KeySource::Jwks(doc) => Self::Jwks(doc),
+                    old::jose::KeySource::JwksUrl(url) => Self::JwksUrl(url),
+                }
+            }
+        }
+
+        impl From<old::jose::Expectations> for new::jose::Expectations {
+            fn from(e: old::jose::Expectations) -> Self {
+                Self {
+                    algorithms: e.algorithms,
+                    issuer: e.issuer,
+                    audience: e.audience,
+                    leeway_seconds: e.leeway_seconds,
+                }
+            }
+        }
+
+        impl From<old::log::Level> for new::log::Level {
+            fn from(l: old::log::Level) -> Self {
+                match l {
+                    old::log::Level::Trace => Self::Trace,
+                    old::log::Level::Debug => Self::Debug,
+                    old::log::Level::Info => Self::Info,
+                    old::log::Level::Warn => Self::Warn,
+                    old::log::Level::Error => Self::Error,
+                }
+            }
+        }
+
+        // What an import answers, as the older version says it.
+
+        impl From<new::http::Response> for old::http::Response {
+            fn from(r: new::http::Response) -> Self {
+                Self { status: r.status, headers: r.headers, body: r.body }
+            }
+        }
+
+        impl From<new::ldap::Entry> for old::ldap::Entry {
+            fn from(e: new::ldap::Entry) -> Self {
+                Self { dn: e.dn, attributes: e.attributes }
+            }
+        }
+
+        impl From<new::types::HostError> for old::types::HostError {
+            fn from(e: new::types::HostError) -> Self {
+                use new::types::HostError as E;
+                match e {
+                    E::Denied(m) => Self::Denied(m),
+                    E::Timeout(m) => Self::Timeout(m),
+                    E::TooLarge(m) => Self::TooLarge(m),
+                    E::LimitExceeded(m) => Self::LimitExceeded(m),
+                    E::Invalid(m) => Self::Invalid(m),
+                    E::Failed(m) => Self::Failed(m),
+                }
+            }
+        }
+    };
+}
+pub(crate) use import_conversions;

@@ -8,6 +8,7 @@
 mod convert;
 pub mod v0_1;
 pub mod v0_2;
+pub mod v0_3;
 
 use wasmtime::component::{HasData, InstancePre, Linker};
 use wasmtime::{AsContextMut, Engine};
@@ -15,22 +16,23 @@ use wasmtime::{AsContextMut, Engine};
 use super::types::{CallbackRequest, Identity, LoginRedirect, Metadata, Refusal, Scopes};
 
 /// The interfaces of the newest contract version: what the capabilities implement first.
-pub(crate) use self::v0_2::portcullis::connector as current;
+pub(crate) use self::v0_3::portcullis::connector as current;
 /// Why a host import failed, in the newest contract version.
-pub use self::v0_2::portcullis::connector::types::HostError;
+pub use self::v0_3::portcullis::connector::types::HostError;
 
 /// The WIT package every connector world belongs to.
 pub const WIT_PACKAGE: &str = "portcullis:connector";
 /// The newest contract version, the one the SDK and the shipped plugins target.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 /// Every contract version this host binds, oldest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
 
 /// A contract version this host has bindings for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Contract {
     V0_1,
     V0_2,
+    V0_3,
 }
 
 impl Contract {
@@ -44,7 +46,7 @@ impl Contract {
             Some((it.next()??, it.next()??, it.next()??))
         };
         let (major, minor, patch) = parse(version)?;
-        [Self::V0_1, Self::V0_2]
+        [Self::V0_1, Self::V0_2, Self::V0_3]
             .into_iter()
             .find(|c| parse(c.version()).is_some_and(|(m, n, p)| m == major && n == minor && patch <= p))
     }
@@ -54,6 +56,7 @@ impl Contract {
         match self {
             Self::V0_1 => "0.1.0",
             Self::V0_2 => "0.2.0",
+            Self::V0_3 => "0.3.0",
         }
     }
 
@@ -67,12 +70,14 @@ impl Contract {
 pub(crate) enum BindingsPre<T: 'static> {
     V0_1(v0_1::PluginPre<T>),
     V0_2(v0_2::PluginPre<T>),
+    V0_3(v0_3::PluginPre<T>),
 }
 
 /// One instance's exports, in the version its component targets.
 pub(crate) enum Bindings {
     V0_1(v0_1::Plugin),
     V0_2(v0_2::Plugin),
+    V0_3(v0_3::Plugin),
 }
 
 impl<T: Send + 'static> BindingsPre<T> {
@@ -80,6 +85,7 @@ impl<T: Send + 'static> BindingsPre<T> {
         Ok(match contract {
             Contract::V0_1 => Self::V0_1(v0_1::PluginPre::new(pre)?),
             Contract::V0_2 => Self::V0_2(v0_2::PluginPre::new(pre)?),
+            Contract::V0_3 => Self::V0_3(v0_3::PluginPre::new(pre)?),
         })
     }
 
@@ -87,6 +93,7 @@ impl<T: Send + 'static> BindingsPre<T> {
         match self {
             Self::V0_1(pre) => pre.engine(),
             Self::V0_2(pre) => pre.engine(),
+            Self::V0_3(pre) => pre.engine(),
         }
     }
 
@@ -94,6 +101,7 @@ impl<T: Send + 'static> BindingsPre<T> {
         Ok(match self {
             Self::V0_1(pre) => Bindings::V0_1(pre.instantiate_async(store).await?),
             Self::V0_2(pre) => Bindings::V0_2(pre.instantiate_async(store).await?),
+            Self::V0_3(pre) => Bindings::V0_3(pre.instantiate_async(store).await?),
         })
     }
 }
@@ -106,15 +114,24 @@ fn answer<A, B: From<A>, E: Into<Refusal>>(result: wasmtime::Result<Result<A, E>
     result.map(|r| r.map(B::from).map_err(Into::into))
 }
 
+/// Runs `$body` with `$p` bound to an instance's bindings, whatever their version: the
+/// generated export methods have the same names and shapes in every version.
+macro_rules! each_version {
+    ($bindings:expr, $p:ident => $body:expr) => {
+        match $bindings {
+            Bindings::V0_1($p) => $body,
+            Bindings::V0_2($p) => $body,
+            Bindings::V0_3($p) => $body,
+        }
+    };
+}
+
 impl Bindings {
     pub(crate) async fn describe<S>(&self, store: S, config: &str) -> CallResult<Metadata>
     where
         S: AsContextMut<Data: Send>,
     {
-        match self {
-            Self::V0_1(p) => answer(p.portcullis_connector_connector().call_describe(store, config).await),
-            Self::V0_2(p) => answer(p.portcullis_connector_connector().call_describe(store, config).await),
-        }
+        each_version!(self, p => answer(p.portcullis_connector_connector().call_describe(store, config).await))
     }
 
     pub(crate) async fn login_url<S>(
@@ -128,18 +145,11 @@ impl Bindings {
     where
         S: AsContextMut<Data: Send>,
     {
-        match self {
-            Self::V0_1(p) => answer(
-                p.portcullis_connector_connector()
-                    .call_login_url(store, config, scopes.into(), callback_url, state)
-                    .await,
-            ),
-            Self::V0_2(p) => answer(
-                p.portcullis_connector_connector()
-                    .call_login_url(store, config, scopes.into(), callback_url, state)
-                    .await,
-            ),
-        }
+        each_version!(self, p => answer(
+            p.portcullis_connector_connector()
+                .call_login_url(store, config, scopes.into(), callback_url, state)
+                .await,
+        ))
     }
 
     pub(crate) async fn handle_callback<S>(
@@ -152,24 +162,10 @@ impl Bindings {
     where
         S: AsContextMut<Data: Send>,
     {
-        match self {
-            Self::V0_1(p) => {
-                let request = request.into();
-                answer(
-                    p.portcullis_connector_connector()
-                        .call_handle_callback(store, config, scopes.into(), &request)
-                        .await,
-                )
-            }
-            Self::V0_2(p) => {
-                let request = request.into();
-                answer(
-                    p.portcullis_connector_connector()
-                        .call_handle_callback(store, config, scopes.into(), &request)
-                        .await,
-                )
-            }
-        }
+        each_version!(self, p => {
+            let request = request.into();
+            answer(p.portcullis_connector_connector().call_handle_callback(store, config, scopes.into(), &request).await)
+        })
     }
 
     pub(crate) async fn login<S>(
@@ -183,18 +179,11 @@ impl Bindings {
     where
         S: AsContextMut<Data: Send>,
     {
-        match self {
-            Self::V0_1(p) => p
-                .portcullis_connector_connector()
-                .call_login(store, config, scopes.into(), username, password)
-                .await
-                .map(|r| r.map(|found| found.map(Identity::from)).map_err(Refusal::from)),
-            Self::V0_2(p) => p
-                .portcullis_connector_connector()
-                .call_login(store, config, scopes.into(), username, password)
-                .await
-                .map(|r| r.map(|found| found.map(Identity::from)).map_err(Refusal::from)),
-        }
+        each_version!(self, p => p
+            .portcullis_connector_connector()
+            .call_login(store, config, scopes.into(), username, password)
+            .await
+            .map(|r| r.map(|found| found.map(Identity::from)).map_err(Refusal::from)))
     }
 
     pub(crate) async fn refresh<S>(
@@ -207,16 +196,10 @@ impl Bindings {
     where
         S: AsContextMut<Data: Send>,
     {
-        match self {
-            Self::V0_1(p) => {
-                let identity = identity.into();
-                answer(p.portcullis_connector_connector().call_refresh(store, config, scopes.into(), &identity).await)
-            }
-            Self::V0_2(p) => {
-                let identity = identity.into();
-                answer(p.portcullis_connector_connector().call_refresh(store, config, scopes.into(), &identity).await)
-            }
-        }
+        each_version!(self, p => {
+            let identity = identity.into();
+            answer(p.portcullis_connector_connector().call_refresh(store, config, scopes.into(), &identity).await)
+        })
     }
 
     /// `token-exchange.token-identity`; components built against 0.1 do not have it.
@@ -240,6 +223,11 @@ impl Bindings {
                     .call_token_identity(store, config, scopes.into(), subject_token_type, subject_token)
                     .await,
             ),
+            Self::V0_3(p) => answer(
+                p.portcullis_connector_token_exchange()
+                    .call_token_identity(store, config, scopes.into(), subject_token_type, subject_token)
+                    .await,
+            ),
         }
     }
 }
@@ -249,6 +237,7 @@ pub(crate) struct TypesHost;
 
 impl v0_1::portcullis::connector::types::Host for TypesHost {}
 impl v0_2::portcullis::connector::types::Host for TypesHost {}
+impl v0_3::portcullis::connector::types::Host for TypesHost {}
 
 struct HasTypes;
 
@@ -259,5 +248,6 @@ impl HasData for HasTypes {
 /// Links the `types` interface of every supported contract version.
 pub(crate) fn add_types_to_linker<T: Send + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     v0_1::portcullis::connector::types::add_to_linker::<T, HasTypes>(linker, |_| TypesHost)?;
-    v0_2::portcullis::connector::types::add_to_linker::<T, HasTypes>(linker, |_| TypesHost)
+    v0_2::portcullis::connector::types::add_to_linker::<T, HasTypes>(linker, |_| TypesHost)?;
+    v0_3::portcullis::connector::types::add_to_linker::<T, HasTypes>(linker, |_| TypesHost)
 }

@@ -1,5 +1,6 @@
-//! Bindings of contract 0.2.0 (`wit/0.2.0/`), the newest: what the capabilities implement and
-//! the SDK targets. 0.1.0 plus `metadata.supports-token-identity` and the `token-exchange` export.
+//! Bindings of contract 0.2.0 (`wit/0.2.0/`, frozen): 0.1.0 plus `metadata.supports-token-identity`
+//! and the `token-exchange` export. Its imports are the newest version's in another package
+//! version, so their records convert to and from the newest's and the capabilities serve both.
 
 wasmtime::component::bindgen!({
     path: "../wit/0.2.0",
@@ -11,9 +12,13 @@ wasmtime::component::bindgen!({
     },
 });
 
+use self::portcullis::connector as old;
+use super::current as new;
+
 use self::portcullis::connector::types as wit;
 
 super::convert::broker_conversions!();
+super::convert::import_conversions!();
 
 impl From<wit::Metadata> for broker::Metadata {
     fn from(m: wit::Metadata) -> Self {

@@ -86,6 +86,11 @@ impl CallBudget {
             "{what} is not allowed; to allow it add \"{line}\" to allowedHosts of connector {:?}",
             &*self.connector
         );
+        self.refuse(detail)
+    }
+
+    /// Records and logs a denial whose text (naming the grant to add) the caller wrote.
+    pub(crate) fn refuse(&self, detail: String) -> HostError {
         tracing::warn!(connector = %self.connector, "{detail}");
         self.probe.record_denial(&detail);
         HostError::Denied(detail)

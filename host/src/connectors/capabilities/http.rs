@@ -19,6 +19,7 @@ use super::budget::CallBudget;
 use crate::connectors::bindings::HostError;
 use crate::connectors::bindings::current::http::{self as wit, Host, Request, Response};
 use crate::connectors::bindings::v0_1::portcullis::connector as v0_1;
+use crate::connectors::bindings::v0_2::portcullis::connector as v0_2;
 
 /// Redirect hops followed at most.
 const MAX_REDIRECTS: usize = 5;
@@ -113,7 +114,8 @@ impl HasData for HasHttp {
 /// Links the `http` import of every supported contract version.
 pub(crate) fn add_to_linker<T: HttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasHttp>(linker, T::http)?;
-    v0_1::http::add_to_linker::<T, HasHttp>(linker, T::http)
+    v0_1::http::add_to_linker::<T, HasHttp>(linker, T::http)?;
+    v0_2::http::add_to_linker::<T, HasHttp>(linker, T::http)
 }
 
 /// The connector's HTTP client: allowlisted redirects, guarded DNS, no proxies, no cookies;
@@ -255,15 +257,21 @@ impl Host for HttpCtxView<'_> {
     }
 }
 
-/// Contract 0.1's `http`: the same import in 0.1's records.
-impl v0_1::http::Host for HttpCtxView<'_> {
-    async fn send(
-        &mut self,
-        req: v0_1::http::Request,
-    ) -> wasmtime::Result<Result<v0_1::http::Response, v0_1::types::HostError>> {
-        Ok(self.send_request(req.into()).await.map(Into::into).map_err(Into::into))
-    }
+/// Older contracts' `http`: the same import in their records (`bindings::convert`).
+macro_rules! older_http {
+    ($v:ident) => {
+        impl $v::http::Host for HttpCtxView<'_> {
+            async fn send(
+                &mut self,
+                req: $v::http::Request,
+            ) -> wasmtime::Result<Result<$v::http::Response, $v::types::HostError>> {
+                Ok(self.send_request(req.into()).await.map(Into::into).map_err(Into::into))
+            }
+        }
+    };
 }
+older_http!(v0_1);
+older_http!(v0_2);
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -15,6 +15,7 @@ use crate::connectors::bindings::HostError;
 use crate::connectors::bindings::current::http::Request;
 use crate::connectors::bindings::current::jose::{self as wit, Expectations, Host, KeySource};
 use crate::connectors::bindings::v0_1::portcullis::connector as v0_1;
+use crate::connectors::bindings::v0_2::portcullis::connector as v0_2;
 
 /// Algorithms a connector may accept; `none` and HMAC (a shared secret is no public key) never.
 const SUPPORTED: &[Algorithm] = &[
@@ -55,7 +56,8 @@ impl HasData for HasJose {
 /// Links the `jose` import of every supported contract version.
 pub(crate) fn add_to_linker<T: JoseView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasJose>(linker, T::jose)?;
-    v0_1::jose::add_to_linker::<T, HasJose>(linker, T::jose)
+    v0_1::jose::add_to_linker::<T, HasJose>(linker, T::jose)?;
+    v0_2::jose::add_to_linker::<T, HasJose>(linker, T::jose)
 }
 
 impl JoseCtxView<'_> {
@@ -213,17 +215,23 @@ impl Host for JoseCtxView<'_> {
     }
 }
 
-/// Contract 0.1's `jose`: the same import in 0.1's records.
-impl v0_1::jose::Host for JoseCtxView<'_> {
-    async fn verify(
-        &mut self,
-        token: String,
-        keys: v0_1::jose::KeySource,
-        expect: v0_1::jose::Expectations,
-    ) -> wasmtime::Result<Result<String, v0_1::types::HostError>> {
-        Ok(Host::verify(self, token, keys.into(), expect.into()).await?.map_err(Into::into))
-    }
+/// Older contracts' `jose`: the same import in their records (`bindings::convert`).
+macro_rules! older_jose {
+    ($v:ident) => {
+        impl $v::jose::Host for JoseCtxView<'_> {
+            async fn verify(
+                &mut self,
+                token: String,
+                keys: $v::jose::KeySource,
+                expect: $v::jose::Expectations,
+            ) -> wasmtime::Result<Result<String, $v::types::HostError>> {
+                Ok(Host::verify(self, token, keys.into(), expect.into()).await?.map_err(Into::into))
+            }
+        }
+    };
 }
+older_jose!(v0_1);
+older_jose!(v0_2);
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::connectors::bindings::current::log::{self as wit, Host, Level};
 use crate::connectors::bindings::v0_1::portcullis::connector as v0_1;
+use crate::connectors::bindings::v0_2::portcullis::connector as v0_2;
 
 /// Longest message kept; the rest is cut.
 const MAX_MESSAGE: usize = 4096;
@@ -28,7 +29,8 @@ impl HasData for HasLog {
 /// Links the `log` import of every supported contract version.
 pub(crate) fn add_to_linker<T: LogView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasLog>(linker, T::log)?;
-    v0_1::log::add_to_linker::<T, HasLog>(linker, T::log)
+    v0_1::log::add_to_linker::<T, HasLog>(linker, T::log)?;
+    v0_2::log::add_to_linker::<T, HasLog>(linker, T::log)
 }
 
 /// `message` cut to [`MAX_MESSAGE`] bytes on a character boundary, marked with `…` when cut.
@@ -57,12 +59,18 @@ impl Host for LogCtxView<'_> {
     }
 }
 
-/// Contract 0.1's `log`: the same import in 0.1's records.
-impl v0_1::log::Host for LogCtxView<'_> {
-    async fn log(&mut self, level: v0_1::log::Level, message: String) -> wasmtime::Result<()> {
-        Host::log(self, level.into(), message).await
-    }
+/// Older contracts' `log`: the same import in their records (`bindings::convert`).
+macro_rules! older_log {
+    ($v:ident) => {
+        impl $v::log::Host for LogCtxView<'_> {
+            async fn log(&mut self, level: $v::log::Level, message: String) -> wasmtime::Result<()> {
+                Host::log(self, level.into(), message).await
+            }
+        }
+    };
 }
+older_log!(v0_1);
+older_log!(v0_2);
 
 #[cfg(test)]
 mod tests {

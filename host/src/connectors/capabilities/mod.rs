@@ -1,7 +1,8 @@
 //! Host capabilities a connector may be granted — one module each, so "where is X enforced?"
 //! has one answer: `allowlist` (what may be reached), `http` (with `trust`, its root CAs),
-//! `ldap`, `jose`, `log`, and `stderr` (the guest's output and the otherwise empty WASI context). `budget` is the call's
-//! deadline and host-call count, which `http`, `ldap` and `jose` charge.
+//! `ldap`, `jose`, `signing` (operator-held keys), `xmldsig` (XML signatures), `log`, and
+//! `stderr` (the guest's output and the otherwise empty WASI context). `budget` is the call's
+//! deadline and host-call count, which `http`, `ldap`, `jose`, `signing` and `xmldsig` charge.
 //!
 //! Each capability is implemented on a small view borrowed from the store's data (`HttpCtxView`,
 //! `LdapCtxView`, ...) and linked by its own `add_to_linker`, the way wasmtime-wasi-http does;
@@ -13,14 +14,17 @@ pub(crate) mod http;
 pub(crate) mod jose;
 pub(crate) mod ldap;
 pub(crate) mod log;
+pub mod signing;
 pub(crate) mod stderr;
 pub mod trust;
+pub(crate) mod xmldsig;
 
 use std::sync::Arc;
 
 use allowlist::Allowlist;
 use http::HttpCtx;
 use ldap::LdapCtx;
+use signing::SigningCtx;
 
 use super::limits::Limits;
 
@@ -31,6 +35,8 @@ pub struct Grants {
     pub(crate) limits: Limits,
     pub(crate) http: HttpCtx,
     pub(crate) ldap: LdapCtx,
+    /// The private keys the operator granted it (`signingKeys`); none by default.
+    pub(crate) signing: SigningCtx,
 }
 
 /// Why a connector's grants could not be built.
@@ -41,6 +47,8 @@ pub enum GrantsError {
     HttpClient(#[source] reqwest::Error),
     #[error(transparent)]
     RootCas(#[from] trust::TrustError),
+    #[error(transparent)]
+    Signing(#[from] signing::SigningError),
 }
 
 impl Grants {
@@ -54,6 +62,11 @@ impl Grants {
         let http = HttpCtx::with_root_cas(allowlist.clone(), limits.max_response_bytes, root_cas)
             .map_err(GrantsError::HttpClient)?;
         let ldap = LdapCtx::new(allowlist, limits.max_response_bytes);
-        Ok(Self { limits, http, ldap })
+        Ok(Self { limits, http, ldap, signing: SigningCtx::default() })
+    }
+
+    /// These grants, with the signing keys the operator granted (`signing::SigningCtx::load`).
+    pub fn with_signing(self, signing: SigningCtx) -> Self {
+        Self { signing, ..self }
     }
 }

@@ -21,6 +21,7 @@ use crate::connectors::bindings::current::ldap::{
     self as wit, ConnectOptions, Entry, Host, HostConnection, SearchScope,
 };
 use crate::connectors::bindings::v0_1::portcullis::connector as v0_1;
+use crate::connectors::bindings::v0_2::portcullis::connector as v0_2;
 
 /// LDAP result code for wrong credentials.
 const INVALID_CREDENTIALS: u32 = 49;
@@ -79,7 +80,8 @@ impl HasData for HasLdap {
 /// Links the `ldap` import of every supported contract version.
 pub(crate) fn add_to_linker<T: LdapView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wit::add_to_linker::<T, HasLdap>(linker, T::ldap)?;
-    v0_1::ldap::add_to_linker::<T, HasLdap>(linker, T::ldap)
+    v0_1::ldap::add_to_linker::<T, HasLdap>(linker, T::ldap)?;
+    v0_2::ldap::add_to_linker::<T, HasLdap>(linker, T::ldap)
 }
 
 fn tls_config(pem: &str) -> Result<Arc<rustls::ClientConfig>, HostError> {
@@ -313,42 +315,48 @@ impl HostConnection for LdapCtxView<'_> {
     }
 }
 
-/// Contract 0.1's `ldap`: the same import in 0.1's records; connections are the same resource.
-impl v0_1::ldap::Host for LdapCtxView<'_> {
-    async fn connect(
-        &mut self,
-        opts: v0_1::ldap::ConnectOptions,
-    ) -> wasmtime::Result<Result<Resource<LdapConnection>, v0_1::types::HostError>> {
-        Ok(Host::connect(self, opts.into()).await?.map_err(Into::into))
-    }
+/// Older contracts' `ldap`: the same import in their records (`bindings::convert`).
+macro_rules! older_ldap {
+    ($v:ident) => {
+        impl $v::ldap::Host for LdapCtxView<'_> {
+            async fn connect(
+                &mut self,
+                opts: $v::ldap::ConnectOptions,
+            ) -> wasmtime::Result<Result<Resource<LdapConnection>, $v::types::HostError>> {
+                Ok(Host::connect(self, opts.into()).await?.map_err(Into::into))
+            }
+        }
+
+        impl $v::ldap::HostConnection for LdapCtxView<'_> {
+            async fn simple_bind(
+                &mut self,
+                conn: Resource<LdapConnection>,
+                dn: String,
+                password: String,
+            ) -> wasmtime::Result<Result<bool, $v::types::HostError>> {
+                Ok(HostConnection::simple_bind(self, conn, dn, password).await?.map_err(Into::into))
+            }
+
+            async fn search(
+                &mut self,
+                conn: Resource<LdapConnection>,
+                base: String,
+                scope: $v::ldap::SearchScope,
+                filter: String,
+                attributes: Vec<String>,
+            ) -> wasmtime::Result<Result<Vec<$v::ldap::Entry>, $v::types::HostError>> {
+                let found = HostConnection::search(self, conn, base, scope.into(), filter, attributes).await?;
+                Ok(found.map(|entries| entries.into_iter().map(Into::into).collect()).map_err(Into::into))
+            }
+
+            async fn drop(&mut self, conn: Resource<LdapConnection>) -> wasmtime::Result<()> {
+                HostConnection::drop(self, conn).await
+            }
+        }
+    };
 }
-
-impl v0_1::ldap::HostConnection for LdapCtxView<'_> {
-    async fn simple_bind(
-        &mut self,
-        conn: Resource<LdapConnection>,
-        dn: String,
-        password: String,
-    ) -> wasmtime::Result<Result<bool, v0_1::types::HostError>> {
-        Ok(HostConnection::simple_bind(self, conn, dn, password).await?.map_err(Into::into))
-    }
-
-    async fn search(
-        &mut self,
-        conn: Resource<LdapConnection>,
-        base: String,
-        scope: v0_1::ldap::SearchScope,
-        filter: String,
-        attributes: Vec<String>,
-    ) -> wasmtime::Result<Result<Vec<v0_1::ldap::Entry>, v0_1::types::HostError>> {
-        let found = HostConnection::search(self, conn, base, scope.into(), filter, attributes).await?;
-        Ok(found.map(|entries| entries.into_iter().map(Into::into).collect()).map_err(Into::into))
-    }
-
-    async fn drop(&mut self, conn: Resource<LdapConnection>) -> wasmtime::Result<()> {
-        HostConnection::drop(self, conn).await
-    }
-}
+older_ldap!(v0_1);
+older_ldap!(v0_2);
 
 #[cfg(test)]
 mod tests {
