@@ -229,16 +229,21 @@ fn url_decode_pairs(body: &str) -> Vec<(String, String)> {
 
 /// What an OAuth login keeps for refresh, in Dex's shape: `{"accessToken", "refreshToken",
 /// "expiry"}` (RFC 3339; no expiry = the access token does not expire).
+///
+/// Dex's OpenShift connector keeps Go's `oauth2.Token` instead (`access_token`, `token_type`,
+/// `refresh_token`, `expiry`): those names are read too, so a session imported from Dex
+/// refreshes, and Go's zero time (`0001-01-01T00:00:00Z`) means no expiry, as in Go.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Stored {
+    #[serde(alias = "access_token")]
     pub access_token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "refresh_token")]
     pub refresh_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<String>,
     /// The token type when it is not bearer (Dex keeps it in its Go token).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "token_type")]
     pub token_type: Option<String>,
 }
 
@@ -274,6 +279,8 @@ impl Stored {
     pub fn valid_at(&self, now: i64) -> bool {
         match &self.expiry {
             None => true,
+            // Go's zero time: Dex's "never expires".
+            Some(text) if text.starts_with("0001-01-01T00:00:00") => true,
             Some(text) => time::parse(text).is_some_and(|expiry| expiry - EXPIRY_MARGIN > now),
         }
     }
@@ -367,5 +374,15 @@ mod tests {
         assert!(Stored::decode(None, "X").is_err());
         let forever = Stored { access_token: "a".into(), refresh_token: None, expiry: None, token_type: None };
         assert!(forever.valid_at(i64::MAX - 100));
+        // Dex's data: its camelCase records, and Go's oauth2.Token (OpenShift's).
+        let dex = br#"{"accessToken":"a","refreshToken":"r","expiry":"2026-08-06T10:00:05.123456789+02:00"}"#;
+        let dex = Stored::decode(Some(dex), "X").unwrap();
+        assert_eq!(dex.refresh_token.as_deref(), Some("r"));
+        assert!(dex.valid_at(time::parse("2026-08-06T07:59:00Z").unwrap()));
+        assert!(!dex.valid_at(time::parse("2026-08-06T08:00:00Z").unwrap()));
+        let go = br#"{"access_token":"sha256~x","token_type":"Bearer","expiry":"0001-01-01T00:00:00Z"}"#;
+        let go = Stored::decode(Some(go), "X").unwrap();
+        assert_eq!((go.access_token.as_str(), go.authorization().as_str()), ("sha256~x", "Bearer sha256~x"));
+        assert!(go.valid_at(i64::MAX - 100), "Go's zero time is no expiry");
     }
 }
