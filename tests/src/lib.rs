@@ -1,14 +1,22 @@
 //! Shared helpers for the end-to-end tests: where the built plugins are, a plugin engine with
 //! a private compile cache, a broker on an ephemeral port, and the steps of a login (`flow`).
 
+pub mod bitbucket_fake;
 pub mod browser;
 pub mod crowd_fake;
 pub mod dbserver;
 pub mod flow;
+pub mod gitea_fake;
 pub mod github_fake;
+pub mod gitlab_fake;
 pub mod google_fake;
 pub mod keystone_fake;
+pub mod linkedin_fake;
 pub mod logs;
+pub mod microsoft_fake;
+pub mod oauth_fake;
+pub mod oauth_generic_fake;
+pub mod openshift_fake;
 pub mod slapd;
 pub mod tls;
 

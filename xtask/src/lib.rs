@@ -15,6 +15,13 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-keystone", "keystone"),
     ("portcullis-atlassian-crowd", "atlassian-crowd"),
     ("portcullis-authproxy", "authproxy"),
+    ("portcullis-gitlab", "gitlab"),
+    ("portcullis-microsoft", "microsoft"),
+    ("portcullis-oauth", "oauth"),
+    ("portcullis-gitea", "gitea"),
+    ("portcullis-bitbucket-cloud", "bitbucket-cloud"),
+    ("portcullis-openshift", "openshift"),
+    ("portcullis-linkedin", "linkedin"),
 ];
 
 /// Sandbox fixtures, built for the tests only and never shipped.

@@ -219,6 +219,14 @@ const GUEST_UNIT_TESTS: &[&str] = &[
     "portcullis-keystone",
     "portcullis-atlassian-crowd",
     "portcullis-authproxy",
+    "portcullis-oauth2-core",
+    "portcullis-gitlab",
+    "portcullis-microsoft",
+    "portcullis-oauth",
+    "portcullis-gitea",
+    "portcullis-bitbucket-cloud",
+    "portcullis-openshift",
+    "portcullis-linkedin",
 ];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).

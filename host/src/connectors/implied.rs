@@ -20,7 +20,13 @@
 //!   the google connector calls: accounts.google.com for discovery and the browser,
 //!   oauth2.googleapis.com for tokens, openidconnect.googleapis.com for userinfo,
 //!   www.googleapis.com for keys; and admin.googleapis.com for the Directory API when
-//!   `serviceAccountFilePath` configures Workspace groups, unless `directoryURL` names another).
+//!   `serviceAccountFilePath` configures Workspace groups, unless `directoryURL` names another);
+//!   `gitlab` without `baseURL` (gitlab.com); `microsoft` without `apiURL` (login.microsoftonline.com)
+//!   and without `graphURL` (graph.microsoft.com); `bitbucket-cloud` without `baseURL`
+//!   (bitbucket.org) and without `apiURL` (api.bitbucket.org); `linkedin` without `baseURL`
+//!   (www.linkedin.com) and without `apiURL` (api.linkedin.com); `gitea` without `baseURL`
+//!   (gitea.com). `oauth` (its three endpoint URLs) and `openshift` (`issuer`) always name their
+//!   upstream in URLs.
 //!
 //! Nothing else: hosts an OIDC discovery document names on other servers need `allowedHosts`.
 //! Each implied entry is an exact `scheme://host[:port]` (never a wildcard), so a loopback
@@ -58,6 +64,18 @@ const GOOGLE_DIRECTORY: &str = "https://admin.googleapis.com";
 
 /// github.com's web (OAuth) and API hosts, for `github` without `hostName`.
 const GITHUB_HOSTS: &[&str] = &["https://github.com", "https://api.github.com"];
+
+/// The documented hosts of the OAuth-family types: (type, key that replaces the host, host).
+const FIXED_HOSTS: &[(&str, &str, &str)] = &[
+    ("gitlab", "baseURL", "https://gitlab.com"),
+    ("gitea", "baseURL", "https://gitea.com"),
+    ("microsoft", "apiURL", "https://login.microsoftonline.com"),
+    ("microsoft", "graphURL", "https://graph.microsoft.com"),
+    ("bitbucket-cloud", "baseURL", "https://bitbucket.org"),
+    ("bitbucket-cloud", "apiURL", "https://api.bitbucket.org"),
+    ("linkedin", "baseURL", "https://www.linkedin.com"),
+    ("linkedin", "apiURL", "https://api.linkedin.com"),
+];
 
 /// Why a connector may reach a host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +135,14 @@ pub fn implied(kind: Option<&str>, config: &Value) -> Vec<HostGrant> {
                 add(ldap_entry(host, config), Reason::ConfigKey("host".into()));
             }
         }
-        _ => {}
+        Some(kind) => {
+            for (_, replaced_by, host) in FIXED_HOSTS.iter().filter(|(k, _, _)| *k == kind) {
+                if key(replaced_by).is_none() {
+                    add(Some(host.to_string()), Reason::Documented(kind.into()));
+                }
+            }
+        }
+        None => {}
     }
     let mut urls = Vec::new();
     scan(config, String::new(), &mut urls);
@@ -278,6 +303,67 @@ mod tests {
         let groups = entries(Some("google"), json!({"serviceAccountFilePath": "/etc/sa.json"}));
         assert_eq!(groups.len(), GOOGLE_HOSTS.len() + 1);
         assert!(groups.contains(&(GOOGLE_DIRECTORY.to_string(), "documented host of type google".to_string())));
+    }
+
+    #[test]
+    fn oauth_types_get_their_documented_hosts_unless_a_key_replaces_them() {
+        // (type, config, implied entries) — add a row to extend.
+        let documented = |kind: &str| format!("documented host of type {kind}");
+        let rows = [
+            ("gitlab", json!({"clientID": "a"}), vec![("https://gitlab.com", documented("gitlab"))]),
+            ("gitea", json!({"clientID": "a"}), vec![("https://gitea.com", documented("gitea"))]),
+            (
+                "gitea",
+                json!({"baseURL": "https://codeberg.org"}),
+                vec![("https://codeberg.org", "implied by config key baseURL".into())],
+            ),
+            (
+                "gitlab",
+                json!({"baseURL": "https://gitlab.corp.example/"}),
+                vec![("https://gitlab.corp.example", "implied by config key baseURL".into())],
+            ),
+            (
+                "microsoft",
+                json!({"tenant": "contoso.onmicrosoft.com"}),
+                vec![
+                    ("https://login.microsoftonline.com", documented("microsoft")),
+                    ("https://graph.microsoft.com", documented("microsoft")),
+                ],
+            ),
+            (
+                "microsoft",
+                json!({"apiURL": "https://login.microsoftonline.us", "graphURL": "https://graph.microsoft.us"}),
+                vec![
+                    ("https://login.microsoftonline.us", "implied by config key apiURL".into()),
+                    ("https://graph.microsoft.us", "implied by config key graphURL".into()),
+                ],
+            ),
+            (
+                "bitbucket-cloud",
+                json!({"teams": ["acme"]}),
+                vec![
+                    ("https://bitbucket.org", documented("bitbucket-cloud")),
+                    ("https://api.bitbucket.org", documented("bitbucket-cloud")),
+                ],
+            ),
+            (
+                "linkedin",
+                json!({"redirectURI": "https://sso.example/callback"}),
+                vec![
+                    ("https://www.linkedin.com", documented("linkedin")),
+                    ("https://api.linkedin.com", documented("linkedin")),
+                ],
+            ),
+            (
+                "openshift",
+                json!({"issuer": "https://api.c1.example:6443"}),
+                vec![("https://api.c1.example:6443", "implied by config key issuer".into())],
+            ),
+        ];
+        for (kind, config, want) in rows {
+            let want: Vec<(String, String)> = want.into_iter().map(|(e, r)| (e.to_string(), r)).collect();
+            assert_eq!(entries(Some(kind), config.clone()), want, "{kind} {config}");
+        }
     }
 
     #[test]

@@ -161,43 +161,11 @@ fn check(resp: Response, method: &str, url: &str) -> Result<Response, ConnectorE
     Err(if status == 401 && !limited { ConnectorError::Denied(text) } else { ConnectorError::Upstream(text) })
 }
 
-/// `url` without its query and fragment, for error messages.
-fn redacted(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
-}
-
-/// At most 200 characters of an upstream message.
-fn clip(s: &str) -> String {
-    s.chars().take(200).collect()
-}
-
-/// The `rel="next"` URL of a `link` header.
-pub fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.trim().split_once(';')?;
-        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
-        params
-            .split(';')
-            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"" || p.trim() == "rel=next")
-            .then(|| target.to_string())
-    })
-}
-
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (proleptic Gregorian, UTC).
-pub fn utc(epoch: i64) -> String {
-    let (days, secs) = (epoch.div_euclid(86_400), epoch.rem_euclid(86_400));
-    // Days to civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs % 3600 / 60, secs % 60)
-}
+/// The `rel="next"` URL of a `link` header, Unix seconds as RFC 3339 UTC, URLs without their
+/// query and clipped upstream messages: the shared OAuth client's (`plugins/oauth2-core`).
+pub use portcullis_oauth2_core::api::next_link;
+pub use portcullis_oauth2_core::time::format as utc;
+use portcullis_oauth2_core::{clip, redacted};
 
 #[cfg(test)]
 mod tests {

@@ -19,12 +19,13 @@ pub mod claims;
 pub mod discovery;
 pub mod exchange;
 pub mod login;
-pub mod random;
 pub mod token;
 pub mod userinfo;
 
 pub use discovery::{Overrides, Provider};
 pub use login::{Pending, authorization_url, handle_callback};
+/// Randomness and PKCE S256, shared with the OAuth 2.0 connectors.
+pub use portcullis_oauth2_core::random;
 pub use token::{ConnectorData, TokenResponse};
 
 /// How this broker authenticates to the provider's token endpoint.
