@@ -6,6 +6,7 @@ pub mod flow;
 pub mod github_fake;
 pub mod google_fake;
 pub mod logs;
+pub mod saml_idp;
 pub mod slapd;
 pub mod tls;
 

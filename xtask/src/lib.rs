@@ -12,6 +12,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-oidc", "oidc"),
     ("portcullis-google", "google"),
     ("portcullis-ldap", "ldap"),
+    ("portcullis-saml", "saml"),
 ];
 
 /// Sandbox fixtures, built for the tests only and never shipped.

@@ -19,6 +19,7 @@ mod oidc;
 mod register;
 mod reload;
 mod replicas;
+mod saml;
 mod sandbox;
 mod security;
 mod serving;

@@ -151,23 +151,27 @@ impl SigningKey {
         let mut jws = URL_SAFE_NO_PAD.encode(Value::Object(header).to_string());
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(Value::Object(claims).to_string(), &mut jws);
-        let rng = SystemRandom::new();
-        let signature = match &self.pair {
-            Pair::Rs256(pair) => {
-                let mut sig = vec![0; pair.public().modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &rng, jws.as_bytes(), &mut sig)
-                    .map_err(|_| HostError::Failed("RSA signing failed".into()))?;
-                sig
-            }
-            Pair::Es256(pair) => pair
-                .sign(&rng, jws.as_bytes())
-                .map_err(|_| HostError::Failed("ECDSA signing failed".into()))?
-                .as_ref()
-                .to_vec(),
-        };
+        let signature = self.sign(jws.as_bytes())?;
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut jws);
         Ok(jws)
+    }
+
+    /// The signature of `message`: RSASSA-PKCS1-v1_5 SHA-256, or ECDSA P-256 SHA-256 (r‖s).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, HostError> {
+        let rng = SystemRandom::new();
+        match &self.pair {
+            Pair::Rs256(pair) => {
+                let mut sig = vec![0; pair.public().modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|_| HostError::Failed("RSA signing failed".into()))?;
+                Ok(sig)
+            }
+            Pair::Es256(pair) => pair
+                .sign(&rng, message)
+                .map(|sig| sig.as_ref().to_vec())
+                .map_err(|_| HostError::Failed("ECDSA signing failed".into())),
+        }
     }
 
     fn info(&self) -> KeyInfo {

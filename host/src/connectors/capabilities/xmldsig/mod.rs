@@ -306,5 +306,20 @@ fn check_signature(
     Err(failed("the signature was not made by a trusted certificate's key"))
 }
 
+/// The exclusive canonical form of the element of `document` whose ID is `id` (the document
+/// element when `None`), without its direct `ds:Signature` child: what an enveloped signature's
+/// digest covers. For test IdPs that sign what this module verifies; `None` if there is no such
+/// element or the document is not XML.
+#[doc(hidden)]
+pub fn canonical(document: &str, id: Option<&str>) -> Option<String> {
+    let doc = Document::parse(document).ok()?;
+    let element = match id {
+        None => doc.root_element(),
+        Some(id) => doc.descendants().find(|n| n.is_element() && id_of(*n) == Some(id))?,
+    };
+    let signature = element.children().find(|c| c.is_element() && c.has_tag_name((DSIG, "Signature")));
+    Some(c14n::canonicalize(element, signature.map(|s| s.id()), &[]))
+}
+
 #[cfg(test)]
 mod tests;
