@@ -24,6 +24,7 @@ pub const ENTITY_ID: &str = "https://idp.test/saml";
 /// A signing identity: an RSA key and its self-signed certificate.
 pub struct SamlIdp {
     key: SigningKey,
+    private_key_pem: String,
     /// The certificate, PEM.
     pub certificate_pem: String,
     /// The certificate's DER, base64 (as `KeyInfo` carries it).
@@ -82,9 +83,30 @@ impl SamlIdp {
         let cert = params.self_signed(&key_pair).expect("self-signed certificate");
         Self {
             key: SigningKey::parse(pem.as_bytes()).expect("the key signs"),
+            private_key_pem: pem.clone(),
             certificate_pem: cert.pem(),
             certificate_b64: STANDARD.encode(cert.der()),
         }
+    }
+
+    /// The private key, PKCS#8 PEM (for a test that plays the SP's key file).
+    pub fn private_key_pem(&self) -> &str {
+        &self.private_key_pem
+    }
+
+    /// Verifies the enveloped signature of `document`'s root with this identity's certificate,
+    /// as an IdP checks a signed AuthnRequest; the signed element's ID.
+    pub fn verify_root(&self, document: &str) -> Result<String, String> {
+        use portcullis::connectors::bindings::v0_3::portcullis::connector::xmldsig::{Target, VerifyRequest};
+        let request = VerifyRequest {
+            document: document.into(),
+            target: Target::Root,
+            certificates: vec![self.certificate_pem.clone()],
+            algorithms: Vec::new(),
+        };
+        portcullis::connectors::capabilities::xmldsig::verify(&request, &mut || Ok(()))
+            .map(|v| v.id)
+            .map_err(|e| format!("{e:?}"))
     }
 
     /// `caData` for this IdP: its certificate, base64 PEM.

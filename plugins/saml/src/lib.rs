@@ -11,6 +11,7 @@ mod time;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use portcullis_connector_sdk::signing;
 use portcullis_connector_sdk::xmldsig::{self, Target, VerifyRequest};
 use portcullis_connector_sdk::{
     CallbackRequest, Connector, ConnectorError, HostError, Identity, LoginRedirect, Metadata, Scopes, config, data,
@@ -19,6 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use response::{ASSERTION, Asserted, Expected, PROTOCOL};
 
+/// The config key naming the AuthnRequest signing key file (granted to `type: saml`).
+const SIGNING_KEY: &str = "authnRequestSigningKey";
 const DEFAULT_NAME_ID_FORMAT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
 /// The short forms Dex accepts for `nameIDPolicyFormat`.
 const NAME_ID_FORMATS: &[&str] = &[
@@ -59,6 +62,9 @@ struct Config {
     sso_issuer: Option<String>,
     #[serde(rename = "nameIDPolicyFormat")]
     name_id_policy_format: Option<String>,
+    /// Ours, not Dex's: a PEM private key file (read by the broker, never by this plugin) that
+    /// signs the AuthnRequest, for IdPs that require signed requests.
+    authn_request_signing_key: Option<String>,
 }
 
 impl Config {
@@ -85,6 +91,9 @@ impl Config {
             return Err(ConnectorError::Config(
                 "caData (or ca, a file) is required: the IdP's signing certificate, PEM (base64 in caData)".into(),
             ));
+        }
+        if self.authn_request_signing_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+            return Err(ConnectorError::Config("authnRequestSigningKey must be the path of a PEM private key".into()));
         }
         if self.groups_delim.as_deref() == Some("") {
             return Err(ConnectorError::Config("groupsDelim must not be empty".into()));
@@ -262,7 +271,11 @@ impl Connector for Saml {
     ) -> Result<LoginRedirect, ConnectorError> {
         // An xs:ID starts with a letter or `_`; the broker's state need not.
         let id = format!("_{state}");
-        let xml = authn_request(config, &id, config.acs_url(callback_url), time::now())?;
+        let mut xml = authn_request(config, &id, config.acs_url(callback_url), time::now())?;
+        if config.authn_request_signing_key.is_some() {
+            // The broker signs with the key file; the key never enters this plugin.
+            xml = signing::sign_xml(SIGNING_KEY, &xml, &id).map_err(ConnectorError::from)?;
+        }
         Ok(LoginRedirect::new(config.sso_url.clone())
             .state_data(id.into_bytes())
             .post_form(vec![("SAMLRequest".into(), STANDARD.encode(xml)), ("RelayState".into(), state.into())]))

@@ -203,3 +203,23 @@ async fn insecure_skip_signature_validation_is_refused() {
     .expect_err("refused");
     assert!(format!("{errors:?}").contains("insecureSkipSignatureValidation is refused"), "{errors:?}");
 }
+
+#[tokio::test]
+async fn the_authn_request_is_signed_by_the_broker_when_a_key_is_configured() {
+    let idp = SamlIdp::new().await;
+    // The SP's key and the certificate the IdP would hold for it.
+    let sp = SamlIdp::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("sp-key.pem");
+    std::fs::write(&key_file, sp.private_key_pem()).unwrap();
+    let b = broker(&idp, &format!("    authnRequestSigningKey: \"{}\"\n", key_file.display())).await;
+    let web = browser();
+    let (page, _) = flow::authorize(&b, &web, "saml", "openid email").await;
+    let html = page.text().await.unwrap();
+    let request = hidden(&html, "SAMLRequest").unwrap();
+    let xml = String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &request).unwrap())
+        .unwrap();
+    assert!(xml.contains("<ds:Signature") && !xml.contains("PRIVATE KEY"), "{xml}");
+    let verified = sp.verify_root(&xml).expect("the IdP verifies the request with the SP's certificate");
+    assert_eq!(verified, saml_idp::request_id(&request));
+}

@@ -29,7 +29,7 @@ use crate::connectors::bindings::current::signing::{self as wit, Host, KeyInfo};
 
 /// The config key each shipped type's documentation names as a key file, granted without a
 /// `signingKeys` line (as `implied.rs` grants documented hosts).
-const DOCUMENTED: &[(&str, &str)] = &[("google", "serviceAccountFilePath")];
+const DOCUMENTED: &[(&str, &str)] = &[("google", "serviceAccountFilePath"), ("saml", "authnRequestSigningKey")];
 
 /// Largest key file read (a service-account JSON is about 2.3 KiB).
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
@@ -267,6 +267,21 @@ impl Host for SigningCtxView<'_> {
     async fn sign_jwt(&mut self, key: String, claims: String) -> wasmtime::Result<Result<String, HostError>> {
         Ok(self.key(&key).and_then(|k| k.sign_jwt(&claims)))
     }
+
+    async fn sign_xml(
+        &mut self,
+        key: String,
+        document: String,
+        id: String,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        Ok(self.key(&key).and_then(|k| {
+            let algorithm = match k.pair {
+                Pair::Rs256(_) => super::xmldsig::RSA_SHA256,
+                Pair::Es256(_) => super::xmldsig::ECDSA_SHA256,
+            };
+            super::xmldsig::sign_enveloped(&document, &id, algorithm, &|m| k.sign(m))
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -365,6 +380,7 @@ mod tests {
     #[test]
     fn only_granted_keys_are_read_and_others_are_denied() {
         assert_eq!(granted(Some("google"), None), ["serviceAccountFilePath"]);
+        assert_eq!(granted(Some("saml"), None), ["authnRequestSigningKey"]);
         assert!(granted(Some("github"), None).is_empty());
         assert!(granted(Some("google"), Some(&[])).is_empty());
         assert_eq!(granted(None, Some(&["keyFile".to_string()])), ["keyFile"]);
