@@ -13,7 +13,7 @@ wasmtime::component::bindgen!({
 });
 
 use self::portcullis::connector as old;
-use super::current as new;
+use super::v0_3::portcullis::connector as new;
 
 use self::portcullis::connector::types as wit;
 

@@ -312,12 +312,7 @@ pub type Signer<'a> = dyn Fn(&[u8]) -> Result<Vec<u8>, HostError> + 'a;
 /// `document` with an enveloped signature of its element whose ID is `id`: exclusive C14N,
 /// SHA-256, `algorithm` (a SignatureMethod URI) made by `sign`; inserted after the element's
 /// `Issuer` child, or as its first child. The pure part of `signing.sign-xml`.
-pub fn sign_enveloped(
-    document: &str,
-    id: &str,
-    algorithm: &str,
-    sign: &Signer<'_>,
-) -> Result<String, HostError> {
+pub fn sign_enveloped(document: &str, id: &str, algorithm: &str, sign: &Signer<'_>) -> Result<String, HostError> {
     if document.len() > MAX_DOCUMENT_BYTES {
         return Err(HostError::TooLarge(format!("the document is more than the {MAX_DOCUMENT_BYTES} bytes accepted")));
     }

@@ -134,30 +134,23 @@ fn each_certificate_tried_is_charged() {
     assert!(matches!(err, HostError::LimitExceeded(_)));
 }
 
+/// A throwaway test key and its self-signed certificate (openssl, valid for a century).
+const SP_KEY: &str = include_str!("testdata/sp-key.pem");
+const SP_CERT: &str = include_str!("testdata/sp-cert.pem");
+
 #[test]
 fn what_sign_enveloped_signs_verifies() {
-    let stored = crate::keys::generate::key(crate::config::SigningAlgorithm::Rs256).unwrap();
-    let key = crate::connectors::signing::SigningKey::parse(stored.private_pem.as_bytes()).unwrap();
-    let request = "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_q1\" Version=\"2.0\">\
+    let key = crate::connectors::signing::SigningKey::parse(SP_KEY.as_bytes()).unwrap();
+    let sign = |m: &[u8]| key.sign(m);
+    let authn = "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_q1\" Version=\"2.0\">\
         <saml:Issuer xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\">https://sp.example</saml:Issuer>\
         <samlp:NameIDPolicy AllowCreate=\"true\"/></samlp:AuthnRequest>";
-    let signed = sign_enveloped(request, "_q1", RSA_SHA256, &|m| key.sign(m)).unwrap();
+    let signed = sign_enveloped(authn, "_q1", RSA_SHA256, &sign).unwrap();
     let issuer_end = signed.find("</saml:Issuer>").unwrap();
     assert!(signed[issuer_end..].starts_with("</saml:Issuer><ds:Signature"), "{signed}");
-    // What an IdP checks: the digest of the element without its signature, and the signature
-    // over the canonical SignedInfo with the SP's public key.
-    let doc = Document::parse(&signed).unwrap();
-    let info = doc.descendants().find(|n| n.has_tag_name((DSIG, "SignedInfo"))).unwrap();
-    let value = doc.descendants().find(|n| n.has_tag_name((DSIG, "SignatureValue"))).unwrap();
-    let b64 =
-        |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(v.as_str().unwrap()).unwrap();
-    let public = ring::signature::RsaPublicKeyComponents { n: b64(&stored.jwk["n"]), e: b64(&stored.jwk["e"]) };
-    let message = c14n::canonicalize(info, None, &[]);
-    public
-        .verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, message.as_bytes(), &base64_of(value, "v").unwrap())
-        .unwrap();
-    let digest = ring::digest::digest(&ring::digest::SHA256, canonical(&signed, Some("_q1")).unwrap().as_bytes());
-    assert!(signed.contains(&STANDARD.encode(digest.as_ref())), "the digest of the unsigned element");
-    assert!(matches!(sign_enveloped(&signed, "_q1", RSA_SHA256, &|m| key.sign(m)), Err(HostError::Invalid(_))));
-    assert!(matches!(sign_enveloped(request, "_nope", RSA_SHA256, &|m| key.sign(m)), Err(HostError::Invalid(_))));
+    // What an IdP checks, with the SP's certificate.
+    let verified = verify(&request(&signed, Target::Root, vec![SP_CERT.into()]), &mut || Ok(())).unwrap();
+    assert_eq!(verified.id, "_q1");
+    assert!(matches!(sign_enveloped(&signed, "_q1", RSA_SHA256, &sign), Err(HostError::Invalid(_))), "already signed");
+    assert!(matches!(sign_enveloped(authn, "_nope", RSA_SHA256, &sign), Err(HostError::Invalid(_))));
 }
