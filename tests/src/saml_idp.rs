@@ -3,8 +3,9 @@
 //! its certificate in `KeyInfo`), with a throwaway RSA key and an rcgen self-signed certificate,
 //! and it emits the attack fixtures of `shared/upstreams-more.md` §11.10 built from a valid
 //! response: wrapping, a comment inside NameID, an unsigned assertion added to a signed
-//! response, another key's signature, expired assertions. It is a set of functions, not a
-//! server: the SP never calls an IdP, the browser carries everything (the tests play it).
+//! response, another key's signature, expired assertions. Mostly a set of functions (the SP
+//! never calls an IdP: the browser carries everything, and most tests play the browser), plus
+//! [`SamlIdp::serve`], the IdP's SSO endpoint for a real browser.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -234,4 +235,44 @@ pub fn request_id(saml_request: &str) -> String {
     let xml = String::from_utf8(STANDARD.decode(saml_request).expect("base64")).expect("UTF-8");
     let start = xml.find(" ID=\"").expect("an ID") + 5;
     xml[start..].split('"').next().expect("quoted").to_string()
+}
+
+impl SamlIdp {
+    /// Serves the IdP's SSO endpoint on `127.0.0.1`, named `http://localhost:PORT/sso` so that a
+    /// browser takes it for another site than a broker on `127.0.0.1`: a POSTed AuthnRequest is
+    /// answered at once (the user "signs in") with an auto-submitting form POSTing a signed
+    /// response for `name_id` and `attributes` to the request's ACS URL, cross-site.
+    pub async fn serve(self: Arc<Self>, name_id: &str, attributes: Vec<(String, Vec<String>)>) -> String {
+        use axum::extract::{Form, State};
+        use axum::response::Html;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://localhost:{}/sso", listener.local_addr().expect("addr").port());
+        let user = (name_id.to_string(), attributes);
+        let sso = move |State(idp): State<Arc<SamlIdp>>, Form(form): Form<Vec<(String, String)>>| {
+            let (name_id, attributes) = user.clone();
+            async move {
+                let field = |n: &str| form.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap_or_default();
+                let request = field("SAMLRequest");
+                let xml = String::from_utf8(STANDARD.decode(&request).expect("base64")).expect("UTF-8");
+                let acs_start = xml.find("AssertionConsumerServiceURL=\"").expect("an ACS URL") + 29;
+                let acs_url = xml[acs_start..].split('"').next().expect("quoted").to_string();
+                let login =
+                    Login { request_id: request_id(&request), acs_url: acs_url.clone(), name_id, attributes, shift: 0 };
+                let response = encode(&idp.signed_assertion(&login));
+                Html(format!(
+                    "<!DOCTYPE html><html lang=\"en\"><head><title>IdP</title></head><body>\
+                     <form method=\"post\" action=\"{}\"><input type=\"hidden\" name=\"SAMLResponse\" value=\"{response}\">\
+                     <input type=\"hidden\" name=\"RelayState\" value=\"{}\"></form>\
+                     <script>document.forms[0].submit();</script></body></html>",
+                    xml_escape(&acs_url),
+                    xml_escape(&field("RelayState")),
+                ))
+            }
+        };
+        let router = axum::Router::new().route("/sso", axum::routing::post(sso)).with_state(self);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        url
+    }
 }
