@@ -176,6 +176,12 @@ async fn a_new_key_file_is_a_change_the_reload_sees() {
         ),
     );
     let config = portcullis_tests::config_from_yaml(&yaml);
+    // `check-config` says which key file the connector may sign with, and why.
+    let report = portcullis::connectors::hosts_report(config.connectors.iter().map(|c| &c.spec));
+    let line =
+        format!("and may sign with the key in {} (config.serviceAccountFilePath, documented key", key_file.display());
+    assert!(report.contains(&line), "{report}");
+    assert!(report.contains("https://admin.googleapis.com"), "{report}");
     let before = portcullis::generation::Sources::read(&config).await;
     assert!(before.root_cas.contains_key(&key_file), "{before:?}");
     assert_eq!(portcullis::generation::Sources::read(&config).await, before, "same bytes, no change");
