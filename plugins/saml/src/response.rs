@@ -221,3 +221,91 @@ fn assertion(a: Node<'_, '_>, expected: &Expected<'_>) -> Result<Asserted, Conne
     }
     Ok(Asserted { name_id, attributes })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Assertion of `shared/upstreams-more.md` §11.7 as the host returns it verified (its
+    /// signature removed): ID `_a1`, for request `a5p3kq2v7xw6r4t9m8n1c0b2d3`.
+    const ASSERTION_XML: &str = include_str!("testdata/assertion.xml");
+    const REQUEST: &str = "a5p3kq2v7xw6r4t9m8n1c0b2d3";
+    const ACS: &str = "https://sso.example/callback";
+
+    fn expected(now: &str) -> Expected<'static> {
+        Expected {
+            request_id: REQUEST,
+            acs_url: ACS,
+            audience: ACS,
+            idp_issuer: Some("https://idp.example/saml"),
+            now: crate::time::parse(now).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_vector_maps_as_dex_maps_it() {
+        let got = signed_assertion(ASSERTION_XML, &expected("2026-08-06T10:00:10Z")).unwrap();
+        assert_eq!(got.name_id, "u-4711");
+        assert_eq!(got.attributes["email"], ["jane@example.org"]);
+        assert_eq!(got.attributes["name"], ["Jane Doe"]);
+        assert_eq!(got.attributes["groups"], ["eng", "ops"]);
+    }
+
+    /// Each row: a change to the verified assertion (or the clock) and the refusal it must give.
+    #[test]
+    fn rows() {
+        let at = "2026-08-06T10:00:10Z";
+        for (from, to, now, wanted) in [
+            ("", "", "2026-08-06T10:06:00Z", "has expired (SubjectConfirmationData NotOnOrAfter)"),
+            ("", "", "2026-08-06T09:58:00Z", "not valid yet (Conditions NotBefore)"),
+            (REQUEST, "another-request", at, "does not answer this login's request"),
+            ("Recipient=\"https://sso.example/callback\"", "Recipient=\"https://evil.example/acs\"", at, "Recipient"),
+            (
+                "<saml:Audience>https://sso.example/callback",
+                "<saml:Audience>https://other.example",
+                at,
+                "not for this service provider",
+            ),
+            ("cm:bearer", "cm:holder-of-key", at, "no bearer SubjectConfirmation"),
+            ("NotOnOrAfter=\"2026-08-06T10:05:05Z\" Recipient", "Recipient", at, "has no NotOnOrAfter"),
+            ("2026-08-06T10:05:05Z\" Recipient", "2026-08-06T10:05:05+00:00\" Recipient", at, "is not a UTC time"),
+            ("https://idp.example/saml</saml:Issuer>", "https://evil.example</saml:Issuer>", at, "is not ssoIssuer"),
+            (">u-4711<", "><", at, "has no NameID"),
+            ("saml:AuthnStatement", "saml:OtherStatement", at, "has no AuthnStatement"),
+            ("AttributeStatement>", "Statement>", at, "has no AttributeStatement"),
+        ] {
+            let xml = ASSERTION_XML.replace(from, to);
+            assert!(from.is_empty() || xml != ASSERTION_XML, "{from} is not in the vector");
+            let err = signed_assertion(&xml, &expected(now)).unwrap_err();
+            assert!(err.message().contains(wanted), "{from} -> {to} at {now}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn a_signed_response_is_checked_before_its_assertion() {
+        let response = |attrs: &str, status: &str| {
+            format!(
+                "<samlp:Response xmlns:samlp=\"{PROTOCOL}\" ID=\"_r1\" {attrs}><saml:Issuer xmlns:saml=\"{ASSERTION}\">\
+                 https://idp.example/saml</saml:Issuer><samlp:Status><samlp:StatusCode Value=\"{status}\">\
+                 <samlp:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:AuthnFailed\"></samlp:StatusCode>\
+                 </samlp:StatusCode><samlp:StatusMessage>bad password</samlp:StatusMessage></samlp:Status>{ASSERTION_XML}</samlp:Response>"
+            )
+        };
+        let ok = format!("InResponseTo=\"{REQUEST}\" Destination=\"{ACS}\"");
+        let at = expected("2026-08-06T10:00:10Z");
+        assert_eq!(signed_response(&response(&ok, SUCCESS), &at).unwrap().name_id, "u-4711");
+        let other = response(&ok, SUCCESS).replacen("https://idp.example/saml", "https://evil.example", 1);
+        assert!(signed_response(&other, &at).unwrap_err().message().contains("response's Issuer"));
+        let err = signed_response(&response(&ok, "urn:oasis:names:tc:SAML:2.0:status:Requester"), &at).unwrap_err();
+        assert!(
+            matches!(&err, ConnectorError::Denied(m) if m == "the identity provider answered Requester/AuthnFailed: bad password"),
+            "{err:?}"
+        );
+        let err = signed_response(&response("InResponseTo=\"x\"", SUCCESS), &at).unwrap_err();
+        assert!(err.message().contains("InResponseTo"), "{err:?}");
+        let wrong = format!("InResponseTo=\"{REQUEST}\" Destination=\"https://evil.example\"");
+        assert!(signed_response(&response(&wrong, SUCCESS), &at).unwrap_err().message().contains("Destination"));
+        let two = response(&ok, SUCCESS).replace("</samlp:Response>", &format!("{ASSERTION_XML}</samlp:Response>"));
+        assert!(signed_response(&two, &at).unwrap_err().message().contains("more than one assertion"));
+    }
+}
