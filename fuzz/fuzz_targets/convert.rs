@@ -70,7 +70,7 @@ fn run(u: &mut Unstructured<'_>) -> arbitrary::Result<()> {
     .into();
     assert!(metadata.password_prompt.as_deref().is_none_or(is_safe), "{metadata:?}");
     let _: portcullis::connectors::LoginRedirect =
-        new::LoginRedirect { url: u.arbitrary()?, state_data: u.arbitrary()? }.into();
+        new::LoginRedirect { url: u.arbitrary()?, state_data: u.arbitrary()?, post_form: u.arbitrary()? }.into();
     Ok(())
 }
 

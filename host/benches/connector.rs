@@ -156,7 +156,11 @@ mod native {
         if config.mode != Mode::Callback {
             return Err("login-url is not available in mode \"password\"".into());
         }
-        Ok(LoginRedirect { url: with_query(callback_url, "state", state), state_data: Some(b"mock-login".to_vec()) })
+        Ok(LoginRedirect {
+            url: with_query(callback_url, "state", state),
+            state_data: Some(b"mock-login".to_vec()),
+            post_form: None,
+        })
     }
 }
 

@@ -52,15 +52,17 @@ impl Live {
 }
 
 /// The bytes a generation was built from: the config file's text, every plugin file the
-/// config names, and the CA files connectors' `rootCAs` name. Two equal `Sources` build the
-/// same generation.
+/// config names, the CA files connectors' `rootCAs` name and the files the broker read for a
+/// connector (`ConnectorEntry::files`: ldap's `rootCA`, saml's `ca`, signing keys). Two equal
+/// `Sources` build the same generation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sources {
     /// sha256 of the config file's bytes.
     pub config_sha256: String,
     /// Each plugin file the config names, with the sha256 of its bytes (`None`: unreadable).
     pub plugins: BTreeMap<PathBuf, Option<String>>,
-    /// Each CA file a connector's `rootCAs` names, with the sha256 of its bytes.
+    /// Each CA file a connector's `rootCAs` names, and each file in a connector's `files`, with
+    /// the sha256 of its bytes.
     pub root_cas: BTreeMap<PathBuf, Option<String>>,
     /// The admin API's change counter the stored objects were read at (`Store::api_version`).
     pub stored_version: i64,

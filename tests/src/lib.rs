@@ -17,6 +17,7 @@ pub mod microsoft_fake;
 pub mod oauth_fake;
 pub mod oauth_generic_fake;
 pub mod openshift_fake;
+pub mod saml_idp;
 pub mod slapd;
 pub mod tls;
 

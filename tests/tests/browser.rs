@@ -1,7 +1,8 @@
 //! A person logs in through a real browser: headless Chromium, driven over WebDriver, opens the
 //! example app, clicks Login, picks "Log in with Email", fills the form by its labels, approves
 //! and sees the claims; logs a device in (RFC 8628: the code page, the approval page naming the
-//! code); logs out, and does it again at a phone's width. Every page is checked
+//! code); logs out, and does it again at a phone's width. A SAML login too: the IdP's form
+//! POSTs cross-site to the broker's callback, which relays it to carry the login cookie. Every page is checked
 //! for basic accessibility (`<html lang>`, one `<h1>`, labelled inputs, a visible keyboard focus
 //! style, no horizontal scroll, submit buttons on screen) and kept as a screenshot in
 //! `target/test-artifacts/browser/`.
@@ -516,5 +517,61 @@ async fn a_person_logs_in_with_a_password_in_chromium_on_a_laptop_and_a_phone() 
         assert!(problems.contains(expected), "the audit missed {expected:?} on a spoiled page; it found:\n{problems}");
     }
 
+    person.browser.close().await.expect("close the browser");
+}
+
+/// SAML's HTTP-POST binding in a real browser: the broker's page POSTs the AuthnRequest to the
+/// fake IdP on another site (`localhost` against the broker's `127.0.0.1`), whose page POSTs
+/// the signed response back cross-site, so Chromium leaves the `SameSite=Lax` login cookie
+/// behind; the broker relays the POST through its own origin and the login reaches approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_login_posts_back_cross_site_and_completes_in_chromium() {
+    use portcullis_tests::saml_idp::{ENTITY_ID, SamlIdp};
+    let profile = tempfile::tempdir().expect("profile dir");
+    let driver = Chromedriver::start();
+    let idp = std::sync::Arc::new(SamlIdp::new().await);
+    let ca = idp.ca_data();
+    let attributes = vec![
+        ("email".to_string(), vec!["jane@example.org".to_string()]),
+        ("name".to_string(), vec!["Jane Doe".to_string()]),
+    ];
+    let sso = idp.serve("u-4711", attributes).await;
+    let plugins =
+        format!("plugins:\n  dir: \"{}\"\n", portcullis_tests::plugin("saml").parent().expect("dir").display());
+    let block = format!(
+        "- type: saml\n  id: saml\n  name: Corporate SSO\n  config:\n    ssoURL: {sso}\n    usernameAttr: name\n    \
+         emailAttr: email\n    caData: {ca}\n    ssoIssuer: {ENTITY_ID}\n"
+    );
+    let broker = TestBroker::builder().connectors(&block).extra(&plugins).start().await;
+    let (_, challenge) = portcullis_tests::pkce();
+    let auth = url::Url::parse_with_params(
+        &broker.url("/auth"),
+        &[
+            ("client_id", portcullis_tests::flow::CLIENT),
+            ("redirect_uri", portcullis_tests::flow::CALLBACK),
+            ("response_type", "code"),
+            ("scope", "openid email"),
+            ("state", "s-1"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+            ("connector_id", "saml"),
+        ],
+    )
+    .expect("auth URL");
+    let browser = open_browser(&driver, profile.path()).await;
+    let mut person = Person { browser, device: "desktop", width: DESKTOP.0, dir: artifacts_dir(), step: 0 };
+    person.browser.goto(auth.as_str()).await.expect("open the authorization URL");
+    person.wait_for(Locator::XPath("//h1[starts-with(text(), 'Grant access')]")).await;
+    person.page("saml-approval").await;
+    person.button("Grant access").await.click().await.expect("click");
+    let deadline = std::time::Instant::now() + WAIT;
+    let back = loop {
+        let url = person.browser.current_url().await.expect("url").to_string();
+        if url.starts_with(portcullis_tests::flow::CALLBACK) || std::time::Instant::now() > deadline {
+            break url;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(back.starts_with(portcullis_tests::flow::CALLBACK) && back.contains("code="), "back to the client: {back}");
     person.browser.close().await.expect("close the browser");
 }

@@ -22,6 +22,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-bitbucket-cloud", "bitbucket-cloud"),
     ("portcullis-openshift", "openshift"),
     ("portcullis-linkedin", "linkedin"),
+    ("portcullis-saml", "saml"),
 ];
 
 /// Sandbox fixtures, built for the tests only and never shipped.

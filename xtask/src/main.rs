@@ -227,6 +227,7 @@ const GUEST_UNIT_TESTS: &[&str] = &[
     "portcullis-bitbucket-cloud",
     "portcullis-openshift",
     "portcullis-linkedin",
+    "portcullis-saml",
 ];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).

@@ -1237,20 +1237,26 @@ pub(super) fn connectors(
         }
         // Dex's ldap `rootCA` is a file: the broker reads it (plugins have no filesystem) and
         // hands the plugin its `rootCAData`; a reload sees the file change (`files`).
+        // Dex's saml `ca` likewise (the IdP's signing certificate), into `caData`.
         let mut files = Vec::new();
-        if cc.kind.as_deref() == Some("ldap")
-            && let Some(serde_json::Value::String(path)) = config.get("rootCA").cloned()
+        let pem_file = match cc.kind.as_deref() {
+            Some("ldap") => Some(("rootCA", "rootCAData", "the CA's PEM file")),
+            Some("saml") => Some(("ca", "caData", "the IdP's signing certificate (PEM)")),
+            _ => None,
+        };
+        if let Some((key, data_key, what)) = pem_file
+            && let Some(serde_json::Value::String(path)) = config.get(key).cloned()
         {
             use base64::Engine as _;
-            if config.contains_key("rootCAData") {
-                return Err(format!("{at}.config: rootCA and rootCAData both give the CA; keep one"));
+            if config.contains_key(data_key) {
+                return Err(format!("{at}.config: {key} and {data_key} both give the certificate; keep one"));
             }
             let file = base.join(&path);
             let pem = std::fs::read(&file).map_err(|e| {
-                format!("{at}.config.rootCA: cannot read {} ({e}); give the path of the CA's PEM file", file.display())
+                format!("{at}.config.{key}: cannot read {} ({e}); give the path of {what}", file.display())
             })?;
-            config.remove("rootCA");
-            config.insert("rootCAData".into(), base64::engine::general_purpose::STANDARD.encode(pem).into());
+            config.remove(key);
+            config.insert(data_key.into(), base64::engine::general_purpose::STANDARD.encode(pem).into());
             files.push(file);
         }
         // Signing keys (the `signing` import): the host reads each granted key file, the plugin

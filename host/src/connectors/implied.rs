@@ -14,7 +14,8 @@
 //!   name a server to reach** ([`NOT_TARGETS`]): `redirectURI` is the broker's own callback,
 //!   `issuerAlias` is a name to compare with, `scopes`, `acrValues`, `claimMapping`,
 //!   `claimModifications`, `userIDKey` and `userNameKey` hold names that often look like URLs (`https://www.googleapis.com/auth/...`, Auth0's
-//!   namespaced claims), `entityIssuer` is the broker's own SAML name;
+//!   namespaced claims), `entityIssuer` is the broker's own SAML name, `ssoURL` is where the
+//!   browser (never the plugin) posts a SAML request;
 //! - **the documented fixed hosts of a shipped type** when its config names no other upstream:
 //!   `github` without `hostName` (github.com, api.github.com), `google` without `issuer` (what
 //!   the google connector calls: accounts.google.com for discovery and the browser,
@@ -49,6 +50,7 @@ pub const NOT_TARGETS: &[&str] = &[
     "userIDKey",
     "userNameKey",
     "entityIssuer",
+    "ssoURL",
 ];
 
 /// What the google connector calls when no `issuer` overrides Google.

@@ -82,6 +82,7 @@ pub fn hosts_report<'a>(specs: impl IntoIterator<Item = &'a ConnectorSpec>) -> S
         let source = if spec.allowed_hosts.is_some() { "allowedHosts" } else { "implied, no allowedHosts" };
         if grants.is_empty() {
             out.push_str(&format!("connector {:?} may reach no host ({source})\n", spec.id.as_str()));
+            signing_report(spec, &mut out);
             continue;
         }
         out.push_str(&format!("connector {:?} may reach ({source}):\n", spec.id.as_str()));
@@ -89,8 +90,19 @@ pub fn hosts_report<'a>(specs: impl IntoIterator<Item = &'a ConnectorSpec>) -> S
         for g in grants {
             out.push_str(&format!("  {:width$}  {}\n", g.entry, g.reason));
         }
+        signing_report(spec, &mut out);
     }
     out
+}
+
+/// The key files `spec` may sign with (`signing`), and why, for `hosts_report`.
+fn signing_report(spec: &ConnectorSpec, out: &mut String) {
+    let why = if spec.signing_keys.is_some() { "signingKeys" } else { "documented key of its type" };
+    for key in signing::granted(spec.kind.as_deref(), spec.signing_keys.as_deref()) {
+        if let Some(path) = spec.config.get(&key).and_then(serde_json::Value::as_str) {
+            out.push_str(&format!("  and may sign with the key in {path} (config.{key}, {why})\n"));
+        }
+    }
 }
 
 /// The live connectors, by id.

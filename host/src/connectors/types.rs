@@ -68,6 +68,9 @@ pub struct Metadata {
 pub struct LoginRedirect {
     pub url: String,
     pub state_data: Option<Vec<u8>>,
+    /// POST these fields to `url` from an auto-submitting page instead of redirecting (SAML's
+    /// HTTP-POST binding; contract 0.3.0 and later).
+    pub post_form: Option<Vec<(String, String)>>,
 }
 
 /// The upstream's redirect back to the broker's callback URL.

@@ -15,7 +15,7 @@ use super::authorize::ReqQuery;
 use super::client_ip::Peer;
 use super::error::WebError;
 use super::flow::{LOCAL, Proof, check_csrf, complete_login, load_request};
-use super::{AppState, ClientIp, issuer, pages, prefix, proxy_auth};
+use super::{AppState, ClientIp, cookies, issuer, pages, prefix, proxy_auth};
 use crate::clock::{now, secs};
 use crate::connectors::{CallbackRequest, ConnectorKind, Identity, Scopes};
 use crate::generation::Live;
@@ -146,6 +146,10 @@ pub async fn start(
     request.connector_generation = Some(live.generation);
     request.connector_state = redirect.state_data;
     match broker.store.update_auth_request(&request, version, now()).await {
+        // SAML's HTTP-POST binding: the browser POSTs the connector's fields upstream.
+        Ok(true) if redirect.post_form.is_some() => {
+            Ok(super::autopost::page(Some(&redirect.url), &redirect.post_form.unwrap_or_default(), false))
+        }
         Ok(true) => Ok(Redirect::to(&redirect.url).into_response()),
         _ => Err(WebError::login_changed(&live, "This login changed while starting.")),
     }
@@ -361,10 +365,20 @@ async fn callback(
     connector: Option<String>,
     method: Method,
     query: Vec<(String, String)>,
-    form: Vec<(String, String)>,
+    mut form: Vec<(String, String)>,
 ) -> Result<Response, WebError> {
     let live = broker.generations.current();
-    let state = query.iter().chain(form.iter()).find(|(k, _)| k == "state").map(|(_, v)| v.clone());
+    // A cross-site POST (SAML's HTTP-POST binding) brings no SameSite=Lax login cookie: relay it
+    // once through a same-origin page, which comes back with the cookie (web/autopost.rs).
+    let relayed = form.iter().any(|(k, _)| k == super::autopost::RELAYED);
+    if method == Method::POST && !relayed && cookies::get(&headers, cookies::LOGIN).is_none() {
+        form.push((super::autopost::RELAYED.into(), "1".into()));
+        return Ok(super::autopost::page(None, &form, true));
+    }
+    form.retain(|(k, _)| k != super::autopost::RELAYED);
+    // OAuth's `state`, or SAML's `RelayState` (the broker's `state` too).
+    let state =
+        query.iter().chain(form.iter()).find(|(k, _)| k == "state" || k == "RelayState").map(|(_, v)| v.clone());
     let state = state.ok_or_else(|| WebError::callback(&live, "The identity provider's answer has no state."))?;
     let (request, version) = load_request(&broker, &live, &headers, &state).await?;
     let connector = connector
@@ -372,6 +386,10 @@ async fn callback(
         .ok_or_else(|| WebError::callback(&live, "This login never went to an identity provider."))?;
     if request.connector_id.as_deref() != Some(connector.as_str()) {
         return Err(WebError::callback(&live, "This answer is for a different login method."));
+    }
+    // One answer per login: a replayed callback (a SAML response posted again) changes nothing.
+    if request.identity.is_some() {
+        return Err(WebError::callback(&live, "This login has already been answered by the identity provider."));
     }
     // A connector removed by a reload fails its in-flight logins cleanly; one still configured
     // finishes on the version the login began with.

@@ -2,6 +2,7 @@
 //! live in `oidc`; this layer does the I/O around them.
 
 mod authorize;
+mod autopost;
 pub mod client_ip;
 mod cookies;
 mod device;

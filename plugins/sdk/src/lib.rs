@@ -177,7 +177,7 @@ pub mod jose {
 /// and never sees it. The broker signs only with the keys the operator granted (`signingKeys`,
 /// or a shipped type's documented key).
 pub mod signing {
-    pub use crate::bindings::portcullis::connector::signing::{KeyInfo, describe_key, sign_jwt};
+    pub use crate::bindings::portcullis::connector::signing::{KeyInfo, describe_key, sign_jwt, sign_xml};
 }
 
 /// XML signature verification done by the host (contract 0.3.0), for SAML: the connector gets

@@ -168,12 +168,22 @@ pub struct LoginRedirect {
     pub url: String,
     /// Opaque bytes the broker keeps with the login and returns in the callback request.
     pub state_data: Option<Vec<u8>>,
+    /// Fields the browser POSTs to `url` (an auto-submitted form) instead of a redirect, as
+    /// SAML's HTTP-POST binding sends `SAMLRequest` and `RelayState` (contract 0.3.0).
+    pub post_form: Option<Vec<(String, String)>>,
 }
 
 impl LoginRedirect {
     /// A redirect to `url`, keeping nothing for the callback.
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), state_data: None }
+        Self { url: url.into(), state_data: None, post_form: None }
+    }
+
+    /// The browser POSTs `fields` to `url` from an auto-submitting page instead of being
+    /// redirected there (SAML's HTTP-POST binding).
+    pub fn post_form(mut self, fields: Vec<(String, String)>) -> Self {
+        self.post_form = Some(fields);
+        self
     }
 
     /// Keeps `data` for the callback (a PKCE verifier, a nonce).
@@ -185,6 +195,6 @@ impl LoginRedirect {
 
 impl From<LoginRedirect> for wit::LoginRedirect {
     fn from(r: LoginRedirect) -> Self {
-        Self { url: r.url, state_data: r.state_data }
+        Self { url: r.url, state_data: r.state_data, post_form: r.post_form }
     }
 }

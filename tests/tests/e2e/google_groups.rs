@@ -158,3 +158,34 @@ async fn an_admin_google_refuses_is_an_upstream_error() {
     assert_eq!(back.status(), StatusCode::BAD_GATEWAY);
     assert!(back.text().await.unwrap().contains("could not be reached or answered unexpectedly"));
 }
+
+/// The key file is one of the files a generation is built from: a new key is a new generation
+/// (the reload watcher compares these digests), the same bytes are none.
+#[tokio::test]
+async fn a_new_key_file_is_a_change_the_reload_sees() {
+    let fake = GoogleFake::start(user("sam@acme.test")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("sa.json");
+    std::fs::write(&key_file, fake.service_account()).unwrap();
+    let yaml = portcullis_tests::base_config(
+        "http://127.0.0.1:5556/dex",
+        &format!(
+            "- type: google\n  id: google\n  name: Google\n  config:\n    clientID: a\n    clientSecret: s\n    \
+             serviceAccountFilePath: \"{}\"\n    adminEmail: root@acme.test\n",
+            key_file.display()
+        ),
+    );
+    let config = portcullis_tests::config_from_yaml(&yaml);
+    // `check-config` says which key file the connector may sign with, and why.
+    let report = portcullis::connectors::hosts_report(config.connectors.iter().map(|c| &c.spec));
+    let line =
+        format!("and may sign with the key in {} (config.serviceAccountFilePath, documented key", key_file.display());
+    assert!(report.contains(&line), "{report}");
+    assert!(report.contains("https://admin.googleapis.com"), "{report}");
+    let before = portcullis::generation::Sources::read(&config).await;
+    assert!(before.root_cas.contains_key(&key_file), "{before:?}");
+    assert_eq!(portcullis::generation::Sources::read(&config).await, before, "same bytes, no change");
+    let other = GoogleFake::start(user("sam@acme.test")).await;
+    std::fs::write(&key_file, other.service_account()).unwrap();
+    assert_ne!(portcullis::generation::Sources::read(&config).await, before, "a new key");
+}

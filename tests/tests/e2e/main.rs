@@ -29,6 +29,7 @@ mod openshift;
 mod register;
 mod reload;
 mod replicas;
+mod saml;
 mod sandbox;
 mod security;
 mod serving;

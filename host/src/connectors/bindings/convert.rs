@@ -53,12 +53,6 @@ macro_rules! broker_conversions {
             }
         }
 
-        impl From<wit::LoginRedirect> for broker::LoginRedirect {
-            fn from(r: wit::LoginRedirect) -> Self {
-                Self { url: r.url, state_data: r.state_data }
-            }
-        }
-
         impl From<broker::CallbackRequest> for wit::CallbackRequest {
             fn from(r: broker::CallbackRequest) -> Self {
                 Self {

@@ -31,4 +31,11 @@ impl From<wit::Metadata> for broker::Metadata {
     }
 }
 
+/// Before 0.3 a login always starts with a redirect.
+impl From<wit::LoginRedirect> for broker::LoginRedirect {
+    fn from(r: wit::LoginRedirect) -> Self {
+        Self { url: r.url, state_data: r.state_data, post_form: None }
+    }
+}
+
 super::convert::import_conversions!();

@@ -18,6 +18,13 @@ use super::v0_3::portcullis::connector as new;
 use self::portcullis::connector::types as wit;
 
 super::convert::broker_conversions!();
+/// Before 0.3 a login always starts with a redirect.
+impl From<wit::LoginRedirect> for broker::LoginRedirect {
+    fn from(r: wit::LoginRedirect) -> Self {
+        Self { url: r.url, state_data: r.state_data, post_form: None }
+    }
+}
+
 super::convert::import_conversions!();
 
 impl From<wit::Metadata> for broker::Metadata {

@@ -26,6 +26,12 @@ impl From<wit::Metadata> for broker::Metadata {
     }
 }
 
+impl From<wit::LoginRedirect> for broker::LoginRedirect {
+    fn from(r: wit::LoginRedirect) -> Self {
+        Self { url: r.url, state_data: r.state_data, post_form: r.post_form }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ pub(crate) mod log;
 pub mod signing;
 pub(crate) mod stderr;
 pub mod trust;
-pub(crate) mod xmldsig;
+pub mod xmldsig;
 
 use std::sync::Arc;
 

@@ -29,7 +29,7 @@ use crate::connectors::bindings::current::signing::{self as wit, Host, KeyInfo};
 
 /// The config key each shipped type's documentation names as a key file, granted without a
 /// `signingKeys` line (as `implied.rs` grants documented hosts).
-const DOCUMENTED: &[(&str, &str)] = &[("google", "serviceAccountFilePath")];
+const DOCUMENTED: &[(&str, &str)] = &[("google", "serviceAccountFilePath"), ("saml", "authnRequestSigningKey")];
 
 /// Largest key file read (a service-account JSON is about 2.3 KiB).
 const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
@@ -151,23 +151,27 @@ impl SigningKey {
         let mut jws = URL_SAFE_NO_PAD.encode(Value::Object(header).to_string());
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(Value::Object(claims).to_string(), &mut jws);
-        let rng = SystemRandom::new();
-        let signature = match &self.pair {
-            Pair::Rs256(pair) => {
-                let mut sig = vec![0; pair.public().modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &rng, jws.as_bytes(), &mut sig)
-                    .map_err(|_| HostError::Failed("RSA signing failed".into()))?;
-                sig
-            }
-            Pair::Es256(pair) => pair
-                .sign(&rng, jws.as_bytes())
-                .map_err(|_| HostError::Failed("ECDSA signing failed".into()))?
-                .as_ref()
-                .to_vec(),
-        };
+        let signature = self.sign(jws.as_bytes())?;
         jws.push('.');
         URL_SAFE_NO_PAD.encode_string(&signature, &mut jws);
         Ok(jws)
+    }
+
+    /// The signature of `message`: RSASSA-PKCS1-v1_5 SHA-256, or ECDSA P-256 SHA-256 (r‖s).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, HostError> {
+        let rng = SystemRandom::new();
+        match &self.pair {
+            Pair::Rs256(pair) => {
+                let mut sig = vec![0; pair.public().modulus_len()];
+                pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
+                    .map_err(|_| HostError::Failed("RSA signing failed".into()))?;
+                Ok(sig)
+            }
+            Pair::Es256(pair) => pair
+                .sign(&rng, message)
+                .map(|sig| sig.as_ref().to_vec())
+                .map_err(|_| HostError::Failed("ECDSA signing failed".into())),
+        }
     }
 
     fn info(&self) -> KeyInfo {
@@ -262,6 +266,21 @@ impl Host for SigningCtxView<'_> {
 
     async fn sign_jwt(&mut self, key: String, claims: String) -> wasmtime::Result<Result<String, HostError>> {
         Ok(self.key(&key).and_then(|k| k.sign_jwt(&claims)))
+    }
+
+    async fn sign_xml(
+        &mut self,
+        key: String,
+        document: String,
+        id: String,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        Ok(self.key(&key).and_then(|k| {
+            let algorithm = match k.pair {
+                Pair::Rs256(_) => super::xmldsig::RSA_SHA256,
+                Pair::Es256(_) => super::xmldsig::ECDSA_SHA256,
+            };
+            super::xmldsig::sign_enveloped(&document, &id, algorithm, &|m| k.sign(m))
+        }))
     }
 }
 
@@ -361,6 +380,7 @@ mod tests {
     #[test]
     fn only_granted_keys_are_read_and_others_are_denied() {
         assert_eq!(granted(Some("google"), None), ["serviceAccountFilePath"]);
+        assert_eq!(granted(Some("saml"), None), ["authnRequestSigningKey"]);
         assert!(granted(Some("github"), None).is_empty());
         assert!(granted(Some("google"), Some(&[])).is_empty());
         assert_eq!(granted(None, Some(&["keyFile".to_string()])), ["keyFile"]);

@@ -133,3 +133,24 @@ fn each_certificate_tried_is_charged() {
     let err = verify(&both, &mut || Err(HostError::LimitExceeded("spent".into()))).unwrap_err();
     assert!(matches!(err, HostError::LimitExceeded(_)));
 }
+
+/// A throwaway test key and its self-signed certificate (openssl, valid for a century).
+const SP_KEY: &str = include_str!("testdata/sp-key.pem");
+const SP_CERT: &str = include_str!("testdata/sp-cert.pem");
+
+#[test]
+fn what_sign_enveloped_signs_verifies() {
+    let key = crate::connectors::signing::SigningKey::parse(SP_KEY.as_bytes()).unwrap();
+    let sign = |m: &[u8]| key.sign(m);
+    let authn = "<samlp:AuthnRequest xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\" ID=\"_q1\" Version=\"2.0\">\
+        <saml:Issuer xmlns:saml=\"urn:oasis:names:tc:SAML:2.0:assertion\">https://sp.example</saml:Issuer>\
+        <samlp:NameIDPolicy AllowCreate=\"true\"/></samlp:AuthnRequest>";
+    let signed = sign_enveloped(authn, "_q1", RSA_SHA256, &sign).unwrap();
+    let issuer_end = signed.find("</saml:Issuer>").unwrap();
+    assert!(signed[issuer_end..].starts_with("</saml:Issuer><ds:Signature"), "{signed}");
+    // What an IdP checks, with the SP's certificate.
+    let verified = verify(&request(&signed, Target::Root, vec![SP_CERT.into()]), &mut || Ok(())).unwrap();
+    assert_eq!(verified.id, "_q1");
+    assert!(matches!(sign_enveloped(&signed, "_q1", RSA_SHA256, &sign), Err(HostError::Invalid(_))), "already signed");
+    assert!(matches!(sign_enveloped(authn, "_nope", RSA_SHA256, &sign), Err(HostError::Invalid(_))));
+}
