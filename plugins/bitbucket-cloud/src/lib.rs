@@ -236,13 +236,7 @@ impl Connector for BitbucketCloud {
         let token_url = config.token_url();
         let (stored, _) = stored.renew(&client(config, &token_url))?;
         let id = identity(config, Scopes { offline_access: true, ..scopes }, &stored)?;
-        if id.user_id != previous.user_id {
-            return Err(ConnectorError::Denied(format!(
-                "the stored Bitbucket token now belongs to user {} instead of {}",
-                id.user_id, previous.user_id
-            )));
-        }
-        Ok(id)
+        portcullis_oauth2_core::flow::same_user("Bitbucket", &previous, id)
     }
 }
 

@@ -179,13 +179,7 @@ impl Connector for Gitea {
         let token_url = format!("{}/login/oauth/access_token", config.base());
         let (stored, _) = stored.renew(&client(config, &token_url))?;
         let id = identity(config, Scopes { offline_access: true, ..scopes }, &stored)?;
-        if id.user_id != previous.user_id {
-            return Err(ConnectorError::Denied(format!(
-                "the stored Gitea token now belongs to user {} instead of {}",
-                id.user_id, previous.user_id
-            )));
-        }
-        Ok(id)
+        portcullis_oauth2_core::flow::same_user("Gitea", &previous, id)
     }
 }
 

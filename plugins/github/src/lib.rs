@@ -124,13 +124,7 @@ impl Connector for GitHub {
             .ok_or_else(|| ConnectorError::Denied("no GitHub access token is stored for this login".into()))?;
         let scopes = Scopes { offline_access: true, ..scopes };
         let id = identity(config, scopes, &data.access_token)?;
-        if id.user_id != previous.user_id {
-            return Err(ConnectorError::Denied(format!(
-                "the stored GitHub token now belongs to user {} instead of {}",
-                id.user_id, previous.user_id
-            )));
-        }
-        Ok(id)
+        portcullis_oauth2_core::flow::same_user("GitHub", &previous, id)
     }
 }
 

@@ -165,13 +165,7 @@ impl Connector for GitLab {
         let token_url = format!("{}/oauth/token", config.base());
         let (stored, _) = stored.renew(&client(config, &token_url))?;
         let id = identity(config, Scopes { offline_access: true, ..scopes }, &stored)?;
-        if id.user_id != previous.user_id {
-            return Err(ConnectorError::Denied(format!(
-                "the stored GitLab token now belongs to user {} instead of {}",
-                id.user_id, previous.user_id
-            )));
-        }
-        Ok(id)
+        portcullis_oauth2_core::flow::same_user("GitLab", &previous, id)
     }
 
     /// Token exchange (RFC 8693), as Dex's GitLab connector takes it: a GitLab access token,

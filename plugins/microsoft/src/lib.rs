@@ -180,13 +180,7 @@ impl Connector for Microsoft {
         let token_url = config.token_url();
         let (stored, _) = stored.renew(&client(config, &token_url))?;
         let id = identity(config, Scopes { offline_access: true, ..scopes }, &stored)?;
-        if id.user_id != previous.user_id {
-            return Err(ConnectorError::Denied(format!(
-                "the stored Microsoft token now belongs to user {} instead of {}",
-                id.user_id, previous.user_id
-            )));
-        }
-        Ok(id)
+        portcullis_oauth2_core::flow::same_user("Microsoft", &previous, id)
     }
 }
 

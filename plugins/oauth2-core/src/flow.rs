@@ -2,7 +2,7 @@
 //! broker's `state`, the scopes, and a PKCE S256 challenge when the upstream takes one) and the
 //! callback it comes back with, turned into the code and the verifier kept for it.
 
-use portcullis_connector_sdk::{CallbackRequest, ConnectorError, LoginRedirect, data, url};
+use portcullis_connector_sdk::{CallbackRequest, ConnectorError, Identity, LoginRedirect, data, url};
 use serde::{Deserialize, Serialize};
 
 use crate::random;
@@ -72,6 +72,18 @@ pub fn callback<'a>(req: &'a CallbackRequest, upstream: &str) -> Result<Callback
         .ok_or_else(|| ConnectorError::BadRequest(format!("{upstream}'s answer has no code")))?;
     let pending: Pending = data::decode(req.state_data.as_deref()).unwrap_or_default();
     Ok(Callback { code, verifier: pending.verifier })
+}
+
+/// A refresh's identity, if the stored token still speaks for the user it was issued to (an
+/// upstream that reassigned the token's account must not log someone else in).
+pub fn same_user(upstream: &str, previous: &Identity, refreshed: Identity) -> Result<Identity, ConnectorError> {
+    if refreshed.user_id != previous.user_id {
+        return Err(ConnectorError::Denied(format!(
+            "the stored {upstream} token now belongs to user {} instead of {}",
+            refreshed.user_id, previous.user_id
+        )));
+    }
+    Ok(refreshed)
 }
 
 /// The scopes to ask upstream: the configured ones, or `defaults` when none are configured.

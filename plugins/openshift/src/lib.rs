@@ -185,13 +185,7 @@ impl Connector for OpenShift {
             stored.renew(&client(config, &server.token_endpoint))?.0
         };
         let id = identity(config, Scopes { offline_access: true, ..scopes }, &stored)?;
-        if id.user_id != previous.user_id {
-            return Err(ConnectorError::Denied(format!(
-                "the stored OpenShift token now belongs to user {} instead of {}",
-                id.user_id, previous.user_id
-            )));
-        }
-        Ok(id)
+        portcullis_oauth2_core::flow::same_user("OpenShift", &previous, id)
     }
 }
 
