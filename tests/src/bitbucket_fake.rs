@@ -77,21 +77,18 @@ impl FakeBitbucket {
         let oauth = OAuth::new(CLIENT_ID, CLIENT_SECRET, shape);
         let o = oauth.clone();
         let inner = Inner { user, mode: ApiMode::Normal, page_len: page_len.max(1), api_requests: Vec::new() };
-        let slot: Arc<Mutex<Option<Arc<Shared>>>> = Arc::new(Mutex::new(None));
-        let out = slot.clone();
-        let (base, server) = oauth_fake::serve(move |base| {
+        let (base, shared, server) = oauth_fake::serve_with(move |base| {
             let shared = Arc::new(Shared { base: base.into(), oauth: o.clone(), inner: Mutex::new(inner) });
-            *out.lock().unwrap() = Some(shared.clone());
-            Router::new()
+            let router = Router::new()
                 .route("/2.0/user", get(user_handler))
                 .route("/2.0/user/emails", get(emails))
                 .route("/2.0/user/workspaces", get(workspaces))
                 .route("/2.0/user/workspaces/{slug}/permission", get(permission))
-                .with_state(shared)
-                .merge(o.router("/site/oauth2/authorize", "/site/oauth2/access_token"))
+                .with_state(shared.clone())
+                .merge(o.router("/site/oauth2/authorize", "/site/oauth2/access_token"));
+            (router, shared)
         })
         .await;
-        let shared = slot.lock().unwrap().take().expect("shared");
         Self { base, oauth, shared, server }
     }
 

@@ -97,8 +97,6 @@ impl FakeCrowd {
     /// Starts the fake with `users` and the group hierarchy `parents` (`(group, parent)`: every
     /// member of `group` is a nested member of `parent`).
     pub async fn start(users: Vec<FakeCrowdUser>, parents: &[(&str, &str)]) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake crowd");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (group, parent) in parents {
             map.entry(group.to_string()).or_default().push(parent.to_string());
@@ -110,14 +108,12 @@ impl FakeCrowd {
             requests: Vec::new(),
             sessions: Vec::new(),
         }));
-        let app = Router::new()
+        let router = Router::new()
             .route(&format!("{ROOT}/session"), post(session))
             .route(&format!("{ROOT}/user"), get(user))
             .route(&format!("{ROOT}/user/group/nested"), get(nested_groups))
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (base, server) = crate::oauth_fake::serve(move |_| router).await;
         Self { base, shared, server }
     }
 

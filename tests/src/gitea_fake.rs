@@ -67,19 +67,16 @@ impl FakeGitea {
         let oauth = OAuth::new(CLIENT_ID, CLIENT_SECRET, shape);
         let o = oauth.clone();
         let inner = Inner { user, fail: None, max_items: max_items.max(1), api_requests: Vec::new() };
-        let slot: Arc<Mutex<Option<Arc<Shared>>>> = Arc::new(Mutex::new(None));
-        let out = slot.clone();
-        let (base, server) = oauth_fake::serve(move |base| {
+        let (base, shared, server) = oauth_fake::serve_with(move |base| {
             let shared = Arc::new(Shared { base: base.into(), oauth: o.clone(), inner: Mutex::new(inner) });
-            *out.lock().unwrap() = Some(shared.clone());
-            Router::new()
+            let router = Router::new()
                 .route("/api/v1/user", get(user_handler))
                 .route("/api/v1/user/teams", get(teams))
-                .with_state(shared)
-                .merge(o.router("/login/oauth/authorize", "/login/oauth/access_token"))
+                .with_state(shared.clone())
+                .merge(o.router("/login/oauth/authorize", "/login/oauth/access_token"));
+            (router, shared)
         })
         .await;
-        let shared = slot.lock().unwrap().take().expect("shared");
         Self { base, oauth, shared, server }
     }
 

@@ -98,33 +98,32 @@ impl FakeGitHub {
     /// Starts the fake with `user` as the approving user and lists paginated `page_size` items
     /// per page (GitHub's `per_page` is honoured up to that).
     pub async fn start(user: FakeUser, page_size: usize) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake github");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let shared = Arc::new(Shared {
-            base: base.clone(),
-            inner: Mutex::new(Inner {
-                user,
-                mode: ApiMode::Normal,
-                expire_codes: false,
-                page_size: page_size.max(1),
-                codes: HashMap::new(),
-                tokens: HashMap::new(),
-                authorize_requests: Vec::new(),
-                api_requests: Vec::new(),
-                issued: Vec::new(),
-            }),
-        });
-        let app = Router::new()
-            .route("/login/oauth/authorize", get(authorize))
-            .route("/login/oauth/access_token", post(access_token))
-            .route("/api/v3/user", get(get_user))
-            .route("/api/v3/user/emails", get(emails))
-            .route("/api/v3/user/orgs", get(orgs))
-            .route("/api/v3/user/teams", get(teams))
-            .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (base, shared, server) = crate::oauth_fake::serve_with(move |base| {
+            let shared = Arc::new(Shared {
+                base: base.into(),
+                inner: Mutex::new(Inner {
+                    user,
+                    mode: ApiMode::Normal,
+                    expire_codes: false,
+                    page_size: page_size.max(1),
+                    codes: HashMap::new(),
+                    tokens: HashMap::new(),
+                    authorize_requests: Vec::new(),
+                    api_requests: Vec::new(),
+                    issued: Vec::new(),
+                }),
+            });
+            let app = Router::new()
+                .route("/login/oauth/authorize", get(authorize))
+                .route("/login/oauth/access_token", post(access_token))
+                .route("/api/v3/user", get(get_user))
+                .route("/api/v3/user/emails", get(emails))
+                .route("/api/v3/user/orgs", get(orgs))
+                .route("/api/v3/user/teams", get(teams))
+                .with_state(shared.clone());
+            (app, shared)
+        })
+        .await;
         Self { base, shared, server }
     }
 

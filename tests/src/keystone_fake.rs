@@ -88,8 +88,6 @@ impl Drop for FakeKeystone {
 impl FakeKeystone {
     /// Starts the fake with `users` (plus the admin account).
     pub async fn start(users: Vec<FakeKeystoneUser>) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake keystone");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
         let mut all = users;
         all.push(FakeKeystoneUser::new(ADMIN_ID, ADMIN_NAME, ADMIN_PASSWORD));
         let shared = Arc::new(Mutex::new(Inner {
@@ -99,14 +97,12 @@ impl FakeKeystone {
             requests: Vec::new(),
             auth_bodies: Vec::new(),
         }));
-        let app = Router::new()
+        let router = Router::new()
             .route("/v3/auth/tokens", post(authenticate))
             .route("/v3/users/{id}", get(user))
             .route("/v3/users/{id}/groups", get(groups))
             .with_state(shared.clone());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let (base, server) = crate::oauth_fake::serve(move |_| router).await;
         Self { base, shared, server }
     }
 

@@ -101,20 +101,17 @@ impl FakeMicrosoft {
         let oauth = OAuth::new(CLIENT_ID, CLIENT_SECRET, shape);
         let inner = Inner { user, mode: ApiMode::Normal, page_size: page_size.max(1), graph_requests: Vec::new() };
         let o = oauth.clone();
-        let shared_slot: Arc<Mutex<Option<Arc<Shared>>>> = Arc::new(Mutex::new(None));
-        let slot = shared_slot.clone();
-        let (base, server) = oauth_fake::serve(move |base| {
+        let (base, shared, server) = oauth_fake::serve_with(move |base| {
             let shared = Arc::new(Shared { base: base.to_string(), oauth: o.clone(), inner: Mutex::new(inner) });
-            *slot.lock().unwrap() = Some(shared.clone());
-            Router::new()
+            let router = Router::new()
                 .route("/v1.0/me", get(me))
                 .route("/v1.0/me/getMemberGroups", post(member_groups))
                 .route("/v1.0/directoryObjects/getByIds", post(by_ids))
-                .with_state(shared)
-                .merge(o.router(&format!("/{TENANT}/oauth2/v2.0/authorize"), &format!("/{TENANT}/oauth2/v2.0/token")))
+                .with_state(shared.clone())
+                .merge(o.router(&format!("/{TENANT}/oauth2/v2.0/authorize"), &format!("/{TENANT}/oauth2/v2.0/token")));
+            (router, shared)
         })
         .await;
-        let shared = shared_slot.lock().unwrap().take().expect("shared state");
         Self { base, oauth, shared, server }
     }
 

@@ -346,13 +346,20 @@ async fn token_handler(
 
 /// Binds `127.0.0.1:0` and serves what `app` builds for the bound base URL.
 pub async fn serve(app: impl FnOnce(&str) -> Router) -> (String, tokio::task::JoinHandle<()>) {
+    let (base, (), server) = serve_with(|base| (app(base), ())).await;
+    (base, server)
+}
+
+/// As [`serve`], for a fake whose state needs its own base URL: `app` builds the router and the
+/// state the fake keeps (usually the `Arc` the router was given), returned beside the base.
+pub async fn serve_with<T>(app: impl FnOnce(&str) -> (Router, T)) -> (String, T, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind fake upstream");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let router = app(&base);
+    let (router, state) = app(&base);
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });
-    (base, server)
+    (base, state, server)
 }
 
 /// A broker whose connectors are `block(issuer)` (Dex-form YAML list items, `type:` naming a

@@ -71,23 +71,20 @@ impl FakeOpenShift {
         let shape = TokenShape { expires_in: Some(86_400), refresh_tokens: false, ..TokenShape::default() };
         let oauth = OAuth::new(CLIENT_ID, CLIENT_SECRET, shape);
         let o = oauth.clone();
-        let slot: Arc<Mutex<Option<Arc<Shared>>>> = Arc::new(Mutex::new(None));
-        let out = slot.clone();
-        let (base, server) = oauth_fake::serve(move |base| {
+        let (base, shared, server) = oauth_fake::serve_with(move |base| {
             let shared = Arc::new(Shared {
                 base: base.into(),
                 oauth: o.clone(),
                 inner: Mutex::new(Inner { user, mode: Mode::Normal }),
             });
-            *out.lock().unwrap() = Some(shared.clone());
-            Router::new()
+            let router = Router::new()
                 .route("/.well-known/oauth-authorization-server", get(discovery))
                 .route("/apis/user.openshift.io/v1/users/~", get(user_handler))
-                .with_state(shared)
-                .merge(o.router("/oauth/authorize", "/oauth/token"))
+                .with_state(shared.clone())
+                .merge(o.router("/oauth/authorize", "/oauth/token"));
+            (router, shared)
         })
         .await;
-        let shared = slot.lock().unwrap().take().expect("shared");
         Self { base, oauth, shared, server }
     }
 

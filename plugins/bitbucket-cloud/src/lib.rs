@@ -14,7 +14,7 @@ use portcullis_connector_sdk::{
     CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes, config, log, url,
 };
 use portcullis_oauth2_core::flow::{self, Authorize};
-use portcullis_oauth2_core::{Api, AuthStyle, Client, Stored, claims, refuse_unsupported, time};
+use portcullis_oauth2_core::{Api, AuthStyle, Client, Stored, claims, refuse_unsupported};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -223,20 +223,19 @@ impl Connector for BitbucketCloud {
     }
 
     fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
-        let callback = flow::callback(&req, UPSTREAM)?;
         let token_url = config.token_url();
-        let token = client(config, &token_url).exchange_code(callback.code, None, None)?;
-        let id = identity(config, scopes, &Stored::from_token(&token, None, time::now()))?;
-        log::info(&format!("Bitbucket user {} logged in", id.username));
-        Ok(id)
+        flow::login_with_code(&req, &client(config, &token_url), None, |stored| identity(config, scopes, stored))
     }
 
     fn refresh(config: &Config, scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
-        let stored = Stored::decode(previous.connector_data.as_deref(), UPSTREAM)?;
         let token_url = config.token_url();
-        let (stored, _) = stored.renew(&client(config, &token_url))?;
-        let id = identity(config, Scopes { offline_access: true, ..scopes }, &stored)?;
-        portcullis_oauth2_core::flow::same_user("Bitbucket", &previous, id)
+        let scopes = Scopes { offline_access: true, ..scopes };
+        flow::refresh_stored(
+            &previous,
+            UPSTREAM,
+            || Ok(client(config, &token_url)),
+            |stored| identity(config, scopes, stored),
+        )
     }
 }
 

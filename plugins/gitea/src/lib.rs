@@ -15,11 +15,9 @@
 
 mod config;
 
-use portcullis_connector_sdk::{
-    CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes, log,
-};
+use portcullis_connector_sdk::{CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes};
 use portcullis_oauth2_core::flow::{self, Authorize};
-use portcullis_oauth2_core::{Api, AuthStyle, Client, Stored, claims, time};
+use portcullis_oauth2_core::{Api, AuthStyle, Client, Stored, claims};
 use serde::Deserialize;
 
 use config::Config;
@@ -162,24 +160,24 @@ impl Connector for Gitea {
     }
 
     fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
-        let callback = flow::callback(&req, UPSTREAM)?;
         let token_url = format!("{}/login/oauth/access_token", config.base());
-        let token = client(config, &token_url).exchange_code(
-            callback.code,
+        flow::login_with_code(
+            &req,
+            &client(config, &token_url),
             Some(config.redirect_uri(&req.callback_url)),
-            callback.verifier.as_deref(),
-        )?;
-        let id = identity(config, scopes, &Stored::from_token(&token, None, time::now()))?;
-        log::info(&format!("Gitea user {} logged in", id.preferred_username.as_deref().unwrap_or("?")));
-        Ok(id)
+            |stored| identity(config, scopes, stored),
+        )
     }
 
     fn refresh(config: &Config, scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
-        let stored = Stored::decode(previous.connector_data.as_deref(), UPSTREAM)?;
         let token_url = format!("{}/login/oauth/access_token", config.base());
-        let (stored, _) = stored.renew(&client(config, &token_url))?;
-        let id = identity(config, Scopes { offline_access: true, ..scopes }, &stored)?;
-        portcullis_oauth2_core::flow::same_user("Gitea", &previous, id)
+        let scopes = Scopes { offline_access: true, ..scopes };
+        flow::refresh_stored(
+            &previous,
+            UPSTREAM,
+            || Ok(client(config, &token_url)),
+            |stored| identity(config, scopes, stored),
+        )
     }
 }
 

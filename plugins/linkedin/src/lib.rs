@@ -13,10 +13,10 @@
 //! neither Basic nor a challenge is sent.
 
 use portcullis_connector_sdk::{
-    CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes, config, log,
+    CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes, config,
 };
 use portcullis_oauth2_core::flow::{self, Authorize};
-use portcullis_oauth2_core::{Api, AuthStyle, Client, Stored, time};
+use portcullis_oauth2_core::{Api, AuthStyle, Client, Stored};
 use serde::Deserialize;
 
 const UPSTREAM: &str = "LinkedIn";
@@ -150,24 +150,21 @@ impl Connector for LinkedIn {
     }
 
     fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
-        let callback = flow::callback(&req, UPSTREAM)?;
         let token_url = format!("{}/oauth/v2/accessToken", config.web());
-        let token =
-            client(config, &token_url).exchange_code(callback.code, Some(config.redirect(&req.callback_url)), None)?;
-        let id = identity(config, scopes, &Stored::from_token(&token, None, time::now()))?;
-        log::info(&format!("LinkedIn member {} logged in", id.user_id));
-        Ok(id)
+        flow::login_with_code(&req, &client(config, &token_url), Some(config.redirect(&req.callback_url)), |stored| {
+            identity(config, scopes, stored)
+        })
     }
 
     fn refresh(config: &Config, scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
-        let stored = Stored::decode(previous.connector_data.as_deref(), UPSTREAM)?;
         let token_url = format!("{}/oauth/v2/accessToken", config.web());
-        let (stored, _) = stored.renew(&client(config, &token_url))?;
-        let id = identity(config, Scopes { offline_access: true, ..scopes }, &stored)?;
-        if id.user_id != previous.user_id {
-            return Err(ConnectorError::Denied("the stored LinkedIn token now belongs to another member".into()));
-        }
-        Ok(id)
+        let scopes = Scopes { offline_access: true, ..scopes };
+        flow::refresh_stored(
+            &previous,
+            UPSTREAM,
+            || Ok(client(config, &token_url)),
+            |stored| identity(config, scopes, stored),
+        )
     }
 }
 

@@ -2,10 +2,11 @@
 //! broker's `state`, the scopes, and a PKCE S256 challenge when the upstream takes one) and the
 //! callback it comes back with, turned into the code and the verifier kept for it.
 
-use portcullis_connector_sdk::{CallbackRequest, ConnectorError, Identity, LoginRedirect, data, url};
+use portcullis_connector_sdk::{CallbackRequest, ConnectorError, Identity, LoginRedirect, data, log, url};
 use serde::{Deserialize, Serialize};
 
-use crate::random;
+use crate::token::{Client, Stored};
+use crate::{random, time};
 
 /// What `login-url` keeps in the login's `state-data` for the callback.
 #[derive(Serialize, Deserialize, Default)]
@@ -72,6 +73,39 @@ pub fn callback<'a>(req: &'a CallbackRequest, upstream: &str) -> Result<Callback
         .ok_or_else(|| ConnectorError::BadRequest(format!("{upstream}'s answer has no code")))?;
     let pending: Pending = data::decode(req.state_data.as_deref()).unwrap_or_default();
     Ok(Callback { code, verifier: pending.verifier })
+}
+
+/// A callback's login as every OAuth-family connector does it: the upstream's answer checked
+/// ([`callback`]), the code exchanged at `client` with `redirect_uri` and the login's PKCE
+/// verifier (if it sent a challenge), the user read with the new token by `identity`, and one
+/// log line naming the user.
+pub fn login_with_code(
+    req: &CallbackRequest,
+    client: &Client<'_>,
+    redirect_uri: Option<&str>,
+    identity: impl FnOnce(&Stored) -> Result<Identity, ConnectorError>,
+) -> Result<Identity, ConnectorError> {
+    let callback = callback(req, client.upstream)?;
+    let token = client.exchange_code(callback.code, redirect_uri, callback.verifier.as_deref())?;
+    let id = identity(&Stored::from_token(&token, None, time::now()))?;
+    let name = id.preferred_username.as_deref().filter(|n| !n.is_empty()).unwrap_or(&id.user_id);
+    log::info(&format!("{} user {name} logged in", client.upstream));
+    Ok(id)
+}
+
+/// A refresh as every OAuth-family connector does it: the stored token of `previous`, renewed
+/// at the client `client` gives when it has expired ([`Stored::renew`]; `client` is not called
+/// while the token is live), the user read again by `identity`, who must be the same user
+/// ([`same_user`]).
+pub fn refresh_stored<'a>(
+    previous: &Identity,
+    upstream: &str,
+    client: impl FnOnce() -> Result<Client<'a>, ConnectorError>,
+    identity: impl FnOnce(&Stored) -> Result<Identity, ConnectorError>,
+) -> Result<Identity, ConnectorError> {
+    let stored = Stored::decode(previous.connector_data.as_deref(), upstream)?;
+    let stored = if stored.valid_at(time::now()) { stored } else { stored.renew(&client()?)?.0 };
+    same_user(upstream, previous, identity(&stored)?)
 }
 
 /// A refresh's identity, if the stored token still speaks for the user it was issued to (an

@@ -11,7 +11,7 @@
 //! a PKCE challenge when the OAuth server lists S256. Nothing secret is logged.
 
 use portcullis_connector_sdk::{
-    CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes, config, http, log,
+    CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes, config, http,
 };
 use portcullis_oauth2_core::flow::{self, Authorize};
 use portcullis_oauth2_core::{Api, AuthStyle, Client, Stored, claims, refuse_unsupported, time};
@@ -164,16 +164,11 @@ impl Connector for OpenShift {
     }
 
     fn handle_callback(config: &Config, scopes: Scopes, req: CallbackRequest) -> Result<Identity, ConnectorError> {
-        let callback = flow::callback(&req, UPSTREAM)?;
         let server = discover(config)?;
-        let token = client(config, &server.token_endpoint).exchange_code(
-            callback.code,
-            Some(config.redirect(&req.callback_url)),
-            callback.verifier.as_deref(),
-        )?;
-        let id = identity(config, scopes, &Stored::from_token(&token, None, time::now()))?;
-        log::info(&format!("OpenShift user {} logged in", id.username));
-        Ok(id)
+        let client = client(config, &server.token_endpoint);
+        flow::login_with_code(&req, &client, Some(config.redirect(&req.callback_url)), |stored| {
+            identity(config, scopes, stored)
+        })
     }
 
     fn refresh(config: &Config, scopes: Scopes, previous: Identity) -> Result<Identity, ConnectorError> {
