@@ -47,6 +47,7 @@ fn spec(plugin: PathBuf) -> ConnectorSpec {
         signing_keys: None,
         limits: LimitsConfig::default(),
         config: serde_json::json!({}),
+        client_cert: None,
     }
 }
 

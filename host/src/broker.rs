@@ -36,16 +36,29 @@ pub fn postgres_url(c: &crate::config::PostgresConfig) -> Secret {
     }
     #[expect(clippy::expect_used, reason = "a constant URL")]
     let mut url = url::Url::parse("postgres://localhost/").expect("static URL parses");
-    let _ = url.set_host(Some(c.host.as_deref().unwrap_or("localhost")));
-    let _ = url.set_port(Some(c.port.unwrap_or(5432)));
+    let host = c.host.as_deref().unwrap_or("localhost");
+    // Dex takes HOST:PORT in `host` when `port` is absent.
+    let (host, port) = match (c.port, host.rsplit_once(':')) {
+        (None, Some((name, port))) if !name.contains(':') && port.parse::<u16>().is_ok() => (name, port.parse().ok()),
+        (port, _) => (host, port),
+    };
+    let _ = url.set_host(Some(host));
+    let _ = url.set_port(Some(port.unwrap_or(5432)));
     let _ = url.set_username(c.user.as_deref().unwrap_or("postgres"));
     if let Some(pw) = &c.password {
         let _ = url.set_password(Some(pw.expose()));
     }
     url.set_path(c.database.as_deref().unwrap_or("portcullis"));
-    if let Some(ssl) = &c.ssl {
-        url.query_pairs_mut().append_pair("sslmode", &ssl.mode);
+    // As Dex: the strictest mode when none is given.
+    let ssl = c.ssl.clone().unwrap_or_default();
+    let mut query = url.query_pairs_mut();
+    query.append_pair("sslmode", ssl.mode.as_deref().unwrap_or("verify-full"));
+    for (key, file) in [("sslrootcert", &ssl.ca_file), ("sslcert", &ssl.cert_file), ("sslkey", &ssl.key_file)] {
+        if let Some(file) = file {
+            query.append_pair(key, file);
+        }
     }
+    drop(query);
     Secret::new(url.to_string())
 }
 
@@ -102,9 +115,14 @@ pub async fn open_storage(config: &Validated) -> anyhow::Result<Arc<dyn Backend>
             )
         }
         StorageConfig::Postgres(p) => Arc::new(
-            crate::storage::sql::SqlBackend::postgres(postgres_url(p).expose())
-                .await
-                .context("storage: cannot open the PostgreSQL database")?,
+            crate::storage::sql::SqlBackend::postgres_with(
+                postgres_url(p).expose(),
+                p.max_open_conns,
+                p.connection_timeout.map(Duration::from_secs),
+                p.conn_max_lifetime.map(Duration::from_secs),
+            )
+            .await
+            .context("storage: cannot open the PostgreSQL database")?,
         ),
         StorageConfig::Mysql(m) => Arc::new(
             crate::storage::sql::SqlBackend::mysql_with(

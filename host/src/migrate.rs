@@ -114,6 +114,8 @@ pub fn dex_storage(dex_config: &Path, kubernetes_dump: Option<&Path>) -> anyhow:
         "postgres" => {
             let c = &doc["storage"]["config"];
             let text = |key: &str| c[key].as_str().map(str::to_string);
+            let dir = dex_config.parent().unwrap_or(Path::new("."));
+            let ssl_file = |key: &str| c["ssl"][key].as_str().map(|f| dir.join(f).to_string_lossy().into_owned());
             let pg = crate::config::PostgresConfig {
                 url: None,
                 host: text("host"),
@@ -121,7 +123,17 @@ pub fn dex_storage(dex_config: &Path, kubernetes_dump: Option<&Path>) -> anyhow:
                 database: text("database"),
                 user: text("user"),
                 password: text("password").map(crate::secret::Secret::new),
-                ssl: c["ssl"]["mode"].as_str().map(|mode| crate::config::PostgresSsl { mode: mode.into() }),
+                connection_timeout: None,
+                max_open_conns: None,
+                conn_max_lifetime: None,
+                max_idle_conns: None,
+                // Dex's TLS keys; files relative to Dex's config.
+                ssl: Some(crate::config::PostgresSsl {
+                    mode: c["ssl"]["mode"].as_str().map(str::to_string),
+                    ca_file: ssl_file("caFile"),
+                    cert_file: ssl_file("certFile"),
+                    key_file: ssl_file("keyFile"),
+                }),
             };
             Ok(DexStorage { database: DexDatabase::Postgres(crate::broker::postgres_url(&pg)), id_tokens })
         }

@@ -63,6 +63,7 @@ pub fn spec(id: &str, plugin: PathBuf, config: serde_json::Value) -> ConnectorSp
         signing_keys: None,
         limits: LimitsConfig::default(),
         config,
+        client_cert: None,
     }
 }
 

@@ -47,6 +47,16 @@ impl TestCa {
         let cert = params.signed_by(&key, &self.issuer).expect("server certificate");
         (cert.pem(), key.serialize_pem())
     }
+
+    /// A client certificate and key (PEM) with common name `name`, for TLS client authentication.
+    pub fn client_cert(&self, name: &str) -> (String, String) {
+        let key = KeyPair::generate().expect("client key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).expect("client certificate");
+        (cert.pem(), key.serialize_pem())
+    }
 }
 
 /// A running slapd; dropping it kills the server and removes its files.
@@ -57,6 +67,8 @@ pub struct Slapd {
     pub ldaps_addr: String,
     /// The CA that signed the server's certificate, PEM.
     pub ca_pem: String,
+    /// That CA, which also signs the client certificates slapd accepts.
+    pub ca: TestCa,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -80,6 +92,16 @@ impl Slapd {
 
     /// slapd serving the entries of `ldif` below `dc=example,dc=org`.
     pub fn with_ldif(ldif: &Path) -> Self {
+        Self::started(ldif, false)
+    }
+
+    /// slapd serving the fixture directory that refuses TLS clients (StartTLS and LDAPS) without
+    /// a certificate signed by [`Slapd::ca`] (`TLSVerifyClient demand`).
+    pub fn demanding_client_certs() -> Self {
+        Self::started(&crate::repo_file("tests/fixtures/ldap/directory.ldif"), true)
+    }
+
+    fn started(ldif: &Path, demand_client_certs: bool) -> Self {
         require(SLAPD);
         require(SLAPADD);
         let dir = tempfile::tempdir().expect("temp dir");
@@ -90,7 +112,10 @@ impl Slapd {
         std::fs::write(path("server.pem"), cert).expect("write certificate");
         std::fs::write(path("server.key"), key).expect("write key");
         std::fs::create_dir(path("db")).expect("db dir");
-        let conf = slapd_conf(dir.path());
+        let mut conf = slapd_conf(dir.path());
+        if demand_client_certs {
+            conf = conf.replace("TLSCertificateKeyFile", "TLSVerifyClient demand\nTLSCertificateKeyFile");
+        }
         std::fs::write(path("slapd.conf"), conf).expect("write slapd.conf");
         let out = Command::new(SLAPADD)
             .arg("-f")
@@ -115,7 +140,8 @@ impl Slapd {
                     return Self {
                         ldap_addr: format!("127.0.0.1:{ldap_port}"),
                         ldaps_addr: format!("127.0.0.1:{ldaps_port}"),
-                        ca_pem: ca.cert_pem,
+                        ca_pem: ca.cert_pem.clone(),
+                        ca,
                         child,
                         dir,
                     };

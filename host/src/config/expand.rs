@@ -10,7 +10,10 @@ pub fn expand(value: &mut Value, path: &str, env: &dyn Fn(&str) -> Option<String
     match value {
         Value::String(text) => {
             *text = expand_str(text, env).map_err(|var| {
-                format!("{path}: environment variable ${var} is not set; set it, or write $$ for a literal $")
+                format!(
+                    "{path}: environment variable ${var} is not set; set it, write $$ for a literal $, or set \
+                     DEX_EXPAND_ENV=false to take every value literally"
+                )
             })?;
         }
         Value::Sequence(items) => {

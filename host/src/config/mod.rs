@@ -60,7 +60,18 @@ impl Config {
         limits::check(text).map_err(fail)?;
         let mut value: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
-        expand::expand(&mut value, "", env).map_err(fail)?;
+        // Dex's `DEX_EXPAND_ENV=false` turns expansion off (a `$` in an LDAP password).
+        let expand_env = validate::dex_flag(
+            env,
+            "DEX_EXPAND_ENV",
+            true,
+            "$VAR in config values is expanded",
+            "every value is taken literally",
+        )
+        .map_err(fail)?;
+        if expand_env {
+            expand::expand(&mut value, "", env).map_err(fail)?;
+        }
         let all = |errors: Vec<String>| match errors.as_slice() {
             [one] => fail(one.clone()),
             all => fail(format!("{} problems:\n  {}", all.len(), all.join("\n  "))),

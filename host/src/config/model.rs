@@ -60,7 +60,7 @@ pub enum StorageConfig {
     /// `config` absent or `{}`, as Dex writes it.
     Memory(Option<MemoryConfig>),
     Sqlite3(SqliteConfig),
-    Postgres(PostgresConfig),
+    Postgres(Box<PostgresConfig>),
     Mysql(Box<MysqlConfig>),
 }
 
@@ -97,14 +97,34 @@ pub struct PostgresConfig {
     pub user: Option<String>,
     #[serde(default)]
     pub password: Option<Secret>,
+    /// Seconds to wait for a connection (Dex: `connectionTimeout`).
+    #[serde(default)]
+    pub connection_timeout: Option<u64>,
+    #[serde(default)]
+    pub max_open_conns: Option<u32>,
+    /// Seconds a connection is kept before it is replaced.
+    #[serde(default)]
+    pub conn_max_lifetime: Option<u64>,
+    /// Dex's key; refused in `validate`, as for mysql.
+    #[serde(default)]
+    pub max_idle_conns: Option<serde_yaml::Value>,
     #[serde(default)]
     pub ssl: Option<PostgresSsl>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `storage.config.ssl` of `type: postgres`, Dex's keys: `mode` (libpq's sslmode;
+/// `verify-full` when absent, as in Dex) and the CA and client certificate files.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PostgresSsl {
-    pub mode: String,
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    #[serde(default)]
+    pub cert_file: Option<String>,
+    #[serde(default)]
+    pub key_file: Option<String>,
 }
 
 /// `storage.config` of `type: mysql` (MySQL or MariaDB), with Dex's keys.

@@ -190,13 +190,11 @@ impl StoredConnector {
     /// not there is an error here (the API refuses it) rather than a connector that fails later.
     pub fn check(&self, config: &Validated) -> Result<ConnectorEntry, String> {
         let at = format!("connector {:?}", self.id);
-        let mut made = connectors(
-            &[self.as_config()?],
-            config.enable_password_db,
-            &config.base_dir,
-            &config.plugin_dirs,
-            &|_| at.clone(),
-        )?;
+        let mut made =
+            connectors(&[self.as_config()?], config.enable_password_db, &config.base_dir, &config.plugin_dirs, &|_| {
+                at.clone()
+            })
+            .map_err(|problems| problems.join("; "))?;
         let entry = made.pop().ok_or_else(|| format!("{at}: not a connector"))?;
         match &entry.missing {
             Some(missing) => Err(missing.clone()),

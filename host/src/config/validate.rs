@@ -230,6 +230,9 @@ impl StaticPassword {
 /// Checks `storage.config` beyond its types: Dex's MySQL keys Portcullis cannot honour are refused
 /// by name; relative TLS files are resolved against the config's directory.
 fn storage(storage: &mut StorageConfig, base: &Path) -> Result<(), String> {
+    if let StorageConfig::Postgres(pg) = storage {
+        return postgres(pg, base);
+    }
     let StorageConfig::Mysql(my) = storage else { return Ok(()) };
     if my.max_idle_conns.is_some() {
         return Err("storage.config.maxIdleConns is not supported: the connection pool closes idle connections \
@@ -258,6 +261,34 @@ fn storage(storage: &mut StorageConfig, base: &Path) -> Result<(), String> {
         for file in [&mut ssl.ca_file, &mut ssl.cert_file, &mut ssl.key_file].into_iter().flatten() {
             *file = base.join(&*file).to_string_lossy().into_owned();
         }
+    }
+    Ok(())
+}
+
+/// Dex's postgres keys beyond their types: `maxIdleConns` refused as for mysql, `ssl.mode` one of
+/// libpq's, client certificate files in pairs, relative files resolved against `base`.
+fn postgres(pg: &mut crate::config::PostgresConfig, base: &Path) -> Result<(), String> {
+    if pg.max_idle_conns.is_some() {
+        return Err("storage.config.maxIdleConns is not supported: the connection pool closes idle connections \
+             itself and has no cap on how many it keeps; remove the key (maxOpenConns caps all connections)"
+            .into());
+    }
+    let Some(ssl) = &mut pg.ssl else { return Ok(()) };
+    if let Some(mode) = &ssl.mode
+        && !matches!(mode.as_str(), "disable" | "allow" | "prefer" | "require" | "verify-ca" | "verify-full")
+    {
+        return Err(format!(
+            "storage.config.ssl.mode: {mode:?}; write verify-full (TLS, certificate and host name verified; the \
+             default, as in Dex), verify-ca, require (TLS, not verified), prefer, allow or disable"
+        ));
+    }
+    if ssl.cert_file.is_some() != ssl.key_file.is_some() {
+        return Err("storage.config.ssl: certFile and keyFile go together (a client certificate and its key); \
+             give both or neither"
+            .into());
+    }
+    for file in [&mut ssl.ca_file, &mut ssl.cert_file, &mut ssl.key_file].into_iter().flatten() {
+        *file = base.join(&*file).to_string_lossy().into_owned();
     }
     Ok(())
 }
@@ -636,8 +667,9 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     let clients = p.take_all(clients(&c.static_clients, env));
     let passwords = p.take(passwords(&c, env));
     let plugins_dirs = plugin_dirs(&c.plugins, base);
-    let connectors =
-        p.take(connectors(&c.connectors, c.enable_password_db, base, &plugins_dirs, &|i| format!("connectors[{i}]")));
+    let connectors = p.take_all(connectors(&c.connectors, c.enable_password_db, base, &plugins_dirs, &|i| {
+        format!("connectors[{i}]")
+    }));
     if let Some(connectors) = &connectors {
         p.take(authproxy_trust(connectors, &c.web));
     }
@@ -974,7 +1006,7 @@ pub const API_CONNECTORS_CRUD: &str = "DEX_API_CONNECTORS_CRUD";
 
 /// A Dex feature flag from the environment, in Go's `strconv.ParseBool` spellings; `yes` and
 /// `no` say what true and false mean here. A value Go cannot read is refused.
-fn dex_flag(
+pub(super) fn dex_flag(
     env: &dyn Fn(&str) -> Option<String>,
     name: &str,
     default: bool,
@@ -1177,127 +1209,181 @@ pub(super) fn connectors(
     base: &Path,
     dirs: &[PathBuf],
     at: &dyn Fn(usize) -> String,
-) -> Result<Vec<ConnectorEntry>, String> {
+) -> Result<Vec<ConnectorEntry>, Vec<String>> {
     let mut ids = BTreeSet::new();
     let mut out = Vec::new();
+    let mut problems = Vec::new();
     for (i, cc) in list.iter().enumerate() {
-        let at = at(i);
-        let valid_id =
-            !cc.id.is_empty() && cc.id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
-        if !valid_id {
+        match connector(cc, enable_password_db, base, dirs, &at(i), &mut ids) {
+            Ok(entry) => out.push(entry),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if problems.is_empty() { Ok(out) } else { Err(problems) }
+}
+
+/// One entry of the connectors list; `ids` are the ids seen before it.
+fn connector(
+    cc: &ConnectorConfig,
+    enable_password_db: bool,
+    base: &Path,
+    dirs: &[PathBuf],
+    at: &str,
+    ids: &mut BTreeSet<String>,
+) -> Result<ConnectorEntry, String> {
+    let at = at.to_string();
+    let valid_id = !cc.id.is_empty() && cc.id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
+    if !valid_id {
+        return Err(format!(
+            "{at}.id: {:?} must be letters, digits, '-' or '_' (it appears in URLs and subjects)",
+            cc.id
+        ));
+    }
+    if cc.id == "local" && enable_password_db {
+        return Err(format!("{at}.id: \"local\" is the password database's id; choose another"));
+    }
+    if !ids.insert(cc.id.clone()) {
+        return Err(format!("{at}.id: {:?} is used twice; connector ids must be unique", cc.id));
+    }
+    // A plugin file that is not there is the connector's failure, not the config's: a start
+    // may go on without that connector (`DEX_CONTINUE_ON_CONNECTOR_FAILURE`).
+    let mut missing = None;
+    let plugin = match (&cc.kind, &cc.plugin) {
+        (Some(_), Some(_)) => return Err(format!("{at}: give type or plugin, not both")),
+        (None, None) => {
             return Err(format!(
-                "{at}.id: {:?} must be letters, digits, '-' or '_' (it appears in URLs and subjects)",
-                cc.id
+                "{at}: give type (a shipped connector such as mock) or plugin (a path to a .wasm file)"
             ));
         }
-        if cc.id == "local" && enable_password_db {
-            return Err(format!("{at}.id: \"local\" is the password database's id; choose another"));
-        }
-        if !ids.insert(cc.id.clone()) {
-            return Err(format!("{at}.id: {:?} is used twice; connector ids must be unique", cc.id));
-        }
-        // A plugin file that is not there is the connector's failure, not the config's: a start
-        // may go on without that connector (`DEX_CONTINUE_ON_CONNECTOR_FAILURE`).
-        let mut missing = None;
-        let plugin = match (&cc.kind, &cc.plugin) {
-            (Some(_), Some(_)) => return Err(format!("{at}: give type or plugin, not both")),
-            (None, None) => {
-                return Err(format!(
-                    "{at}: give type (a shipped connector such as mock) or plugin (a path to a .wasm file)"
-                ));
-            }
-            (None, Some(path)) => base.join(path),
-            (Some(kind), None) => {
-                let file = format!("{}.wasm", shipped_plugin(kind).0);
-                match dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()) {
-                    Some(found) => found,
-                    None => {
-                        let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-                        missing = Some(format!(
-                            "{at}.type: no plugin {file} in {}; run `cargo xtask plugins`, set plugins.dir, or give plugin: <path>",
-                            looked.join(", ")
-                        ));
-                        // Where it would be looked for first: the watcher sees it arrive there.
-                        dirs.first().map_or_else(|| PathBuf::from(&file), |d| d.join(&file))
-                    }
+        (None, Some(path)) => base.join(path),
+        (Some(kind), None) => {
+            let file = format!("{}.wasm", shipped_plugin(kind).0);
+            match dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()) {
+                Some(found) => found,
+                None => {
+                    let looked: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+                    missing = Some(format!(
+                        "{at}.type: no plugin {file} in {}; run `cargo xtask plugins`, set plugins.dir, or give plugin: <path>",
+                        looked.join(", ")
+                    ));
+                    // Where it would be looked for first: the watcher sees it arrive there.
+                    dirs.first().map_or_else(|| PathBuf::from(&file), |d| d.join(&file))
                 }
             }
+        }
+    };
+    if cc.kind.is_none() && !plugin.is_file() {
+        missing = Some(format!(
+            "{at}.plugin: {} does not exist; build or copy the plugin there, or correct the path",
+            plugin.display()
+        ));
+    }
+    // A key that holds only comments (`claimMapping:` with nothing under it) is absent, as in Dex.
+    let mut config: serde_json::Map<String, serde_json::Value> =
+        cc.config.clone().into_iter().filter_map(|(k, v)| Some((k, without_nulls(v)?))).collect();
+    if let Some((_, Some(mode))) = cc.kind.as_deref().map(shipped_plugin) {
+        config.entry("mode").or_insert_with(|| mode.into());
+    }
+    // Dex's ldap `rootCA` is a file: the broker reads it (plugins have no filesystem) and
+    // hands the plugin its `rootCAData`; a reload sees the file change (`files`).
+    // Dex's saml `ca` likewise (the IdP's signing certificate), into `caData`.
+    let mut files = Vec::new();
+    let pem_file = match cc.kind.as_deref() {
+        Some("ldap") => Some(("rootCA", "rootCAData", "the CA's PEM file")),
+        Some("saml") => Some(("ca", "caData", "the IdP's signing certificate (PEM)")),
+        _ => None,
+    };
+    if let Some((key, data_key, what)) = pem_file
+        && let Some(serde_json::Value::String(path)) = config.get(key).cloned()
+    {
+        use base64::Engine as _;
+        if config.contains_key(data_key) {
+            return Err(format!("{at}.config: {key} and {data_key} both give the certificate; keep one"));
+        }
+        let file = base.join(&path);
+        let pem = std::fs::read(&file)
+            .map_err(|e| format!("{at}.config.{key}: cannot read {} ({e}); give the path of {what}", file.display()))?;
+        config.remove(key);
+        config.insert(data_key.into(), base64::engine::general_purpose::STANDARD.encode(pem).into());
+        files.push(file);
+    }
+    // Dex's ldap `clientCert`/`clientKey`: the host reads the pair (checked here, so a bad
+    // file refuses the config naming the key) and presents it on the connector's TLS
+    // connections; the plugin gets neither. Dex ignores one without the other; we refuse.
+    let client_cert = match cc.kind.as_deref() {
+        Some("ldap") => ldap_client_cert(&mut config, base, &at)?,
+        _ => None,
+    };
+    if let Some(c) = &client_cert {
+        files.extend([c.cert.clone(), c.key.clone()]);
+    }
+    // Signing keys (the `signing` import): the host reads each granted key file, the plugin
+    // never; a file that is not a usable key refuses the config here, naming the key.
+    let shipped = cc.kind.as_deref().map(|k| shipped_plugin(k).0);
+    for key in crate::connectors::signing::granted(shipped, cc.signing_keys.as_deref()) {
+        let Some(value) = config.get(&key) else { continue };
+        let Some(path) = value.as_str() else {
+            return Err(format!("{at}.config.{key}: must be the path of a key file"));
         };
-        if cc.kind.is_none() && !plugin.is_file() {
-            missing = Some(format!(
-                "{at}.plugin: {} does not exist; build or copy the plugin there, or correct the path",
-                plugin.display()
+        let file = base.join(path);
+        crate::connectors::signing::SigningKey::read(&file).map_err(|reason| {
+            format!(
+                "{at}.config.{key}: {reason}; give the path of a service account's JSON key file \
+                 (or of a PEM private key)"
+            )
+        })?;
+        config.insert(key, file.display().to_string().into());
+        files.push(file);
+    }
+    let config = serde_json::Value::Object(config);
+    let spec = ConnectorSpec {
+        id: cc.id.as_str().into(),
+        name: cc.name.clone(),
+        plugin,
+        sha256: cc.sha256.clone(),
+        kind: cc.kind.as_deref().map(|k| shipped_plugin(k).0.to_string()),
+        allowed_hosts: cc.allowed_hosts.clone(),
+        signing_keys: cc.signing_keys.clone(),
+        limits: cc.limits.clone(),
+        config,
+        client_cert,
+    };
+    for (j, g) in cc.grant_types.iter().enumerate() {
+        if !CONNECTOR_GRANTS.contains(&g.as_str()) {
+            return Err(format!(
+                "{at}.grantTypes[{j}]: {g:?} is not a grant a connector can be limited to; write one of {}",
+                CONNECTOR_GRANTS.join(", ")
             ));
         }
-        // A key that holds only comments (`claimMapping:` with nothing under it) is absent, as in Dex.
-        let mut config: serde_json::Map<String, serde_json::Value> =
-            cc.config.clone().into_iter().filter_map(|(k, v)| Some((k, without_nulls(v)?))).collect();
-        if let Some((_, Some(mode))) = cc.kind.as_deref().map(shipped_plugin) {
-            config.entry("mode").or_insert_with(|| mode.into());
-        }
-        // Dex's ldap `rootCA` is a file: the broker reads it (plugins have no filesystem) and
-        // hands the plugin its `rootCAData`; a reload sees the file change (`files`).
-        // Dex's saml `ca` likewise (the IdP's signing certificate), into `caData`.
-        let mut files = Vec::new();
-        let pem_file = match cc.kind.as_deref() {
-            Some("ldap") => Some(("rootCA", "rootCAData", "the CA's PEM file")),
-            Some("saml") => Some(("ca", "caData", "the IdP's signing certificate (PEM)")),
-            _ => None,
-        };
-        if let Some((key, data_key, what)) = pem_file
-            && let Some(serde_json::Value::String(path)) = config.get(key).cloned()
-        {
-            use base64::Engine as _;
-            if config.contains_key(data_key) {
-                return Err(format!("{at}.config: {key} and {data_key} both give the certificate; keep one"));
-            }
-            let file = base.join(&path);
-            let pem = std::fs::read(&file).map_err(|e| {
-                format!("{at}.config.{key}: cannot read {} ({e}); give the path of {what}", file.display())
-            })?;
-            config.remove(key);
-            config.insert(data_key.into(), base64::engine::general_purpose::STANDARD.encode(pem).into());
-            files.push(file);
-        }
-        // Signing keys (the `signing` import): the host reads each granted key file, the plugin
-        // never; a file that is not a usable key refuses the config here, naming the key.
-        let shipped = cc.kind.as_deref().map(|k| shipped_plugin(k).0);
-        for key in crate::connectors::signing::granted(shipped, cc.signing_keys.as_deref()) {
-            let Some(value) = config.get(&key) else { continue };
-            let Some(path) = value.as_str() else {
-                return Err(format!("{at}.config.{key}: must be the path of a key file"));
-            };
-            let file = base.join(path);
-            crate::connectors::signing::SigningKey::read(&file).map_err(|reason| {
-                format!(
-                    "{at}.config.{key}: {reason}; give the path of a service account's JSON key file \
-                     (or of a PEM private key)"
-                )
-            })?;
-            config.insert(key, file.display().to_string().into());
-            files.push(file);
-        }
-        let config = serde_json::Value::Object(config);
-        let spec = ConnectorSpec {
-            id: cc.id.as_str().into(),
-            name: cc.name.clone(),
-            plugin,
-            sha256: cc.sha256.clone(),
-            kind: cc.kind.as_deref().map(|k| shipped_plugin(k).0.to_string()),
-            allowed_hosts: cc.allowed_hosts.clone(),
-            signing_keys: cc.signing_keys.clone(),
-            limits: cc.limits.clone(),
-            config,
-        };
-        for (j, g) in cc.grant_types.iter().enumerate() {
-            if !CONNECTOR_GRANTS.contains(&g.as_str()) {
-                return Err(format!(
-                    "{at}.grantTypes[{j}]: {g:?} is not a grant a connector can be limited to; write one of {}",
-                    CONNECTOR_GRANTS.join(", ")
-                ));
-            }
-        }
-        out.push(ConnectorEntry { spec, kind: cc.kind.clone(), missing, grant_types: cc.grant_types.clone(), files });
     }
-    Ok(out)
+    Ok(ConnectorEntry { spec, kind: cc.kind.clone(), missing, grant_types: cc.grant_types.clone(), files })
+}
+
+/// Takes Dex's ldap `clientCert` and `clientKey` out of `config` (the plugin never sees them),
+/// resolved against `base` and checked to be a certificate chain and its key.
+fn ldap_client_cert(
+    config: &mut serde_json::Map<String, serde_json::Value>,
+    base: &Path,
+    at: &str,
+) -> Result<Option<crate::connectors::ClientCertFiles>, String> {
+    let mut take = |key: &str| match config.remove(key) {
+        None => Ok(None),
+        Some(serde_json::Value::String(path)) if !path.is_empty() => Ok(Some(base.join(path))),
+        Some(serde_json::Value::String(_)) => Ok(None),
+        Some(_) => Err(format!("{at}.config.{key}: must be the path of a PEM file")),
+    };
+    let (cert, key) = (take("clientCert")?, take("clientKey")?);
+    let (cert, key) = match (cert, key) {
+        (None, None) => return Ok(None),
+        (Some(cert), Some(key)) => (cert, key),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(format!(
+                "{at}.config: clientCert and clientKey go together (Dex silently ignores one without the \
+                 other); give both PEM files, or neither"
+            ));
+        }
+    };
+    crate::connectors::capabilities::ldap::ClientIdentity::read(&cert, &key)
+        .map_err(|reason| format!("{at}.config.clientCert/clientKey: {reason}"))?;
+    Ok(Some(crate::connectors::ClientCertFiles { cert, key }))
 }

@@ -43,5 +43,5 @@ pub use implied::{HostGrant, Reason};
 pub use limits::{Limits, LimitsConfig};
 pub use loader::LoadedPlugin;
 pub use plugin::Connector;
-pub use registry::{ConnectorSpec, Registry, SpecError, host_grants, hosts_report};
+pub use registry::{ClientCertFiles, ConnectorSpec, Registry, SpecError, host_grants, hosts_report};
 pub use types::{CallbackRequest, ConnectorKind, Identity, LoginRedirect, Metadata, Refusal, Scopes};

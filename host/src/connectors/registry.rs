@@ -36,6 +36,16 @@ pub struct ConnectorSpec {
     pub limits: LimitsConfig,
     /// The connector's own `config:` block.
     pub config: serde_json::Value,
+    /// Dex's ldap `clientCert`/`clientKey`: files the host reads and presents on the
+    /// connector's TLS connections. Not in `config`: the plugin never sees the key.
+    pub client_cert: Option<ClientCertFiles>,
+}
+
+/// A client certificate's files (resolved paths): the PEM chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Why a spec could not become a live connector.
@@ -220,6 +230,7 @@ async fn build(spec: &ConnectorSpec, plugin: Arc<LoadedPlugin>) -> Result<Connec
         .map_err(GrantsError::from)
         .and_then(|roots| Grants::with_root_cas(allowlist, limits, &roots))
         .and_then(|grants| Ok(grants.with_signing(SigningCtx::load(&spec.config, &granted)?)))
+        .and_then(|grants| grants.with_ldap_client(spec.client_cert.as_ref()))
         .map_err(|source| SpecError::Grants { connector: connector().to_string(), source })?;
     Ok(Connector::new(&spec.id, plugin, &spec.config, Arc::new(grants)).await?)
 }

@@ -414,6 +414,17 @@ impl SqlBackend {
     /// Connects to the PostgreSQL database at `url` and brings its schema up to date. The
     /// database itself must exist.
     pub async fn postgres(url: &str) -> Result<Self> {
+        Self::postgres_with(url, None, None, None).await
+    }
+
+    /// [`Self::postgres`] with Dex's pool settings: most connections, how long to wait for one,
+    /// how long one is kept.
+    pub async fn postgres_with(
+        url: &str,
+        max_connections: Option<u32>,
+        acquire_timeout: Option<Duration>,
+        max_lifetime: Option<Duration>,
+    ) -> Result<Self> {
         let target = Target { engine: Engine::Postgres, location: redact(url) };
         let options = PgConnectOptions::from_str(url).map_err(|err| {
             StorageError::Unavailable(format!(
@@ -421,11 +432,13 @@ impl SqlBackend {
                 target.location
             ))
         })?;
-        let pool = PgPoolOptions::new()
-            .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|err| target.unavailable("cannot connect", err))?;
+        let mut pool = PgPoolOptions::new()
+            .acquire_timeout(acquire_timeout.unwrap_or(POSTGRES_ACQUIRE_TIMEOUT))
+            .max_lifetime(max_lifetime);
+        if let Some(max) = max_connections {
+            pool = pool.max_connections(max.max(1));
+        }
+        let pool = pool.connect_with(options).await.map_err(|err| target.unavailable("cannot connect", err))?;
         Self::start(Pool::Postgres(pool), target).await
     }
 

@@ -210,7 +210,8 @@ impl Config {
         }
         if self.client_cert.is_some() || self.client_key.is_some() {
             return Err(config_error(
-                "clientCert/clientKey: client certificates are not supported by this connector; remove them",
+                "clientCert/clientKey: connectors cannot read files; the broker reads them and presents the \
+                 certificate for `type: ldap` connectors, so write `type: ldap` instead of `plugin:`",
             ));
         }
         let (scheme, default_port) =

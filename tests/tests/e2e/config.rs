@@ -122,3 +122,18 @@ connector "mock" may reach no host (implied, no allowedHosts)
 "#;
     assert_eq!(report, want, "\n{report}");
 }
+
+/// Dex's `DEX_EXPAND_ENV=false` takes every value literally (a `$` in an LDAP password); the
+/// default expands, and a value Go's ParseBool cannot read is refused naming the variable.
+#[test]
+fn dex_expand_env_false_takes_values_literally() {
+    let yaml = "issuer: http://127.0.0.1:5556/dex\nstorage: {type: memory}\nstaticClients:\n- id: app\n  secret: \
+                p4$$w0rd$NOT_SET\n  redirectURIs: ['http://127.0.0.1:5555/callback']\n";
+    let with = |value: &'static str| move |name: &str| (name == "DEX_EXPAND_ENV").then(|| value.to_string());
+    let literal = Config::from_yaml(Path::new("t.yaml"), yaml, &with("false")).unwrap();
+    assert!(literal.clients["app"].secret.as_ref().unwrap().matches("p4$$w0rd$NOT_SET"));
+    let err = Config::from_yaml(Path::new("t.yaml"), yaml, &with("true")).unwrap_err().to_string();
+    assert!(err.contains("environment variable $NOT_SET is not set"), "{err}");
+    let err = Config::from_yaml(Path::new("t.yaml"), yaml, &with("no")).unwrap_err().to_string();
+    assert!(err.contains("environment variable DEX_EXPAND_ENV=\"no\""), "{err}");
+}

@@ -415,3 +415,65 @@ async fn a_root_ca_file_path_verifies_ldaps() {
     .to_string();
     assert!(err.contains("connectors[1].config.rootCA: cannot read /no/such/ldap-ca.pem"), "{err}");
 }
+
+/// Dex's `clientCert`/`clientKey` in a `type: ldap` block: the broker reads the files (the
+/// plugin never sees the key) and presents the certificate, so a slapd that demands one lets
+/// the connector in over LDAPS and StartTLS, and refuses the same connector without it. Half a
+/// pair, or a key that is not the certificate's, is a config error naming the keys.
+#[tokio::test]
+async fn a_client_certificate_is_presented_when_the_directory_demands_one() {
+    let slapd = Slapd::demanding_client_certs();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, pem: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.display().to_string()
+    };
+    let ca = file("ca.pem", &slapd.ca_pem);
+    let (cert_pem, key_pem) = slapd.ca.client_cert("portcullis");
+    let (cert, key) = (file("client.pem", &cert_pem), file("client.key", &key_pem));
+    let block = |id: &str, config: &Value| {
+        format!(
+            "- type: ldap\n  id: {id}\n  name: Directory {id}\n  config: {}\n",
+            serde_json::to_string(config).unwrap()
+        )
+    };
+    let with_cert = json!({"rootCA": ca, "clientCert": cert, "clientKey": key});
+    let ldaps = config(&slapd.ldaps_addr, with_cert.clone());
+    let mut starttls_keys = with_cert.clone();
+    starttls_keys["startTLS"] = true.into();
+    let starttls = config(&slapd.ldap_addr, starttls_keys);
+    let without = config(&slapd.ldaps_addr, json!({"rootCA": ca}));
+    let blocks = [block("mtls", &ldaps), block("starttls", &starttls), block("nocert", &without)].concat();
+    let b = TestBroker::builder().connectors(&blocks).extra(&plugins_dir()).start().await;
+    for id in ["mtls", "starttls"] {
+        let tokens = login_ok(&b, id, "jane", "jane-password").await;
+        assert_eq!(tokens.claims["email"], "jane@example.org", "{id}");
+    }
+    let web = browser();
+    let (page, _) = flow::authorize(&b, &web, "nocert", SCOPES).await;
+    let form = page.text().await.unwrap();
+    let posted = flow::submit_password(&b, &web, "nocert", &form, "jane", "jane-password").await;
+    assert_eq!(posted.status(), StatusCode::BAD_GATEWAY, "slapd refuses a client without a certificate");
+
+    let (_, other_key) = slapd.ca.client_cert("someone else");
+    let other_key = file("other.key", &other_key);
+    let cases = [
+        (json!({"clientCert": cert}), "clientCert and clientKey go together"),
+        (json!({"clientCert": cert, "clientKey": other_key}), "is not the key of the certificate in"),
+        (json!({"clientCert": "/no/such/client.pem", "clientKey": key}), "cannot read /no/such/client.pem"),
+    ];
+    for (keys, want) in cases {
+        let yaml =
+            portcullis_tests::base_config("http://127.0.0.1:1/dex", &block("ldap", &config(&slapd.ldaps_addr, keys)));
+        let err = portcullis::config::Config::from_yaml(
+            std::path::Path::new("t.yaml"),
+            &format!("{yaml}\n{}", plugins_dir()),
+            &|_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("connectors[1].config"), "{err}");
+        assert!(err.contains(want), "{want}: {err}");
+    }
+}

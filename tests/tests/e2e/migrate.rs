@@ -560,7 +560,7 @@ fn the_dex_config_names_the_storage_to_read() {
     .unwrap();
     let dex = portcullis::migrate::dex_storage(&postgres, None).unwrap();
     let portcullis::migrate::DexDatabase::Postgres(url) = &dex.database else { panic!("{:?}", dex.database) };
-    assert_eq!(url.expose(), "postgres://dex@db:5432/dex");
+    assert_eq!(url.expose(), "postgres://dex@db:5432/dex?sslmode=verify-full", "Dex's default TLS mode");
     let mysql = dir.path().join("mysql.yaml");
     std::fs::write(&mysql, "issuer: http://x/dex\nstorage:\n  type: mysql\n  config: {host: db, database: dex}\n")
         .unwrap();

@@ -49,6 +49,8 @@ pub enum GrantsError {
     RootCas(#[from] trust::TrustError),
     #[error(transparent)]
     Signing(#[from] signing::SigningError),
+    #[error("config.clientCert/clientKey: {0}")]
+    ClientCert(String),
 }
 
 impl Grants {
@@ -68,5 +70,12 @@ impl Grants {
     /// These grants, with the signing keys the operator granted (`signing::SigningCtx::load`).
     pub fn with_signing(self, signing: SigningCtx) -> Self {
         Self { signing, ..self }
+    }
+
+    /// These grants, presenting the client certificate in `files` on LDAP TLS connections.
+    pub fn with_ldap_client(self, files: Option<&crate::connectors::ClientCertFiles>) -> Result<Self, GrantsError> {
+        let Some(files) = files else { return Ok(self) };
+        let identity = ldap::ClientIdentity::read(&files.cert, &files.key).map_err(GrantsError::ClientCert)?;
+        Ok(Self { ldap: self.ldap.with_client(Some(identity)), ..self })
     }
 }

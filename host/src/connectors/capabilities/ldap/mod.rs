@@ -1,5 +1,7 @@
 //! The `ldap` import: the LDAP bridge on ldap3, only to a server in `allowedHosts`
-//! (`ldap://host:port` or `ldaps://host:port`), with StartTLS and a custom root CA.
+//! (`ldap://host:port` or `ldaps://host:port`), with StartTLS, a custom root CA and, when the
+//! operator gave Dex's `clientCert`/`clientKey`, a client certificate the host holds and presents
+//! (the plugin never sees the key).
 //! Connections live in the call's resource table and close when the call ends.
 //! [`LdapCtxView`] borrows the connector's grant, the call's budget and the resource table.
 
@@ -41,6 +43,51 @@ pub(crate) struct LdapCtx {
     allowlist: Arc<Allowlist>,
     resolve: Resolve,
     max_response_bytes: u64,
+    /// The certificate presented on every TLS connection (StartTLS or LDAPS), if configured.
+    client: Option<Arc<ClientIdentity>>,
+}
+
+/// A client certificate chain and its private key, read by the host from the files Dex's
+/// `clientCert` and `clientKey` name. Debug shows the chain's length, never the key.
+pub struct ClientIdentity {
+    certs: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity").field("certs", &self.certs.len()).field("key", &"[redacted]").finish()
+    }
+}
+
+impl ClientIdentity {
+    /// Reads a PEM certificate chain from `cert` and a PEM private key (PKCS#8, PKCS#1 or SEC1)
+    /// from `key`, and checks that they belong together. The error names the file at fault.
+    pub fn read(cert: &std::path::Path, key: &std::path::Path) -> Result<Self, String> {
+        let read =
+            |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("cannot read {} ({e})", path.display()));
+        let cert_pem = read(cert)?;
+        let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{}: bad PEM ({e})", cert.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no CERTIFICATE block in the file", cert.display()));
+        }
+        let key_pem = read(key)?;
+        let key_der = rustls_pemfile::private_key(&mut key_pem.as_slice())
+            .map_err(|e| format!("{}: bad PEM ({e})", key.display()))?
+            .ok_or_else(|| format!("{}: no PRIVATE KEY block in the file", key.display()))?;
+        let provider = rustls::crypto::ring::default_provider();
+        let signing = provider
+            .key_provider
+            .load_private_key(key_der.clone_key())
+            .map_err(|e| format!("{}: not a usable private key ({e})", key.display()))?;
+        let certified = rustls::sign::CertifiedKey::new(certs.clone(), signing);
+        if let Err(e) = certified.keys_match() {
+            return Err(format!("{} is not the key of the certificate in {} ({e})", key.display(), cert.display()));
+        }
+        Ok(Self { certs, key: key_der })
+    }
 }
 
 impl std::fmt::Debug for LdapCtx {
@@ -54,7 +101,12 @@ impl LdapCtx {
         let resolve: Resolve = Arc::new(|host, port| {
             Box::pin(async move { Ok(tokio::net::lookup_host((host.as_str(), port)).await?.collect()) })
         });
-        Self { allowlist, resolve, max_response_bytes }
+        Self { allowlist, resolve, max_response_bytes, client: None }
+    }
+
+    /// This grant, presenting `client` on its TLS connections.
+    pub(crate) fn with_client(self, client: Option<ClientIdentity>) -> Self {
+        Self { client: client.map(Arc::new), ..self }
     }
 }
 
@@ -84,22 +136,86 @@ pub(crate) fn add_to_linker<T: LdapView + 'static>(linker: &mut Linker<T>) -> wa
     v0_2::ldap::add_to_linker::<T, HasLdap>(linker, T::ldap)
 }
 
-fn tls_config(pem: &str) -> Result<Arc<rustls::ClientConfig>, HostError> {
+/// The system's root certificates, read once (what ldap3 itself trusts by default).
+static SYSTEM_ROOTS: std::sync::LazyLock<Arc<rustls::RootCertStore>> = std::sync::LazyLock::new(|| {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
-        let cert = cert.map_err(|e| HostError::Invalid(format!("rootCA: bad PEM: {e}")))?;
-        roots.add(cert).map_err(|e| HostError::Invalid(format!("rootCA: bad certificate: {e}")))?;
-    }
-    if roots.is_empty() {
-        return Err(HostError::Invalid("rootCA: no certificate in the PEM".into()));
-    }
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    Arc::new(roots)
+});
+
+/// The TLS settings of one connection: the server verified against `root_ca_pem` (else the
+/// system's roots) or, with `skip_verify`, not at all; `client` presented when configured.
+fn tls_config(
+    root_ca_pem: Option<&str>,
+    skip_verify: bool,
+    client: Option<&ClientIdentity>,
+) -> Result<Arc<rustls::ClientConfig>, HostError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| HostError::Invalid(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| HostError::Invalid(format!("TLS: {e}")))?;
+    let builder = if skip_verify {
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
+    } else if let Some(pem) = root_ca_pem {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
+            let cert = cert.map_err(|e| HostError::Invalid(format!("rootCA: bad PEM: {e}")))?;
+            roots.add(cert).map_err(|e| HostError::Invalid(format!("rootCA: bad certificate: {e}")))?;
+        }
+        if roots.is_empty() {
+            return Err(HostError::Invalid("rootCA: no certificate in the PEM".into()));
+        }
+        builder.with_root_certificates(roots)
+    } else {
+        builder.with_root_certificates(SYSTEM_ROOTS.clone())
+    };
+    let config = match client {
+        Some(id) => builder
+            .with_client_auth_cert(id.certs.clone(), id.key.clone_key())
+            .map_err(|e| HostError::Invalid(format!("clientCert/clientKey: {e}")))?,
+        None => builder.with_no_client_auth(),
+    };
     Ok(Arc::new(config))
+}
+
+/// `insecureSkipVerify` with a client certificate: any server certificate is accepted (as
+/// Dex's `InsecureSkipVerify`), but the handshake's signatures are still checked.
+#[derive(Debug)]
+struct AnyServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServer {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 impl LdapCtxView<'_> {
@@ -139,16 +255,18 @@ impl LdapCtxView<'_> {
             }
             Some(Grant::Exact) => {}
         }
-        // ldap3 uses a given TLS config as is, so with insecureSkipVerify it must not get one:
-        // its own config is the one that skips verification.
-        if let Some(pem) = opts.root_ca_pem.as_ref().filter(|_| !opts.insecure_skip_verify) {
-            settings = settings.set_config(tls_config(pem)?);
-        }
+        // ldap3 uses a given TLS config as is; without a root CA or a client certificate it
+        // builds its own (the system's roots, or no verification with insecureSkipVerify).
+        let client = self.ctx.client.as_deref();
         if opts.insecure_skip_verify {
             tracing::warn!(
                 connector = self.budget.connector(),
                 "LDAP connection to {origin} does not verify the server's certificate (insecureSkipVerify)"
             );
+        }
+        if client.is_some() || (opts.root_ca_pem.is_some() && !opts.insecure_skip_verify) {
+            settings = settings.set_config(tls_config(opts.root_ca_pem.as_deref(), opts.insecure_skip_verify, client)?);
+        } else if opts.insecure_skip_verify {
             settings = settings.set_no_tls_verify(true);
         }
         let connect = LdapConnAsync::from_url_with_settings(settings, &url);
