@@ -8,6 +8,7 @@ mod authproxy;
 mod bitbucket;
 mod config;
 mod custom_connector;
+mod deploy;
 mod device;
 mod dex;
 mod exchange;
