@@ -1,5 +1,6 @@
 //! `cargo xtask`: project automation — build the plugins, set up the machine, run the tests.
 
+mod chaos;
 mod dev;
 mod fuzz;
 mod progress;
@@ -21,7 +22,9 @@ commands:
             (extra arguments go to criterion, e.g. `cargo xtask bench login_url`)
   fuzz      build fuzz/ (libFuzzer, stable Rust) and run each target for a bounded time:
             `cargo xtask fuzz [--seconds N] [TARGET...]` (default 60 s each; targets: config,
-            authorize, token, jose, convert); prints executions and crashes per target";
+            authorize, token, jose, convert); prints executions and crashes per target
+  chaos     three replicas on PostgreSQL under load, one killed (SIGKILL) every 10 s, a rolling
+            restart halfway: `cargo xtask chaos [--seconds N]` (default 600); prints the report";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +35,7 @@ fn main() {
         Some("bench") => bench(&args[1..]),
         Some("dev") => dev::run(&workspace_root()),
         Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),
+        Some("chaos") => chaos::run(&workspace_root(), &args[1..]),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -184,7 +188,7 @@ fn test(extra: &[String]) -> anyhow::Result<()> {
     if !example.success() {
         bail!("the custom connector example's tests failed");
     }
-    Ok(())
+    chaos::chaos(&workspace_root(), chaos::TEST_SECONDS)
 }
 
 /// `cargo fmt --check`, then clippy with warnings as errors over the default members' every

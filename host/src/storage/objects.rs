@@ -350,6 +350,11 @@ impl Store {
         self.backend.update(Kind::RefreshToken, id.as_str(), version, &data, token.expires_at, now).await
     }
 
+    /// Deletes one refresh token (a successor that lost a concurrent rotation).
+    pub async fn delete_refresh_token(&self, id: &TokenKey) -> Result<bool> {
+        self.backend.delete(Kind::RefreshToken, id.as_str()).await
+    }
+
     /// Revokes every token of a family (reuse detected, or logout).
     pub async fn revoke_refresh_family(&self, family: &str) -> Result<u64> {
         self.backend.delete_family(Kind::RefreshToken, family).await

@@ -445,14 +445,7 @@ async fn refresh(
         successor
     } else if policy.rotation {
         let next = random_token();
-        stored.rotated_at = Some(stored.rotated_at.unwrap_or(now));
-        stored.successor = Some(token_key(&next));
-        stored.successor_sealed = Some(seal_successor(&presented, &next));
-        if !broker.store.update_refresh_token(&key, &stored, version, now).await.map_err(storage_error)? {
-            return Err(OAuthError::invalid_grant(
-                "the refresh token was used concurrently; retry with the newest token",
-            ));
-        }
+        let next_key = token_key(&next);
         let record = RefreshToken {
             identity: identity.clone(),
             created_at: now,
@@ -463,7 +456,20 @@ async fn refresh(
             expires_at,
             ..stored.clone()
         };
-        broker.store.create_refresh_token(&token_key(&next), &record, now).await.map_err(storage_error)?;
+        // The successor is written before the parent points at it: a broker killed between the
+        // two writes leaves the parent unrotated (the client's retry rotates it again) and an
+        // unreachable record for GC, never a parent whose successor does not exist.
+        broker.store.create_refresh_token(&next_key, &record, now).await.map_err(storage_error)?;
+        stored.rotated_at = Some(stored.rotated_at.unwrap_or(now));
+        stored.successor = Some(next_key.clone());
+        stored.successor_sealed = Some(seal_successor(&presented, &next));
+        if !broker.store.update_refresh_token(&key, &stored, version, now).await.map_err(storage_error)? {
+            // Another request rotated it first; this successor was never handed out.
+            let _ = broker.store.delete_refresh_token(&next_key).await;
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was used concurrently; retry with the newest token",
+            ));
+        }
         next
     } else {
         stored.last_used = now;

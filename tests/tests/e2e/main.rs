@@ -6,6 +6,7 @@ mod api;
 mod atlassian_crowd;
 mod authproxy;
 mod bitbucket;
+mod chaos;
 mod config;
 mod custom_connector;
 mod deploy;

@@ -1,0 +1,536 @@
+//! `cargo xtask chaos [--seconds N]`: three broker replicas (the real `portcullis` binary, each
+//! its own process) on one PostgreSQL database, a load driver spreading logins, refreshes and
+//! userinfo calls over them, and a killer that `kill -9`s a random replica every 10 s and
+//! restarts it; halfway through, every replica is restarted in turn with SIGTERM (a rolling
+//! restart). The driver acts as a load balancer would: a request that fails on the connection
+//! is retried once on another replica. It reports what clients saw:
+//!
+//! - logins started and finished, and those failed after the retry (with the reasons);
+//! - refresh tokens lost: a valid, unused refresh token later refused (and, apart, those refused
+//!   after a retry, when the first attempt's answer was cut);
+//! - codes redeemed twice: every fifth login replays its code at another replica at the end;
+//!   anything but `invalid_grant` is a double redemption;
+//! - unverifiable ID tokens: each is checked against the JWKS of every replica;
+//! - the database's rows before and after garbage collection.
+//!
+//! The hard invariants (no double redemption, no unverifiable token) are asserted; the rest is
+//! reported (one JSON line), since a token refused after a cut connection is the protocol's
+//! answer, not a fault. Ignored in a plain `cargo test`: `cargo xtask test` runs it for 60 s,
+//! `cargo xtask chaos` for `--seconds` (default 600). `PORTCULLIS_BIN` names the binary.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portcullis_tests::flow::{CALLBACK, CLIENT, SECRET};
+use portcullis_tests::{TestDatabase, hidden, pkce, query_param, repo_file};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const REPLICAS: usize = 3;
+const WORKERS: usize = 6;
+const KILL_EVERY: Duration = Duration::from_secs(10);
+const ISSUER: &str = "http://127.0.0.1:1/dex";
+const PASSWORD: &str = "chaos-password";
+/// `portcullis hash-password --cost 4` of PASSWORD: the run measures the broker, not bcrypt.
+const HASH: &str = "$2b$04$0IaM21Sncfte9TZCQ59ZKu8blTPsN4Sa0FFFFLCiF5C.AJXaSBtJu";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One replica: its ports, config and (while running) its process.
+struct Replica {
+    web: u16,
+    telemetry: u16,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Replica {
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}/dex", self.web)
+    }
+
+    fn spawn(&mut self, bin: &Path) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&self.config)
+            .env("XDG_CACHE_HOME", self.config.parent().unwrap().join("cache"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        self.child = Some(child);
+        self.starts += 1;
+    }
+
+    /// Waits (60 s at most) until `/healthz/ready` answers 200.
+    async fn ready(&mut self) {
+        let url = format!("http://127.0.0.1:{}/healthz/ready", self.telemetry);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::get(&url).await
+                && r.status() == StatusCode::OK
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("replica on {} exited ({status}): {}", self.web, std::fs::read_to_string(&self.log).unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("replica on {} not ready after 60 s: {}", self.web, std::fs::read_to_string(&self.log).unwrap());
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits (30 s at most) for the drain to end.
+    async fn terminate(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if child.try_wait().ok().flatten().is_some() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("replica on {} did not stop within 30 s of SIGTERM", self.web);
+    }
+}
+
+/// What the driver saw.
+#[derive(Default)]
+struct Counts {
+    logins_started: AtomicU64,
+    logins_finished: AtomicU64,
+    logins_failed: AtomicU64,
+    requests: AtomicU64,
+    retried: AtomicU64,
+    requests_failed: AtomicU64,
+    cut_not_retried: AtomicU64,
+    refreshes: AtomicU64,
+    refresh_lost: AtomicU64,
+    refresh_lost_after_retry: AtomicU64,
+    userinfo: AtomicU64,
+    code_replays: AtomicU64,
+    double_redemptions: AtomicU64,
+    tokens_verified: AtomicU64,
+    unverifiable: AtomicU64,
+    kills: AtomicU64,
+    graceful_restarts: AtomicU64,
+    reasons: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Counts {
+    fn reason(&self, reason: String) {
+        *self.reasons.lock().unwrap().entry(reason).or_default() += 1;
+    }
+}
+
+/// The load balancer's view: the replicas' bases, any of which may be down.
+struct Balancer {
+    bases: Vec<String>,
+    counts: Arc<Counts>,
+}
+
+/// An answer, and whether it came on the retry (the first attempt's connection failed).
+struct Answer {
+    response: reqwest::Response,
+    retried: bool,
+}
+
+impl Balancer {
+    /// Sends `request(base)` to a random replica; on a connection error, once more to another.
+    async fn send(&self, request: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<Answer, String> {
+        self.send_with(request, true).await
+    }
+
+    /// As `send`; with `after_sent` false, a request whose connection broke after it was sent
+    /// is not retried (a code exchange: a code must not be presented twice, RFC 6749 §4.1.2).
+    async fn send_with(
+        &self,
+        request: impl Fn(&str) -> reqwest::RequestBuilder,
+        after_sent: bool,
+    ) -> Result<Answer, String> {
+        self.counts.requests.fetch_add(1, Relaxed);
+        let first = rand_index(self.bases.len());
+        match request(&self.bases[first]).send().await {
+            Ok(response) => Ok(Answer { response, retried: false }),
+            Err(e) if !after_sent && !e.is_connect() => {
+                self.counts.cut_not_retried.fetch_add(1, Relaxed);
+                Err(format!("the answer was cut and the request is not retried: {}", without_port(&e.to_string())))
+            }
+            Err(_) => {
+                self.counts.retried.fetch_add(1, Relaxed);
+                let second = (first + 1 + rand_index(self.bases.len() - 1)) % self.bases.len();
+                match request(&self.bases[second]).send().await {
+                    Ok(response) => Ok(Answer { response, retried: true }),
+                    Err(e) => {
+                        self.counts.requests_failed.fetch_add(1, Relaxed);
+                        Err(format!("failed after one retry: {}", without_port(&e.to_string())))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A random index below `n` (from the broker's own random tokens; no rand crate here).
+fn rand_index(n: usize) -> usize {
+    let token = portcullis::web::random_token();
+    let x = token.bytes().fold(0u64, |a, b| a.wrapping_mul(131).wrapping_add(u64::from(b)));
+    (x % n as u64) as usize
+}
+
+/// An error text without the port numbers, so equal reasons group.
+fn without_port(text: &str) -> String {
+    text.split(|c: char| c.is_ascii_digit()).collect::<Vec<_>>().join("#")
+}
+
+/// The path and query of a Location (absolute under the issuer or relative to the host).
+fn path_of(location: &str) -> String {
+    let rest = location.strip_prefix(ISSUER).map(|r| format!("/dex{r}"));
+    rest.unwrap_or_else(|| location.to_string())
+}
+
+fn location(response: &reqwest::Response) -> Option<String> {
+    Some(response.headers().get(reqwest::header::LOCATION)?.to_str().ok()?.to_string())
+}
+
+/// Verifies ID tokens against the JWKS of every replica (cached per replica, fetched again when
+/// a key id is missing).
+struct Verifier {
+    bases: Vec<String>,
+    cache: Mutex<Vec<Option<jsonwebtoken::jwk::JwkSet>>>,
+}
+
+impl Verifier {
+    async fn verify(&self, id_token: &str) -> Result<(), String> {
+        let header = jsonwebtoken::decode_header(id_token).map_err(|e| format!("bad JWT header: {e}"))?;
+        let kid = header.kid.clone().ok_or("no kid")?;
+        for (i, base) in self.bases.iter().enumerate() {
+            let cached = self.cache.lock().unwrap()[i].clone();
+            let set = match cached.filter(|s| s.find(&kid).is_some()) {
+                Some(set) => set,
+                None => {
+                    // A replica that is down cannot be asked; every other one must know the key.
+                    let Ok(r) = reqwest::get(format!("{base}/keys")).await else { continue };
+                    let set: jsonwebtoken::jwk::JwkSet = r.json().await.map_err(|e| format!("{base}/keys: {e}"))?;
+                    self.cache.lock().unwrap()[i] = Some(set.clone());
+                    set
+                }
+            };
+            let jwk = set.find(&kid).ok_or_else(|| format!("replica {i}'s JWKS lacks key {kid}"))?;
+            let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+            let mut validation = jsonwebtoken::Validation::new(header.alg);
+            validation.set_issuer(&[ISSUER]);
+            validation.set_audience(&[CLIENT]);
+            jsonwebtoken::decode::<Value>(id_token, &key, &validation)
+                .map_err(|e| format!("replica {i}'s JWKS does not verify it: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// One login through the password form, its refreshes and userinfo, maybe a code replay.
+async fn one_login(lb: &Balancer, verifier: &Verifier, replay: bool) -> Result<(), String> {
+    let c = &lb.counts;
+    let web = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let (verifier_pkce, challenge) = pkce();
+    let state = portcullis::web::random_token();
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("client_id", CLIENT),
+            ("redirect_uri", CALLBACK),
+            ("response_type", "code"),
+            ("scope", "openid email profile offline_access"),
+            ("state", &state),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("connector_id", "local"),
+        ])
+        .finish();
+    let auth = lb.send(|b| web.get(format!("{b}/auth?{query}"))).await?.response;
+    let to_form = location(&auth).ok_or_else(|| format!("/auth answered {}", auth.status()))?;
+    let form = lb.send(|b| web.get(format!("{b}{}", path_of(&to_form).trim_start_matches("/dex")))).await?.response;
+    if form.status() != StatusCode::OK {
+        return Err(format!("the password form answered {}", form.status()));
+    }
+    let html = form.text().await.map_err(|e| e.to_string())?;
+    let (req, csrf) = (hidden(&html, "req").ok_or("no req")?, hidden(&html, "csrf").ok_or("no csrf")?);
+    let fields =
+        [("req", req.as_str()), ("csrf", csrf.as_str()), ("login", "admin@example.com"), ("password", PASSWORD)];
+    let posted = lb.send(|b| web.post(format!("{b}/auth/local/login")).form(&fields)).await?.response;
+    let back = location(&posted).ok_or_else(|| format!("the login answered {}", posted.status()))?;
+    if !back.starts_with(CALLBACK) {
+        return Err(format!("after the login: {}", path_of(&back).split('?').next().unwrap_or_default()));
+    }
+    if query_param(&back, "state").as_deref() != Some(state.as_str()) {
+        return Err("state mismatch".into());
+    }
+    let code = query_param(&back, "code").ok_or("no code")?;
+    let token = |form: Vec<(&'static str, String)>| {
+        move |b: &str| reqwest::Client::new().post(format!("{b}/token")).basic_auth(CLIENT, Some(SECRET)).form(&form)
+    };
+    let exchange = vec![
+        ("grant_type", "authorization_code".to_string()),
+        ("code", code.clone()),
+        ("redirect_uri", CALLBACK.to_string()),
+        ("code_verifier", verifier_pkce.clone()),
+    ];
+    let redeemed = lb.send_with(token(exchange.clone()), false).await?.response;
+    if redeemed.status() != StatusCode::OK {
+        let status = redeemed.status();
+        return Err(format!("code exchange answered {status}: {}", redeemed.text().await.unwrap_or_default()));
+    }
+    let tokens: Value = redeemed.json().await.map_err(|e| e.to_string())?;
+    check_id_token(c, verifier, &tokens).await;
+    c.logins_finished.fetch_add(1, Relaxed);
+
+    let mut access = tokens["access_token"].as_str().unwrap_or_default().to_string();
+    let mut refresh = tokens["refresh_token"].as_str().ok_or("no refresh token")?.to_string();
+    for _ in 0..2 {
+        let bearer = access.clone();
+        let info = lb.send(|b| reqwest::Client::new().get(format!("{b}/userinfo")).bearer_auth(&bearer)).await?;
+        c.userinfo.fetch_add(1, Relaxed);
+        if info.response.status() != StatusCode::OK {
+            c.reason(format!("userinfo answered {}", info.response.status()));
+        }
+        let answer = lb
+            .send(token(vec![("grant_type", "refresh_token".to_string()), ("refresh_token", refresh.clone())]))
+            .await?;
+        c.refreshes.fetch_add(1, Relaxed);
+        let status = answer.response.status();
+        if status != StatusCode::OK {
+            let body = answer.response.text().await.unwrap_or_default();
+            if answer.retried {
+                c.refresh_lost_after_retry.fetch_add(1, Relaxed);
+            } else {
+                c.refresh_lost.fetch_add(1, Relaxed);
+            }
+            c.reason(format!(
+                "refresh answered {status}{}: {body}",
+                if answer.retried { " after a retry" } else { "" }
+            ));
+            break;
+        }
+        let renewed: Value = answer.response.json().await.map_err(|e| e.to_string())?;
+        check_id_token(c, verifier, &renewed).await;
+        access = renewed["access_token"].as_str().unwrap_or_default().to_string();
+        refresh = renewed["refresh_token"].as_str().ok_or("no rotated refresh token")?.to_string();
+    }
+    if replay {
+        c.code_replays.fetch_add(1, Relaxed);
+        let again = lb.send(token(exchange)).await?.response;
+        let status = again.status();
+        let body: Value = again.json().await.unwrap_or(Value::Null);
+        if status == StatusCode::OK || body["error"] != "invalid_grant" {
+            c.double_redemptions.fetch_add(1, Relaxed);
+            c.reason(format!("a replayed code answered {status} {body}"));
+        }
+    }
+    Ok(())
+}
+
+async fn check_id_token(c: &Counts, verifier: &Verifier, tokens: &Value) {
+    match tokens["id_token"].as_str() {
+        Some(jwt) => match verifier.verify(jwt).await {
+            Ok(()) => {
+                c.tokens_verified.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                c.unverifiable.fetch_add(1, Relaxed);
+                c.reason(format!("unverifiable ID token: {e}"));
+            }
+        },
+        None => c.reason("a token answer without id_token".into()),
+    }
+}
+
+fn config(db_url: &str, web: u16, telemetry: u16) -> String {
+    format!(
+        r#"issuer: {ISSUER}
+storage:
+  type: postgres
+  config:
+    url: "{db_url}"
+web:
+  http: 127.0.0.1:{web}
+  # The load comes from one address: the per-IP and per-account throttles would slow it.
+  throttle: {{authorizePerIP: 0, passwordPerIP: 0, passwordPerAccount: 0}}
+telemetry:
+  http: 127.0.0.1:{telemetry}
+logger:
+  level: warn
+oauth2:
+  skipApprovalScreen: true
+expiry:
+  refreshTokens:
+    reuseInterval: 3s
+staticClients:
+- id: {CLIENT}
+  name: Chaos
+  secret: {SECRET}
+  redirectURIs: ['{CALLBACK}']
+enablePasswordDB: true
+staticPasswords:
+- email: admin@example.com
+  hash: "{HASH}"
+  username: admin
+  userID: 08a8684b-db88-4b73-90a9-3cd1661f5466
+"#
+    )
+}
+
+/// Rows of `portcullis_objects` by kind: (all, expired).
+async fn rows(url: &str) -> BTreeMap<String, (i64, i64)> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    let now = portcullis::clock::now();
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT kind, COUNT(*), COUNT(*) FILTER (WHERE expires_at > 0 AND expires_at <= $1) FROM portcullis_objects GROUP BY kind",
+    )
+    .bind(now)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter().map(|(k, all, expired)| (k, (all, expired))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: run by `cargo xtask chaos` and, for 60 s, by `cargo xtask test`"]
+async fn replicas_killed_under_load_lose_nothing() {
+    let seconds: u64 = std::env::var("PORTCULLIS_CHAOS_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(60);
+    let bin =
+        std::env::var_os("PORTCULLIS_BIN").map(PathBuf::from).unwrap_or_else(|| repo_file("target/debug/portcullis"));
+    assert!(bin.is_file(), "{} is missing: build it with `cargo build -p portcullis`", bin.display());
+    let db = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut replicas: Vec<Replica> = (0..REPLICAS)
+        .map(|i| {
+            let (web, telemetry) = (free_port(), free_port());
+            let config = dir.path().join(format!("replica-{i}.yaml"));
+            std::fs::write(&config, self::config(&db.url(), web, telemetry)).unwrap();
+            Replica { web, telemetry, config, log: dir.path().join(format!("replica-{i}.log")), child: None, starts: 0 }
+        })
+        .collect();
+    for r in &mut replicas {
+        r.spawn(&bin);
+    }
+    for r in &mut replicas {
+        r.ready().await;
+    }
+    let bases: Vec<String> = replicas.iter().map(Replica::base).collect();
+    let counts = Arc::new(Counts::default());
+    let lb = Arc::new(Balancer { bases: bases.clone(), counts: counts.clone() });
+    let verifier = Arc::new(Verifier { bases: bases.clone(), cache: Mutex::new(vec![None; REPLICAS]) });
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let (lb, verifier, counts) = (lb.clone(), verifier.clone(), counts.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    counts.logins_started.fetch_add(1, Relaxed);
+                    n += 1;
+                    if let Err(reason) = one_login(&lb, &verifier, (n + w as u64).is_multiple_of(5)).await {
+                        counts.logins_failed.fetch_add(1, Relaxed);
+                        counts.reason(reason);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // The killer: kill -9 a random replica every 10 s and restart it; halfway, a rolling
+    // restart of every replica with SIGTERM.
+    let mut rolled = false;
+    while Instant::now() + KILL_EVERY < deadline {
+        tokio::time::sleep(KILL_EVERY).await;
+        if !rolled && started.elapsed() >= Duration::from_secs(seconds / 2) {
+            rolled = true;
+            for r in &mut replicas {
+                r.terminate().await;
+                r.spawn(&bin);
+                r.ready().await;
+                counts.graceful_restarts.fetch_add(1, Relaxed);
+            }
+            continue;
+        }
+        let victim = &mut replicas[rand_index(REPLICAS)];
+        victim.kill9();
+        counts.kills.fetch_add(1, Relaxed);
+        victim.spawn(&bin);
+        victim.ready().await;
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+
+    let before = rows(&db.url()).await;
+    let backend = portcullis::storage::SqlBackend::postgres(&db.url()).await.unwrap();
+    let collected = portcullis::storage::Backend::collect_garbage(&backend, portcullis::clock::now()).await.unwrap();
+    let after = rows(&db.url()).await;
+    for r in &mut replicas {
+        r.terminate().await;
+    }
+
+    let n = |a: &AtomicU64| a.load(Relaxed);
+    let reasons = counts.reasons.lock().unwrap().clone();
+    let report = json!({
+        "seconds": started.elapsed().as_secs(),
+        "replicas": REPLICAS,
+        "workers": WORKERS,
+        "kills": n(&counts.kills),
+        "graceful_restarts": n(&counts.graceful_restarts),
+        "logins_started": n(&counts.logins_started),
+        "logins_finished": n(&counts.logins_finished),
+        "logins_failed": n(&counts.logins_failed),
+        "requests": n(&counts.requests),
+        "requests_retried": n(&counts.retried),
+        "requests_failed_after_retry": n(&counts.requests_failed),
+        "code_exchanges_cut_not_retried": n(&counts.cut_not_retried),
+        "refreshes": n(&counts.refreshes),
+        "refresh_tokens_lost": n(&counts.refresh_lost),
+        "refresh_tokens_refused_after_retry": n(&counts.refresh_lost_after_retry),
+        "userinfo_calls": n(&counts.userinfo),
+        "code_replays": n(&counts.code_replays),
+        "codes_redeemed_twice": n(&counts.double_redemptions),
+        "id_tokens_verified": n(&counts.tokens_verified),
+        "id_tokens_unverifiable": n(&counts.unverifiable),
+        "rows_before_gc": before.iter().map(|(k, (all, expired))| (k.clone(), json!({"rows": all, "expired": expired}))).collect::<serde_json::Map<_, _>>(),
+        "rows_collected": collected,
+        "rows_after_gc": after.iter().map(|(k, (all, _))| (k.clone(), json!(all))).collect::<serde_json::Map<_, _>>(),
+        "failure_reasons": reasons,
+    });
+    println!("chaos report: {}", serde_json::to_string_pretty(&report).unwrap());
+    println!("CHAOS_JSON {report}");
+    let kinds: BTreeSet<&String> = before.keys().collect();
+    assert!(!kinds.is_empty(), "the run wrote to the database");
+    assert!(n(&counts.logins_finished) > 0, "no login finished: {report}");
+    assert_eq!(n(&counts.double_redemptions), 0, "a code was redeemed twice: {report}");
+    assert_eq!(n(&counts.unverifiable), 0, "an ID token did not verify against every replica's JWKS: {report}");
+}
