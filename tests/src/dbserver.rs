@@ -68,38 +68,99 @@ fn probe(url: &str) -> Result<(), String> {
 }
 
 fn start_postgres() -> String {
-    let bin = postgres_bin_dir().unwrap_or_else(|| {
-        panic!(
-            "no PostgreSQL is reachable at 127.0.0.1:5432 and no PostgreSQL server is installed to start one: \
+    OwnPostgres::start().url
+}
+
+/// A PostgreSQL server of the test's own (never the shared one), which the test may stop and
+/// start again: a database outage. Removed, like every throwaway server, when the test
+/// process ends.
+pub struct OwnPostgres {
+    /// `postgres://postgres@127.0.0.1:PORT/` (append a database name).
+    pub url: String,
+    pg_ctl: PathBuf,
+    data: PathBuf,
+    owner: Option<String>,
+    options: Vec<String>,
+}
+
+impl OwnPostgres {
+    /// initdb in a temp folder and a server on a free loopback port (durability off).
+    pub fn start() -> Self {
+        let bin = postgres_bin_dir().unwrap_or_else(|| {
+            panic!(
+                "no PostgreSQL is reachable at 127.0.0.1:5432 and no PostgreSQL server is installed to start one: \
              run `cargo xtask setup` (it installs Debian's postgresql) or point PORTCULLIS_TEST_POSTGRES_URL at one"
-        )
-    });
-    let server = Server::new("pg");
-    let data = server.dir.join("data");
-    server.run(server.as_owner(&bin.join("initdb")).arg("-D").arg(&data).args([
-        "-U",
-        "postgres",
-        "--auth=trust",
-        "-E",
-        "UTF8",
-        "--no-sync",
-    ]));
-    let port = free_port();
-    let mut postgres = server.as_owner(&bin.join("postgres"));
-    postgres.arg("-D").arg(&data).args(["-p", &port.to_string()]).arg("-k").arg(&server.dir).args([
-        "-c",
-        "listen_addresses=127.0.0.1",
-        "-c",
-        "fsync=off",
-        "-c",
-        "synchronous_commit=off",
-        "-c",
-        "full_page_writes=off",
-        "-c",
-        "max_connections=300",
-    ]);
-    let url = format!("postgres://postgres@127.0.0.1:{port}/");
-    server.serve(postgres, &data.join("postmaster.pid"), &url)
+            )
+        });
+        let server = Server::new("pg");
+        let data = server.dir.join("data");
+        server.run(server.as_owner(&bin.join("initdb")).arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]));
+        let port = free_port();
+        let mut options: Vec<String> =
+            vec!["-p".into(), port.to_string(), "-k".into(), server.dir.display().to_string()];
+        for setting in [
+            "listen_addresses=127.0.0.1",
+            "fsync=off",
+            "synchronous_commit=off",
+            "full_page_writes=off",
+            "max_connections=300",
+        ] {
+            options.extend(["-c".into(), setting.into()]);
+        }
+        let mut postgres = server.as_owner(&bin.join("postgres"));
+        postgres.arg("-D").arg(&data).args(&options);
+        let url = format!("postgres://postgres@127.0.0.1:{port}/");
+        let owner = server.owner.clone();
+        let url = server.serve(postgres, &data.join("postmaster.pid"), &url);
+        Self { url, pg_ctl: bin.join("pg_ctl"), data, owner, options }
+    }
+
+    fn pg_ctl(&self) -> Command {
+        let mut cmd = match &self.owner {
+            Some(account) => {
+                let mut cmd = Command::new("runuser");
+                cmd.args(["-u", account, "--"]).arg(&self.pg_ctl);
+                cmd
+            }
+            None => Command::new(&self.pg_ctl),
+        };
+        cmd.arg("-D").arg(&self.data);
+        cmd
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected), waiting until it is down.
+    pub fn stop(&self) {
+        let out = self.pg_ctl().args(["-m", "fast", "-w", "stop"]).output().expect("pg_ctl stop");
+        assert!(out.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// Starts it again on the same port and data, waiting until it answers.
+    pub fn restart(&self) {
+        let log = self.data.parent().unwrap_or(&self.data).join("restart.log");
+        let out = self
+            .pg_ctl()
+            .arg("-o")
+            .arg(self.options.join(" "))
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "start"])
+            .output()
+            .expect("pg_ctl start");
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        probe(&self.url).unwrap_or_else(|e| panic!("the restarted server does not answer: {e}"));
+    }
 }
 
 fn start_mariadb() -> String {

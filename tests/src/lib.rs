@@ -378,7 +378,7 @@ use sqlx::{Connection, Executor, PgConnection};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use dbserver::{host_port, mysql_base, postgres_base};
+pub use dbserver::{OwnPostgres, host_port, mysql_base, postgres_base};
 
 pub async fn postgres_admin() -> PgConnection {
     let base = postgres_base();

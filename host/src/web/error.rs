@@ -18,6 +18,9 @@ use crate::oidc::{OAuthError, OAuthErrorCode};
 /// What the user is told to do after most failed logins.
 const LOG_IN_AGAIN: &str = "Go back to the application and log in again.";
 
+/// Seconds a client is told to wait (`Retry-After`) when storage or a connector is unavailable.
+pub const STORAGE_RETRY_AFTER: u64 = 2;
+
 /// A request that failed, and so what the answer is.
 #[derive(Debug)]
 pub enum WebError {
@@ -116,9 +119,18 @@ impl WebError {
         Self::page(live, StatusCode::CONFLICT, "Login expired", message).hint(LOG_IN_AGAIN)
     }
 
-    /// Storage failed while reading a login.
+    /// Storage failed while reading a login: 503, come back in [`STORAGE_RETRY_AFTER`] seconds.
     pub fn storage(live: &Arc<Live>) -> Self {
-        Self::page(live, StatusCode::SERVICE_UNAVAILABLE, "Try again", "The login service's storage is unavailable.")
+        let mut error = Self::page(
+            live,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again",
+            "The login service's storage is unavailable. Try again in a few seconds.",
+        );
+        if let Self::Page(page) = &mut error {
+            page.retry_after = Some(STORAGE_RETRY_AFTER);
+        }
+        error
     }
 
     /// The login-binding cookie does not match: another browser began this login.
@@ -240,6 +252,10 @@ impl IntoResponse for WebError {
                 let status = StatusCode::from_u16(err.error.status()).unwrap_or(StatusCode::BAD_REQUEST);
                 let mut response =
                     (status, [(header::CONTENT_TYPE, "application/json")], json!(err).to_string()).into_response();
+                if err.error == OAuthErrorCode::TemporarilyUnavailable {
+                    // Storage or a connector is down for now: say when to come back (RFC 9110 §10.2.3).
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(STORAGE_RETRY_AFTER));
+                }
                 if err.error == OAuthErrorCode::InvalidClient {
                     response
                         .headers_mut()

@@ -28,6 +28,7 @@ mod mock;
 mod oauth;
 mod oidc;
 mod openshift;
+mod outage;
 mod register;
 mod reload;
 mod replicas;
