@@ -24,6 +24,8 @@ pub struct Broker {
     pub engine: Arc<PluginEngine>,
     /// Per-IP and per-account throttles; they outlive reloads.
     pub throttles: crate::throttle::Throttles,
+    /// Set on SIGTERM: readiness answers 503 from then on (`web.shutdownDelay`).
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// Seconds since the Unix epoch.
@@ -189,7 +191,7 @@ impl Broker {
         let status = crate::reload::ReloadStatus::of(&live, crate::reload::Outcome::Started);
         let generations = Arc::new(Generations::new(live, status, engine.clone(), store.clone()));
         let throttles = crate::throttle::Throttles::new(&generations.current().config.web.throttle);
-        Ok(Arc::new(Self { generations, store, keys, engine, throttles }))
+        Ok(Arc::new(Self { generations, store, keys, engine, throttles, draining: Default::default() }))
     }
 
     /// Background upkeep: key refresh and rotation, garbage collection. Runs until dropped.

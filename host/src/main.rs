@@ -270,8 +270,22 @@ async fn serve(config: Validated) -> anyhow::Result<()> {
     let router = portcullis::web::router(Arc::clone(&broker));
     // One signal stops both listeners (as Dex serves web.http and web.https side by side).
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let delay = live
+        .config
+        .web
+        .shutdown_delay
+        .as_deref()
+        .and_then(portcullis::connectors::limits::parse_duration)
+        .unwrap_or_default();
+    let draining = Arc::clone(&broker);
     tokio::spawn(async move {
         shutdown_signal().await;
+        // Readiness first, so load balancers stop sending; then stop accepting and drain.
+        draining.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+        if !delay.is_zero() {
+            tracing::info!("readiness is false; serving for web.shutdownDelay ({delay:?}) before draining");
+            tokio::time::sleep(delay).await;
+        }
         let _ = stop.send(true);
     });
     let until_stopped = move || {

@@ -83,12 +83,13 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 async fn readyz(State(broker): State<Arc<Broker>>) -> Response {
     let storage = broker.store.ping().await;
     let reload = broker.generations.status();
-    let ready = storage.is_ok();
+    let draining = broker.draining.load(std::sync::atomic::Ordering::Relaxed);
+    let ready = storage.is_ok() && !draining;
     // A degraded broker is still ready: it serves every connector that loaded, and taking it
     // out of rotation would take those down too. The body says what is missing.
     let body = json!({
         "ready": ready,
-        "status": if !ready { "unavailable" } else if reload.degraded { "degraded" } else { "ok" },
+        "status": if draining { "draining" } else if !ready { "unavailable" } else if reload.degraded { "degraded" } else { "ok" },
         "storage": storage.as_ref().map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
         "config": "loaded",
         "generation": reload.generation,

@@ -212,6 +212,11 @@ pub struct WebConfig {
     /// Portcullis extension: the throttles' bursts (0 turns one off). Read at start.
     #[serde(default)]
     pub throttle: ThrottleConfig,
+    /// Portcullis extension: after SIGTERM, how long readiness answers 503 while requests are
+    /// still served (so a load balancer stops sending new ones) before the listeners stop
+    /// accepting and drain. A duration ("5s"); none by default. Read at start.
+    #[serde(default)]
+    pub shutdown_delay: Option<String>,
 }
 
 /// `web.throttle`: how many requests a burst may hold before they are slowed (see
@@ -340,6 +345,7 @@ impl Default for WebConfig {
             allowed_headers: Vec::new(),
             client_remote_ip: ClientRemoteIpConfig::default(),
             throttle: ThrottleConfig::default(),
+            shutdown_delay: None,
         }
     }
 }

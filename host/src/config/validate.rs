@@ -472,6 +472,16 @@ fn web(web: &mut WebConfig, base: &Path) -> Result<(), String> {
     if web.http.is_none() && web.https.is_none() {
         web.http = WebConfig::default().http;
     }
+    if let Some(delay) = &web.shutdown_delay {
+        let parsed = crate::connectors::limits::parse_duration(delay)
+            .ok_or_else(|| format!("web.shutdownDelay: {delay:?} is not a duration; write e.g. \"5s\" or \"0s\""))?;
+        if parsed > Duration::from_secs(60) {
+            return Err(format!(
+                "web.shutdownDelay: {delay:?} is longer than 60 s; a pod would be killed first (give \
+                 terminationGracePeriodSeconds room for the delay and the drain)"
+            ));
+        }
+    }
     if web.https.is_some() {
         if web.tls_cert.is_none() {
             return Err("web.tlsCert: web.https needs a certificate; give the PEM file of the certificate chain, \

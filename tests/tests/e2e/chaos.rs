@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -97,14 +97,20 @@ impl Replica {
         }
     }
 
-    /// SIGTERM, then waits (30 s at most) for the drain to end.
-    async fn terminate(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+    /// SIGTERM, then waits (30 s at most) for the drain to end; whether readiness answered 503
+    /// while the process was still serving (`web.shutdownDelay`).
+    async fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else { return false };
         let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let ready = format!("http://127.0.0.1:{}/healthz/ready", self.telemetry);
+        let mut unready_first = false;
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if child.try_wait().ok().flatten().is_some() {
-                return;
+                return unready_first;
+            }
+            if !unready_first && let Ok(r) = reqwest::get(&ready).await {
+                unready_first = r.status() == StatusCode::SERVICE_UNAVAILABLE;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -134,6 +140,7 @@ struct Counts {
     unverifiable: AtomicU64,
     kills: AtomicU64,
     graceful_restarts: AtomicU64,
+    unready_before_exit: AtomicU64,
     reasons: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -146,6 +153,10 @@ impl Counts {
 /// The load balancer's view: the replicas' bases, any of which may be down.
 struct Balancer {
     bases: Vec<String>,
+    /// Whether the balancer routes to each replica: off from a replica's SIGTERM until it is
+    /// ready again (what readiness-based routing does within `web.shutdownDelay`); a SIGKILL
+    /// is not announced.
+    routable: Vec<AtomicBool>,
     counts: Arc<Counts>,
 }
 
@@ -169,7 +180,12 @@ impl Balancer {
         after_sent: bool,
     ) -> Result<Answer, String> {
         self.counts.requests.fetch_add(1, Relaxed);
-        let first = rand_index(self.bases.len());
+        let pick = |not: Option<usize>| {
+            let candidates: Vec<usize> =
+                (0..self.bases.len()).filter(|&i| Some(i) != not && self.routable[i].load(Relaxed)).collect();
+            candidates[rand_index(candidates.len())]
+        };
+        let first = pick(None);
         match request(&self.bases[first]).send().await {
             Ok(response) => Ok(Answer { response, retried: false }),
             Err(e) if !after_sent && !e.is_connect() => {
@@ -178,7 +194,7 @@ impl Balancer {
             }
             Err(_) => {
                 self.counts.retried.fetch_add(1, Relaxed);
-                let second = (first + 1 + rand_index(self.bases.len() - 1)) % self.bases.len();
+                let second = pick(Some(first));
                 match request(&self.bases[second]).send().await {
                     Ok(response) => Ok(Answer { response, retried: true }),
                     Err(e) => {
@@ -281,8 +297,15 @@ async fn one_login(lb: &Balancer, verifier: &Verifier, replay: bool) -> Result<(
     let (req, csrf) = (hidden(&html, "req").ok_or("no req")?, hidden(&html, "csrf").ok_or("no csrf")?);
     let fields =
         [("req", req.as_str()), ("csrf", csrf.as_str()), ("login", "admin@example.com"), ("password", PASSWORD)];
-    let posted = lb.send(|b| web.post(format!("{b}/auth/local/login")).form(&fields)).await?.response;
-    let back = location(&posted).ok_or_else(|| format!("the login answered {}", posted.status()))?;
+    let posted = lb.send(|b| web.post(format!("{b}/auth/local/login")).form(&fields)).await?;
+    let retried = if posted.retried { " after a retry" } else { "" };
+    let posted = posted.response;
+    let Some(back) = location(&posted) else {
+        let status = posted.status();
+        let page = posted.text().await.unwrap_or_default();
+        let title = page.split("<h1>").nth(1).and_then(|t| t.split('<').next()).unwrap_or_default().to_string();
+        return Err(format!("the login answered {status}{retried}: {title}"));
+    };
     if !back.starts_with(CALLBACK) {
         return Err(format!("after the login: {}", path_of(&back).split('?').next().unwrap_or_default()));
     }
@@ -379,6 +402,8 @@ web:
   http: 127.0.0.1:{web}
   # The load comes from one address: the per-IP and per-account throttles would slow it.
   throttle: {{authorizePerIP: 0, passwordPerIP: 0, passwordPerAccount: 0}}
+  # On SIGTERM readiness turns false for a second before the drain (the rolling restart checks).
+  shutdownDelay: 1s
 telemetry:
   http: 127.0.0.1:{telemetry}
 logger:
@@ -443,7 +468,11 @@ async fn replicas_killed_under_load_lose_nothing() {
     }
     let bases: Vec<String> = replicas.iter().map(Replica::base).collect();
     let counts = Arc::new(Counts::default());
-    let lb = Arc::new(Balancer { bases: bases.clone(), counts: counts.clone() });
+    let lb = Arc::new(Balancer {
+        bases: bases.clone(),
+        routable: (0..REPLICAS).map(|_| AtomicBool::new(true)).collect(),
+        counts: counts.clone(),
+    });
     let verifier = Arc::new(Verifier { bases: bases.clone(), cache: Mutex::new(vec![None; REPLICAS]) });
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
@@ -472,10 +501,14 @@ async fn replicas_killed_under_load_lose_nothing() {
         tokio::time::sleep(KILL_EVERY).await;
         if !rolled && started.elapsed() >= Duration::from_secs(seconds / 2) {
             rolled = true;
-            for r in &mut replicas {
-                r.terminate().await;
+            for (i, r) in replicas.iter_mut().enumerate() {
+                lb.routable[i].store(false, Relaxed);
+                if r.terminate().await {
+                    counts.unready_before_exit.fetch_add(1, Relaxed);
+                }
                 r.spawn(&bin);
                 r.ready().await;
+                lb.routable[i].store(true, Relaxed);
                 counts.graceful_restarts.fetch_add(1, Relaxed);
             }
             continue;
@@ -506,6 +539,7 @@ async fn replicas_killed_under_load_lose_nothing() {
         "workers": WORKERS,
         "kills": n(&counts.kills),
         "graceful_restarts": n(&counts.graceful_restarts),
+        "readiness_false_before_exit": n(&counts.unready_before_exit),
         "logins_started": n(&counts.logins_started),
         "logins_finished": n(&counts.logins_finished),
         "logins_failed": n(&counts.logins_failed),
@@ -533,4 +567,9 @@ async fn replicas_killed_under_load_lose_nothing() {
     assert!(n(&counts.logins_finished) > 0, "no login finished: {report}");
     assert_eq!(n(&counts.double_redemptions), 0, "a code was redeemed twice: {report}");
     assert_eq!(n(&counts.unverifiable), 0, "an ID token did not verify against every replica's JWKS: {report}");
+    assert_eq!(
+        n(&counts.unready_before_exit),
+        n(&counts.graceful_restarts),
+        "on SIGTERM readiness turns false before the process exits: {report}"
+    );
 }
