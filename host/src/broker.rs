@@ -210,7 +210,10 @@ impl Broker {
                 broker.throttles.forget_idle();
                 match broker.store.collect_garbage(now()).await {
                     Ok(0) => {}
-                    Ok(n) => tracing::debug!("garbage-collected {n} expired objects"),
+                    Ok(n) => {
+                        crate::metrics::global().gc_collected.inc_by(n);
+                        tracing::debug!("garbage-collected {n} expired objects");
+                    }
                     Err(e) => tracing::warn!("garbage collection failed: {e}"),
                 }
             }

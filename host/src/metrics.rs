@@ -68,6 +68,8 @@ pub struct Metrics {
     pub plugin_calls: Family<PluginLabels, Counter>,
     pub plugin_duration: Family<PluginCallLabels, Histogram, fn() -> Histogram>,
     pub reloads: Family<OutcomeLabels, Counter>,
+    /// Expired storage rows removed by garbage collection.
+    pub gc_collected: Counter,
 }
 
 impl Metrics {
@@ -81,6 +83,7 @@ impl Metrics {
             plugin_calls: Family::default(),
             plugin_duration: Family::new_with_constructor(seconds_histogram),
             reloads: Family::default(),
+            gc_collected: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route, method and status", m.http_requests.clone());
@@ -94,6 +97,11 @@ impl Metrics {
         );
         registry.register("plugin_call_duration_seconds", "Connector plugin call duration", m.plugin_duration.clone());
         registry.register("reloads", "Config reloads by outcome", m.reloads.clone());
+        registry.register(
+            "gc_collected_rows",
+            "Expired storage rows (auth requests, codes, device requests, sessions, refresh tokens) removed by garbage collection",
+            m.gc_collected.clone(),
+        );
         Self { registry, ..m }
     }
 

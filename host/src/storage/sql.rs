@@ -133,7 +133,14 @@ const TAKE: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND id = $2 A
 const DELETE: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND id = $2";
 const DELETE_FAMILY: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND family = $2";
 const LIST_FAMILY: &str = "SELECT id FROM portcullis_objects WHERE kind = $1 AND family = $2 AND expires_at > $3";
-const COLLECT_GARBAGE: &str = "DELETE FROM portcullis_objects WHERE expires_at <= $1";
+/// One bounded batch of garbage collection (`GC_BATCH` rows; the LIMIT is in the statement).
+const COLLECT_GARBAGE: &str = "DELETE FROM portcullis_objects WHERE (kind, id) IN \
+    (SELECT kind, id FROM portcullis_objects WHERE expires_at <= $1 LIMIT 1000)";
+/// Rows one garbage-collection batch deletes at most: a statement that holds its locks briefly,
+/// so logins interleave with a large collection.
+pub const GC_BATCH: u64 = 1000;
+/// Batches one collection run deletes at most (the next run, one upkeep period later, goes on).
+pub const GC_MAX_BATCHES: u64 = 500;
 
 // MySQL / MariaDB: `?` placeholders. `insert` is two statements (see "MySQL" in the module
 // docs): drop an expired row, then a plain INSERT whose duplicate-key error is the conflict.
@@ -149,7 +156,7 @@ const MY_UPDATE: &str = "UPDATE portcullis_objects SET data = ?, expires_at = ?,
 const MY_DELETE: &str = "DELETE FROM portcullis_objects WHERE kind = ? AND id = ?";
 const MY_DELETE_FAMILY: &str = "DELETE FROM portcullis_objects WHERE kind = ? AND family = ?";
 const MY_LIST_FAMILY: &str = "SELECT id FROM portcullis_objects WHERE kind = ? AND family = ? AND expires_at > ?";
-const MY_COLLECT_GARBAGE: &str = "DELETE FROM portcullis_objects WHERE expires_at <= ?";
+const MY_COLLECT_GARBAGE: &str = "DELETE FROM portcullis_objects WHERE expires_at <= ? LIMIT 1000";
 
 /// A record's columns as MySQL returns them: `VARBINARY` and `_bin` text come back flagged
 /// binary, which sqlx will not decode as `String`; they are checked as UTF-8 here.
@@ -778,17 +785,28 @@ impl Backend for SqlBackend {
         Ok(ids)
     }
 
+    /// Deletes expired rows in batches of [`GC_BATCH`] (the `expires_at` index finds them; no
+    /// full-table scan), yielding between batches, at most [`GC_MAX_BATCHES`] per run.
     async fn collect_garbage(&self, now: i64) -> Result<u64> {
-        on_pool!(&self.pool, pool => sqlx::query(COLLECT_GARBAGE)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()), pool => sqlx::query(MY_COLLECT_GARBAGE)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|done| done.rows_affected()))
-        .map_err(|err| self.target.unavailable("cannot delete expired records", err))
+        let mut total = 0;
+        for _ in 0..GC_MAX_BATCHES {
+            let deleted = on_pool!(&self.pool, pool => sqlx::query(COLLECT_GARBAGE)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()), pool => sqlx::query(MY_COLLECT_GARBAGE)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()))
+            .map_err(|err| self.target.unavailable("cannot delete expired records", err))?;
+            total += deleted;
+            if deleted < GC_BATCH {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(total)
     }
 
     async fn ping(&self) -> Result<()> {

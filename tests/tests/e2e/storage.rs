@@ -169,6 +169,23 @@ async fn collect_garbage_removes_only_expired(b: &dyn Backend) {
     assert!(b.get(Kind::Keys, "c", NOW).await.unwrap().is_some());
 }
 
+/// More expired rows than one batch (`GC_BATCH`): one run collects them all and leaves the live
+/// ones, whatever the backend.
+async fn garbage_collection_goes_on_past_one_batch(b: &dyn Backend) {
+    let rows = 2 * portcullis::storage::sql::GC_BATCH + 500;
+    let expired = record("{}", None, NOW - 1);
+    for start in (0..rows).step_by(100) {
+        let ids: Vec<String> = (start..(start + 100).min(rows)).map(|i| format!("abandoned-{i}")).collect();
+        for done in join_all(ids.iter().map(|id| b.insert(Kind::AuthRequest, id, &expired, NOW - 10))).await {
+            done.unwrap();
+        }
+    }
+    b.insert(Kind::AuthRequest, "live", &record("{}", None, NOW + 600), NOW).await.unwrap();
+    assert_eq!(b.collect_garbage(NOW).await.unwrap(), rows, "one run collects every batch");
+    assert!(b.get(Kind::AuthRequest, "live", NOW).await.unwrap().is_some());
+    assert_eq!(b.collect_garbage(NOW).await.unwrap(), 0);
+}
+
 async fn ping(b: &dyn Backend) {
     b.ping().await.unwrap();
 }
@@ -223,8 +240,46 @@ conformance!(
     concurrent_takes_have_one_winner,
     delete_and_families,
     collect_garbage_removes_only_expired,
+    garbage_collection_goes_on_past_one_batch,
     ping,
 );
+
+/// A flood of 100,000 abandoned auth requests (written straight into the table) is collected by
+/// one run, in bounded batches, while logins go on: a storage read during the collection
+/// answers. The run's time is printed, not asserted.
+#[tokio::test]
+async fn a_flood_of_abandoned_auth_requests_is_collected_in_one_run() {
+    use sqlx::Executor as _;
+    let db = TestDatabase::create().await;
+    let backend = std::sync::Arc::new(db.backend().await);
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db.url()).await.unwrap();
+    conn.execute(
+        format!(
+            "INSERT INTO portcullis_objects (kind, id, family, data, version, expires_at) \
+             SELECT 'auth_request', 'flood-' || n, NULL, '{{}}', 1, {} FROM generate_series(1, 100000) AS n",
+            NOW - 1
+        )
+        .as_str(),
+    )
+    .await
+    .unwrap();
+    backend.insert(Kind::AuthRequest, "live", &record("{}", None, NOW + 600), NOW).await.unwrap();
+    let started = std::time::Instant::now();
+    let gc = tokio::spawn({
+        let backend = backend.clone();
+        async move { backend.collect_garbage(NOW).await.unwrap() }
+    });
+    // Reads interleave with the batches.
+    let mut reads = 0;
+    while !gc.is_finished() {
+        assert!(backend.get(Kind::AuthRequest, "live", NOW).await.unwrap().is_some());
+        reads += 1;
+    }
+    let collected = gc.await.unwrap();
+    assert_eq!(collected, 100_000);
+    eprintln!("collected 100,000 rows in {:?}; {reads} reads answered meanwhile", started.elapsed());
+    assert!(backend.get(Kind::AuthRequest, "live", NOW).await.unwrap().is_some());
+}
 
 // ---------------------------------------------------------------------------------------------
 // Replicas: two backends (two connection pools) on one database.
