@@ -228,6 +228,7 @@ const GUEST_UNIT_TESTS: &[&str] = &[
     "portcullis-openshift",
     "portcullis-linkedin",
     "portcullis-saml",
+    "portcullis-group-gate",
 ];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).
