@@ -248,6 +248,7 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     let mut cmd = cargo_command();
     cmd.current_dir(&root)
         .args(["bench", "-p", "portcullis", "--bench", "connector", "--bench", "reload", "--bench", "server"])
+        .args(["--bench", "policy"])
         .args(["--", "--noplot"])
         .args(extra);
     let status = cmd.status().context("cannot run cargo bench")?;
