@@ -316,7 +316,7 @@ async fn each_sandbox_failure_is_an_error_naming_the_policy() {
     let denied = fixture_alone("lookup", "denied-host", LimitsConfig::default()).await;
     let err = denied.check_login(&ctx, &jane()).await.unwrap_err();
     let PolicyError::CapabilityDenied { detail, .. } = &err else { panic!("{err:?}") };
-    assert!(detail.contains("127.0.0.1"), "{detail}");
+    assert!(detail.contains(r#"add "http://127.0.0.1:9" to allowedHosts of policy "lookup""#), "{detail}");
 
     let limits = LimitsConfig { call_deadline: Some("150ms".into()), ..Default::default() };
     let looping = fixture_alone("loop", "loop", limits).await;
