@@ -39,8 +39,19 @@ const OPS_CONNECTOR: &str = r#"- plugin: "{plugins}/mock.wasm"
 /// What a login came to: tokens, or the page the broker answered instead of the code.
 #[derive(Debug)]
 enum Login {
-    Tokens { json: Value, id: Value, access: Value, nonce: String },
-    Refused { status: StatusCode, body: String, location: Option<String> },
+    Tokens {
+        json: Value,
+        id: Value,
+        access: Value,
+        nonce: String,
+    },
+    /// `at`: the URL that answered instead of redirecting.
+    Refused {
+        status: StatusCode,
+        body: String,
+        location: Option<String>,
+        at: String,
+    },
 }
 
 impl Login {
@@ -55,7 +66,11 @@ impl Login {
 /// A whole login of `app` through `connector` in a fresh browser: authorize, the mock upstream's
 /// callback, the approval page when shown, the code redeemed.
 async fn login(b: &TestBroker, app: App, connector: &str, scopes: &str) -> Login {
-    let web = browser();
+    login_in(b, &browser(), app, connector, scopes).await
+}
+
+/// `login` in the browser `web` (whose SSO session may answer instead of the connector).
+async fn login_in(b: &TestBroker, web: &reqwest::Client, app: App, connector: &str, scopes: &str) -> Login {
     let (verifier, challenge) = portcullis_tests::pkce();
     let nonce = portcullis::web::random_token();
     let url = url::Url::parse_with_params(
@@ -82,7 +97,7 @@ async fn login(b: &TestBroker, app: App, connector: &str, scopes: &str) -> Login
         let r = web.get(&next).send().await.unwrap();
         if r.status() != StatusCode::SEE_OTHER {
             let (status, location) = (r.status(), location(&r, &b.base));
-            return Login::Refused { status, location, body: r.text().await.unwrap() };
+            return Login::Refused { status, location, body: r.text().await.unwrap(), at: next };
         }
         next = location(&r, &b.base).unwrap();
         if next.contains("/approval") {
@@ -194,7 +209,7 @@ async fn groups_are_filtered_for_one_client_and_not_another() {
 async fn a_denied_user_gets_the_403_page_with_the_reason_and_no_code() {
     let config = r#"{requireGroups: [admins], denyMessage: "Only administrators may use this application."}"#;
     let b = TestBroker::builder().connectors(OPS_CONNECTOR).extra(&group_gate(config)).start().await;
-    let Login::Refused { status, body, location } = login(&b, EXAMPLE, "mock", "openid groups").await else {
+    let Login::Refused { status, body, location, .. } = login(&b, EXAMPLE, "mock", "openid groups").await else {
         panic!("the author is not an admin and must be refused")
     };
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -433,4 +448,44 @@ async fn a_policy_hot_reloaded_under_login_load_fails_no_request() {
     assert!(seen.iter().any(|d| d == "v1") && seen.iter().any(|d| d == "v2"), "load on both sides: {seen:?}");
     let (_, id, _, _) = login(&b, EXAMPLE, "mock", "openid").await.tokens();
     assert_eq!(id["department"], "v2");
+}
+
+#[tokio::test]
+async fn an_sso_session_is_decided_again_for_each_client() {
+    // Only admins may use second-app; the author may use example-app, and their session is
+    // shared with every client.
+    let gate = r#"{requireGroups: [admins], denyMessage: "second-app is for admins."}"#;
+    let policy = format!("{}  clients: [second-app]\n", group_gate(gate));
+    let sessions = "sessions:\n  ssoSharedWithDefault: all\n";
+    let b = TestBroker::builder().extra(&format!("{policy}{sessions}")).start().await;
+    let web = browser();
+    login_in(&b, &web, EXAMPLE, "mock", "openid groups").await.tokens();
+    // The same browser, another client: the session answers, and the policy refuses it.
+    let Login::Refused { status, body, location, at } = login_in(&b, &web, SECOND, "mock", "openid groups").await
+    else {
+        panic!("the session must not carry the user past second-app's policy")
+    };
+    assert!(at.starts_with(&b.url("/auth?")), "the SSO session answered at /auth, no connector was asked: {at}");
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("second-app is for admins."), "{body}");
+    assert!(location.is_none());
+}
+
+#[tokio::test]
+async fn the_password_grant_is_decided_and_minted_by_the_policies() {
+    let oauth2 = "  grantTypes: [authorization_code, refresh_token, password]\n  passwordConnector: local\n";
+    let form =
+        [("grant_type", "password"), ("username", "admin@example.com"), ("password", "password"), ("scope", "openid")];
+    let b = TestBroker::builder().oauth2(oauth2).extra(&fixture_policy("grants", "grant-claims", "")).start().await;
+    let (status, json) = token(&b, EXAMPLE, &form).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let id = portcullis_tests::flow::claims(json["id_token"].as_str().unwrap());
+    assert_eq!((&id["minted_by"], &id["login_seen_by"]), (&json!("password"), &json!("example-app")), "{id}");
+    // A user the policy denies gets invalid_grant, naming the policy.
+    let gate = group_gate(r#"{requireGroups: [admins]}"#);
+    let b = TestBroker::builder().oauth2(oauth2).extra(&gate).start().await;
+    let (status, json) = token(&b, EXAMPLE, &form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+    assert_eq!(json["error"], "invalid_grant");
+    assert!(json["error_description"].as_str().unwrap().contains(r#"refused by policy "gate""#), "{json}");
 }
