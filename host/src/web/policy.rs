@@ -12,7 +12,7 @@ use super::error::WebError;
 use crate::connectors::Identity;
 use crate::connectors::policy::{ClaimsPatch, Denied, GrantKind, LoginContext, MintContext, TokenPatch, types};
 use crate::generation::Live;
-use crate::oidc::OAuthError;
+use crate::oidc::{OAuthError, OAuthErrorCode};
 
 /// Runs `check-login` of the policies that apply and records their outcome on `identity`
 /// (replacing any an earlier login left: the outcome belongs to this client and this login).
@@ -43,8 +43,16 @@ pub fn denied_page(live: &Arc<Live>, denied: &Denied) -> WebError {
         .hint("If you think you should have access, ask the administrator of this application.")
 }
 
-/// A grant refused by a policy: `invalid_grant` with the reason.
+/// A grant refused by a policy: `invalid_grant` with the reason when the policy decided;
+/// `temporarily_unavailable` when it failed (`onError: deny`), decided before anything is
+/// rotated or stored, so a refresh token survives a policy's outage as it does a connector's.
 pub fn denied_grant(denied: &Denied) -> OAuthError {
+    if denied.failed {
+        return OAuthError::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            format!("policy {:?} could not be applied; retry later", denied.policy),
+        );
+    }
     OAuthError::invalid_grant(format!("refused by policy {:?}: {}", denied.policy, denied.reason))
 }
 

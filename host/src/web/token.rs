@@ -18,7 +18,7 @@ use super::flow::LOCAL;
 use super::{AppState, ClientIp, issuer, random_token, token_key};
 use crate::clock::{now, secs};
 use crate::config::{Client, GrantType, RefreshTokenLifetime};
-use crate::connectors::policy::GrantKind;
+use crate::connectors::policy::{GrantKind, TokenPatch};
 use crate::connectors::{Identity, Scopes};
 use crate::generation::Live;
 use crate::ids::TokenKey;
@@ -139,6 +139,10 @@ pub(super) async fn issue(
     p: Proven<'_>,
     now: i64,
 ) -> Result<serde_json::Value, OAuthError> {
+    // The policies' patches first: a policy that cannot answer leaves nothing behind.
+    let shown = p.identity.for_tokens();
+    let mint = super::policy::user_mint(p.grant_kind, &client.id, p.connector_id, &shown, &p.scopes.all);
+    let patch = super::policy::mint(live, mint).await?;
     // No refresh token from a connector whose `grantTypes` leave out refresh_token, nor from one
     // that cannot refresh (authproxy, a keystone without an admin account), as in Dex.
     let refreshes = live.registry.get(p.connector_id).is_none_or(|c| c.metadata().supports_refresh);
@@ -186,9 +190,9 @@ pub(super) async fn issue(
         auth_time: p.auth_time,
         grant: &grant,
         sid: p.session.map(super::session::sid),
-        grant_kind: p.grant_kind,
+        patch: &patch,
     };
-    minted.response(broker, live, client, refresh_token).await
+    minted.response(broker, live, client, refresh_token)
 }
 
 /// Refuses a grant through `connector` the client may not use (`allowedConnectors`:
@@ -363,12 +367,13 @@ struct Minted<'a> {
     auth_time: i64,
     grant: &'a str,
     sid: Option<String>,
-    grant_kind: GrantKind,
+    /// The policies' `mint-token` patches, asked before anything was stored.
+    patch: &'a TokenPatch,
 }
 
 impl Minted<'_> {
     /// Signs the access and ID tokens (with the policies' patches): the token response's JSON.
-    async fn response(
+    fn response(
         &self,
         broker: &AppState,
         live: &Live,
@@ -380,10 +385,7 @@ impl Minted<'_> {
         let access_lifetime = secs(live.config.expiry.access_tokens);
         let token_id = random_token();
         let identity = self.identity.for_tokens();
-        let mint =
-            super::policy::user_mint(self.grant_kind, &client.id, self.connector_id, &identity, &self.scopes.all);
-        let patch = super::policy::mint(live, mint).await?;
-        let login_claims = self.identity.policy_claims();
+        let (patch, login_claims) = (self.patch, self.identity.policy_claims());
         let ctx = TokenContext {
             issuer: &issuer,
             client_id: &client.id,
@@ -466,6 +468,9 @@ async fn refresh(
     super::policy::check_login(live, client_id, connector, &scopes.all, &mut identity)
         .await
         .map_err(|denied| super::policy::denied_grant(&denied))?;
+    let shown = identity.for_tokens();
+    let mint = super::policy::user_mint(GrantKind::RefreshToken, client_id, connector, &shown, &scopes.all);
+    let patch = super::policy::mint(live, mint).await?;
     let expires_at = lifetime(live).expiry(stored.family_created_at, now);
     let retried = stored.successor_sealed.as_deref().and_then(|sealed| unseal_successor(&presented, sealed));
     let next_token = if let Some(successor) = retried.filter(|_| policy.rotation) {
@@ -512,9 +517,9 @@ async fn refresh(
         auth_time: stored.auth_time,
         grant: &stored.family,
         sid: stored.session.as_ref().map(super::session::sid),
-        grant_kind: GrantKind::RefreshToken,
+        patch: &patch,
     };
-    minted.response(broker, live, client, Some(next_token)).await
+    minted.response(broker, live, client, Some(next_token))
 }
 
 /// The user as the upstream knows them now: the local database, or the connector's `refresh`.

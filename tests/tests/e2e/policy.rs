@@ -263,13 +263,47 @@ async fn reserved_claim_tampering_is_refused() {
         panic!("a patch of `sub` must not produce tokens")
     };
     assert_eq!(status, StatusCode::FORBIDDEN);
-    // At mint: the patch removes `exp`; the token endpoint refuses, naming the policy.
+    // At mint: the patch removes `exp`; the token endpoint refuses, naming the policy. A policy
+    // that fails (rather than decides) is `temporarily_unavailable`, as a connector's outage is.
     let b = TestBroker::builder().extra(&fixture_policy("tamper-exp", "tamper-mint", "")).start().await;
-    code_exchange_is_refused_by(&b, "tamper-exp").await;
+    let (status, json) = code_exchange(&b).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{json}");
+    assert_eq!(json["error"], "temporarily_unavailable", "{json}");
+    let description = json["error_description"].as_str().unwrap();
+    assert_eq!(description, r#"policy "tamper-exp" could not be applied; retry later"#);
 }
 
-/// A login whose code exchange the policy `policy` refuses: `invalid_grant` naming it.
-async fn code_exchange_is_refused_by(b: &TestBroker, policy: &str) {
+#[tokio::test]
+async fn a_refresh_token_survives_a_failing_policy() {
+    // The policy works at login, then a reload makes it fail at every mint-token: the refresh is
+    // refused before rotation, so the same token still works once the policy is fixed (here:
+    // skipped with onError: allow).
+    let fixture = fixture("policy-fixture");
+    let policy = |mode: &str, extra: &str| {
+        format!("- plugin: \"{}\"\n  id: flaky\n  config: {{mode: {mode}}}\n{extra}", fixture.display())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, file_config("{issuer}", &policy("grant-claims", ""))).unwrap();
+    let b = TestBroker::builder().file(&file).start().await;
+    let (json, _, _, _) = login(&b, EXAMPLE, "mock", "openid offline_access").await.tokens();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", json["refresh_token"].as_str().unwrap())];
+    std::fs::write(&file, file_config(&b.issuer, &policy("tamper-mint", ""))).unwrap();
+    b.broker.generations.reload().await.expect("the tampering policy loads");
+    let (status, answer) = token(&b, EXAMPLE, &form).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["error"], "temporarily_unavailable", "{answer}");
+    std::fs::write(&file, file_config(&b.issuer, &policy("tamper-mint", "  onError: allow\n"))).unwrap();
+    b.broker.generations.reload().await.expect("the skipped policy loads");
+    // Past the (zero) reuse interval, at whole-second resolution: had the failed refresh rotated
+    // the token, presenting it again now would be a replay and revoke the family.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, answer) = token(&b, EXAMPLE, &form).await;
+    assert_eq!(status, StatusCode::OK, "the refresh token survived the policy's failure: {answer}");
+}
+
+/// A login through the mock connector; returns the token endpoint's answer to its code.
+async fn code_exchange(b: &TestBroker) -> (StatusCode, Value) {
     let web = browser();
     let (to_upstream, pending) = portcullis_tests::flow::authorize(b, &web, "mock", "openid").await;
     let back = web.get(location(&to_upstream, &b.base).unwrap()).send().await.unwrap();
@@ -280,11 +314,7 @@ async fn code_exchange_is_refused_by(b: &TestBroker, policy: &str) {
         ("redirect_uri", EXAMPLE.redirect),
         ("code_verifier", &pending.verifier),
     ];
-    let (status, json) = token(b, EXAMPLE, &form).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
-    assert_eq!(json["error"], "invalid_grant", "{json}");
-    let description = json["error_description"].as_str().unwrap();
-    assert!(description.contains(&format!("policy {policy:?}")), "{description}");
+    token(b, EXAMPLE, &form).await
 }
 
 /// The fixture policy loaded on its own, as the broker loads it, with `limits` and no hosts.
@@ -377,13 +407,16 @@ async fn the_policy_sees_refresh_and_client_credentials() {
     assert_eq!(access["minted_user"], Value::Null, "no user behind client_credentials: {access}");
 }
 
-/// The reload test's config file: the mock connector and group-gate adding `department`.
-fn reload_config(issuer: &str, department: &str) -> String {
+/// A config file: example-app, the mock connector, and `policies` (YAML list items).
+fn file_config(issuer: &str, policies: &str) -> String {
     format!(
         r#"issuer: "{issuer}"
 storage: {{type: memory}}
 web: {{throttle: {{authorizePerIP: 0, passwordPerIP: 0}}}}
 oauth2: {{skipApprovalScreen: true}}
+# A refresh token presented twice is a replay at once (no retry window): a refresh that rotated
+# before failing would show as the family revoked.
+expiry: {{refreshTokens: {{reuseInterval: 0s}}}}
 staticClients:
 - id: example-app
   secret: {}
@@ -393,15 +426,20 @@ connectors:
   id: mock
   name: Example
 policies:
-- plugin: "{}"
-  id: gate
-  config: {{addClaims: {{department: {department}}}}}
-"#,
+{policies}"#,
         EXAMPLE.secret,
         EXAMPLE.redirect,
         plugin("mock").display(),
-        plugin("group-gate").display()
     )
+}
+
+/// The reload test's config file: group-gate adding `department`.
+fn reload_config(issuer: &str, department: &str) -> String {
+    let gate = format!(
+        "- plugin: \"{}\"\n  id: gate\n  config: {{addClaims: {{department: {department}}}}}\n",
+        plugin("group-gate").display()
+    );
+    file_config(issuer, &gate)
 }
 
 #[tokio::test]
