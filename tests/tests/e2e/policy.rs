@@ -527,3 +527,28 @@ async fn the_password_grant_is_decided_and_minted_by_the_policies() {
     assert_eq!(json["error"], "invalid_grant");
     assert!(json["error_description"].as_str().unwrap().contains(r#"refused by policy "gate""#), "{json}");
 }
+
+#[tokio::test]
+async fn a_new_policy_file_is_reloaded_and_a_broken_one_never_replaces_it() {
+    // The policy file itself changes (the config does not): group-gate first, then the fixture
+    // copied over it, then a file that is not a component, which is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("policy.wasm");
+    std::fs::copy(plugin("group-gate"), &copy).unwrap();
+    let entry = format!("- plugin: \"{}\"\n  id: swapped\n  config: {{addClaims: {{who: gate}}}}\n", copy.display());
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, file_config("{issuer}", &entry)).unwrap();
+    let b = TestBroker::builder().file(&file).start().await;
+    let (_, id, _, _) = login(&b, EXAMPLE, "mock", "openid").await.tokens();
+    assert_eq!(id["who"], "gate");
+    // The fixture ignores addClaims (its mode defaults to grant-claims) and tags the tokens.
+    std::fs::copy(fixture("policy-fixture"), &copy).unwrap();
+    assert!(b.broker.generations.reload().await.expect("the new file reloads").changed);
+    let (_, id, _, _) = login(&b, EXAMPLE, "mock", "openid").await.tokens();
+    assert_eq!((&id["minted_by"], id.get("who")), (&json!("authorization_code"), None), "{id}");
+    std::fs::write(&copy, b"not a component").unwrap();
+    let err = b.broker.generations.reload().await.expect_err("a broken policy file is refused");
+    assert!(err.contains(r#"policy "swapped""#) && err.contains("not a WebAssembly component"), "{err}");
+    let (_, id, _, _) = login(&b, EXAMPLE, "mock", "openid").await.tokens();
+    assert_eq!(id["minted_by"], "authorization_code", "the working policy keeps serving: {id}");
+}
