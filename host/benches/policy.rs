@@ -74,7 +74,11 @@ fn check_login(c: &mut Criterion) {
         on_error: OnError::Deny,
         config: gate_config(),
     };
+    // The same component with an empty config: the fixed cost of a policy call (instance,
+    // context and identity encoded, config parsed, an empty patch parsed back).
+    let empty = PolicySpec { id: "empty".into(), config: serde_json::json!({}), ..spec.clone() };
     let set = rt.block_on(PolicySet::load(&engine, &[spec], None)).expect("group-gate loads");
+    let empty = rt.block_on(PolicySet::load(&engine, &[empty], None)).expect("group-gate loads");
     let identity = Identity {
         user_id: "0-385-28089-0".into(),
         username: "Kilgore Trout".into(),
@@ -108,6 +112,10 @@ fn check_login(c: &mut Criterion) {
     group.bench_function("check_login_group_gate", |b| {
         b.to_async(&rt)
             .iter(|| async { std::hint::black_box(set.check_login(&ctx, &identity).await.expect("allowed")) })
+    });
+    group.bench_function("check_login_group_gate_empty_config", |b| {
+        b.to_async(&rt)
+            .iter(|| async { std::hint::black_box(empty.check_login(&ctx, &identity).await.expect("allowed")) })
     });
     group.finish();
 }
