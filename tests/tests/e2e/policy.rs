@@ -12,6 +12,7 @@ use portcullis::connectors::capabilities::Grants;
 use portcullis::connectors::capabilities::allowlist::Allowlist;
 use portcullis::connectors::policy::{GrantKind, LoadedPolicy, LoginContext, MintContext, Policy, PolicyError};
 use portcullis::connectors::{Identity, Limits, LimitsConfig};
+use portcullis_tests::logs::{Format, LogCapture};
 use portcullis_tests::{TestBroker, browser, engine, fixture, hidden, location, plugin, query_param};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -207,6 +208,7 @@ async fn groups_are_filtered_for_one_client_and_not_another() {
 
 #[tokio::test]
 async fn a_denied_user_gets_the_403_page_with_the_reason_and_no_code() {
+    let capture = LogCapture::install(Format::Text);
     let config = r#"{requireGroups: [admins], denyMessage: "Only administrators may use this application."}"#;
     let b = TestBroker::builder().connectors(OPS_CONNECTOR).extra(&group_gate(config)).start().await;
     let Login::Refused { status, body, location, .. } = login(&b, EXAMPLE, "mock", "openid groups").await else {
@@ -215,6 +217,12 @@ async fn a_denied_user_gets_the_403_page_with_the_reason_and_no_code() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body.contains("Only administrators may use this application."), "{body}");
     assert!(location.is_none(), "no redirect, so no code: {location:?}");
+    let log = capture.text();
+    let line = log.lines().find(|l| l.contains("login denied by policy")).unwrap_or_else(|| panic!("{log}"));
+    for part in ["policy=gate", "client=example-app", "connector=mock", "user_id=0-385-28089-0", "Only administrators"]
+    {
+        assert!(line.contains(part), "{part} in {line}");
+    }
     // A member of the group is let in.
     let (_, id, _, _) = login(&b, EXAMPLE, "mock-ops", "openid groups").await.tokens();
     assert_eq!(id["groups"], json!(["team-a", "admins", "team-b"]));

@@ -166,7 +166,7 @@ impl PolicySet {
                     count(entry, CALL, "deny", started);
                     tracing::warn!(
                         policy = %entry.spec.id, client = %ctx.client_id, connector = %ctx.connector_id,
-                        "login denied by policy: {reason}"
+                        user_id = %identity.user_id, "login denied by policy: {reason}"
                     );
                     return Err(Denied { policy: entry.spec.id.clone(), reason, failed: false });
                 }
