@@ -8,7 +8,7 @@ use anyhow::Context;
 
 use crate::config::{StorageConfig, Validated};
 use crate::connectors::{CompileCache, PluginEngine};
-use crate::generation::{Live, Sources, failure_list, load_connectors};
+use crate::generation::{Live, Sources, failure_list, load_connectors, load_policies};
 use crate::keys::Keys;
 use crate::reload::Generations;
 use crate::secret::Secret;
@@ -186,7 +186,9 @@ impl Broker {
                 );
             }
         }
-        let mut live = Live::new(file_config, config, registry, 1, sources);
+        // A policy is a rule: the broker does not start without one it cannot load.
+        let policies = load_policies(&engine, &config, None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut live = Live::new(file_config, config, registry, 1, sources).with_policies(policies);
         live.failed = failed;
         let status = crate::reload::ReloadStatus::of(&live, crate::reload::Outcome::Started);
         let generations = Arc::new(Generations::new(live, status, engine.clone(), store.clone()));

@@ -1,5 +1,5 @@
-//! A generation: what a reload replaces as one — the validated config, the connectors built
-//! from it, the bytes both were built from, and the connectors a degraded start left out.
+//! A generation: what a reload replaces as one — the validated config, the connectors and
+//! policies built from it, the bytes both were built from, and the connectors a degraded start left out.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicI64;
 use serde::Serialize;
 
 use crate::config::Validated;
-use crate::connectors::{PluginEngine, Registry};
+use crate::connectors::{PluginEngine, PolicySet, Registry};
 
 /// What a reload replaces as one: the config and the connectors built from it.
 #[derive(Debug)]
@@ -19,6 +19,8 @@ pub struct Live {
     /// The config file's alone (a change of stored objects is merged into it again).
     pub file_config: Arc<Validated>,
     pub registry: Arc<Registry>,
+    /// The policy plugins, in config order (`policies:`); all or nothing, like a reload.
+    pub policies: Arc<PolicySet>,
     /// Grows by one on every successful reload; auth requests remember theirs.
     pub generation: u64,
     /// The bytes this generation was built from; a reload with the same bytes changes nothing.
@@ -43,6 +45,7 @@ impl Live {
             config: Arc::new(config),
             file_config,
             registry: Arc::new(registry),
+            policies: Arc::default(),
             generation,
             sources,
             failed: Vec::new(),
@@ -82,6 +85,12 @@ impl Sources {
             let digest = tokio::fs::read(&path).await.ok().map(|b| crate::connectors::loader::sha256_hex(&b));
             plugins.insert(path, digest);
         }
+        for path in config.policies.iter().map(|p| &p.plugin) {
+            if !plugins.contains_key(path) {
+                let digest = tokio::fs::read(path).await.ok().map(|b| crate::connectors::loader::sha256_hex(&b));
+                plugins.insert(path.clone(), digest);
+            }
+        }
         let mut root_cas = BTreeMap::new();
         let read = config.connectors.iter().flat_map(|c| c.files.iter().cloned());
         for path in config.connectors.iter().flat_map(|c| crate::connectors::root_ca_files(&c.spec.config)).chain(read)
@@ -91,6 +100,27 @@ impl Sources {
         }
         Self { config_sha256: config.sha256.clone(), plugins, root_cas, stored_version: 0 }
     }
+}
+
+impl Live {
+    /// This generation serving `policies` too.
+    pub fn with_policies(mut self, policies: PolicySet) -> Self {
+        self.policies = Arc::new(policies);
+        self
+    }
+}
+
+/// Loads the policies a config names, all of them or failing with every error, one per line.
+/// `previous` lends its compiled components for files that did not change.
+pub async fn load_policies(
+    engine: &Arc<PluginEngine>,
+    config: &Validated,
+    previous: Option<&PolicySet>,
+) -> Result<PolicySet, String> {
+    PolicySet::load(engine, &config.policies, previous).await.map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(|e| format!("  - {e}")).collect();
+        format!("policies failed to load:\n{}", lines.join("\n"))
+    })
 }
 
 /// A connector the config names that is not serving, and why.

@@ -130,6 +130,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 registry.len(),
                 storage_name(&validated)
             );
+            let policies = portcullis::generation::load_policies(&engine, &validated, None)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            if !policies.is_empty() {
+                let ids: Vec<&str> = policies.iter().map(|p| p.id()).collect();
+                println!("policies, in the order they apply: {}", ids.join(", "));
+            }
             let specs = validated.connectors.iter().map(|entry| &entry.spec);
             print!("{}", portcullis::connectors::hosts_report(specs));
             Ok(())

@@ -49,6 +49,29 @@ pub struct PluginCallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub policy: String,
+    pub call: &'static str,
+    /// allow, deny, patch, or a failure: trap, deadline, memory, denied, host_call_limit,
+    /// reserved_or_bad_patch, error
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyCallLabels {
+    pub policy: String,
+    pub call: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyFailureLabels {
+    pub policy: String,
+    pub call: &'static str,
+    /// What `onError` made of it: deny or skip.
+    pub action: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -70,6 +93,9 @@ pub struct Metrics {
     pub reloads: Family<OutcomeLabels, Counter>,
     /// Expired storage rows removed by garbage collection.
     pub gc_collected: Counter,
+    pub policy_calls: Family<PolicyLabels, Counter>,
+    pub policy_failures: Family<PolicyFailureLabels, Counter>,
+    pub policy_duration: Family<PolicyCallLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Metrics {
@@ -84,6 +110,9 @@ impl Metrics {
             plugin_duration: Family::new_with_constructor(seconds_histogram),
             reloads: Family::default(),
             gc_collected: Counter::default(),
+            policy_calls: Family::default(),
+            policy_failures: Family::default(),
+            policy_duration: Family::new_with_constructor(seconds_histogram),
             registry: Registry::default(),
         };
         registry.register("http_requests", "HTTP requests by route, method and status", m.http_requests.clone());
@@ -102,6 +131,13 @@ impl Metrics {
             "Expired storage rows (auth requests, codes, device requests, sessions, refresh tokens) removed by garbage collection",
             m.gc_collected.clone(),
         );
+        registry.register("policy_calls", "Policy plugin calls by policy, call and outcome", m.policy_calls.clone());
+        registry.register(
+            "policy_failures",
+            "Policy plugin failures by policy, call and what onError did (deny or skip)",
+            m.policy_failures.clone(),
+        );
+        registry.register("policy_call_duration_seconds", "Policy plugin call duration", m.policy_duration.clone());
         Self { registry, ..m }
     }
 
@@ -123,6 +159,19 @@ impl Metrics {
         self.plugin_duration
             .get_or_create(&PluginCallLabels { connector: connector.into(), call })
             .observe(elapsed.as_secs_f64());
+    }
+}
+
+impl Metrics {
+    pub fn policy_call(&self, policy: &str, call: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.policy_calls.get_or_create(&PolicyLabels { policy: policy.into(), call, outcome }).inc();
+        self.policy_duration
+            .get_or_create(&PolicyCallLabels { policy: policy.into(), call })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn policy_failure(&self, policy: &str, call: &'static str, action: &'static str) {
+        self.policy_failures.get_or_create(&PolicyFailureLabels { policy: policy.into(), call, action }).inc();
     }
 }
 

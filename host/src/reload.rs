@@ -18,7 +18,7 @@ use arc_swap::ArcSwap;
 use crate::clock::now;
 use crate::config::{Config, StorageConfig, Validated};
 use crate::connectors::PluginEngine;
-use crate::generation::{FailedConnector, Live, Sources, failure_list, load_connectors};
+use crate::generation::{FailedConnector, Live, Sources, failure_list, load_connectors, load_policies};
 use crate::storage::Store;
 
 /// Quiet time after the last file event before looking at the files (editors write several times).
@@ -86,7 +86,7 @@ pub struct ReloadStatus {
     pub failed_connectors: Vec<FailedConnector>,
     /// sha256 of the active config file's text.
     pub config_sha256: String,
-    /// Active connectors and the sha256 of their plugins.
+    /// Active connectors and policies (`policy:<id>`) and the sha256 of their plugins.
     pub plugins: Vec<PluginDigest>,
 }
 
@@ -117,6 +117,11 @@ impl ReloadStatus {
                     path: c.plugin().path.display().to_string(),
                     sha256: c.plugin().sha256.clone(),
                 })
+                .chain(live.policies.iter().map(|p| PluginDigest {
+                    connector: format!("policy:{}", p.id()),
+                    path: p.plugin().path.display().to_string(),
+                    sha256: p.plugin().sha256.clone(),
+                }))
                 .collect(),
         }
     }
@@ -364,7 +369,12 @@ impl Generations {
         for f in &stored {
             tracing::error!(connector = %f.connector, "stored connector left out: {}", f.error);
         }
-        let mut next = Live::new(file, config, registry, current.generation + 1, sources);
+        // Policies are all or nothing, from the file and the API alike: a rule that does not load
+        // must not be dropped by a reload.
+        let policies = load_policies(&self.engine, &config, Some(current.policies.as_ref())).await.map_err(|e| {
+            format!("{}: {e}\n(a reload is all or nothing: fix or remove these policies)", path.display())
+        })?;
+        let mut next = Live::new(file, config, registry, current.generation + 1, sources).with_policies(policies);
         next.failed = stored;
         Ok(next)
     }
@@ -420,11 +430,12 @@ impl Generations {
         }
     }
 
-    /// Files whose change triggers a look at the bytes: the config, every plugin and `rootCAs`
-    /// file it names, and where a symlink among them points (the change happens there).
+    /// Files whose change triggers a look at the bytes: the config, every plugin (policies'
+    /// too) and `rootCAs` file it names, and where a symlink among them points (the change happens there).
     fn watched_files(&self) -> BTreeSet<PathBuf> {
         let live = self.live.load_full();
         let named = live.config.connectors.iter().map(|c| &c.spec.plugin).chain([&live.config.source]);
+        let named = named.chain(live.config.policies.iter().map(|p| &p.plugin));
         let named = named.chain(live.sources.root_cas.keys());
         let mut files = BTreeSet::new();
         for path in named {

@@ -23,6 +23,8 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-openshift", "openshift"),
     ("portcullis-linkedin", "linkedin"),
     ("portcullis-saml", "saml"),
+    // A policy (wit/policy), not a connector: `policies: - type: group-gate`.
+    ("portcullis-group-gate", "group-gate"),
 ];
 
 /// Sandbox fixtures, built for the tests only and never shipped.
@@ -34,6 +36,8 @@ pub const HOSTILE: &[(&str, &str)] = &[
     ("hostile-version", "hostile-version"),
     // Not hostile: a connector built against the frozen contract 0.1.0, which must keep loading.
     ("contract-v0-1", "contract-v0-1"),
+    // A policy whose config.mode picks a behaviour: honest claims, loop, tampering, denied host, panic.
+    ("policy-fixture", "policy-fixture"),
 ];
 
 pub const GUEST_TARGET: &str = "wasm32-wasip2";

@@ -232,6 +232,7 @@ const GUEST_UNIT_TESTS: &[&str] = &[
     "portcullis-openshift",
     "portcullis-linkedin",
     "portcullis-saml",
+    "portcullis-group-gate",
 ];
 
 /// The benchmarks `bench` summarises: (criterion group/bench id, label in the table).
@@ -251,6 +252,7 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     let mut cmd = cargo_command();
     cmd.current_dir(&root)
         .args(["bench", "-p", "portcullis", "--bench", "connector", "--bench", "reload", "--bench", "server"])
+        .args(["--bench", "policy"])
         .args(["--", "--noplot"])
         .args(extra);
     let status = cmd.status().context("cannot run cargo bench")?;

@@ -5,6 +5,7 @@ mod expand;
 pub mod frontend;
 mod limits;
 mod model;
+mod policies;
 pub mod stored;
 mod validate;
 

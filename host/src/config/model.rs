@@ -52,6 +52,9 @@ pub struct Config {
     pub connectors: Vec<ConnectorConfig>,
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// Policy plugins (`wit/policy`), applied in list order after every login and token.
+    #[serde(default)]
+    pub policies: Vec<PolicyConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -694,4 +697,36 @@ pub struct PluginsConfig {
     /// The compile cache (default: `$XDG_CACHE_HOME/portcullis`).
     #[serde(default)]
     pub cache_dir: Option<String>,
+}
+
+/// One entry of `policies:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyConfig {
+    /// A shipped policy (`group-gate`), resolved in `plugins.dir`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// Or a path to a `.wasm` component (relative to the config file).
+    #[serde(default)]
+    pub plugin: Option<String>,
+    pub id: String,
+    /// `sha256:<hex>` pin of the plugin file.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// What the policy's `http` import may reach; absent: nothing.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The clients it applies to; absent: every client.
+    #[serde(default)]
+    pub clients: Option<Vec<String>>,
+    /// The connectors it applies to; absent: every connector.
+    #[serde(default)]
+    pub connectors: Option<Vec<String>>,
+    /// What a failing policy does: `deny` (the default) or `allow` (skipped).
+    #[serde(default)]
+    pub on_error: crate::connectors::policy::OnError,
+    #[serde(default)]
+    pub config: BTreeMap<String, serde_json::Value>,
 }

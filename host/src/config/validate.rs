@@ -223,6 +223,7 @@ impl StaticPassword {
             email_verified: self.email_verified,
             groups: self.groups.clone(),
             connector_data: None,
+            policy: None,
         }
     }
 }
@@ -435,6 +436,8 @@ pub struct Validated {
     pub enable_password_db: bool,
     pub passwords: Vec<StaticPassword>,
     pub connectors: Vec<ConnectorEntry>,
+    /// Policy plugins, in the order they apply (`policies:`).
+    pub policies: Vec<crate::connectors::policy::PolicySpec>,
     /// Start without the connectors that fail to load (Dex's `DEX_CONTINUE_ON_CONNECTOR_FAILURE`,
     /// true unless set to false); reloads stay all or nothing either way.
     pub continue_on_connector_failure: bool,
@@ -683,6 +686,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     if let Some(connectors) = &connectors {
         p.take(authproxy_trust(connectors, &c.web));
     }
+    let policies = p.take(super::policies::policies(&c.policies, base, &plugins_dirs));
     let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
     let continue_on_connector_failure = p.take(continue_on_connector_failure(env));
     let api_connectors_crud = p.take(dex_flag(
@@ -706,6 +710,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         Some(connectors),
         Some(continue_on_connector_failure),
         Some(api_connectors_crud),
+        Some(policies),
         true,
     ) = (
         issuer,
@@ -721,6 +726,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         connectors,
         continue_on_connector_failure,
         api_connectors_crud,
+        policies,
         p.0.is_empty(),
     )
     else {
@@ -747,6 +753,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         enable_password_db: c.enable_password_db,
         passwords,
         connectors,
+        policies,
         continue_on_connector_failure,
         api_connectors_crud,
         cache_dir,

@@ -57,7 +57,7 @@ pub struct Compiled {
     pub sha256: String,
     pub size: u64,
     pub compiled: CompileSource,
-    component: Component,
+    pub(crate) component: Component,
 }
 
 /// Reads `path`, checks the pin and the magic bytes, and compiles it (or takes it from the

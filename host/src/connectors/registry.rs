@@ -38,14 +38,7 @@ pub struct ConnectorSpec {
     pub config: serde_json::Value,
     /// Dex's ldap `clientCert`/`clientKey`: files the host reads and presents on the
     /// connector's TLS connections. Not in `config`: the plugin never sees the key.
-    pub client_cert: Option<ClientCertFiles>,
-}
-
-/// A client certificate's files (resolved paths): the PEM chain and its private key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCertFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+    pub client_cert: Option<super::capabilities::ldap::ClientCertFiles>,
 }
 
 /// Why a spec could not become a live connector.

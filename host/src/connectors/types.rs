@@ -22,6 +22,36 @@ pub struct Identity {
     /// Opaque to the broker; stored with the offline session and handed back on refresh.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connector_data: Option<Vec<u8>>,
+    /// What the policies' `check-login` made of this login for its client (`connectors::policy`):
+    /// stored with the login and its refresh tokens, so the tokens minted later keep it. Never
+    /// sent to a connector; absent in records written before policies existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Box<PolicyOutcome>>,
+}
+
+/// The changes the policies allowed a login with: the groups the tokens carry instead of the
+/// connector's, and a claims patch merged into the ID and access tokens (`null` removes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyOutcome {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Identity {
+    /// The identity the tokens speak of: the policies' groups instead of the connector's.
+    pub fn for_tokens(&self) -> std::borrow::Cow<'_, Identity> {
+        match self.policy.as_ref().and_then(|p| p.groups.as_ref()) {
+            Some(groups) => std::borrow::Cow::Owned(Identity { groups: groups.clone(), ..self.clone() }),
+            None => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
+    /// The claims patch the policies' `check-login` allowed this login with.
+    pub fn policy_claims(&self) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        self.policy.as_ref().map(|p| &p.claims).filter(|c| !c.is_empty())
+    }
 }
 
 impl std::fmt::Debug for Identity {
@@ -41,6 +71,7 @@ impl std::fmt::Debug for Identity {
             .field("email_verified", &self.email_verified)
             .field("groups", &self.groups)
             .field("connector_data", &self.connector_data.as_ref().map(|d| Redacted(d.len())))
+            .field("policy", &self.policy)
             .finish()
     }
 }

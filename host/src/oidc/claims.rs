@@ -231,6 +231,7 @@ mod tests {
             email_verified: true,
             groups: vec!["admins".into()],
             connector_data: None,
+            policy: None,
         }
     }
 

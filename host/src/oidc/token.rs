@@ -192,6 +192,7 @@ pub fn client_identity(client: &Client, scopes: &ScopeSet) -> crate::connectors:
         email_verified: false,
         groups: if scopes.groups { client.client_credentials_groups.clone() } else { Vec::new() },
         connector_data: None,
+        policy: None,
     }
 }
 

@@ -151,12 +151,24 @@ async fn begin(
     });
     let response = match (crate::oidc::authorize::start(&asked, facts.as_ref(), now), current) {
         (Start::SingleSignOn, Some(c)) => {
-            super::session::touch(&broker, &live, &c, &asked.client_id, now).await;
-            request.connector_id = Some(c.session.connector_id);
-            request.identity = Some(c.session.identity);
-            request.auth_time = Some(c.session.auth_time);
-            request.session = Some(c.key);
-            approve_or_finish(&broker, &live, request, 1).await
+            // The session proved who the user is; the policies decide again for this client.
+            let mut identity = c.session.identity.clone();
+            let (client, connector) = (request.client_id.as_str(), c.session.connector_id.as_str());
+            let checked = super::policy::check_login(&live, client, connector, &request.scopes, &mut identity).await;
+            match checked {
+                Err(denied) => {
+                    let _ = broker.store.take_auth_request(&request.id, now).await;
+                    Err(super::policy::denied_page(&live, &denied))
+                }
+                Ok(()) => {
+                    super::session::touch(&broker, &live, &c, &asked.client_id, now).await;
+                    request.connector_id = Some(c.session.connector_id);
+                    request.identity = Some(identity);
+                    request.auth_time = Some(c.session.auth_time);
+                    request.session = Some(c.key);
+                    approve_or_finish(&broker, &live, request, 1).await
+                }
+            }
         }
         (Start::LoginRequired, _) => {
             let _ = broker.store.take_auth_request(&request.id, now).await;

@@ -12,6 +12,7 @@ use super::{AppState, issuer, random_token};
 use crate::clock::{now, secs};
 use crate::config::Client;
 use crate::connectors::Scopes;
+use crate::connectors::policy::GrantKind;
 use crate::generation::Live;
 use crate::oidc::claims::TokenContext;
 use crate::oidc::exchange::{ExchangeRequest, TokenType, exchange_failure, exchange_scopes};
@@ -44,11 +45,14 @@ pub(super) async fn token_exchange(
         )));
     };
     let s = Scopes { offline_access: false, groups: scopes.groups };
-    let identity =
+    let mut identity =
         plugin.token_identity(s, req.subject_token_type.as_str(), &req.subject_token).await.map_err(|e| {
             tracing::warn!(%connector, client = %client.id, "token exchange refused: {e}");
             exchange_failure(connector, &e)
         })?;
+    super::policy::check_login(live, &client.id, connector, &scopes.all, &mut identity)
+        .await
+        .map_err(|denied| super::policy::denied_grant(&denied))?;
     tracing::info!(
         %connector,
         client = %client.id,
@@ -67,11 +71,15 @@ pub(super) async fn token_exchange(
     }
     let issuer = issuer(live);
     let token_id = random_token();
+    let login_claims = identity.policy_claims();
+    let shown = identity.for_tokens();
+    let mint = super::policy::user_mint(GrantKind::TokenExchange, &client.id, connector, &shown, &scopes.all);
+    let patch = super::policy::mint(live, mint).await?;
     let ctx = TokenContext {
         issuer: &issuer,
         client_id: &client.id,
         connector_id: connector,
-        identity: &identity,
+        identity: &shown,
         scopes: &scopes,
         nonce: None,
         auth_time: now,
@@ -83,14 +91,16 @@ pub(super) async fn token_exchange(
         sid: None,
     };
     let signed = match req.requested {
-        TokenType::AccessToken => broker.keys.sign(&ctx.access_token(), "at+jwt"),
+        TokenType::AccessToken => {
+            broker.keys.sign(&super::policy::patched(ctx.access_token(), login_claims, &patch.access_token)?, "at+jwt")
+        }
         TokenType::IdToken => {
             // No access token is issued with it, so nothing to bind with `at_hash`.
             let claims = crate::oidc::claims::IdTokenClaims {
                 at_hash: None,
                 ..ctx.id_token("", broker.keys.algorithm().as_str())
             };
-            broker.keys.sign(&claims, "JWT")
+            broker.keys.sign(&super::policy::patched(claims, login_claims, &patch.id_token)?, "JWT")
         }
     }
     .map_err(|e| {

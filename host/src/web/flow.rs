@@ -55,7 +55,8 @@ pub fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Respo
     response
 }
 
-/// A connector authenticated the user: start the SSO session (its cookie goes on whatever
+/// A connector authenticated the user: the policies decide (a denial ends the login on a 403
+/// page, with no session and no code), then the SSO session starts (its cookie goes on whatever
 /// follows), then approval or the code.
 pub async fn complete_login(
     broker: &AppState,
@@ -63,9 +64,18 @@ pub async fn complete_login(
     headers: &HeaderMap,
     mut request: AuthRequest,
     version: i64,
-    proof: Proof<'_>,
+    mut proof: Proof<'_>,
 ) -> Response {
     let now = now();
+    // The policies of the generation the login began on, as for its connector: a reload
+    // mid-login changes neither.
+    let began_on = broker.generations.generation(request.connector_generation);
+    let (client, connector, scopes) = (request.client_id.as_str(), proof.connector_id, &request.scopes);
+    if let Err(denied) = super::policy::check_login(&began_on, client, connector, scopes, &mut proof.identity).await {
+        crate::metrics::global().login(proof.connector_id, "policy_denied");
+        let _ = broker.store.take_auth_request(&request.id, now).await;
+        return super::policy::denied_page(live, &denied).into_response();
+    }
     crate::metrics::global().login(proof.connector_id, "success");
     let (session, cookie) = super::session::record_login(broker, live, headers, &request.client_id, &proof, now).await;
     request.connector_id = Some(proof.connector_id.into());

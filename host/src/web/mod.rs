@@ -15,6 +15,7 @@ mod login;
 pub use login::BCRYPT_MAX_PASSWORD;
 mod logout;
 pub mod pages;
+mod policy;
 mod proxy_auth;
 mod register;
 mod session;

@@ -94,7 +94,7 @@ pub async fn record_login(
     let connector_id = proof.connector_id;
     let sessions = &live.config.sessions;
     let idle = sessions.idle.map(|d| now + secs(d));
-    let identity = Identity { connector_data: None, ..proof.identity.clone() };
+    let identity = Identity { connector_data: None, policy: None, ..proof.identity.clone() };
     let max_age = proof.remember.then(|| secs(sessions.absolute));
     if let Some(current) = current(broker, live, headers, now).await {
         let same = current.session.connector_id == connector_id && current.session.identity.user_id == identity.user_id;

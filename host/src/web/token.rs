@@ -18,6 +18,7 @@ use super::flow::LOCAL;
 use super::{AppState, ClientIp, issuer, random_token, token_key};
 use crate::clock::{now, secs};
 use crate::config::{Client, GrantType, RefreshTokenLifetime};
+use crate::connectors::policy::{GrantKind, TokenPatch};
 use crate::connectors::{Identity, Scopes};
 use crate::generation::Live;
 use crate::ids::TokenKey;
@@ -109,6 +110,7 @@ async fn authorization_code(
         auth_time: stored.auth_time,
         session: stored.session.as_ref(),
         refresh: scopes.offline_access,
+        grant_kind: GrantKind::AuthorizationCode,
     };
     issue(broker, live, client, grant, proven, now).await
 }
@@ -124,6 +126,8 @@ pub(super) struct Proven<'a> {
     pub session: Option<&'a TokenKey>,
     /// Issue a refresh token too.
     pub refresh: bool,
+    /// Which grant, as the policies' `mint-token` is told.
+    pub grant_kind: GrantKind,
 }
 
 /// Creates the grant `grant` (and a refresh token when asked) and signs the tokens.
@@ -135,6 +139,10 @@ pub(super) async fn issue(
     p: Proven<'_>,
     now: i64,
 ) -> Result<serde_json::Value, OAuthError> {
+    // The policies' patches first: a policy that cannot answer leaves nothing behind.
+    let shown = p.identity.for_tokens();
+    let mint = super::policy::user_mint(p.grant_kind, &client.id, p.connector_id, &shown, &p.scopes.all);
+    let patch = super::policy::mint(live, mint).await?;
     // No refresh token from a connector whose `grantTypes` leave out refresh_token, nor from one
     // that cannot refresh (authproxy, a keystone without an admin account), as in Dex.
     let refreshes = live.registry.get(p.connector_id).is_none_or(|c| c.metadata().supports_refresh);
@@ -182,6 +190,7 @@ pub(super) async fn issue(
         auth_time: p.auth_time,
         grant: &grant,
         sid: p.session.map(super::session::sid),
+        patch: &patch,
     };
     minted.response(broker, live, client, refresh_token)
 }
@@ -265,10 +274,14 @@ async fn password(
         })?;
         (verdict, plugin.metadata().supports_refresh)
     };
-    let Some(identity) = verdict else {
+    let Some(mut identity) = verdict else {
         crate::metrics::global().login(connector, "bad_credentials");
         return Err(OAuthError::invalid_grant("invalid username or password"));
     };
+    if let Err(denied) = super::policy::check_login(live, &client.id, connector, &scopes.all, &mut identity).await {
+        crate::metrics::global().login(connector, "policy_denied");
+        return Err(super::policy::denied_grant(&denied));
+    }
     crate::metrics::global().login(connector, "success");
     let now = now();
     let refresh = scopes.offline_access
@@ -282,6 +295,7 @@ async fn password(
         auth_time: now,
         session: None,
         refresh,
+        grant_kind: GrantKind::Password,
     };
     issue(broker, live, client, random_token(), proven, now).await
 }
@@ -323,7 +337,16 @@ async fn client_credentials(
         token_id: &token_id,
         sid: None,
     };
-    let access = broker.keys.sign(&ctx.access_token(), "at+jwt").map_err(|e| {
+    let mint = crate::connectors::policy::MintContext {
+        grant: GrantKind::ClientCredentials,
+        client_id: &client.id,
+        connector_id: None,
+        identity: None,
+        scopes: &scopes.all,
+    };
+    let patch = super::policy::mint(live, mint).await?;
+    let claims = super::policy::patched(ctx.access_token(), None, &patch.access_token)?;
+    let access = broker.keys.sign(&claims, "at+jwt").map_err(|e| {
         tracing::error!("cannot sign a token: {e}");
         OAuthError::server_error("cannot sign the token")
     })?;
@@ -344,10 +367,12 @@ struct Minted<'a> {
     auth_time: i64,
     grant: &'a str,
     sid: Option<String>,
+    /// The policies' `mint-token` patches, asked before anything was stored.
+    patch: &'a TokenPatch,
 }
 
 impl Minted<'_> {
-    /// Signs the access and ID tokens: the token response's JSON.
+    /// Signs the access and ID tokens (with the policies' patches): the token response's JSON.
     fn response(
         &self,
         broker: &AppState,
@@ -359,11 +384,13 @@ impl Minted<'_> {
         let lifetime = secs(live.config.expiry.id_tokens);
         let access_lifetime = secs(live.config.expiry.access_tokens);
         let token_id = random_token();
+        let identity = self.identity.for_tokens();
+        let (patch, login_claims) = (self.patch, self.identity.policy_claims());
         let ctx = TokenContext {
             issuer: &issuer,
             client_id: &client.id,
             connector_id: self.connector_id,
-            identity: self.identity,
+            identity: &identity,
             scopes: self.scopes,
             nonce: self.nonce,
             auth_time: self.auth_time,
@@ -378,9 +405,11 @@ impl Minted<'_> {
             tracing::error!("cannot sign a token: {e}");
             OAuthError::server_error("cannot sign the token")
         };
-        let access = broker.keys.sign(&ctx.access_token(), "at+jwt").map_err(sign_error)?;
-        let id_token =
-            broker.keys.sign(&ctx.id_token(&access, broker.keys.algorithm().as_str()), "JWT").map_err(sign_error)?;
+        let access_claims = super::policy::patched(ctx.access_token(), login_claims, &patch.access_token)?;
+        let access = broker.keys.sign(&access_claims, "at+jwt").map_err(sign_error)?;
+        let id_claims = ctx.id_token(&access, broker.keys.algorithm().as_str());
+        let id_claims = super::policy::patched(id_claims, login_claims, &patch.id_token)?;
+        let id_token = broker.keys.sign(&id_claims, "JWT").map_err(sign_error)?;
         let mut body = json!({
             "access_token": access,
             "token_type": "Bearer",
@@ -433,7 +462,15 @@ async fn refresh(
         }
     }
     let scopes = refresh_scopes(&stored.scopes, scope)?;
-    let identity = reread_user(live, &stored, &scopes).await?;
+    let mut identity = reread_user(live, &stored, &scopes).await?;
+    // The policies decide again (before anything rotates): a denial is invalid_grant.
+    let (client_id, connector) = (client.id.as_str(), stored.connector_id.as_str());
+    super::policy::check_login(live, client_id, connector, &scopes.all, &mut identity)
+        .await
+        .map_err(|denied| super::policy::denied_grant(&denied))?;
+    let shown = identity.for_tokens();
+    let mint = super::policy::user_mint(GrantKind::RefreshToken, client_id, connector, &shown, &scopes.all);
+    let patch = super::policy::mint(live, mint).await?;
     let expires_at = lifetime(live).expiry(stored.family_created_at, now);
     let retried = stored.successor_sealed.as_deref().and_then(|sealed| unseal_successor(&presented, sealed));
     let next_token = if let Some(successor) = retried.filter(|_| policy.rotation) {
@@ -486,6 +523,7 @@ async fn refresh(
         auth_time: stored.auth_time,
         grant: &stored.family,
         sid: stored.session.as_ref().map(super::session::sid),
+        patch: &patch,
     };
     minted.response(broker, live, client, Some(next_token))
 }

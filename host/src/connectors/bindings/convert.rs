@@ -26,6 +26,7 @@ macro_rules! broker_conversions {
                     email_verified: i.email_verified,
                     groups: i.groups,
                     connector_data: i.connector_data,
+                    policy: None,
                 }
             }
         }

@@ -82,10 +82,12 @@ impl CallBudget {
     /// Records and logs a denial with the config line that would grant it; returns the error
     /// the guest receives.
     pub(crate) fn deny(&self, what: &str, line: &str) -> HostError {
-        let detail = format!(
-            "{what} is not allowed; to allow it add \"{line}\" to allowedHosts of connector {:?}",
-            &*self.connector
-        );
+        // A policy's calls are labelled `policy:<id>` (connector ids cannot hold a colon).
+        let whose = match self.connector.strip_prefix("policy:") {
+            Some(policy) => format!("policy {policy:?}"),
+            None => format!("connector {:?}", &*self.connector),
+        };
+        let detail = format!("{what} is not allowed; to allow it add \"{line}\" to allowedHosts of {whose}");
         self.refuse(detail)
     }
 

@@ -73,7 +73,7 @@ impl Grants {
     }
 
     /// These grants, presenting the client certificate in `files` on LDAP TLS connections.
-    pub fn with_ldap_client(self, files: Option<&crate::connectors::ClientCertFiles>) -> Result<Self, GrantsError> {
+    pub fn with_ldap_client(self, files: Option<&ldap::ClientCertFiles>) -> Result<Self, GrantsError> {
         let Some(files) = files else { return Ok(self) };
         let identity = ldap::ClientIdentity::read(&files.cert, &files.key).map_err(GrantsError::ClientCert)?;
         Ok(Self { ldap: self.ldap.with_client(Some(identity)), ..self })

@@ -245,6 +245,7 @@ pub async fn grant(
                 // The device is not the browser: logging out there does not log the device out.
                 session: None,
                 refresh: scopes.offline_access,
+                grant_kind: crate::connectors::policy::GrantKind::DeviceCode,
             };
             issue(broker, live, client, grant, proven, now).await
         }

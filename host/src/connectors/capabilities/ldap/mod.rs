@@ -47,6 +47,13 @@ pub(crate) struct LdapCtx {
     client: Option<Arc<ClientIdentity>>,
 }
 
+/// A client certificate's files (resolved paths): the PEM chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
 /// A client certificate chain and its private key, read by the host from the files Dex's
 /// `clientCert` and `clientKey` name. Debug shows the chain's length, never the key.
 pub struct ClientIdentity {
