@@ -1,7 +1,8 @@
-//! `cargo xtask chaos [--seconds N]`: the chaos run of tests/tests/e2e/chaos.rs — three broker
+//! `cargo xtask chaos [--seconds N] [--storage postgres|mysql]`: the chaos run of tests/tests/e2e/chaos.rs — three broker
 //! replicas (the real binary) on one PostgreSQL database under load, one killed with SIGKILL
 //! every 10 s and restarted, a rolling SIGTERM restart halfway — for N seconds (default 600),
-//! printing its report. `cargo xtask test` runs it for 60 s.
+//! printing its report; then one SQLite replica killed mid-write. `cargo xtask test` runs both,
+//! the first for 60 s.
 
 use std::path::Path;
 
@@ -14,27 +15,40 @@ pub const TEST_SECONDS: u64 = 60;
 
 /// `cargo xtask chaos [--seconds N]`.
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    let seconds = match args {
-        [] => DEFAULT_SECONDS,
-        [flag, n] if flag == "--seconds" => n.parse().with_context(|| format!("--seconds {n:?}: not a number"))?,
-        _ => bail!("usage: cargo xtask chaos [--seconds N]"),
-    };
-    chaos(root, seconds)
+    let mut seconds = DEFAULT_SECONDS;
+    let mut storage = "postgres";
+    let mut rest = args.iter();
+    while let Some(flag) = rest.next() {
+        match (flag.as_str(), rest.next()) {
+            ("--seconds", Some(n)) => seconds = n.parse().with_context(|| format!("--seconds {n:?}: not a number"))?,
+            ("--storage", Some(s)) if s == "postgres" || s == "mysql" => {
+                storage = if s == "mysql" { "mysql" } else { "postgres" }
+            }
+            _ => bail!("usage: cargo xtask chaos [--seconds N] [--storage postgres|mysql]"),
+        }
+    }
+    chaos_on(root, seconds, storage)
 }
 
-/// Builds the broker binary (the debug build the tests share) and runs the chaos test for
-/// `seconds`, bounded by the test itself.
+/// The run `cargo xtask test` includes: PostgreSQL, `seconds`.
 pub fn chaos(root: &Path, seconds: u64) -> anyhow::Result<()> {
+    chaos_on(root, seconds, "postgres")
+}
+
+/// Builds the broker binary (the debug build the tests share) and runs the chaos tests, the
+/// replicas on `storage` for `seconds` (bounded by the test itself).
+fn chaos_on(root: &Path, seconds: u64, storage: &str) -> anyhow::Result<()> {
     let built = crate::cargo_command().current_dir(root).args(["build", "--quiet", "-p", "portcullis"]).status()?;
     if !built.success() {
         bail!("cannot build the portcullis binary for the chaos run");
     }
     let status = crate::cargo_command()
         .current_dir(root)
-        .args(["test", "--quiet", "-p", "portcullis-tests", "--test", "e2e", "--", "--ignored", "--exact"])
-        .arg("chaos::replicas_killed_under_load_lose_nothing")
-        .arg("--nocapture")
+        // Both chaos tests (the replicas on PostgreSQL, SQLite under kill -9), one at a time.
+        .args(["test", "--quiet", "-p", "portcullis-tests", "--test", "e2e", "--", "--ignored", "chaos::"])
+        .args(["--nocapture", "--test-threads", "1"])
         .env("PORTCULLIS_CHAOS_SECONDS", seconds.to_string())
+        .env("PORTCULLIS_CHAOS_STORAGE", storage)
         .env("PORTCULLIS_BIN", root.join("target/debug/portcullis"))
         .status()?;
     if !status.success() {

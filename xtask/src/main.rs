@@ -24,7 +24,8 @@ commands:
             `cargo xtask fuzz [--seconds N] [TARGET...]` (default 60 s each; targets: config,
             authorize, token, jose, convert); prints executions and crashes per target
   chaos     three replicas on PostgreSQL under load, one killed (SIGKILL) every 10 s, a rolling
-            restart halfway: `cargo xtask chaos [--seconds N]` (default 600); prints the report";
+            restart halfway: `cargo xtask chaos [--seconds N] [--storage postgres|mysql]` (default
+            600 s on PostgreSQL), then SQLite under kill -9; prints the report";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
