@@ -398,22 +398,22 @@ async fn a_root_ca_file_path_verifies_ldaps() {
     let tokens = login_ok(&b, "ldap", "jane", "jane-password").await;
     assert_eq!(tokens.claims["email"], "jane@example.org");
 
-    let missing = config(&slapd.ldaps_addr, json!({"rootCA": "/no/such/ldap-ca.pem"}));
-    let yaml = portcullis_tests::base_config(
-        "http://127.0.0.1:1/dex",
-        &format!(
-            "- type: ldap\n  id: ldap\n  name: Directory\n  config: {}\n",
-            serde_json::to_string(&missing).unwrap()
-        ),
-    );
-    let err = portcullis::config::Config::from_yaml(
+    let err = typed_config_error(&config(&slapd.ldaps_addr, json!({"rootCA": "/no/such/ldap-ca.pem"})));
+    assert!(err.contains("connectors[1].config.rootCA: cannot read /no/such/ldap-ca.pem"), "{err}");
+}
+
+/// The error loading a config whose connector is `type: ldap` with `config` fails with.
+fn typed_config_error(config: &Value) -> String {
+    let block =
+        format!("- type: ldap\n  id: ldap\n  name: Directory\n  config: {}\n", serde_json::to_string(config).unwrap());
+    let yaml = portcullis_tests::base_config("http://127.0.0.1:1/dex", &block);
+    portcullis::config::Config::from_yaml(
         std::path::Path::new("t.yaml"),
         &format!("{yaml}\n{}", plugins_dir()),
         &|_| None,
     )
     .unwrap_err()
-    .to_string();
-    assert!(err.contains("connectors[1].config.rootCA: cannot read /no/such/ldap-ca.pem"), "{err}");
+    .to_string()
 }
 
 /// Dex's `clientCert`/`clientKey` in a `type: ldap` block: the broker reads the files (the
@@ -464,15 +464,7 @@ async fn a_client_certificate_is_presented_when_the_directory_demands_one() {
         (json!({"clientCert": "/no/such/client.pem", "clientKey": key}), "cannot read /no/such/client.pem"),
     ];
     for (keys, want) in cases {
-        let yaml =
-            portcullis_tests::base_config("http://127.0.0.1:1/dex", &block("ldap", &config(&slapd.ldaps_addr, keys)));
-        let err = portcullis::config::Config::from_yaml(
-            std::path::Path::new("t.yaml"),
-            &format!("{yaml}\n{}", plugins_dir()),
-            &|_| None,
-        )
-        .unwrap_err()
-        .to_string();
+        let err = typed_config_error(&config(&slapd.ldaps_addr, keys));
         assert!(err.contains("connectors[1].config"), "{err}");
         assert!(err.contains(want), "{want}: {err}");
     }
