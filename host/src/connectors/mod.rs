@@ -31,6 +31,7 @@ pub mod loader;
 pub mod plugin;
 pub mod policy;
 pub mod registry;
+mod sandbox;
 mod state;
 pub mod types;
 

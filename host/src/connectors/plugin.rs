@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::Store;
 
 use super::bindings::{Bindings, CallResult};
 use super::capabilities::Grants;
@@ -12,6 +12,7 @@ use super::capabilities::budget::CallProbe;
 use super::capabilities::stderr::GuestStderr;
 use super::error::PluginError;
 use super::loader::LoadedPlugin;
+use super::sandbox::{self, Failure};
 use super::state::CallState;
 use super::types::{CallbackRequest, ConnectorKind, Identity, LoginRedirect, Metadata, Refusal, Scopes};
 
@@ -101,27 +102,16 @@ impl Connector {
     }
 
     async fn instantiate(&self, call: &'static str, started: std::time::Instant) -> Result<Call, PluginError> {
-        let engine = self.plugin.pre.engine();
-        let probe = Arc::new(CallProbe::default());
-        let output = GuestStderr::new(self.id.clone());
-        let state = CallState::new(self.id.clone(), self.grants.clone(), probe.clone(), output.clone());
-        let mut store = Store::new(engine, state);
-        store.limiter(|state| &mut state.limiter);
-        let deadline = std::time::Instant::now() + self.grants.limits.call_deadline;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if std::time::Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        let (mut store, probe, output) = sandbox::store(self.plugin.pre.engine(), &self.id, &self.grants);
         let limit = self.grants.limits.call_deadline;
         let instantiated = tokio::time::timeout(limit, self.plugin.pre.instantiate_async(&mut store)).await;
         let plugin = match instantiated {
             Ok(Ok(plugin)) => plugin,
-            Ok(Err(trap)) => return Err(self.trapped(call, &trap, &store, &probe, &output)),
-            Err(_) => return Err(PluginError::Deadline { connector: self.id.to_string(), call, limit }),
+            Ok(Err(trap)) => {
+                let failure = sandbox::trapped(&trap, &store, &probe, &output, &self.grants, "plugin");
+                return Err(self.named(call, failure));
+            }
+            Err(_) => return Err(self.named(call, Failure::Deadline(limit))),
         };
         Ok(Call { started, store, plugin, probe, output })
     }
@@ -138,27 +128,19 @@ impl Connector {
     }
 
     fn classify<T>(&self, call: &'static str, run: &Call, outcome: Outcome<T>) -> Result<T, PluginError> {
-        let connector = || self.id.to_string();
         match outcome {
             Err(_elapsed) => {
                 run.output.finish();
-                Err(PluginError::Deadline { connector: connector(), call, limit: self.grants.limits.call_deadline })
+                Err(self.named(call, Failure::Deadline(self.grants.limits.call_deadline)))
             }
-            Ok(Err(trap)) => Err(self.trapped(call, &trap, &run.store, &run.probe, &run.output)),
-            Ok(Ok(Err(refusal))) => {
-                run.output.finish();
-                if let Some(detail) = run.probe.denial() {
-                    return Err(PluginError::CapabilityDenied { connector: connector(), call, detail });
-                }
-                if run.probe.hit_host_call_limit() {
-                    return Err(PluginError::HostCallLimit {
-                        connector: connector(),
-                        call,
-                        limit: self.grants.limits.max_host_calls,
-                    });
-                }
-                Err(PluginError::Refused { connector: connector(), call, refusal })
+            Ok(Err(trap)) => {
+                Err(self
+                    .named(call, sandbox::trapped(&trap, &run.store, &run.probe, &run.output, &self.grants, "plugin")))
             }
+            Ok(Ok(Err(refusal))) => match sandbox::behind_error(&run.probe, &run.output, &self.grants) {
+                Some(failure) => Err(self.named(call, failure)),
+                None => Err(PluginError::Refused { connector: self.id.to_string(), call, refusal }),
+            },
             Ok(Ok(Ok(value))) => {
                 run.output.finish();
                 Ok(value)
@@ -166,34 +148,19 @@ impl Connector {
         }
     }
 
-    fn trapped(
-        &self,
-        call: &'static str,
-        trap: &wasmtime::Error,
-        store: &Store<CallState>,
-        probe: &CallProbe,
-        output: &GuestStderr,
-    ) -> PluginError {
+    /// A sandbox failure as this connector's error (a trap is also logged).
+    fn named(&self, call: &'static str, failure: Failure) -> PluginError {
         let connector = self.id.to_string();
-        let tail = output.finish();
-        if store.data().limiter.exceeded {
-            return PluginError::Memory { connector, call, limit_mib: self.grants.limits.memory_mib() };
+        match failure {
+            Failure::Deadline(limit) => PluginError::Deadline { connector, call, limit },
+            Failure::Memory(limit_mib) => PluginError::Memory { connector, call, limit_mib },
+            Failure::HostCallLimit(limit) => PluginError::HostCallLimit { connector, call, limit },
+            Failure::Denied(detail) => PluginError::CapabilityDenied { connector, call, detail },
+            Failure::Trap(detail) => {
+                tracing::warn!(connector = %self.id, "{call} trapped: {detail}");
+                PluginError::Trap { connector, call, detail }
+            }
         }
-        if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return PluginError::Deadline { connector, call, limit: self.grants.limits.call_deadline };
-        }
-        if probe.hit_host_call_limit() {
-            return PluginError::HostCallLimit { connector, call, limit: self.grants.limits.max_host_calls };
-        }
-        let detail = match tail.lines().rev().find(|l| l.contains("panicked")) {
-            Some(line) => format!("the plugin panicked: {}", line.trim()),
-            None if tail.is_empty() => format!("{trap:#}"),
-            None => format!("{trap:#} (plugin output: {tail})"),
-        };
-        // The trap's text quotes the guest (its function names in the backtrace): one line.
-        let detail = super::guest_text::escape_owned(detail);
-        tracing::warn!(connector = %self.id, "{call} trapped: {detail}");
-        PluginError::Trap { connector, call, detail }
     }
 
     /// Validates the config and describes the connector.

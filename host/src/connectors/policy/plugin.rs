@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::Store;
 
 use super::bindings::{self, EXPORT_PREFIX, PluginPre, WIT_PACKAGE, WIT_VERSION};
 use super::types::{LoginContext, LoginDecision, MintContext, PatchError, TokenPatch, parse_patch};
@@ -17,6 +17,7 @@ use crate::connectors::engine::PluginEngine;
 use crate::connectors::error::PluginError;
 use crate::connectors::guest_text::escape_owned;
 use crate::connectors::loader;
+use crate::connectors::sandbox::{self, Failure};
 use crate::connectors::state::CallState;
 use crate::connectors::types::Identity;
 
@@ -205,49 +206,32 @@ impl Policy {
 
     /// A fresh store and instance with the call's deadline armed.
     async fn start(&self, call: &'static str) -> Result<Call, PolicyError> {
-        let engine = self.plugin.pre.engine();
-        let probe = Arc::new(CallProbe::default());
-        let output = GuestStderr::new(self.label.clone());
-        let state = CallState::new(self.label.clone(), self.grants.clone(), probe.clone(), output.clone());
-        let mut store = Store::new(engine, state);
-        store.limiter(|state| &mut state.limiter);
-        let deadline = std::time::Instant::now() + self.grants.limits.call_deadline;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if std::time::Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        let (mut store, probe, output) = sandbox::store(self.plugin.pre.engine(), &self.label, &self.grants);
         let limit = self.grants.limits.call_deadline;
         match tokio::time::timeout(limit, self.plugin.pre.instantiate_async(&mut store)).await {
             Ok(Ok(plugin)) => Ok(Call { store, plugin, probe, output }),
-            Ok(Err(trap)) => Err(self.trapped(call, &trap, &store, &probe, &output)),
-            Err(_) => Err(PolicyError::Deadline { policy: self.id.to_string(), call, limit }),
+            Ok(Err(trap)) => {
+                Err(self.named(call, sandbox::trapped(&trap, &store, &probe, &output, &self.grants, "policy")))
+            }
+            Err(_) => Err(self.named(call, Failure::Deadline(limit))),
         }
     }
 
     /// Turns what a call produced into the caller's result.
     fn finish<T>(&self, call: &'static str, run: &Call, outcome: Outcome<T>) -> Result<T, PolicyError> {
-        let policy = || self.id.to_string();
         match outcome {
             Err(_elapsed) => {
                 run.output.finish();
-                Err(PolicyError::Deadline { policy: policy(), call, limit: self.grants.limits.call_deadline })
+                Err(self.named(call, Failure::Deadline(self.grants.limits.call_deadline)))
             }
-            Ok(Err(trap)) => Err(self.trapped(call, &trap, &run.store, &run.probe, &run.output)),
-            Ok(Ok(Err(e))) => {
-                run.output.finish();
-                if let Some(detail) = run.probe.denial() {
-                    return Err(PolicyError::CapabilityDenied { policy: policy(), call, detail });
-                }
-                if run.probe.hit_host_call_limit() {
-                    let limit = self.grants.limits.max_host_calls;
-                    return Err(PolicyError::HostCallLimit { policy: policy(), call, limit });
-                }
-                Err(PolicyError::Failed { policy: policy(), call, detail: bindings::error_text(e) })
+            Ok(Err(trap)) => {
+                Err(self
+                    .named(call, sandbox::trapped(&trap, &run.store, &run.probe, &run.output, &self.grants, "policy")))
             }
+            Ok(Ok(Err(e))) => match sandbox::behind_error(&run.probe, &run.output, &self.grants) {
+                Some(failure) => Err(self.named(call, failure)),
+                None => Err(PolicyError::Failed { policy: self.id.to_string(), call, detail: bindings::error_text(e) }),
+            },
             Ok(Ok(Ok(value))) => {
                 run.output.finish();
                 Ok(value)
@@ -255,37 +239,16 @@ impl Policy {
         }
     }
 
-    fn trapped(
-        &self,
-        call: &'static str,
-        trap: &wasmtime::Error,
-        store: &Store<CallState>,
-        probe: &CallProbe,
-        output: &GuestStderr,
-    ) -> PolicyError {
+    /// A sandbox failure as this policy's error.
+    fn named(&self, call: &'static str, failure: Failure) -> PolicyError {
         let policy = self.id.to_string();
-        let tail = output.finish();
-        if store.data().limiter.exceeded {
-            return PolicyError::Memory { policy, call, limit_mib: self.grants.limits.memory_mib() };
+        match failure {
+            Failure::Deadline(limit) => PolicyError::Deadline { policy, call, limit },
+            Failure::Memory(limit_mib) => PolicyError::Memory { policy, call, limit_mib },
+            Failure::HostCallLimit(limit) => PolicyError::HostCallLimit { policy, call, limit },
+            Failure::Denied(detail) => PolicyError::CapabilityDenied { policy, call, detail },
+            Failure::Trap(detail) => PolicyError::Trap { policy, call, detail },
         }
-        if trap.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return PolicyError::Deadline { policy, call, limit: self.grants.limits.call_deadline };
-        }
-        if probe.hit_host_call_limit() {
-            return PolicyError::HostCallLimit { policy, call, limit: self.grants.limits.max_host_calls };
-        }
-        // Rust prints `thread '…' panicked at file:line:col:` and the message on the next line.
-        let lines: Vec<&str> = tail.lines().collect();
-        let panicked = lines.iter().rposition(|l| l.contains("panicked"));
-        let detail = match panicked {
-            Some(i) => {
-                let message = lines.get(i + 1).map(|m| format!(" {}", m.trim())).unwrap_or_default();
-                format!("the policy panicked: {}{message}", lines.get(i).map_or("", |l| l.trim()))
-            }
-            None if tail.is_empty() => format!("{trap:#}"),
-            None => format!("{trap:#} (policy output: {tail})"),
-        };
-        PolicyError::Trap { policy, call, detail: escape_owned(detail) }
     }
 
     /// Validates the config and says which calls the policy implements.
