@@ -27,7 +27,7 @@ use crate::oidc::token::{
     client_credentials_scopes, client_identity, refresh_failure, refresh_scopes, seal_successor, unseal_successor,
 };
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet};
-use crate::storage::RefreshToken;
+use crate::storage::{Batch, RefreshToken};
 
 pub async fn token(
     State(broker): State<AppState>,
@@ -145,7 +145,9 @@ pub(super) async fn issue(
     let grant_expiry = now + secs(expiry.id_tokens).max(secs(expiry.access_tokens)).max(offline);
     // Filed under the session, logout revokes the grant; a `standalone` client's outlives it.
     let filed_under = p.session.filter(|_| client.refresh_lifetime != RefreshTokenLifetime::Standalone);
-    broker.store.create_grant(&grant, filed_under, grant_expiry, now).await.map_err(storage_error)?;
+    // The grant, its refresh token and the user's index entry: one write.
+    let mut batch = Batch::default();
+    batch.grant(&grant, filed_under, grant_expiry).map_err(storage_error)?;
     let refresh_token = if refresh {
         let token = random_token();
         let record = RefreshToken {
@@ -165,15 +167,16 @@ pub(super) async fn issue(
             session: p.session.cloned(),
             expires_at: lifetime(live).expiry(now, now),
         };
-        broker.store.create_refresh_token(&token_key(&token), &record, now).await.map_err(storage_error)?;
+        batch.refresh_token(&token_key(&token), &record).map_err(storage_error)?;
         // The admin API lists and revokes a user's refresh tokens by `sub` (ListRefresh).
         let sub = crate::oidc::sub::encode(&p.identity.user_id, p.connector_id);
         let entry = crate::storage::api::UserGrant { client_id: client.id.to_string(), created_at: now };
-        broker.store.file_user_grant(&sub, &grant, &entry, grant_expiry, now).await.map_err(storage_error)?;
+        batch.user_grant(&sub, &grant, &entry, grant_expiry).map_err(storage_error)?;
         Some(token)
     } else {
         None
     };
+    broker.store.write(&batch, now).await.map_err(storage_error)?;
     let minted = Minted {
         connector_id: p.connector_id,
         identity: p.identity,

@@ -26,6 +26,7 @@ mod mock;
 mod oauth;
 mod oidc;
 mod openshift;
+mod perf;
 mod register;
 mod reload;
 mod replicas;
