@@ -218,6 +218,10 @@ pub struct SessionClient {
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct KeySet {
     pub current: StoredKey,
+    /// The key access tokens are signed with when `signing.accessTokenAlgorithm` differs from
+    /// `signing.algorithm`; absent: `current` signs them too. Rotated with `current`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<StoredKey>,
     /// Earlier keys, published until the tokens they signed expire.
     pub previous: Vec<PublicKey>,
     pub next_rotation: i64,
@@ -227,6 +231,7 @@ impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeySet")
             .field("current", &self.current.kid)
+            .field("access", &self.access.as_ref().map(|k| &k.kid))
             .field("next_rotation", &self.next_rotation)
             .finish()
     }

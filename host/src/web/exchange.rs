@@ -83,7 +83,7 @@ pub(super) async fn token_exchange(
         sid: None,
     };
     let signed = match req.requested {
-        TokenType::AccessToken => broker.keys.sign(&ctx.access_token(), "at+jwt"),
+        TokenType::AccessToken => broker.keys.sign_access(&ctx.access_token()),
         TokenType::IdToken => {
             // No access token is issued with it, so nothing to bind with `at_hash`.
             let claims = crate::oidc::claims::IdTokenClaims {

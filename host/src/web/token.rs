@@ -326,7 +326,7 @@ async fn client_credentials(
         token_id: &token_id,
         sid: None,
     };
-    let access = broker.keys.sign(&ctx.access_token(), "at+jwt").map_err(|e| {
+    let access = broker.keys.sign_access(&ctx.access_token()).map_err(|e| {
         tracing::error!("cannot sign a token: {e}");
         OAuthError::server_error("cannot sign the token")
     })?;
@@ -381,7 +381,7 @@ impl Minted<'_> {
             tracing::error!("cannot sign a token: {e}");
             OAuthError::server_error("cannot sign the token")
         };
-        let access = broker.keys.sign(&ctx.access_token(), "at+jwt").map_err(sign_error)?;
+        let access = broker.keys.sign_access(&ctx.access_token()).map_err(sign_error)?;
         let id_token =
             broker.keys.sign(&ctx.id_token(&access, broker.keys.algorithm().as_str()), "JWT").map_err(sign_error)?;
         let mut body = json!({

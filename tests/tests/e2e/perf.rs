@@ -150,3 +150,54 @@ async fn a_connector_login_costs_at_most_three_statements_per_step() {
     eprintln!("statements per step: {:?}", m.steps);
     m.assert_within_budget();
 }
+
+/// `signing.accessTokenAlgorithm: ES256`: ID tokens stay RS256 and verify with a relying-party
+/// library; access tokens are ES256 JWTs whose key the JWKS publishes, and userinfo and
+/// introspection accept them.
+#[tokio::test]
+async fn es256_access_tokens_beside_rs256_id_tokens() {
+    use portcullis_tests::flow;
+    let b = TestBroker::builder().extra("signing:\n  algorithm: RS256\n  accessTokenAlgorithm: ES256\n").start().await;
+    let web = browser();
+    let (form, pending) = flow::authorize(&b, &web, "local", "openid email offline_access").await;
+    let form = form.text().await.unwrap();
+    let posted = flow::submit_password(&b, &web, "local", &form, "admin@example.com", "password").await;
+    let code = flow::finish(&b, &web, posted, &pending).await;
+    let tokens = flow::exchange(&b, &code, &pending).await;
+    let (sub, email, _) = flow::verify_id_token(&b, &tokens, &pending).await;
+    assert_eq!(email.as_deref(), Some("admin@example.com"));
+    let header = |jwt: &str| {
+        use base64::Engine as _;
+        let part = jwt.split('.').next().unwrap();
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+    };
+    let (id_token, access) = (tokens.json["id_token"].as_str().unwrap(), tokens.json["access_token"].as_str().unwrap());
+    assert_eq!(header(id_token)["alg"], "RS256");
+    assert_eq!(header(access)["alg"], "ES256");
+    assert_eq!(header(access)["typ"], "at+jwt");
+    let jwks: serde_json::Value = reqwest::get(b.url("/keys")).await.unwrap().json().await.unwrap();
+    let published: Vec<&str> = jwks["keys"].as_array().unwrap().iter().filter_map(|k| k["kid"].as_str()).collect();
+    for token in [id_token, access] {
+        assert!(published.contains(&header(token)["kid"].as_str().unwrap()), "{published:?}");
+    }
+    let info = reqwest::Client::new().get(b.url("/userinfo")).bearer_auth(access).send().await.unwrap();
+    assert_eq!(info.status(), StatusCode::OK);
+    let info: serde_json::Value = info.json().await.unwrap();
+    assert_eq!(info["sub"], sub.as_str());
+    let introspected: serde_json::Value = reqwest::Client::new()
+        .post(b.url("/token/introspect"))
+        .basic_auth(CLIENT, Some(SECRET))
+        .form(&[("token", access)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspected["active"], true, "{introspected}");
+    // A refresh signs the same way.
+    let refreshed: serde_json::Value = flow::refresh(&b, tokens.refresh_token().unwrap()).await.json().await.unwrap();
+    assert_eq!(header(refreshed["access_token"].as_str().unwrap())["alg"], "ES256");
+    assert_eq!(header(refreshed["id_token"].as_str().unwrap())["alg"], "RS256");
+}
