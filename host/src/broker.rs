@@ -154,7 +154,8 @@ impl Broker {
         let file_config = Arc::new(config.clone());
         let config = config.with_stored(&stored);
         let keys =
-            Keys::new(store.clone(), config.signing_algorithm, config.expiry.signing_keys, config.expiry.id_tokens);
+            Keys::new(store.clone(), config.signing_algorithm, config.expiry.signing_keys, config.expiry.id_tokens)
+                .with_access_algorithm(config.access_token_algorithm);
         keys.refresh(now()).await.context("cannot load or create the signing keys")?;
         let cache = match config.cache_dir.clone().or_else(CompileCache::default_dir) {
             Some(dir) => CompileCache::at(dir),

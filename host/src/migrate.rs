@@ -817,7 +817,8 @@ async fn keys(
     }
     // Our key set, made now if the broker never ran on this storage.
     let ours =
-        crate::keys::Keys::new(store.clone(), into.signing_algorithm, into.expiry.signing_keys, into.expiry.id_tokens);
+        crate::keys::Keys::new(store.clone(), into.signing_algorithm, into.expiry.signing_keys, into.expiry.id_tokens)
+            .with_access_algorithm(into.access_token_algorithm);
     if !dry_run {
         ours.refresh(now).await.context("cannot load or create our signing keys")?;
     }

@@ -221,6 +221,8 @@ fn restart_needed(old: &Validated, new: &Validated) -> Option<&'static str> {
         Some("grpc")
     } else if old.signing_algorithm != new.signing_algorithm {
         Some("signing.algorithm")
+    } else if old.access_token_algorithm != new.access_token_algorithm {
+        Some("signing.accessTokenAlgorithm")
     } else {
         None
     }

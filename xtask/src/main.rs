@@ -3,6 +3,7 @@
 mod chaos;
 mod dev;
 mod fuzz;
+mod peer;
 mod progress;
 
 use std::process::Command;
@@ -19,7 +20,9 @@ commands:
             then run the broker (examples/config-dev.yaml) and the example app on :5555
   test      set up, then run every test (what CI runs)
   bench     build the plugins, run the connector benchmarks and print a summary
-            (extra arguments go to criterion, e.g. `cargo xtask bench login_url`)
+            (extra arguments go to criterion, e.g. `cargo xtask bench login_url`);
+            `cargo xtask bench --peer`: node-oidc-provider side by side (installs it into
+            target/peer with npm; docs/performance.md)
   fuzz      build fuzz/ (libFuzzer, stable Rust) and run each target for a bounded time:
             `cargo xtask fuzz [--seconds N] [TARGET...]` (default 60 s each; targets: config,
             authorize, token, jose, convert); prints executions and crashes per target
@@ -33,6 +36,7 @@ fn main() {
         Some("plugins") => plugins(),
         Some("setup") => setup(),
         Some("test") => test(&args[1..]),
+        Some("bench") if args.get(1).is_some_and(|a| a == "--peer") => peer::run(&workspace_root(), &args[2..]),
         Some("bench") => bench(&args[1..]),
         Some("dev") => dev::run(&workspace_root()),
         Some("fuzz") => fuzz::run(&workspace_root(), &args[1..]),

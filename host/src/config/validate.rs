@@ -424,6 +424,8 @@ pub struct Validated {
     pub oauth2: OAuth2Config,
     pub expiry: Expiry,
     pub signing_algorithm: SigningAlgorithm,
+    /// `signing.accessTokenAlgorithm` when it differs from `signing_algorithm`.
+    pub access_token_algorithm: Option<SigningAlgorithm>,
     pub pkce_plain: bool,
     /// `oauth2.pkce.enforce`: every code flow uses PKCE.
     pub pkce_enforce: bool,
@@ -699,7 +701,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     let (
         Some(issuer),
         Some(expiry),
-        Some(signing_algorithm),
+        Some((signing_algorithm, access_token_algorithm)),
         Some(grant_types),
         Some(registration),
         Some(sessions),
@@ -744,6 +746,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         oauth2: c.oauth2,
         expiry,
         signing_algorithm,
+        access_token_algorithm,
         pkce_plain,
         pkce_enforce,
         grant_types,
@@ -835,13 +838,25 @@ fn expiry(c: &Config, signer: &LocalSignerConfig) -> Result<Expiry, String> {
     })
 }
 
-fn signing_algorithm(c: &Config, signer: &LocalSignerConfig) -> Result<SigningAlgorithm, String> {
-    match (&c.signing.algorithm, &signer.algorithm) {
-        (Some(_), Some(_)) => Err("signing.algorithm and signer.config.algorithm say the same thing; keep one".into()),
-        (Some(name), None) => name.parse().map_err(|e| format!("signing.algorithm: {e}")),
-        (None, Some(name)) => name.parse().map_err(|e| format!("signer.config.algorithm: {e}")),
-        (None, None) => Ok(SigningAlgorithm::default()),
-    }
+/// `signing.algorithm` (ID tokens, and access tokens unless `signing.accessTokenAlgorithm`
+/// names another), and that other one.
+fn signing_algorithm(
+    c: &Config,
+    signer: &LocalSignerConfig,
+) -> Result<(SigningAlgorithm, Option<SigningAlgorithm>), String> {
+    let id_tokens = match (&c.signing.algorithm, &signer.algorithm) {
+        (Some(_), Some(_)) => {
+            return Err("signing.algorithm and signer.config.algorithm say the same thing; keep one".into());
+        }
+        (Some(name), None) => name.parse().map_err(|e| format!("signing.algorithm: {e}"))?,
+        (None, Some(name)) => name.parse().map_err(|e| format!("signer.config.algorithm: {e}"))?,
+        (None, None) => SigningAlgorithm::default(),
+    };
+    let access = match &c.signing.access_token_algorithm {
+        Some(name) => Some(name.parse::<SigningAlgorithm>().map_err(|e| format!("signing.accessTokenAlgorithm: {e}"))?),
+        None => None,
+    };
+    Ok((id_tokens, access.filter(|a| *a != id_tokens)))
 }
 
 fn response_types(oauth2: &OAuth2Config) -> Result<(), String> {

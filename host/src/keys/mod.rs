@@ -38,6 +38,8 @@ pub enum KeyError {
 struct Loaded {
     set: KeySet,
     signer: signer::Signer,
+    /// Signs access tokens when the set has an access key of its own.
+    access: Option<signer::Signer>,
     decoding: Vec<(String, DecodingKey)>,
     jwks: String,
 }
@@ -46,6 +48,9 @@ struct Loaded {
 pub struct Keys {
     store: Store,
     alg: SigningAlgorithm,
+    /// `signing.accessTokenAlgorithm` when it differs from `alg`: access tokens get a key of
+    /// their own (e.g. ES256 beside RS256 ID tokens: one cheap signature instead of two RSA ones).
+    access_alg: Option<SigningAlgorithm>,
     rotation: Duration,
     /// How long a retired key stays published: the longest a token it signed lives.
     keep_for: Duration,
@@ -60,7 +65,21 @@ impl std::fmt::Debug for Keys {
 
 impl Keys {
     pub fn new(store: Store, alg: SigningAlgorithm, rotation: Duration, keep_for: Duration) -> Self {
-        Self { store, alg, rotation, keep_for, loaded: RwLock::new(None) }
+        Self { store, alg, access_alg: None, rotation, keep_for, loaded: RwLock::new(None) }
+    }
+
+    /// Signs access tokens with a key of algorithm `alg` of their own (`None`, or the ID
+    /// tokens' algorithm: the one key signs both). Takes effect at the next `refresh`, which
+    /// rotates a stored set that does not match.
+    pub fn with_access_algorithm(mut self, alg: Option<SigningAlgorithm>) -> Self {
+        self.access_alg = alg.filter(|a| *a != self.alg);
+        self
+    }
+
+    /// Whether a stored set signs as the config says (both keys' algorithms).
+    fn matches(&self, set: &KeySet) -> bool {
+        set.current.alg == self.alg.as_str()
+            && set.access.as_ref().map(|k| k.alg.as_str()) == self.access_alg.map(SigningAlgorithm::as_str)
     }
 
     /// Loads the key set, creating it on first start and rotating it when due. Call at start-up
@@ -71,6 +90,7 @@ impl Keys {
                 None => {
                     let set = KeySet {
                         current: generate::key(self.alg)?,
+                        access: self.access_alg.map(generate::key).transpose()?,
                         previous: Vec::new(),
                         next_rotation: now + secs(self.rotation),
                     };
@@ -80,18 +100,19 @@ impl Keys {
                     }
                     // Another replica created it first: read theirs.
                 }
-                // Due, or signing with another algorithm than `signing.algorithm` now says (the
-                // config changed): rotate, keeping the old public key in the JWKS (audit F13).
-                Some((set, version)) if now >= set.next_rotation || set.current.alg != self.alg.as_str() => {
+                // Due, or signing with other algorithms than `signing` now says (the config
+                // changed): rotate, keeping the old public keys in the JWKS (audit F13).
+                Some((set, version)) if now >= set.next_rotation || !self.matches(&set) => {
                     let mut next = set.clone();
-                    let retired = PublicKey {
-                        kid: set.current.kid.clone(),
-                        jwk: set.current.jwk.clone(),
+                    let retire = |k: &crate::storage::StoredKey| PublicKey {
+                        kid: k.kid.clone(),
+                        jwk: k.jwk.clone(),
                         expires_at: now + secs(self.keep_for),
                     };
                     next.previous.retain(|k| k.expires_at > now);
-                    next.previous.insert(0, retired);
+                    next.previous.splice(0..0, std::iter::once(&set.current).chain(&set.access).map(retire));
                     next.current = generate::key(self.alg)?;
+                    next.access = self.access_alg.map(generate::key).transpose()?;
                     next.next_rotation = now + secs(self.rotation);
                     if self.store.rotate_keys(&next, version, now).await? {
                         tracing::info!(
@@ -120,7 +141,16 @@ impl Keys {
         let alg: Algorithm =
             set.current.alg.parse().map_err(|_| unusable(format!("unknown algorithm {}", set.current.alg)))?;
         let signer = signer::Signer::new(alg, &set.current.kid, &set.current.private_pem).map_err(unusable)?;
+        let access = match &set.access {
+            Some(key) => {
+                let unusable = |reason: String| KeyError::Unusable { kid: key.kid.clone(), reason };
+                let alg: Algorithm = key.alg.parse().map_err(|_| unusable(format!("unknown algorithm {}", key.alg)))?;
+                Some(signer::Signer::new(alg, &key.kid, &key.private_pem).map_err(unusable)?)
+            }
+            None => None,
+        };
         let jwks: Vec<Jwk> = std::iter::once(&set.current.jwk)
+            .chain(set.access.iter().map(|k| &k.jwk))
             .chain(set.previous.iter().map(|k| &k.jwk))
             .filter_map(|j| serde_json::from_value(j.clone()).ok())
             .collect();
@@ -130,7 +160,7 @@ impl Keys {
             .collect();
         let jwks = serde_json::to_string(&JwkSet { keys: jwks }).map_err(|e| unusable(e.to_string()))?;
         if let Ok(mut guard) = self.loaded.write() {
-            *guard = Some(Loaded { set, signer, decoding, jwks });
+            *guard = Some(Loaded { set, signer, access, decoding, jwks });
         }
         Ok(())
     }
@@ -156,6 +186,14 @@ impl Keys {
         let guard = self.loaded.read().map_err(|_| KeyError::NotLoaded)?;
         let loaded = guard.as_ref().ok_or(KeyError::NotLoaded)?;
         loaded.signer.sign(claims, typ)
+    }
+
+    /// Signs access-token `claims` (`typ` `at+jwt`): with the access key when
+    /// `signing.accessTokenAlgorithm` gave them one, else with the current key.
+    pub fn sign_access<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
+        let guard = self.loaded.read().map_err(|_| KeyError::NotLoaded)?;
+        let loaded = guard.as_ref().ok_or(KeyError::NotLoaded)?;
+        loaded.access.as_ref().unwrap_or(&loaded.signer).sign(claims, "at+jwt")
     }
 
     /// Verifies a token this broker signed (any published key) and returns its claims.
@@ -187,5 +225,51 @@ impl Keys {
             None => validation.validate_aud = false,
         }
         jsonwebtoken::decode::<T>(token, key, &validation).ok().map(|d| d.claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::storage::MemoryBackend;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn alg_of(token: &str) -> String {
+        format!("{:?}", jsonwebtoken::decode_header(token).unwrap().alg)
+    }
+
+    fn kids(keys: &Keys) -> Vec<String> {
+        let jwks: serde_json::Value = serde_json::from_str(&keys.jwks().unwrap()).unwrap();
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn access_tokens_get_a_key_of_their_own_when_asked() {
+        let store = Store::new(Arc::new(MemoryBackend::new()));
+        let claims = serde_json::json!({"iss": "https://op", "sub": "u", "exp": 4_000_000_000u64});
+        let keys = Keys::new(store.clone(), SigningAlgorithm::Rs256, HOUR, HOUR)
+            .with_access_algorithm(Some(SigningAlgorithm::Es256));
+        keys.refresh(0).await.unwrap();
+        let (id, access) = (keys.sign(&claims, "JWT").unwrap(), keys.sign_access(&claims).unwrap());
+        assert_eq!((alg_of(&id), alg_of(&access)), ("RS256".into(), "ES256".into()));
+        assert_eq!(jsonwebtoken::decode_header(&access).unwrap().typ.as_deref(), Some("at+jwt"));
+        assert_eq!(kids(&keys).len(), 2, "both public keys are published");
+        let verified: serde_json::Value = keys.verify(&access, "https://op", None).unwrap();
+        assert_eq!(verified["sub"], "u");
+        assert_eq!(keys.algorithm(), SigningAlgorithm::Rs256, "ID tokens keep signing.algorithm");
+
+        // The same algorithm twice is one key; a config without the access key rotates the set,
+        // keeping both old public keys published (tokens they signed still verify).
+        let plain = Keys::new(store.clone(), SigningAlgorithm::Rs256, HOUR, HOUR)
+            .with_access_algorithm(Some(SigningAlgorithm::Rs256));
+        plain.refresh(10).await.unwrap();
+        assert_eq!(alg_of(&plain.sign_access(&claims).unwrap()), "RS256");
+        assert_eq!(kids(&plain).len(), 3, "the new key, and the two retired ones");
+        assert!(plain.verify::<serde_json::Value>(&access, "https://op", None).is_some());
+        let (set, _) = store.keys(10).await.unwrap().unwrap();
+        assert!(set.access.is_none());
     }
 }

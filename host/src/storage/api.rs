@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::backend::{Kind, Record, Result, StorageError};
-use super::objects::Store;
+use super::objects::{Batch, Store};
 use crate::config::stored::{Stored, StoredClient, StoredConnector, StoredPassword};
 
 /// The family every API object is filed under, so one kind can be listed.
@@ -186,5 +186,12 @@ impl Store {
     /// Drops a grant from its user's index.
     pub async fn unfile_user_grant(&self, grant: &str) -> Result<bool> {
         self.backend().delete(Kind::UserGrant, grant).await
+    }
+}
+
+impl Batch {
+    /// Files a grant under its user, as [`Store::file_user_grant`] does.
+    pub fn user_grant(&mut self, sub: &str, grant: &str, entry: &UserGrant, expires_at: i64) -> Result<()> {
+        self.push(Kind::UserGrant, grant, Some(sub), entry, expires_at)
     }
 }

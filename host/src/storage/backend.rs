@@ -83,6 +83,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// `Conflict`; an expired one is replaced.
     async fn insert(&self, kind: Kind, id: &str, record: &Record, now: i64) -> Result<()>;
 
+    /// Inserts new records with version 1, in one statement where the backend can (a login
+    /// step's grant, refresh token and index entry are one write). Each record follows
+    /// `insert`'s rule; if any id is taken by a live record the answer is `Conflict`, and the
+    /// records that did not conflict may have been written: callers give fresh random ids, so
+    /// such records are unreachable (nobody holds their ids) and expire as garbage.
+    async fn insert_many(&self, records: &[(Kind, &str, &Record)], now: i64) -> Result<()> {
+        for (kind, id, record) in records {
+            self.insert(*kind, id, record, now).await?;
+        }
+        Ok(())
+    }
+
     /// The live record, if any.
     async fn get(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>>;
 

@@ -41,6 +41,20 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
+    /// All or nothing here: the map is checked under the lock before anything is written.
+    async fn insert_many(&self, batch: &[(Kind, &str, &Record)], now: i64) -> Result<()> {
+        let mut records = self.records();
+        if let Some((kind, _, _)) =
+            batch.iter().find(|(kind, id, _)| records.get(&(*kind, (*id).to_owned())).is_some_and(|r| is_live(r, now)))
+        {
+            return Err(StorageError::Conflict { kind: kind.as_str() });
+        }
+        for (kind, id, record) in batch {
+            records.insert((*kind, (*id).to_owned()), Record { version: 1, ..(*record).clone() });
+        }
+        Ok(())
+    }
+
     async fn get(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>> {
         Ok(self.records().get(&(kind, id.to_owned())).filter(|record| is_live(record, now)).cloned())
     }

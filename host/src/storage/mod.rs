@@ -10,7 +10,7 @@ pub mod sql;
 pub use backend::{Backend, Kind, Record, Result, StorageError};
 pub use memory::MemoryBackend;
 pub use objects::{
-    AuthCode, AuthRequest, DEVICE_EXPIRED_KEPT, DeviceRequest, DeviceStatus, KeySet, PublicKey, RefreshToken, Session,
-    SessionClient, Store, StoredKey,
+    AuthCode, AuthRequest, Batch, DEVICE_EXPIRED_KEPT, DeviceRequest, DeviceStatus, KeySet, PublicKey, RefreshToken,
+    Session, SessionClient, Store, StoredKey,
 };
 pub use sql::SqlBackend;

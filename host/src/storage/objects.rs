@@ -218,6 +218,10 @@ pub struct SessionClient {
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct KeySet {
     pub current: StoredKey,
+    /// The key access tokens are signed with when `signing.accessTokenAlgorithm` differs from
+    /// `signing.algorithm`; absent: `current` signs them too. Rotated with `current`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<StoredKey>,
     /// Earlier keys, published until the tokens they signed expire.
     pub previous: Vec<PublicKey>,
     pub next_rotation: i64,
@@ -227,6 +231,7 @@ impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KeySet")
             .field("current", &self.current.kid)
+            .field("access", &self.access.as_ref().map(|k| &k.kid))
             .field("next_rotation", &self.next_rotation)
             .finish()
     }
@@ -253,6 +258,38 @@ pub struct PublicKey {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+}
+
+/// New records written together by [`Store::write`] (one statement in SQL): what a code
+/// redemption creates — the grant, its refresh token, the user's index entry.
+#[derive(Debug, Default)]
+pub struct Batch {
+    records: Vec<(Kind, String, Record)>,
+}
+
+impl Batch {
+    pub(super) fn push<T: Serialize>(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        family: Option<&str>,
+        value: &T,
+        expires_at: i64,
+    ) -> Result<()> {
+        let record = Record { data: encode(kind, value)?, family: family.map(str::to_string), version: 1, expires_at };
+        self.records.push((kind, id.to_string(), record));
+        Ok(())
+    }
+
+    /// A grant (see [`Store::create_grant`]).
+    pub fn grant(&mut self, id: &str, session: Option<&TokenKey>, expires_at: i64) -> Result<()> {
+        self.push(Kind::Grant, id, session.map(TokenKey::as_str), &serde_json::Value::Null, expires_at)
+    }
+
+    /// A refresh token (see [`Store::create_refresh_token`]).
+    pub fn refresh_token(&mut self, id: &TokenKey, token: &RefreshToken) -> Result<()> {
+        self.push(Kind::RefreshToken, id.as_str(), Some(&token.family), token, token.expires_at)
+    }
 }
 
 /// The id of the one key set document.
@@ -286,6 +323,12 @@ impl Store {
     ) -> Result<()> {
         let record = Record { data: encode(kind, value)?, family: family.map(str::to_string), version: 1, expires_at };
         self.backend.insert(kind, id, &record, now).await
+    }
+
+    /// Inserts every record of `batch` at once (`Backend::insert_many`).
+    pub async fn write(&self, batch: &Batch, now: i64) -> Result<()> {
+        let records: Vec<(Kind, &str, &Record)> = batch.records.iter().map(|(k, id, r)| (*k, id.as_str(), r)).collect();
+        self.backend.insert_many(&records, now).await
     }
 
     async fn get<T: DeserializeOwned>(&self, kind: Kind, id: &str, now: i64) -> Result<Option<(T, i64)>> {

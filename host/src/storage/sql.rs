@@ -55,6 +55,8 @@
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -124,6 +126,24 @@ const INSERT: &str = "INSERT INTO portcullis_objects (kind, id, family, data, ve
     ON CONFLICT (kind, id) DO UPDATE
         SET family = excluded.family, data = excluded.data, version = 1, expires_at = excluded.expires_at
         WHERE portcullis_objects.expires_at <= $6";
+/// `INSERT` for `n` records in one statement: `now` is `$1`, record `i` binds `$2+5i..$6+5i`.
+fn insert_many_sql(n: usize) -> String {
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let b = 2 + 5 * i;
+            format!("(${b}, ${}, ${}, ${}, 1, ${})", b + 1, b + 2, b + 3, b + 4)
+        })
+        .collect();
+    format!(
+        "INSERT INTO portcullis_objects (kind, id, family, data, version, expires_at) VALUES {}
+    ON CONFLICT (kind, id) DO UPDATE
+        SET family = excluded.family, data = excluded.data, version = 1, expires_at = excluded.expires_at
+        WHERE portcullis_objects.expires_at <= $1",
+        rows.join(", ")
+    )
+}
+/// The most records one `insert_many` statement carries (SQLite binds at most 32766 values).
+const INSERT_MANY_MAX: usize = 64;
 const GET: &str = "SELECT family, data, version, expires_at FROM portcullis_objects
     WHERE kind = $1 AND id = $2 AND expires_at > $3";
 const UPDATE: &str = "UPDATE portcullis_objects SET data = $1, expires_at = $2, version = version + 1
@@ -293,6 +313,16 @@ impl Target {
 pub struct SqlBackend {
     pool: Pool,
     target: Target,
+    /// Statements sent to the database since it was opened (shared by clones): the test hook
+    /// that keeps each login step within its budget (`statements`).
+    statements: Arc<Statements>,
+}
+
+/// Statement counts: in all, and per kind of record (slot `Kind as usize`).
+#[derive(Default)]
+struct Statements {
+    total: AtomicU64,
+    by_kind: [AtomicU64; 32],
 }
 
 impl fmt::Debug for SqlBackend {
@@ -490,7 +520,7 @@ impl SqlBackend {
     }
 
     async fn start(pool: Pool, target: Target) -> Result<Self> {
-        let backend = Self { pool, target };
+        let backend = Self { pool, target, statements: Arc::default() };
         let current =
             backend.migrate().await.map_err(|err| backend.target.unavailable("cannot migrate the schema", err))?;
         let steps = if matches!(backend.pool, Pool::Mysql(_)) { MYSQL_MIGRATIONS } else { MIGRATIONS };
@@ -545,6 +575,26 @@ impl SqlBackend {
         }
     }
 
+    /// How many statements the record operations have sent to the database so far (a
+    /// transaction's `BEGIN` and `COMMIT` included; migrations and pool set-up not). Tests read
+    /// it around a request to count what that request cost; clones share the count.
+    pub fn statements(&self) -> u64 {
+        self.statements.total.load(Ordering::Relaxed)
+    }
+
+    /// The part of [`Self::statements`] that were about records of `kind` (a test subtracts
+    /// what background tasks, such as the stored-objects poll on `ApiVersion`, did meanwhile).
+    pub fn statements_on(&self, kind: Kind) -> u64 {
+        self.statements.by_kind.get(kind as usize).map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    fn count(&self, kind: Option<Kind>, statements: u64) {
+        self.statements.total.fetch_add(statements, Ordering::Relaxed);
+        if let Some(slot) = kind.and_then(|k| self.statements.by_kind.get(k as usize)) {
+            slot.fetch_add(statements, Ordering::Relaxed);
+        }
+    }
+
     /// Closes every connection; operations after this fail as unavailable.
     pub async fn close(&self) {
         on_pool!(&self.pool, pool => pool.close().await)
@@ -590,6 +640,7 @@ impl SqlBackend {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.count(Some(kind), 2);
             let done = async {
                 // An expired row is invisible and garbage anyway: dropping it first is safe at
                 // any moment, and leaves the INSERT's duplicate-key check as the one arbiter.
@@ -619,6 +670,7 @@ impl SqlBackend {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            self.count(Some(kind), 4);
             // MySQL 8 has no DELETE ... RETURNING (MariaDB 10.5+ has): lock the row, read it,
             // delete it, commit. A concurrent take waits on the row lock, then finds it gone.
             let done = async {
@@ -651,6 +703,7 @@ impl Backend for SqlBackend {
         if let Pool::Mysql(pool) = &self.pool {
             return self.my_insert(pool, kind, id, record, now).await;
         }
+        self.count(Some(kind), 1);
         let inserted = on_pool!(&self.pool, pool => sqlx::query(INSERT)
             .bind(kind.as_str())
             .bind(id)
@@ -665,7 +718,33 @@ impl Backend for SqlBackend {
         if inserted == 0 { Err(StorageError::Conflict { kind: kind.as_str() }) } else { Ok(()) }
     }
 
+    async fn insert_many(&self, records: &[(Kind, &str, &Record)], now: i64) -> Result<()> {
+        if matches!(self.pool, Pool::Mysql(_)) || records.len() > INSERT_MANY_MAX {
+            for (kind, id, record) in records {
+                self.insert(*kind, id, record, now).await?;
+            }
+            return Ok(());
+        }
+        let Some((first_kind, _, _)) = records.first() else { return Ok(()) };
+        self.count(Some(*first_kind), 1);
+        let sql = insert_many_sql(records.len());
+        let inserted = on_pool!(&self.pool, pool => {
+            let mut q = sqlx::query(&sql).bind(now);
+            for (kind, id, record) in records {
+                q = q.bind(kind.as_str()).bind(*id).bind(record.family.as_deref()).bind(record.data.as_str()).bind(record.expires_at);
+            }
+            q.execute(pool).await.map(|done| done.rows_affected())
+        }, _my => Ok(0))
+        .map_err(|err| self.target.operation_failed("insert", *first_kind, err))?;
+        if inserted < records.len() as u64 {
+            // Which one is unknown here; name the first kind, as a single insert would.
+            return Err(StorageError::Conflict { kind: first_kind.as_str() });
+        }
+        Ok(())
+    }
+
     async fn get(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>> {
+        self.count(Some(kind), 1);
         if let Pool::Mysql(pool) = &self.pool {
             let row: Option<MyRecordRow> = sqlx::query_as(MY_GET)
                 .bind(kind.as_str())
@@ -695,6 +774,7 @@ impl Backend for SqlBackend {
         expires_at: i64,
         now: i64,
     ) -> Result<bool> {
+        self.count(Some(kind), 1);
         // MySQL: sqlx sets CLIENT_FOUND_ROWS, so the count is of matched rows, even unchanged.
         let updated = on_pool!(&self.pool, pool => sqlx::query(UPDATE)
             .bind(data)
@@ -723,6 +803,7 @@ impl Backend for SqlBackend {
         if let Pool::Mysql(pool) = &self.pool {
             return self.my_take(pool, kind, id, now).await;
         }
+        self.count(Some(kind), 1);
         let row: Option<RecordRow> = on_pool!(&self.pool, pool => sqlx::query_as(TAKE)
             .bind(kind.as_str())
             .bind(id)
@@ -734,6 +815,7 @@ impl Backend for SqlBackend {
     }
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<bool> {
+        self.count(Some(kind), 1);
         let deleted = on_pool!(&self.pool, pool => sqlx::query(DELETE)
             .bind(kind.as_str())
             .bind(id)
@@ -750,6 +832,7 @@ impl Backend for SqlBackend {
     }
 
     async fn delete_family(&self, kind: Kind, family: &str) -> Result<u64> {
+        self.count(Some(kind), 1);
         on_pool!(&self.pool, pool => sqlx::query(DELETE_FAMILY)
             .bind(kind.as_str())
             .bind(family)
@@ -765,6 +848,7 @@ impl Backend for SqlBackend {
     }
 
     async fn list_family(&self, kind: Kind, family: &str, now: i64) -> Result<Vec<String>> {
+        self.count(Some(kind), 1);
         let rows: Vec<String> = on_pool!(&self.pool, pool => sqlx::query_as(LIST_FAMILY)
             .bind(kind.as_str())
             .bind(family)
@@ -790,6 +874,7 @@ impl Backend for SqlBackend {
     async fn collect_garbage(&self, now: i64) -> Result<u64> {
         let mut total = 0;
         for _ in 0..GC_MAX_BATCHES {
+            self.count(None, 1);
             let deleted = on_pool!(&self.pool, pool => sqlx::query(COLLECT_GARBAGE)
                 .bind(now)
                 .execute(pool)
@@ -810,6 +895,7 @@ impl Backend for SqlBackend {
     }
 
     async fn ping(&self) -> Result<()> {
+        self.count(None, 1);
         on_pool!(&self.pool, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
             .map_err(|err| self.target.unavailable("ping failed", err))
     }

@@ -92,7 +92,7 @@ pub(super) async fn token_exchange(
     };
     let signed = match req.requested {
         TokenType::AccessToken => {
-            broker.keys.sign(&super::policy::patched(ctx.access_token(), login_claims, &patch.access_token)?, "at+jwt")
+            broker.keys.sign_access(&super::policy::patched(ctx.access_token(), login_claims, &patch.access_token)?)
         }
         TokenType::IdToken => {
             // No access token is issued with it, so nothing to bind with `at_hash`.

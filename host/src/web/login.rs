@@ -23,8 +23,9 @@ use crate::oidc::ScopeSet;
 use crate::storage::AuthRequest;
 use crate::throttle::{BCRYPT_WAIT, MAX_FAILED_PER_LOGIN};
 
-/// A bcrypt hash (cost 10, like `hash-password`'s) checked when the user does not exist, so a
-/// wrong email and a wrong password take the same time.
+/// A bcrypt hash (cost 10, like `hash-password`'s) checked when the user does not exist and
+/// no user is configured to borrow the cost from, so a wrong email and a wrong password take
+/// the same time.
 fn dummy_hash() -> String {
     static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DUMMY.get_or_init(|| bcrypt::hash(super::random_token(), 10).unwrap_or_default()).clone()
@@ -296,7 +297,9 @@ pub async fn verify_local(
     password: String,
 ) -> Result<Option<Identity>, Busy> {
     let user = live.config.passwords.iter().find(|p| p.email.eq_ignore_ascii_case(email)).cloned();
-    let hash = user.as_ref().map(|u| u.hash.expose().to_string());
+    // An unknown email costs what a known one does: the password is checked against a
+    // configured user's hash (the same cost; the answer is discarded below), else a cost-10 dummy.
+    let hash = user.as_ref().or(live.config.passwords.first()).map(|u| u.hash.expose().to_string());
     let too_long = password.len() > BCRYPT_MAX_PASSWORD;
     // A bounded number of bcrypt checks at once: a flood waits here instead of taking every core.
     let permit = tokio::time::timeout(BCRYPT_WAIT, broker.throttles.bcrypt.acquire()).await;

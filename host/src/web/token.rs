@@ -28,7 +28,7 @@ use crate::oidc::token::{
     client_credentials_scopes, client_identity, refresh_failure, refresh_scopes, seal_successor, unseal_successor,
 };
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet};
-use crate::storage::RefreshToken;
+use crate::storage::{Batch, RefreshToken};
 
 pub async fn token(
     State(broker): State<AppState>,
@@ -153,7 +153,9 @@ pub(super) async fn issue(
     let grant_expiry = now + secs(expiry.id_tokens).max(secs(expiry.access_tokens)).max(offline);
     // Filed under the session, logout revokes the grant; a `standalone` client's outlives it.
     let filed_under = p.session.filter(|_| client.refresh_lifetime != RefreshTokenLifetime::Standalone);
-    broker.store.create_grant(&grant, filed_under, grant_expiry, now).await.map_err(storage_error)?;
+    // The grant, its refresh token and the user's index entry: one write.
+    let mut batch = Batch::default();
+    batch.grant(&grant, filed_under, grant_expiry).map_err(storage_error)?;
     let refresh_token = if refresh {
         let token = random_token();
         let record = RefreshToken {
@@ -173,15 +175,16 @@ pub(super) async fn issue(
             session: p.session.cloned(),
             expires_at: lifetime(live).expiry(now, now),
         };
-        broker.store.create_refresh_token(&token_key(&token), &record, now).await.map_err(storage_error)?;
+        batch.refresh_token(&token_key(&token), &record).map_err(storage_error)?;
         // The admin API lists and revokes a user's refresh tokens by `sub` (ListRefresh).
         let sub = crate::oidc::sub::encode(&p.identity.user_id, p.connector_id);
         let entry = crate::storage::api::UserGrant { client_id: client.id.to_string(), created_at: now };
-        broker.store.file_user_grant(&sub, &grant, &entry, grant_expiry, now).await.map_err(storage_error)?;
+        batch.user_grant(&sub, &grant, &entry, grant_expiry).map_err(storage_error)?;
         Some(token)
     } else {
         None
     };
+    broker.store.write(&batch, now).await.map_err(storage_error)?;
     let minted = Minted {
         connector_id: p.connector_id,
         identity: p.identity,
@@ -346,7 +349,7 @@ async fn client_credentials(
     };
     let patch = super::policy::mint(live, mint).await?;
     let claims = super::policy::patched(ctx.access_token(), None, &patch.access_token)?;
-    let access = broker.keys.sign(&claims, "at+jwt").map_err(|e| {
+    let access = broker.keys.sign_access(&claims).map_err(|e| {
         tracing::error!("cannot sign a token: {e}");
         OAuthError::server_error("cannot sign the token")
     })?;
@@ -406,7 +409,7 @@ impl Minted<'_> {
             OAuthError::server_error("cannot sign the token")
         };
         let access_claims = super::policy::patched(ctx.access_token(), login_claims, &patch.access_token)?;
-        let access = broker.keys.sign(&access_claims, "at+jwt").map_err(sign_error)?;
+        let access = broker.keys.sign_access(&access_claims).map_err(sign_error)?;
         let id_claims = ctx.id_token(&access, broker.keys.algorithm().as_str());
         let id_claims = super::policy::patched(id_claims, login_claims, &patch.id_token)?;
         let id_token = broker.keys.sign(&id_claims, "JWT").map_err(sign_error)?;

@@ -29,6 +29,7 @@ mod oauth;
 mod oidc;
 mod openshift;
 mod outage;
+mod perf;
 mod policy;
 mod register;
 mod reload;

@@ -230,6 +230,30 @@ macro_rules! conformance {
     };
 }
 
+/// `insert_many` writes every record (version 1, families kept), replaces expired ones, and
+/// answers a live id with `Conflict`.
+async fn insert_many_writes_every_record(b: &dyn Backend) {
+    b.insert(Kind::Grant, "expired", &record("old", None, NOW - 1), NOW).await.unwrap();
+    let mut refresh = record(r#"{"t":"ålice"}"#, Some("g1"), NOW + 90);
+    refresh.version = 7;
+    let grant = record("null", Some("session"), NOW + 60);
+    let replaced = record("new", None, NOW + 60);
+    let batch =
+        [(Kind::Grant, "g1", &grant), (Kind::RefreshToken, "rt1", &refresh), (Kind::Grant, "expired", &replaced)];
+    b.insert_many(&batch, NOW).await.unwrap();
+    assert_eq!(b.get(Kind::Grant, "g1", NOW).await.unwrap(), Some(grant.clone()));
+    assert_eq!(
+        b.get(Kind::RefreshToken, "rt1", NOW).await.unwrap(),
+        Some(record(r#"{"t":"ålice"}"#, Some("g1"), NOW + 90))
+    );
+    assert_eq!(b.get(Kind::Grant, "expired", NOW).await.unwrap(), Some(replaced));
+    assert_eq!(b.list_family(Kind::RefreshToken, "g1", NOW).await.unwrap(), vec!["rt1".to_string()]);
+    let taken = [(Kind::Session, "fresh", &grant), (Kind::Grant, "g1", &grant)];
+    let err = b.insert_many(&taken, NOW).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict { .. }), "{err:?}");
+    b.insert_many(&[], NOW).await.unwrap();
+}
+
 conformance!(
     insert_get_conflict,
     concurrent_inserts_have_one_winner,
@@ -242,6 +266,7 @@ conformance!(
     collect_garbage_removes_only_expired,
     garbage_collection_goes_on_past_one_batch,
     ping,
+    insert_many_writes_every_record,
 );
 
 /// A flood of 100,000 abandoned auth requests (written straight into the table) is collected by
