@@ -17,6 +17,7 @@ mod gitlab;
 mod google_groups;
 mod grants;
 mod keystone;
+mod lang;
 mod ldap;
 mod linkedin;
 mod logs;
