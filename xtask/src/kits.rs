@@ -24,9 +24,10 @@ pub enum Tool {
 }
 
 /// One build: the folder (from the workspace root), the entry (module or file) in it, every
-/// source it reads, the tool, and the file name it lands as.
+/// source it reads, the tool, the WIT (from the root) and the file name it lands as.
 pub struct KitBuild {
     pub dir: &'static str,
+    pub wit: &'static str,
     pub entry: &'static str,
     pub sources: &'static [&'static str],
     pub tool: Tool,
@@ -37,6 +38,7 @@ pub struct KitBuild {
 pub const KITS: &[KitBuild] = &[
     KitBuild {
         dir: "examples/connectors/python",
+        wit: KIT_WIT,
         entry: "app",
         sources: &["app.py", "portcullis.py"],
         tool: Tool::Python,
@@ -44,6 +46,7 @@ pub const KITS: &[KitBuild] = &[
     },
     KitBuild {
         dir: "examples/connectors/js",
+        wit: KIT_WIT,
         entry: "mock.js",
         sources: &["mock.js", "portcullis.js"],
         tool: Tool::QuickJs,
@@ -53,10 +56,12 @@ pub const KITS: &[KitBuild] = &[
 
 /// Test fixtures built with the kits' tools (`target/plugins/test/`): the JS mock on the other
 /// engine, for the benchmark and the tests, and hostile connectors per language (a trap, a
-/// denied host through the `http` import and, for StarlingMonkey, through `fetch`).
+/// denied host through the `http` import and, for StarlingMonkey, through `fetch`), and one
+/// importing what the broker does not provide.
 pub const KIT_FIXTURES: &[KitBuild] = &[
     KitBuild {
         dir: "examples/connectors/js",
+        wit: KIT_WIT,
         entry: "mock.js",
         sources: &["mock.js", "portcullis.js"],
         tool: Tool::StarlingMonkey,
@@ -64,6 +69,7 @@ pub const KIT_FIXTURES: &[KitBuild] = &[
     },
     KitBuild {
         dir: "tests/lang-plugins",
+        wit: KIT_WIT,
         entry: "hostile",
         sources: &["hostile.py"],
         tool: Tool::Python,
@@ -71,6 +77,7 @@ pub const KIT_FIXTURES: &[KitBuild] = &[
     },
     KitBuild {
         dir: "tests/lang-plugins",
+        wit: KIT_WIT,
         entry: "hostile.js",
         sources: &["hostile.js"],
         tool: Tool::QuickJs,
@@ -78,10 +85,20 @@ pub const KIT_FIXTURES: &[KitBuild] = &[
     },
     KitBuild {
         dir: "tests/lang-plugins",
+        wit: KIT_WIT,
         entry: "hostile.js",
         sources: &["hostile.js"],
         tool: Tool::StarlingMonkey,
         name: "hostile-js-starlingmonkey",
+    },
+    // Its world adds an import the broker does not provide: refused at load, naming it.
+    KitBuild {
+        dir: "tests/lang-plugins/extra-import",
+        wit: "tests/lang-plugins/extra-import",
+        entry: "extra-import.js",
+        sources: &["extra-import.js", "world.wit"],
+        tool: Tool::QuickJs,
+        name: "extra-import-js",
     },
 ];
 
@@ -145,7 +162,7 @@ pub fn ensure_kit_tools(root: &Path) -> anyhow::Result<()> {
 
 /// The command that builds `kit` into `out` (the README's build command, with our paths).
 fn build_command(root: &Path, kit: &KitBuild, out: &Path) -> Command {
-    let wit = root.join(KIT_WIT);
+    let wit = root.join(kit.wit);
     let mut cmd;
     match kit.tool {
         Tool::Python => {
@@ -166,7 +183,7 @@ fn build_command(root: &Path, kit: &KitBuild, out: &Path) -> Command {
 }
 
 /// Builds `builds` into `out/<name>.wasm`, skipping one whose output is newer than its sources
-/// and the WIT.
+/// and the contract's WIT.
 pub fn build_kits(root: &Path, builds: &[KitBuild], out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     ensure_kit_tools(root)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;

@@ -287,3 +287,20 @@ async fn a_memory_cap_too_small_is_the_memory_error() {
     let [SpecError::Plugin(err)] = errors.as_slice() else { panic!("{errors:?}") };
     assert!(matches!(err, PluginError::Memory { limit_mib: 1, .. }), "{err:?}");
 }
+
+/// A component importing an interface the broker does not provide is refused naming that
+/// import and what the broker does provide, not "not a component".
+#[tokio::test]
+async fn a_missing_import_is_named() {
+    let errors =
+        Registry::load(&engine(), &[spec("x", fixture("extra-import-js"), json!({}))], None).await.unwrap_err();
+    let [SpecError::Plugin(err @ PluginError::MissingImport { import, .. })] = errors.as_slice() else {
+        panic!("{errors:?}")
+    };
+    assert_eq!(import, "`test:extra-import/not-provided`");
+    let text = err.to_string();
+    assert!(
+        text.contains("which this broker does not provide") && text.contains("wasi:http (only to allowedHosts)"),
+        "{text}"
+    );
+}
