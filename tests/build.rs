@@ -1,9 +1,17 @@
-//! Builds the shipped plugins and the hostile fixtures for wasm32-wasip2 before the tests
-//! compile, so `cargo test` from a clean clone has real components to load.
+//! Builds the shipped plugins and the hostile fixtures for wasm32-wasip2, and the Python and
+//! JavaScript kits with their pinned tools, before the tests compile, so `cargo test` from a
+//! clean clone has real components to load.
 
 fn main() {
     let root = xtask::workspace_root();
-    for dir in ["wit", "plugins", "tests/plugins"] {
+    for dir in [
+        "wit",
+        "plugins",
+        "tests/plugins",
+        "tests/lang-plugins",
+        "examples/connectors/python",
+        "examples/connectors/js",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     // The tutorial connector: its sources, not its own `target/` (a reader may build there).
@@ -15,6 +23,8 @@ fn main() {
     if let Err(e) = xtask::build_guests(&root, xtask::SHIPPED, &shipped)
         .and_then(|_| xtask::build_guests(&root, xtask::HOSTILE, &fixtures))
         .and_then(|_| xtask::build_example_connector(&root, &fixtures))
+        .and_then(|_| xtask::build_kits(&root, xtask::KITS, &shipped))
+        .and_then(|_| xtask::build_kits(&root, xtask::KIT_FIXTURES, &fixtures))
     {
         panic!("cannot build the WebAssembly plugins the tests need: {e:#}");
     }

@@ -1,8 +1,13 @@
 //! Connector call and load costs: the mock's `login-url` in a fresh instance against the same
-//! work done natively, and compiling a component against loading it from the compile cache.
+//! work done natively, and compiling a component against loading it from the compile cache;
+//! and the same mock in Python (componentize-py), JavaScript on QuickJS (the JS kit) and on
+//! StarlingMonkey, beside the Rust one in the same run: a fresh-instance `login-url`, the
+//! compile-cache load, and the process's resident memory with one Python and one JS
+//! connector loaded (`target/bench/lang.json`).
 //!
-//! Needs `target/plugins/mock.wasm` (`cargo xtask plugins`); `cargo xtask bench` builds it, runs
-//! this and prints a summary.
+//! Needs `target/plugins/mock.wasm`, `mock-python.wasm`, `mock-js.wasm` and
+//! `target/plugins/test/mock-js-starlingmonkey.wasm` (`cargo xtask plugins` and the test
+//! fixtures); `cargo xtask bench` builds them, runs this and prints a summary.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a benchmark stops at its first failure")]
 
@@ -21,7 +26,19 @@ const STATE: &str = "Zm9vYmFy-c3RhdGU_0123456789~/+= ok";
 
 /// The mock connector built by `cargo xtask plugins`.
 fn mock_wasm() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins/mock.wasm");
+    built("mock.wasm")
+}
+
+/// The mock in other languages: (bench label, file under `target/plugins`).
+const LANGS: &[(&str, &str)] = &[
+    ("python", "mock-python.wasm"),
+    ("quickjs", "mock-js.wasm"),
+    ("starlingmonkey", "test/mock-js-starlingmonkey.wasm"),
+];
+
+/// A file `cargo xtask bench` builds under `target/plugins`.
+fn built(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/plugins").join(name);
     if !path.is_file() {
         eprintln!(
             "error: {} is missing: run `cargo xtask plugins` first (or `cargo xtask bench`, which builds it)",
@@ -237,6 +254,78 @@ fn component(c: &mut Criterion) {
     group.finish();
 }
 
+/// The mock of each language beside the Rust one: a fresh-instance `login-url` (same answer
+/// checked first), then the process's resident memory with one Python and one JS connector.
+fn languages(c: &mut Criterion) {
+    let rt = runtime();
+    let cache = tempfile::tempdir().expect("temporary directory");
+    let engine = PluginEngine::new(CompileCache::at(cache.path())).expect("plugin engine");
+    let rss_before = rss_bytes();
+    let rust = rt.block_on(Registry::load(&engine, &[spec(mock_wasm())], None)).expect("load the Rust mock");
+    let expected = rt.block_on(rust.get("mock").unwrap().login_url(Scopes::default(), CALLBACK_URL, STATE)).unwrap();
+    let mut group = c.benchmark_group("login_url");
+    let mut rss_loaded = None;
+    let mut loaded = Vec::new();
+    for (label, file) in LANGS {
+        let registry = rt.block_on(Registry::load(&engine, &[spec(built(file))], None)).expect("load the mock");
+        let connector = registry.get("mock").expect("the mock connector").clone();
+        let answer = rt.block_on(connector.login_url(Scopes::default(), CALLBACK_URL, STATE)).expect("login-url");
+        assert_eq!(answer, expected, "{label}: the port must answer what the Rust mock answers");
+        group.bench_function(format!("{label}_fresh_instance"), |b| {
+            b.to_async(&rt).iter(|| async {
+                std::hint::black_box(
+                    connector
+                        .login_url(Scopes::default(), std::hint::black_box(CALLBACK_URL), std::hint::black_box(STATE))
+                        .await
+                        .expect("login-url"),
+                )
+            })
+        });
+        if *label == "quickjs" {
+            // Python (loaded first, kept in `loaded`) and the JS kit are both loaded and have run.
+            rss_loaded = Some(rss_bytes());
+        }
+        loaded.push(registry);
+    }
+    group.finish();
+    drop(loaded);
+    let (before, with_langs) = (rss_before.unwrap_or(0), rss_loaded.flatten().unwrap_or(0));
+    let json = format!(
+        "{{\"rss_before_mib\":{:.1},\"rss_python_and_js_loaded_mib\":{:.1},\"rss_delta_mib\":{:.1}}}",
+        mib(before),
+        mib(with_langs),
+        mib(with_langs.saturating_sub(before))
+    );
+    let out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&out).expect("target/bench");
+    std::fs::write(out.join("lang.json"), &json).expect("write target/bench/lang.json");
+    eprintln!("resident memory: {json}");
+
+    let mut group = c.benchmark_group("component");
+    group.sample_size(20).sampling_mode(SamplingMode::Flat).measurement_time(Duration::from_secs(4));
+    for (label, file) in LANGS {
+        let path = built(file);
+        let warm = rt.block_on(loader::compile(&engine, "mock", &path, None)).expect("load");
+        assert!(matches!(warm.compiled, loader::CompileSource::Cache(_)), "{label}: the compile cache is not warm");
+        group.bench_function(format!("cache_load_{label}"), |b| {
+            b.to_async(&rt).iter(|| async { loader::compile(&engine, "mock", &path, None).await.expect("cache load") })
+        });
+    }
+    group.finish();
+    drop(rust);
+}
+
+/// The process's resident set (`/proc/self/statm`), in bytes.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
 fn config() -> Criterion {
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4))
 }
@@ -244,6 +333,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = login_url, component
+    targets = login_url, component, languages
 }
 criterion_main!(benches);

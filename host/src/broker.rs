@@ -161,7 +161,7 @@ impl Broker {
             Some(dir) => CompileCache::at(dir),
             None => CompileCache::disabled(),
         };
-        let engine = PluginEngine::new(cache).context("cannot start the WebAssembly engine")?;
+        let engine = PluginEngine::with_pool(cache, config.pool).context("cannot start the WebAssembly engine")?;
         let mut sources = Sources::read(&config).await;
         sources.stored_version = stored.version;
         let (registry, failed) = load_connectors(&engine, &config, None).await;

@@ -121,7 +121,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             portcullis::web::tls::server_config(&validated.web)?;
             portcullis::api::tls_config(&validated.grpc)?;
             let cache = validated.cache_dir.clone().map(CompileCache::at).unwrap_or_else(CompileCache::disabled);
-            let engine = PluginEngine::new(cache)?;
+            let engine = PluginEngine::with_pool(cache, validated.pool)?;
             let registry = portcullis::generation::load_registry(&engine, &validated, None).await?;
             println!(
                 "{}: ok ({} clients, {} connectors, storage {})",

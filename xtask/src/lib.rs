@@ -5,6 +5,9 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 
+pub mod kits;
+pub use kits::{KIT_FIXTURES, KITS, build_kits, ensure_kit_tools};
+
 /// The connectors shipped with the broker: (cargo package, file name in `target/plugins`).
 pub const SHIPPED: &[(&str, &str)] = &[
     ("portcullis-mock", "mock"),

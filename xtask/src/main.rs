@@ -9,13 +9,17 @@ mod progress;
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use xtask::{HOSTILE, SHIPPED, build_guests, fixtures_dir, plugins_dir, workspace_root};
+use xtask::{
+    HOSTILE, KIT_FIXTURES, KITS, SHIPPED, build_guests, build_kits, fixtures_dir, plugins_dir, workspace_root,
+};
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  plugins   build every shipped connector for wasm32-wasip2 into target/plugins/
-  setup     install what the tests need (wasm32-wasip2 target, Debian packages) and build the plugins
+  plugins   build every shipped connector for wasm32-wasip2 into target/plugins/, and the Python and
+            JavaScript kits (examples/connectors/) as target/plugins/mock-python.wasm and mock-js.wasm
+  setup     install what the tests need (wasm32-wasip2 target, Debian packages, the kits' pinned
+            componentize-py and npm tools in target/tools/) and build the plugins
   dev       build what running needs (the plugins, the broker, the example app; no test-only packages),
             then run the broker (examples/config-dev.yaml) and the example app on :5555
   test      set up, then run every test (what CI runs)
@@ -57,6 +61,9 @@ fn plugins() -> anyhow::Result<()> {
     for path in build_guests(&root, SHIPPED, &plugins_dir(&root))? {
         println!("{}", path.display());
     }
+    for path in build_kits(&root, KITS, &plugins_dir(&root))? {
+        println!("{}", path.display());
+    }
     Ok(())
 }
 
@@ -89,6 +96,8 @@ fn setup() -> anyhow::Result<()> {
     let root = workspace_root();
     build_guests(&root, SHIPPED, &plugins_dir(&root))?;
     build_guests(&root, HOSTILE, &fixtures_dir(&root))?;
+    build_kits(&root, KITS, &plugins_dir(&root))?;
+    build_kits(&root, KIT_FIXTURES, &fixtures_dir(&root))?;
     Ok(())
 }
 
@@ -250,9 +259,24 @@ const BENCHES: &[(&str, &str)] = &[
     ("reload/login_url_without_reload", "login-url, no reload (baseline)"),
 ];
 
+/// The other languages' mock beside the Rust one (`host/benches/connector.rs`, `languages`):
+/// (criterion id, label, budget in ns from issue 16).
+const LANG_BENCHES: &[(&str, &str, f64)] = &[
+    ("login_url/wasm_fresh_instance", "login-url, Rust (fresh instance)", f64::NAN),
+    ("login_url/quickjs_fresh_instance", "login-url, QuickJS (fresh instance)", 100e3),
+    ("login_url/starlingmonkey_fresh_instance", "login-url, StarlingMonkey (fresh)", 300e3),
+    ("login_url/python_fresh_instance", "login-url, CPython (fresh instance)", 500e3),
+    ("component/cache_load", "cache load, Rust", f64::NAN),
+    ("component/cache_load_quickjs", "cache load, QuickJS", 50e6),
+    ("component/cache_load_starlingmonkey", "cache load, StarlingMonkey", 50e6),
+    ("component/cache_load_python", "cache load, CPython", 50e6),
+];
+
 fn bench(extra: &[String]) -> anyhow::Result<()> {
     let root = workspace_root();
     build_guests(&root, SHIPPED, &plugins_dir(&root))?;
+    build_kits(&root, KITS, &plugins_dir(&root))?;
+    build_kits(&root, KIT_FIXTURES, &fixtures_dir(&root))?;
     let started = std::time::SystemTime::now();
     let mut cmd = cargo_command();
     cmd.current_dir(&root)
@@ -268,7 +292,9 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
     // Median per bench in ns; `None` when this run did not produce it (filtered out).
     let medians: Vec<Option<f64>> =
         BENCHES.iter().map(|(id, _)| median_ns(&dir, id, started)).collect::<anyhow::Result<_>>()?;
-    let [wasm, native, compile, cache_load, reload, reload_baseline] = medians[..] else { unreachable!() };
+    let [wasm, native, compile, cache_load, reload, reload_baseline] = medians[..] else {
+        bail!("BENCHES has six entries")
+    };
     let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).filter(|(_, b)| *b > 0.0).map(|(a, b)| a / b);
     let login_ratio = ratio(wasm, native);
     let compile_ratio = ratio(compile, cache_load);
@@ -310,6 +336,42 @@ fn bench(extra: &[String]) -> anyhow::Result<()> {
         num(reload_baseline),
     );
     println!("{summary}");
+    lang_table(&root, &dir, started)?;
+    Ok(())
+}
+
+/// The languages table: each figure beside the Rust mock's from the same run and its budget,
+/// and the resident memory with one Python and one JS connector loaded.
+fn lang_table(root: &std::path::Path, dir: &std::path::Path, started: std::time::SystemTime) -> anyhow::Result<()> {
+    println!();
+    println!("{:<38} {:>12}  {:>12}  {:>8}", "languages (same run)", "median", "budget", "");
+    for (id, label, budget) in LANG_BENCHES {
+        let median = median_ns(dir, id, started)?;
+        let verdict = match median {
+            Some(m) if !budget.is_nan() => {
+                if m <= *budget {
+                    "ok"
+                } else {
+                    "OVER"
+                }
+            }
+            _ => "",
+        };
+        let budget = if budget.is_nan() { "-".to_string() } else { human(*budget) };
+        println!(
+            "{label:<38} {:>12}  {budget:>12}  {verdict:>8}",
+            median.map_or_else(|| "(not run)".to_string(), human)
+        );
+    }
+    let path = root.join("target").join("bench").join("lang.json");
+    let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t >= started);
+    if fresh {
+        let figures: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        let rss = figures["rss_python_and_js_loaded_mib"].as_f64().unwrap_or(f64::NAN);
+        let verdict = if rss <= 150.0 { "ok" } else { "OVER" };
+        println!("{:<38} {:>9.1} MiB  {:>8} MiB  {verdict:>8}", "RSS, Python + JS loaded", rss, 150);
+        println!("{figures}");
+    }
     Ok(())
 }
 

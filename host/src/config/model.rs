@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use crate::connectors::LimitsConfig;
+use crate::connectors::limits::PoolConfig;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -702,6 +703,10 @@ pub struct PluginsConfig {
     /// The compile cache (default: `$XDG_CACHE_HOME/portcullis`).
     #[serde(default)]
     pub cache_dir: Option<String>,
+    /// Per-component caps of the pooling allocator (core instances, memories, tables); read at
+    /// start, since the engine is built once per process.
+    #[serde(default)]
+    pub pool: PoolConfig,
 }
 
 /// One entry of `policies:`.

@@ -446,6 +446,8 @@ pub struct Validated {
     /// Dex's `DEX_API_CONNECTORS_CRUD`: the admin API's connector calls are served (default false).
     pub api_connectors_crud: bool,
     pub cache_dir: Option<PathBuf>,
+    /// The pooling allocator's per-component caps (`plugins.pool`), used when the broker starts.
+    pub pool: crate::connectors::limits::PoolLimits,
     /// Where `type:` plugins are looked for (`plugins.dir`, or the default list).
     pub plugin_dirs: Vec<PathBuf>,
     /// Which clients, passwords and connectors came from storage (the admin API) rather than
@@ -690,6 +692,7 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
     }
     let policies = p.take(super::policies::policies(&c.policies, base, &plugins_dirs));
     let cache_dir = c.plugins.cache_dir.as_ref().map(|d| base.join(d));
+    let pool = p.take(crate::connectors::limits::PoolLimits::from_config(&c.plugins.pool).map_err(|e| e.to_string()));
     let continue_on_connector_failure = p.take(continue_on_connector_failure(env));
     let api_connectors_crud = p.take(dex_flag(
         env,
@@ -760,6 +763,8 @@ pub(super) fn validate(c: Config, base: &Path, env: &dyn Fn(&str) -> Option<Stri
         continue_on_connector_failure,
         api_connectors_crud,
         cache_dir,
+        // An out-of-range block was recorded in `p` above and returned as an error.
+        pool: pool.unwrap_or_default(),
         plugin_dirs: plugins_dirs,
         stored: Default::default(),
         base_dir: base.to_path_buf(),

@@ -1,6 +1,8 @@
-//! The one wasmtime `Engine` of the process: component model, async, epoch interruption and
-//! the pooling allocator (falling back, loudly, to on-demand allocation), plus the `Linker`
-//! holding WASI (nothing granted) and our imports (linked by `state::add_to_linker`).
+//! The one wasmtime `Engine` of the process: component model (with the async ABI, which
+//! QuickJS builds emit), async, epoch interruption and the pooling allocator (per-component
+//! caps from `plugins.pool`; falling back, loudly, to on-demand allocation), plus the `Linker`
+//! holding WASI (nothing granted), `wasi:http` (through the `http` grant) and our imports
+//! (linked by `state::add_to_linker`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +11,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::cache::CompileCache;
-use super::limits::MAX_MEMORY_MIB;
+use super::limits::{MAX_MEMORY_MIB, PoolLimits};
 use super::state::{self, CallState};
 
 /// How often the epoch advances; guest code yields to the runtime at least this often and
@@ -25,17 +27,25 @@ pub struct PluginEngine {
     pub(crate) linker: Linker<CallState>,
     pub(crate) cache: CompileCache,
     pooling: bool,
+    caps: PoolLimits,
 }
 
 impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginEngine").field("pooling", &self.pooling).field("cache", &self.cache).finish()
+        f.debug_struct("PluginEngine")
+            .field("pooling", &self.pooling)
+            .field("caps", &self.caps)
+            .field("cache", &self.cache)
+            .finish()
     }
 }
 
-fn config(pooling: bool) -> Config {
+fn config(pooling: bool, caps: PoolLimits) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // Components lifted or lowered with the async ABI (`jco componentize --backend quickjs`
+    // emits it by default) are accepted; our imports stay host functions they call.
+    config.wasm_component_model_async(true);
     config.epoch_interruption(true);
     config.parallel_compilation(true);
     if pooling {
@@ -45,9 +55,9 @@ fn config(pooling: bool) -> Config {
             .total_memories(POOL_INSTANCES * 2)
             .total_tables(POOL_INSTANCES * 4)
             .total_stacks(POOL_INSTANCES)
-            .max_core_instances_per_component(32)
-            .max_memories_per_component(4)
-            .max_tables_per_component(16)
+            .max_core_instances_per_component(caps.core_instances_per_component)
+            .max_memories_per_component(caps.memories_per_component)
+            .max_tables_per_component(caps.tables_per_component)
             .max_memory_size(usize::try_from(MAX_MEMORY_MIB << 20).unwrap_or(usize::MAX))
             // Reset a slot's memory by rewriting only the pages the call dirtied (Linux 6.7+
             // pagemap scan) and keep the first pages resident: a fresh instance then costs
@@ -64,7 +74,12 @@ fn config(pooling: bool) -> Config {
 impl PluginEngine {
     /// Builds the engine. `cache` is where compiled components are kept (`None`: no disk cache).
     pub fn new(cache: CompileCache) -> anyhow::Result<Arc<Self>> {
-        let (engine, pooling) = match Engine::new(&config(true)) {
+        Self::with_pool(cache, PoolLimits::default())
+    }
+
+    /// As `new`, with the per-component caps of `plugins.pool`.
+    pub fn with_pool(cache: CompileCache, caps: PoolLimits) -> anyhow::Result<Arc<Self>> {
+        let (engine, pooling) = match Engine::new(&config(true, caps)) {
             Ok(engine) => (engine, true),
             Err(e) => {
                 tracing::error!(
@@ -72,19 +87,24 @@ impl PluginEngine {
                      every connector call will map fresh memory and be slower. Raise the virtual memory \
                      limit (ulimit -v) or the overcommit setting to restore pooling"
                 );
-                (Engine::new(&config(false))?, false)
+                (Engine::new(&config(false, caps))?, false)
             }
         };
         let mut linker = Linker::new(&engine);
         state::add_to_linker(&mut linker)?;
         start_epoch_ticker(&engine);
         let cache = cache.for_engine(&engine);
-        Ok(Arc::new(Self { engine, linker, cache, pooling }))
+        Ok(Arc::new(Self { engine, linker, cache, pooling, caps }))
     }
 
     /// Whether the pooling allocator is in use.
     pub fn pooling(&self) -> bool {
         self.pooling
+    }
+
+    /// The per-component caps the pool was built with (`plugins.pool`).
+    pub fn pool_caps(&self) -> PoolLimits {
+        self.caps
     }
 }
 

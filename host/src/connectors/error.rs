@@ -12,9 +12,22 @@ pub enum PluginError {
     #[error("connector {connector:?}: cannot read plugin {path}: {reason}")]
     Read { connector: String, path: PathBuf, reason: String },
     #[error(
-        "connector {connector:?}: {path} is not a WebAssembly component ({reason}); build the plugin with `cargo build --target wasm32-wasip2` or `cargo xtask plugins`"
+        "connector {connector:?}: {path} is not a WebAssembly component ({reason}); build the plugin with `cargo build --target wasm32-wasip2`, componentize-py or componentize-js (docs/writing-connectors.md)"
     )]
     NotAComponent { connector: String, path: PathBuf, reason: String },
+    /// A valid component that needs more of the pooling allocator than one component may use.
+    #[error("connector {connector:?}: {path} needs more than the engine gives one component ({reason}); {fix}")]
+    PoolLimit { connector: String, path: PathBuf, reason: String, fix: String },
+    /// A valid component using a WebAssembly feature this broker does not enable.
+    #[error(
+        "connector {connector:?}: {path} uses a WebAssembly feature this broker does not enable ({reason}); rebuild the plugin without it (docs/writing-connectors.md lists what each toolchain needs)"
+    )]
+    Feature { connector: String, path: PathBuf, reason: String },
+    /// A component importing something the broker does not provide.
+    #[error(
+        "connector {connector:?}: {path} imports {import}, which this broker does not provide; it provides portcullis:connector's imports, WASI 0.2 (stdout and stderr only; no files, sockets or environment) and wasi:http (only to allowedHosts): rebuild the plugin without that import"
+    )]
+    MissingImport { connector: String, path: PathBuf, import: String },
     #[error(
         "connector {connector:?}: {path} has sha256 {actual} but the config pins sha256:{expected}; rebuild or re-pin the plugin"
     )]
@@ -63,6 +76,9 @@ impl PluginError {
         match self {
             Self::Read { connector, .. }
             | Self::NotAComponent { connector, .. }
+            | Self::PoolLimit { connector, .. }
+            | Self::Feature { connector, .. }
+            | Self::MissingImport { connector, .. }
             | Self::DigestMismatch { connector, .. }
             | Self::UnsupportedVersion { connector, .. }
             | Self::Link { connector, .. }

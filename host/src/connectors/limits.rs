@@ -1,5 +1,6 @@
 //! Per-connector resource limits: defaults, the config block that overrides them, and the
-//! memory limiter installed in every store.
+//! memory limiter installed in every store; and the engine-wide per-component caps of the
+//! pooling allocator (`plugins.pool`).
 
 use std::time::Duration;
 
@@ -98,6 +99,92 @@ impl Limits {
     }
 }
 
+/// Default per-component caps of the pooling allocator. Components from other toolchains need
+/// more than a Rust one (componentize-py's CPython: 38 core instances; StarlingMonkey and
+/// QuickJS: a few memories and tables), so the defaults leave room for them.
+pub const DEFAULT_CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+pub const DEFAULT_MEMORIES_PER_COMPONENT: u32 = 8;
+pub const DEFAULT_TABLES_PER_COMPONENT: u32 = 32;
+/// The largest per-component caps `plugins.pool` may ask for: the pool reserves every slot of
+/// every kind up front, so a cap may not exceed what one component slot can be given.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 256;
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 32;
+pub const MAX_TABLES_PER_COMPONENT: u32 = 128;
+
+/// The `plugins.pool:` block: how much of the pooling allocator one component may use. Read
+/// when the broker starts (the engine is built once per process).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PoolConfig {
+    /// Core module instances one component may create (default 64).
+    #[serde(default)]
+    pub max_core_instances_per_component: Option<u32>,
+    /// Linear memories one component may define (default 8).
+    #[serde(default)]
+    pub max_memories_per_component: Option<u32>,
+    /// Tables one component may define (default 32).
+    #[serde(default)]
+    pub max_tables_per_component: Option<u32>,
+}
+
+/// A `plugins.pool` value out of range: the key, what was written and the range to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plugins.pool.{key}: {value} is out of range; write a number from 1 to {max}")]
+pub struct PoolError {
+    pub key: &'static str,
+    pub value: u32,
+    pub max: u32,
+}
+
+/// Resolved per-component caps of the pooling allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    pub core_instances_per_component: u32,
+    pub memories_per_component: u32,
+    pub tables_per_component: u32,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        Self {
+            core_instances_per_component: DEFAULT_CORE_INSTANCES_PER_COMPONENT,
+            memories_per_component: DEFAULT_MEMORIES_PER_COMPONENT,
+            tables_per_component: DEFAULT_TABLES_PER_COMPONENT,
+        }
+    }
+}
+
+impl PoolLimits {
+    /// Applies a `plugins.pool` block over the defaults; the error names the key and the range.
+    pub fn from_config(config: &PoolConfig) -> Result<Self, PoolError> {
+        let pick = |key: &'static str, value: Option<u32>, default: u32, max: u32| match value {
+            None => Ok(default),
+            Some(value) if (1..=max).contains(&value) => Ok(value),
+            Some(value) => Err(PoolError { key, value, max }),
+        };
+        Ok(Self {
+            core_instances_per_component: pick(
+                "maxCoreInstancesPerComponent",
+                config.max_core_instances_per_component,
+                DEFAULT_CORE_INSTANCES_PER_COMPONENT,
+                MAX_CORE_INSTANCES_PER_COMPONENT,
+            )?,
+            memories_per_component: pick(
+                "maxMemoriesPerComponent",
+                config.max_memories_per_component,
+                DEFAULT_MEMORIES_PER_COMPONENT,
+                MAX_MEMORIES_PER_COMPONENT,
+            )?,
+            tables_per_component: pick(
+                "maxTablesPerComponent",
+                config.max_tables_per_component,
+                DEFAULT_TABLES_PER_COMPONENT,
+                MAX_TABLES_PER_COMPONENT,
+            )?,
+        })
+    }
+}
+
 /// Parses `250ms`, `5s`, `2m`, `1h` (a bare number means seconds).
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -171,6 +258,18 @@ mod tests {
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("fast"), None);
         assert_eq!(parse_duration("5 parsecs"), None);
+    }
+
+    #[test]
+    fn pool_caps_default_and_refuse_out_of_range_values() {
+        assert_eq!(PoolLimits::from_config(&PoolConfig::default()).unwrap(), PoolLimits::default());
+        let cfg = PoolConfig { max_core_instances_per_component: Some(100), ..Default::default() };
+        assert_eq!(PoolLimits::from_config(&cfg).unwrap().core_instances_per_component, 100);
+        let bad = PoolConfig { max_tables_per_component: Some(0), ..Default::default() };
+        let err = PoolLimits::from_config(&bad).unwrap_err().to_string();
+        assert_eq!(err, "plugins.pool.maxTablesPerComponent: 0 is out of range; write a number from 1 to 128");
+        let bad = PoolConfig { max_memories_per_component: Some(1000), ..Default::default() };
+        assert!(PoolLimits::from_config(&bad).unwrap_err().to_string().contains("maxMemoriesPerComponent"));
     }
 
     #[test]

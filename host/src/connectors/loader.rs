@@ -122,12 +122,53 @@ pub async fn compile_bytes(
             let component = tokio::task::spawn_blocking(move || Component::new(&eng, &bytes))
                 .await
                 .map_err(|e| not_component(&format!("the compiler crashed: {e}")))?
-                .map_err(|e| not_component(&format!("{e:#}")))?;
+                .map_err(|e| compile_error(connector, path, &e))?;
             engine.cache.store(&sha256, &component);
             (component, CompileSource::Compiled(started.elapsed()))
         }
     };
     Ok(Compiled { sha256, size, compiled, component })
+}
+
+/// Why a file with the component magic bytes did not compile: a pool cap it exceeds (and the
+/// `plugins.pool` key to raise), a feature the engine does not enable, or an invalid binary.
+fn compile_error(connector: &str, path: &Path, error: &wasmtime::Error) -> PluginError {
+    let reason = format!("{error:#}");
+    let (connector, path) = (connector.to_string(), path.to_path_buf());
+    if reason.contains("pooling allocator") {
+        let key = [
+            ("core module instances", "maxCoreInstancesPerComponent"),
+            ("linear memories", "maxMemoriesPerComponent"),
+            ("tables, which", "maxTablesPerComponent"),
+        ]
+        .into_iter()
+        .find(|(what, _)| reason.contains(what))
+        .map(|(_, key)| key);
+        let fix = match key {
+            Some(key) => format!("raise plugins.pool.{key} in the config and restart the broker"),
+            None => "the component's memories or tables are larger than the pool's slots; make the plugin smaller"
+                .to_string(),
+        };
+        return PluginError::PoolLimit { connector, path, reason, fix };
+    }
+    if reason.contains("feature") && (reason.contains("not enabled") || reason.contains("requires")) {
+        return PluginError::Feature { connector, path, reason };
+    }
+    PluginError::NotAComponent { connector, path, reason }
+}
+
+/// `PluginError::MissingImport` when the linker lacks one of the component's imports, else
+/// `PluginError::Link` with wasmtime's reason.
+fn link_error(connector: &str, path: &Path, error: &wasmtime::Error) -> PluginError {
+    let reason = format!("{error:#}");
+    let (connector, path) = (connector.to_string(), path.to_path_buf());
+    // wasmtime: "component imports instance `wasi:http/types@0.2.10`, but a matching
+    // implementation was not found in the linker".
+    if reason.contains("matching implementation was not found in the linker") {
+        let import = reason.split('`').nth(1).map_or_else(|| reason.clone(), |name| format!("`{name}`"));
+        return PluginError::MissingImport { connector, path, import };
+    }
+    PluginError::Link { connector, path, reason }
 }
 
 impl Compiled {
@@ -187,13 +228,9 @@ pub async fn load_bytes(
         found: format!("{WIT_PACKAGE}@{version}"),
         supported: supported_versions(),
     })?;
-    let link_error = |e: wasmtime::Error| PluginError::Link {
-        connector: connector.into(),
-        path: path.into(),
-        reason: format!("{e:#}"),
-    };
-    let instance_pre = engine.linker.instantiate_pre(&compiled.component).map_err(link_error)?;
-    let pre = BindingsPre::new(contract, instance_pre).map_err(link_error)?;
+    let instance_pre =
+        engine.linker.instantiate_pre(&compiled.component).map_err(|e| link_error(connector, path, &e))?;
+    let pre = BindingsPre::new(contract, instance_pre).map_err(|e| link_error(connector, path, &e))?;
     let Compiled { sha256, size, compiled, .. } = compiled;
     Ok(LoadedPlugin { path: path.into(), sha256, size, version, contract, compiled, pre })
 }

@@ -1,11 +1,13 @@
 //! What one connector call's store holds, and nothing else: the connector's grants, the call's
-//! budget, the resource table (capped: [`MAX_RESOURCES`]), the memory limiter and the (empty) WASI context. It lends each
+//! budget, the resource table (capped: [`MAX_RESOURCES`]), the memory limiter, the (empty) WASI context and the
+//! wasi:http gate (`capabilities::wasi_http`). It lends each
 //! capability its view and links them all; the capabilities themselves live in `capabilities/`.
 
 use std::sync::Arc;
 
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings;
 use super::capabilities::Grants;
@@ -16,6 +18,7 @@ use super::capabilities::ldap::{self, LdapCtxView, LdapView};
 use super::capabilities::log::{self, LogCtxView, LogView};
 use super::capabilities::signing::{self, SigningCtxView, SigningView};
 use super::capabilities::stderr::{self, GuestStderr};
+use super::capabilities::wasi_http::{self, HttpGate};
 use super::capabilities::xmldsig::{self, XmlDsigCtxView, XmlDsigView};
 use super::limits::MemoryLimiter;
 
@@ -32,22 +35,26 @@ pub(crate) struct CallState {
     pub(crate) limiter: MemoryLimiter,
     table: ResourceTable,
     wasi: WasiCtx,
+    wasi_http: WasiHttpCtx,
+    http_gate: HttpGate,
 }
 
 impl CallState {
     pub(crate) fn new(connector: Arc<str>, grants: Arc<Grants>, probe: Arc<CallProbe>, output: GuestStderr) -> Self {
         let limiter = MemoryLimiter::new(&grants.limits);
         let budget = CallBudget::new(connector.clone(), &grants.limits, probe);
+        let http_gate = HttpGate::new(grants.clone(), budget.clone());
         let wasi = stderr::wasi_ctx(output);
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
-        Self { connector, grants, budget, limiter, table, wasi }
+        Self { connector, grants, budget, limiter, table, wasi, wasi_http: WasiHttpCtx::new(), http_gate }
     }
 }
 
 /// Links WASI and every capability, for every supported contract version.
 pub(crate) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     stderr::add_to_linker(linker)?;
+    wasi_http::add_to_linker(linker)?;
     http::add_to_linker(linker)?;
     ldap::add_to_linker(linker)?;
     jose::add_to_linker(linker)?;
@@ -63,6 +70,12 @@ impl WasiView for CallState {
     }
 }
 
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { hooks: &mut self.http_gate, table: &mut self.table, ctx: &mut self.wasi_http }
+    }
+}
+
 impl HttpView for CallState {
     fn http(&mut self) -> HttpCtxView<'_> {
         HttpCtxView { ctx: &self.grants.http, budget: &mut self.budget }
@@ -71,7 +84,7 @@ impl HttpView for CallState {
 
 impl JoseView for CallState {
     fn jose(&mut self) -> JoseCtxView<'_> {
-        JoseCtxView { http: self.http() }
+        JoseCtxView { http: HttpView::http(self) }
     }
 }
 

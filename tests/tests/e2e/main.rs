@@ -19,6 +19,7 @@ mod gitlab;
 mod google_groups;
 mod grants;
 mod keystone;
+mod lang;
 mod ldap;
 mod linkedin;
 mod logs;

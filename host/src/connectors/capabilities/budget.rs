@@ -2,6 +2,7 @@
 //! the probe that remembers a denial or the limit after the store is gone. Shared by the
 //! capabilities that reach the network (`http`, `ldap`, `jose`).
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -36,21 +37,22 @@ impl CallProbe {
     }
 }
 
-/// What one connector call may still spend on host calls.
-#[derive(Debug)]
+/// What one connector call may still spend on host calls. A clone shares the count (the
+/// `http` import and wasi:http spend from one budget).
+#[derive(Debug, Clone)]
 pub(crate) struct CallBudget {
     connector: Arc<str>,
     probe: Arc<CallProbe>,
     deadline: Instant,
     max_host_calls: u32,
-    used: u32,
+    used: Arc<AtomicU32>,
 }
 
 impl CallBudget {
     /// A budget starting now, under `limits`, reporting to `probe`.
     pub(crate) fn new(connector: Arc<str>, limits: &Limits, probe: Arc<CallProbe>) -> Self {
         let deadline = Instant::now() + limits.call_deadline;
-        Self { connector, probe, deadline, max_host_calls: limits.max_host_calls, used: 0 }
+        Self { connector, probe, deadline, max_host_calls: limits.max_host_calls, used: Arc::default() }
     }
 
     /// The connector this call belongs to.
@@ -65,8 +67,8 @@ impl CallBudget {
 
     /// Counts one host call against `maxHostCalls`.
     pub(crate) fn charge(&mut self, what: &str) -> Result<(), HostError> {
-        self.used += 1;
-        if self.used > self.max_host_calls {
+        let used = self.used.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        if used > self.max_host_calls {
             self.probe.record_host_call_limit();
             return Err(HostError::LimitExceeded(format!(
                 "{what}: more than {} host calls in one connector call",
@@ -119,6 +121,8 @@ mod tests {
             matches!(&denied, HostError::Denied(m) if m.contains("add \"evil\" to allowedHosts of connector \"c\""))
         );
         budget.deny("second", "x");
+        let mut shared = budget.clone();
+        assert!(matches!(shared.charge("http"), Err(HostError::LimitExceeded(_))), "a clone spends the same count");
         assert!(probe.denial().is_some_and(|d| d.starts_with("HTTP request to https://evil:443")), "the first denial");
     }
 

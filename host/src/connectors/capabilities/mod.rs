@@ -1,8 +1,9 @@
 //! Host capabilities a connector may be granted — one module each, so "where is X enforced?"
 //! has one answer: `allowlist` (what may be reached), `http` (with `trust`, its root CAs),
 //! `ldap`, `jose`, `signing` (operator-held keys), `xmldsig` (XML signatures), `log`, and
-//! `stderr` (the guest's output and the otherwise empty WASI context). `budget` is the call's
-//! deadline and host-call count, which `http`, `ldap`, `jose`, `signing` and `xmldsig` charge.
+//! `stderr` (the guest's output and the otherwise empty WASI context), and `wasi_http`
+//! (wasi:http, handed to `http`'s sender). `budget` is the call's deadline and host-call count,
+//! which `http`, `ldap`, `jose`, `signing` and `xmldsig` charge.
 //!
 //! Each capability is implemented on a small view borrowed from the store's data (`HttpCtxView`,
 //! `LdapCtxView`, ...) and linked by its own `add_to_linker`, the way wasmtime-wasi-http does;
@@ -17,6 +18,7 @@ pub(crate) mod log;
 pub mod signing;
 pub(crate) mod stderr;
 pub mod trust;
+pub(crate) mod wasi_http;
 pub mod xmldsig;
 
 use std::sync::Arc;
