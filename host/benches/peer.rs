@@ -29,11 +29,12 @@ use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{Value, json};
+
+mod common;
+use common::{VERIFIER, challenge, client, cpu_time, free_port, ms, root, signature_cost};
 
 const WARMUP: Duration = Duration::from_millis(500);
 /// Concurrent clients in each load phase.
@@ -44,13 +45,8 @@ const REDIRECT: &str = "http://127.0.0.1:5555/callback";
 const EMAIL: &str = "admin@example.com";
 const PASSWORD: &str = "password";
 const USER_ID: &str = "08a8684b-db88-4b73-90a9-3cd1661f5466";
-const VERIFIER: &str = "bench-verifier-0123456789-0123456789-0123456789-abcdef";
 /// Above this share of one core the single-threaded driver limited the phase.
 const DRIVER_BOUND: f64 = 0.9;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -58,10 +54,6 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 fn phase() -> Duration {
     Duration::from_secs_f64(env_or("PEER_PHASE_SECS", 3.0))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// An OP process: the peer or a broker, killed on drop.
@@ -236,21 +228,6 @@ async fn endpoints(http: &reqwest::Client, issuer: &str) -> Endpoints {
     }
 }
 
-/// user + system CPU time of `pid` (`self` for the driver).
-fn cpu_time(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // USER_HZ is 100 on Linux.
-    Duration::from_millis(ticks * 10)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
 /// A cookie jar by name (each login has its own; paths are ignored, which both OPs tolerate).
 #[derive(Default)]
 struct Jar(Vec<String>);
@@ -308,10 +285,6 @@ fn form(html: &str, page: &url::Url) -> Option<(url::Url, Vec<(String, String)>)
     }
     fields.extend(button);
     Some((action, fields))
-}
-
-fn challenge() -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(VERIFIER.as_bytes()))
 }
 
 /// One full login through the pages; the token response.
@@ -452,7 +425,7 @@ where
             })
             .collect();
         tokio::time::sleep(WARMUP).await;
-        let op_cpu = || pids.iter().map(|p| cpu_time(&p.to_string())).sum::<Duration>();
+        let op_cpu = || pids.iter().map(cpu_time).sum::<Duration>();
         let (before, driver_before) = (op_cpu(), cpu_time("self"));
         counting.set(true);
         let began = Instant::now();
@@ -575,30 +548,6 @@ fn median(n: usize, mut f: impl FnMut()) -> Duration {
         .collect();
     times.sort();
     times[n / 2]
-}
-
-/// One `Keys::sign` of an ID-token-sized claim set.
-async fn signature_cost(alg: &str) -> Duration {
-    let store = portcullis::storage::Store::new(Arc::new(portcullis::storage::MemoryBackend::new()));
-    let keys = portcullis::keys::Keys::new(
-        store,
-        alg.parse().expect("algorithm"),
-        Duration::from_secs(3600),
-        Duration::from_secs(3600),
-    );
-    keys.refresh(0).await.expect("keys");
-    let claims = json!({
-        "iss": "http://127.0.0.1:5556/dex", "sub": "CgcyMzQyNzQ5EgZnaXRodWI", "aud": "example-app",
-        "exp": 4_000_000_000u64, "iat": 1_700_000_000u64, "email": "admin@example.com", "email_verified": true,
-        "name": "admin",
-    });
-    median(201, || {
-        std::hint::black_box(keys.sign(&claims, "JWT").expect("sign"));
-    })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// A table cell: CPU per op, and its ratio to the peer's.

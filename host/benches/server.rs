@@ -22,10 +22,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 
 /// How long each load phase runs (after a short warm-up).
+mod common;
+use common::{VERIFIER, challenge, client, cpu_time, free_port, ms, root, signature_cost};
+
 const PHASE: Duration = Duration::from_secs(3);
 const WARMUP: Duration = Duration::from_millis(500);
 /// Concurrent clients in each load phase.
@@ -33,20 +35,10 @@ const CLIENTS: usize = 16;
 /// Runs of each cold start; the median is reported.
 const STARTS: usize = 3;
 
-const VERIFIER: &str = "bench-verifier-0123456789-0123456789-0123456789-abcdef";
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
 fn plugin(name: &str) -> PathBuf {
     let path = root().join("target").join("plugins").join(format!("{name}.wasm"));
     assert!(path.exists(), "{} is missing: run `cargo xtask plugins` (or `cargo xtask bench`)", path.display());
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// The connector blocks of the four shipped plugins, with configs each accepts.
@@ -203,18 +195,6 @@ async fn start(o: &Options<'_>) -> (Server, Duration) {
     }
 }
 
-/// `/proc/<pid>/stat` user + system CPU time.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the `(comm)`, which may contain spaces.
-    let rest = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    // USER_HZ is 100 on Linux.
-    Duration::from_millis(ticks * 10)
-}
-
 /// `VmRSS` and `VmHWM` of `pid`, in MiB.
 fn memory(pid: u32) -> (f64, f64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -227,14 +207,6 @@ fn memory(pid: u32) -> (f64, f64) {
             .map_or(0.0, |kb| kb / 1024.0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
-}
-
-fn challenge() -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(portcullis::oidc::pkce::sha256(VERIFIER.as_bytes()))
 }
 
 fn cookies(r: &reqwest::Response, jar: &mut Vec<String>) {
@@ -394,39 +366,9 @@ async fn get_ok(http: reqwest::Client, url: String) -> bool {
     }
 }
 
-/// The median time of one `Keys::sign` of an ID-token-sized claim set.
-async fn signature_cost(alg: &str) -> Duration {
-    let store = portcullis::storage::Store::new(Arc::new(portcullis::storage::MemoryBackend::new()));
-    let keys = portcullis::keys::Keys::new(
-        store,
-        alg.parse().expect("algorithm"),
-        Duration::from_secs(3600),
-        Duration::from_secs(3600),
-    );
-    keys.refresh(0).await.expect("keys");
-    let claims = json!({
-        "iss": "http://127.0.0.1:5556/dex", "sub": "CgcyMzQyNzQ5EgZnaXRodWI", "aud": "example-app",
-        "exp": 4_000_000_000u64, "iat": 1_700_000_000u64, "email": "admin@example.com", "email_verified": true,
-        "name": "admin", "groups": ["authors"],
-    });
-    let mut times: Vec<Duration> = (0..301)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(keys.sign(&claims, "JWT").expect("sign"));
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
-}
-
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn us(d: Duration) -> f64 {
