@@ -34,7 +34,8 @@ pub struct KitBuild {
     pub name: &'static str,
 }
 
-/// The kits `cargo xtask plugins` builds: `target/plugins/mock-python.wasm` and `mock-js.wasm`.
+/// The kits `cargo xtask plugins` builds: `target/plugins/mock-python.wasm`, `mock-js.wasm`, and
+/// the example policy `email-domain-js.wasm`.
 pub const KITS: &[KitBuild] = &[
     KitBuild {
         dir: "examples/connectors/python",
@@ -51,6 +52,15 @@ pub const KITS: &[KitBuild] = &[
         sources: &["mock.js", "portcullis.js"],
         tool: Tool::QuickJs,
         name: "mock-js",
+    },
+    // The example policy (portcullis:policy@0.1.0), on the JavaScript kit's helper.
+    KitBuild {
+        dir: "examples/policies/js",
+        wit: "wit/policy/0.1.0",
+        entry: "email-domain.js",
+        sources: &["email-domain.js", "../../connectors/js/portcullis.js"],
+        tool: Tool::QuickJs,
+        name: "email-domain-js",
     },
 ];
 
@@ -172,6 +182,9 @@ fn build_command(root: &Path, kit: &KitBuild, out: &Path) -> Command {
         Tool::QuickJs => {
             cmd = Command::new(node_bin(root, "componentize-qjs"));
             cmd.arg("--wit").arg(&wit).args(["--world", "plugin", "--js", kit.entry, "-o"]).arg(out);
+            // Imports may reach the kit's helper in a sibling folder (examples/policies/js uses
+            // examples/connectors/js/portcullis.js).
+            cmd.arg("--module-root").arg(root);
         }
         Tool::StarlingMonkey => {
             cmd = Command::new(node_bin(root, "componentize-js"));

@@ -560,3 +560,54 @@ async fn a_new_policy_file_is_reloaded_and_a_broken_one_never_replaces_it() {
     let (_, id, _, _) = login(&b, EXAMPLE, "mock", "openid").await.tokens();
     assert_eq!(id["minted_by"], "authorization_code", "the working policy keeps serving: {id}");
 }
+
+/// The example policy in JavaScript (examples/policies/js/email-domain.js, built with the
+/// JavaScript kit): users of the listed email domain get in with a `department` claim looked up
+/// in a directory over HTTP (a fake on loopback, granted by `allowedHosts`); a user of another
+/// domain gets the 403 page with the policy's reason; without the grant the lookup is denied,
+/// the policy fails and the login is denied (the default `onError`).
+#[tokio::test]
+async fn the_javascript_example_policy_admits_a_domain_and_adds_the_department_from_a_directory() {
+    use axum::extract::Query;
+    use axum::response::IntoResponse as _;
+    use std::collections::HashMap;
+    let (directory, _server) = portcullis_tests::oauth_fake::serve(|_| {
+        axum::Router::new().route(
+            "/people",
+            axum::routing::get(|Query(q): Query<HashMap<String, String>>| async move {
+                match q.get("email").map(String::as_str) {
+                    Some("kilgore@kilgore.trout") => axum::Json(json!({"department": "Fiction"})).into_response(),
+                    _ => StatusCode::NOT_FOUND.into_response(),
+                }
+            }),
+        )
+    })
+    .await;
+    let policy = |granted: &str| {
+        format!(
+            "policies:\n- plugin: \"{}\"\n  id: email-domain\n{granted}  config:\n    domains: [kilgore.trout]\n    directoryURL: \"{directory}/people\"\n",
+            plugin("email-domain-js").display()
+        )
+    };
+    let b = TestBroker::builder()
+        .connectors(OPS_CONNECTOR)
+        .extra(&policy(&format!("  allowedHosts: [\"{directory}\"]\n")))
+        .start()
+        .await;
+    let (json, id, access, nonce) = login(&b, EXAMPLE, "mock", "openid email offline_access").await.tokens();
+    verified_claims(&b, EXAMPLE, &json, &nonce).await;
+    assert_eq!(id["department"], "Fiction", "{id}");
+    assert_eq!(access["department"], "Fiction", "{access}");
+    let Login::Refused { status, body, location, .. } = login(&b, EXAMPLE, "mock-ops", "openid email").await else {
+        panic!("ops@example.com is not of kilgore.trout")
+    };
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("only accounts of kilgore.trout may log in here"), "{body}");
+    assert!(location.is_none());
+
+    let ungranted = TestBroker::builder().extra(&policy("")).start().await;
+    let Login::Refused { status, .. } = login(&ungranted, EXAMPLE, "mock", "openid email").await else {
+        panic!("the directory is not granted: the policy fails and the login is denied")
+    };
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
