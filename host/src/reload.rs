@@ -223,6 +223,9 @@ fn restart_needed(old: &Validated, new: &Validated) -> Option<&'static str> {
         Some("signing.algorithm")
     } else if old.access_token_algorithm != new.access_token_algorithm {
         Some("signing.accessTokenAlgorithm")
+    } else if old.pool != new.pool {
+        // The pooling allocator's per-component caps are fixed when the engine is built.
+        Some("plugins.pool")
     } else {
         None
     }

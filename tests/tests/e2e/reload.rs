@@ -701,3 +701,24 @@ async fn a_kubernetes_configmap_update_reloads_once() {
     assert_eq!(b.broker.generations.current().generation, 2, "exactly one reload");
     assert_eq!(login(&b).await.unwrap(), "v2");
 }
+
+/// Settings set up at start cannot change in place: a reload changing `plugins.pool` (the
+/// pooling allocator's caps) or the signing algorithm is refused naming the key, and the old
+/// config keeps serving; the same file without the change reloads.
+#[tokio::test]
+async fn a_change_that_needs_a_restart_is_refused_naming_the_key() {
+    let s = setup().await;
+    let with = |extra: &str| format!("{}{extra}", config(&s.broker.issuer, &s.plugin, "v2", ""));
+    for (extra, key) in [
+        ("plugins:\n  pool: {maxCoreInstancesPerComponent: 40}\n", "plugins.pool"),
+        ("signer: {type: local, config: {algorithm: ES256}}\n", "signing.algorithm"),
+    ] {
+        std::fs::write(&s.file, with(extra)).unwrap();
+        let err = s.broker.broker.generations.reload().await.expect_err(key);
+        assert!(err.contains(&format!("{key} changed; that needs a restart")), "{err}");
+        assert_eq!(login(&s.broker).await.unwrap(), "v1", "{key}: the old config keeps serving");
+    }
+    std::fs::write(&s.file, with("")).unwrap();
+    assert_eq!(s.broker.broker.generations.reload().await.unwrap().generation, 2);
+    assert_eq!(login(&s.broker).await.unwrap(), "v2");
+}
