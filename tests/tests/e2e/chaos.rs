@@ -18,7 +18,7 @@
 //! answer, not a fault. Ignored in a plain `cargo test`: `cargo xtask test` runs it for 60 s,
 //! `cargo xtask chaos` for `--seconds` (default 600). `PORTCULLIS_BIN` names the binary.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
@@ -49,7 +49,6 @@ struct Replica {
     config: PathBuf,
     log: PathBuf,
     child: Option<Child>,
-    starts: u32,
 }
 
 impl Replica {
@@ -69,7 +68,6 @@ impl Replica {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
         self.child = Some(child);
-        self.starts += 1;
     }
 
     /// Waits (60 s at most) until `/healthz/ready` answers 200.
@@ -517,7 +515,7 @@ async fn replicas_killed_under_load_lose_nothing() {
             let (web, telemetry) = (free_port(), free_port());
             let config = dir.path().join(format!("replica-{i}.yaml"));
             std::fs::write(&config, self::config(&db_url, web, telemetry)).unwrap();
-            Replica { web, telemetry, config, log: dir.path().join(format!("replica-{i}.log")), child: None, starts: 0 }
+            Replica { web, telemetry, config, log: dir.path().join(format!("replica-{i}.log")), child: None }
         })
         .collect();
     for r in &mut replicas {
@@ -626,8 +624,7 @@ async fn replicas_killed_under_load_lose_nothing() {
     });
     println!("chaos report: {}", serde_json::to_string_pretty(&report).unwrap());
     println!("CHAOS_JSON {report}");
-    let kinds: BTreeSet<&String> = before.keys().collect();
-    assert!(!kinds.is_empty(), "the run wrote to the database");
+    assert!(!before.is_empty(), "the run wrote to the database");
     assert!(n(&counts.logins_finished) > 0, "no login finished: {report}");
     assert_eq!(n(&counts.double_redemptions), 0, "a code was redeemed twice: {report}");
     assert_eq!(n(&counts.unverifiable), 0, "an ID token did not verify against every replica's JWKS: {report}");
@@ -654,7 +651,7 @@ async fn sqlite_killed_during_writes_loses_no_committed_grant() {
     let config = dir.path().join("sqlite.yaml");
     let yaml = self::config(&dir.path().join("portcullis.db").display().to_string(), web, telemetry);
     std::fs::write(&config, yaml).unwrap();
-    let mut replica = Replica { web, telemetry, config, log: dir.path().join("sqlite.log"), child: None, starts: 0 };
+    let mut replica = Replica { web, telemetry, config, log: dir.path().join("sqlite.log"), child: None };
     replica.spawn(&bin);
     replica.ready().await;
     let counts = Arc::new(Counts::default());
