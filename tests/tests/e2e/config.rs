@@ -137,3 +137,24 @@ fn dex_expand_env_false_takes_values_literally() {
     let err = Config::from_yaml(Path::new("t.yaml"), yaml, &with("no")).unwrap_err().to_string();
     assert!(err.contains("environment variable DEX_EXPAND_ENV=\"no\""), "{err}");
 }
+
+/// Dex's `hashFromEnv`: a static user's bcrypt hash read from the named variable; unset, the
+/// config is refused naming the key and the variable; with `hash` too, refused naming both.
+#[test]
+fn a_static_users_hash_comes_from_hash_from_env() {
+    const HASH: &str = "$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W";
+    let yaml = |keys: &str| {
+        format!(
+            "issuer: http://127.0.0.1:5556/dex\nstorage: {{type: memory}}\nenablePasswordDB: true\nstaticPasswords:\n- \
+             email: admin@example.com\n  username: admin\n  userID: u-1\n{keys}"
+        )
+    };
+    let env = |name: &str| (name == "ADMIN_HASH").then(|| HASH.to_string());
+    let loaded = Config::from_yaml(Path::new("t.yaml"), &yaml("  hashFromEnv: ADMIN_HASH\n"), &env).unwrap();
+    assert!(loaded.passwords[0].hash.matches(HASH));
+    let err = Config::from_yaml(Path::new("t.yaml"), &yaml("  hashFromEnv: NOT_SET\n"), &env).unwrap_err().to_string();
+    assert!(err.contains("staticPasswords[0].hashFromEnv: environment variable NOT_SET is not set"), "{err}");
+    let both = yaml(&format!("  hash: \"{HASH}\"\n  hashFromEnv: ADMIN_HASH\n"));
+    let err = Config::from_yaml(Path::new("t.yaml"), &both, &env).unwrap_err().to_string();
+    assert!(err.contains("give hash or hashFromEnv, not both"), "{err}");
+}
