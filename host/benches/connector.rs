@@ -264,6 +264,7 @@ fn languages(c: &mut Criterion) {
     let rust = rt.block_on(Registry::load(&engine, &[spec(mock_wasm())], None)).expect("load the Rust mock");
     let expected = rt.block_on(rust.get("mock").unwrap().login_url(Scopes::default(), CALLBACK_URL, STATE)).unwrap();
     let mut group = c.benchmark_group("login_url");
+    cpu_per_call(&mut group, &rt, "rust", rust.get("mock").expect("the Rust mock"));
     let mut rss_loaded = None;
     let mut loaded = Vec::new();
     for (label, file) in LANGS {
@@ -281,6 +282,7 @@ fn languages(c: &mut Criterion) {
                 )
             })
         });
+        cpu_per_call(&mut group, &rt, label, &connector);
         if *label == "quickjs" {
             // Python (loaded first, kept in `loaded`) and the JS kit are both loaded and have run.
             rss_loaded = Some(rss_bytes());
@@ -313,6 +315,42 @@ fn languages(c: &mut Criterion) {
     }
     group.finish();
     drop(rust);
+}
+
+/// `login-url` on a fresh instance timed by the process's CPU (all threads), which a busy
+/// machine disturbs far less than wall time: what one call costs, not how long it waited.
+fn cpu_per_call(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    connector: &std::sync::Arc<portcullis::connectors::Connector>,
+) {
+    group.bench_function(format!("{label}_fresh_instance_cpu"), |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let connector = connector.clone();
+            async move {
+                let before = process_cpu();
+                for _ in 0..iters {
+                    let answer = connector.login_url(Scopes::default(), CALLBACK_URL, STATE).await;
+                    std::hint::black_box(answer.expect("login-url"));
+                }
+                process_cpu().saturating_sub(before)
+            }
+        })
+    });
+}
+
+/// CPU time of this process: the sum over its threads of `/proc/self/task/*/schedstat`'s
+/// time on CPU, in nanoseconds (threads that ended before a sample are not counted: the
+/// runtime's workers live as long as the bench).
+fn process_cpu() -> Duration {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(ns)
 }
 
 /// The process's resident set (`/proc/self/statm`), in bytes.

@@ -7,7 +7,8 @@
 //!   (bcrypt), with the broker's CPU time per login read from `/proc/<pid>/stat`;
 //! - cold start (spawn → `/readyz` 200, over an existing database, as a restart) with the
 //!   compile cache empty and warm, four plugins, beside the same broker with no plugin;
-//! - RSS idle and after load (`VmRSS`, `VmHWM`), beside the broker with no plugin.
+//! - RSS idle and after load (`VmRSS`, `VmHWM`), beside the broker with no plugin, and of a
+//!   broker with the Python and JavaScript mocks after 20 logins through each.
 //!
 //! Every load phase is bounded in time (`PHASE`) and runs on 127.0.0.1 only. The load
 //! generator shares the machine's cores with the broker, so throughput is a floor; CPU per
@@ -429,6 +430,31 @@ async fn main() {
     rows.push(("RSS idle, 4 plugins".into(), format!("{idle_rss:.1} MiB"), format!("no plugin: {bare_rss:.1} MiB")));
     out.insert("rss_idle_mib".into(), json!(idle_rss));
     out.insert("rss_idle_no_plugin_mib".into(), json!(bare_rss));
+
+    // ---- RSS of a broker with one Python and one JavaScript connector (issue 16's budget) ----
+    let langs = format!(
+        "\n- plugin: \"{}\"\n  id: python\n  name: Python\n- plugin: \"{}\"\n  id: js\n  name: JavaScript\n",
+        plugin("mock-python").display(),
+        plugin("mock-js").display()
+    );
+    let with_langs = Options { connectors: &langs, algorithm: "RS256", cache: cache.path(), db: Some(&rs_db) };
+    drop(start(&with_langs).await); // fills the compile cache: what a restarted broker finds
+    let (langs_server, _) = start(&with_langs).await;
+    for connector in ["python", "js"] {
+        for _ in 0..20 {
+            let done = login(&http, &langs_server.base, connector, "openid email").await;
+            assert!(done.is_some(), "a login through the {connector} mock failed");
+        }
+    }
+    let (langs_rss, langs_hwm) = memory(langs_server.child.id());
+    drop(langs_server);
+    rows.push((
+        "RSS, Python + JS connectors, 40 logins".into(),
+        format!("{langs_rss:.1} MiB"),
+        format!("peak {langs_hwm:.1} MiB; no plugin: {bare_rss:.1} MiB"),
+    ));
+    out.insert("rss_python_js_broker_mib".into(), json!(langs_rss));
+    out.insert("rss_python_js_broker_peak_mib".into(), json!(langs_hwm));
 
     // ---- Requests per second: healthz (floor), discovery, JWKS ----
     let mut rps = |label: &str, key: &str, l: &Load, baseline: Option<f64>| {
