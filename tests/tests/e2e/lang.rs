@@ -1,6 +1,7 @@
 //! Connectors in other languages through the same WIT contract: the Python kit
-//! (componentize-py), the JavaScript kit (QuickJS, async ABI) and the same JavaScript on
-//! StarlingMonkey (wasi:http). Each gets the Rust mock's tests: a callback and a password login
+//! (componentize-py), the JavaScript kit (QuickJS's sync runtime; the hostile QuickJS fixture
+//! keeps the default async ABI, so both are run) and the same JavaScript on StarlingMonkey
+//! (wasi:http). Each gets the Rust mock's tests: a callback and a password login
 //! through the broker with `openidconnect` verifying the ID token, refusals as refusals, a trap
 //! contained, a denied host — and a fresh instance per call, proven by a counter that never
 //! passes 1. Load refusals name the real reason: a pool cap (and its key), a missing import.
