@@ -427,6 +427,32 @@ impl Minted<'_> {
     }
 }
 
+/// After losing a rotation race: the successor the winner gave `presented`'s holder, if the
+/// parent is still within its reuse interval and that successor is still live (`None`: no
+/// successor this client can be given again).
+async fn winner_successor(
+    broker: &AppState,
+    key: &TokenKey,
+    presented: &str,
+    client_id: &str,
+    reuse_interval: i64,
+) -> Result<Option<String>, OAuthError> {
+    let now = now();
+    let Some((parent, _)) = broker.store.refresh_token(key, now).await.map_err(storage_error)? else {
+        return Ok(None);
+    };
+    if check_refresh(&parent.client_id, parent.rotated_at, client_id, now, reuse_interval)? == RefreshDecision::Replayed
+    {
+        return Ok(None);
+    }
+    let Some(successor) = parent.successor_sealed.as_deref().and_then(|sealed| unseal_successor(presented, sealed))
+    else {
+        return Ok(None);
+    };
+    let live = broker.store.refresh_token(&token_key(&successor), now).await.map_err(storage_error)?.is_some();
+    Ok(live.then_some(successor))
+}
+
 async fn refresh(
     broker: &AppState,
     live: &Live,
@@ -504,13 +530,17 @@ async fn refresh(
         stored.successor = Some(next_key.clone());
         stored.successor_sealed = Some(seal_successor(&presented, &next));
         if !broker.store.update_refresh_token(&key, &stored, version, now).await.map_err(storage_error)? {
-            // Another request rotated it first; this successor was never handed out.
+            // Another request rotated it first; this successor was never handed out. Within the
+            // reuse interval the answer is the winner's successor, as for a retry: a retry that
+            // raced its own first attempt (cut by a dying replica, still committing) must not
+            // lose the client's only token.
             let _ = broker.store.delete_refresh_token(&next_key).await;
-            return Err(OAuthError::invalid_grant(
-                "the refresh token was used concurrently; retry with the newest token",
-            ));
+            winner_successor(broker, &key, &presented, &client.id, secs(policy.reuse_interval)).await?.ok_or_else(
+                || OAuthError::invalid_grant("the refresh token was used concurrently; retry with the newest token"),
+            )?
+        } else {
+            next
         }
-        next
     } else {
         stored.last_used = now;
         stored.identity = identity.clone();

@@ -287,10 +287,11 @@ fn token(form: Vec<(&'static str, String)>) -> impl Fn(&str) -> reqwest::Request
 ///
 /// A code exchange whose answer was cut (the replica died after the request was sent) is not
 /// sent again: the code may have been redeemed, and a second redemption must fail (RFC 6749
-/// §4.1.2). The application does what an RP does with a failed exchange: it starts the login
+/// §4.1.2). Likewise a password post whose answer was cut and whose retry finds the login
+/// already finished. The application does what an RP does with a failed login: it starts it
 /// again, once, in the same browser, where the SSO session (in the database, so every replica
 /// has it) answers with a new code without asking for the password. Such a login counts as
-/// finished after a retry (`logins_restarted_after_a_cut_exchange`); only one that fails again
+/// finished after a retry (`logins_restarted_after_a_cut_answer`); only one that fails again
 /// counts as failed.
 async fn one_login(lb: &Balancer, verifier: &Verifier, replay: bool) -> Result<(), String> {
     let c = &lb.counts;
@@ -391,10 +392,12 @@ async fn code_flow(lb: &Balancer, web: &reqwest::Client) -> Result<(Value, Vec<(
 }
 
 /// The password form at `to_form` filled and posted: where the broker sends the browser next.
-async fn password_form(lb: &Balancer, web: &reqwest::Client, to_form: &str) -> Result<String, String> {
+/// A post whose first answer was cut and whose retry was refused ("Login expired": the first
+/// attempt had finished the login) is `Flow::Cut`, like a cut code exchange.
+async fn password_form(lb: &Balancer, web: &reqwest::Client, to_form: &str) -> Result<String, Flow> {
     let form = lb.send(|b| web.get(format!("{b}{}", path_of(to_form).trim_start_matches("/dex")))).await?.response;
     if form.status() != StatusCode::OK {
-        return Err(format!("the password form answered {}", form.status()));
+        return Err(format!("the password form answered {}", form.status()).into());
     }
     let html = form.text().await.map_err(|e| e.to_string())?;
     let (req, csrf) = (hidden(&html, "req").ok_or("no req")?, hidden(&html, "csrf").ok_or("no csrf")?);
@@ -409,7 +412,8 @@ async fn password_form(lb: &Balancer, web: &reqwest::Client, to_form: &str) -> R
             let status = posted.status();
             let page = posted.text().await.unwrap_or_default();
             let title = page.split("<h1>").nth(1).and_then(|t| t.split('<').next()).unwrap_or_default().to_string();
-            Err(format!("the login answered {status}{retried}: {title}"))
+            let why = format!("the login answered {status}{retried}: {title}");
+            Err(if retried.is_empty() { Flow::Failed(why) } else { Flow::Cut(why) })
         }
     }
 }
@@ -683,7 +687,7 @@ async fn replicas_killed_under_load_lose_nothing() {
         "requests_retried": n(&counts.retried),
         "requests_failed_after_retry": n(&counts.requests_failed),
         "code_exchanges_cut_not_retried": n(&counts.cut_not_retried),
-        "logins_restarted_after_a_cut_exchange": n(&counts.logins_restarted),
+        "logins_restarted_after_a_cut_answer": n(&counts.logins_restarted),
         "refreshes": n(&counts.refreshes),
         "refresh_tokens_lost": n(&counts.refresh_lost),
         "refresh_tokens_refused_after_retry": n(&counts.refresh_lost_after_retry),

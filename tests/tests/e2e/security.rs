@@ -1,6 +1,7 @@
 //! Regression tests for the outside audit's findings (issue 19) on the HTTP side: each
 //! attack that got through, run against a real broker on loopback, must now be refused.
 
+use portcullis::storage::{Kind, Record, Result as StorageResult};
 use portcullis_tests::flow::{self, CALLBACK, CLIENT, Pending};
 use portcullis_tests::{TestBroker, browser, hidden, location, query_param};
 use reqwest::StatusCode;
@@ -321,6 +322,70 @@ async fn a_retried_refresh_gets_the_same_successor() {
     assert_eq!(first["refresh_token"], retry["refresh_token"], "one successor, however often retried");
     let next = flow::refresh(&b, first["refresh_token"].as_str().unwrap()).await;
     assert_eq!(next.status(), StatusCode::OK, "and it works");
+}
+
+/// Refreshes of one token racing each other (a retry racing its own first attempt, cut by a
+/// dying replica): the losers of the rotation get the winner's successor, never an error that
+/// would leave the client without a token, and there is still one successor. The storage's
+/// compare-and-swap of a refresh token is slowed so that every racer reads the parent before
+/// the first one rotates it.
+#[tokio::test]
+async fn racing_refreshes_of_one_token_all_get_the_same_successor() {
+    let backend: std::sync::Arc<dyn portcullis::storage::Backend> =
+        std::sync::Arc::new(SlowRotation(portcullis::storage::MemoryBackend::new()));
+    let b = TestBroker::builder().backend(backend).start().await;
+    let web = browser();
+    let (code, pending) = code_for(&b, &web, "openid offline_access").await;
+    let tokens = flow::exchange(&b, &code, &pending).await;
+    let token = tokens.refresh_token().unwrap().to_string();
+    let answers = futures::future::join_all((0..4).map(|_| flow::refresh(&b, &token))).await;
+    let mut successors = std::collections::BTreeSet::new();
+    for answer in answers {
+        assert_eq!(answer.status(), StatusCode::OK, "every racer is answered");
+        let body: Value = answer.json().await.unwrap();
+        successors.insert(body["refresh_token"].as_str().unwrap().to_string());
+    }
+    assert_eq!(successors.len(), 1, "one successor: {successors:?}");
+    let next = flow::refresh(&b, successors.first().unwrap()).await;
+    assert_eq!(next.status(), StatusCode::OK, "and it works");
+}
+
+/// The memory storage with a slow compare-and-swap of refresh tokens.
+#[derive(Debug)]
+struct SlowRotation(portcullis::storage::MemoryBackend);
+
+#[async_trait::async_trait]
+impl portcullis::storage::Backend for SlowRotation {
+    async fn insert(&self, kind: Kind, id: &str, record: &Record, now: i64) -> StorageResult<()> {
+        self.0.insert(kind, id, record, now).await
+    }
+    async fn get(&self, kind: Kind, id: &str, now: i64) -> StorageResult<Option<Record>> {
+        self.0.get(kind, id, now).await
+    }
+    async fn update(&self, kind: Kind, id: &str, version: i64, data: &str, exp: i64, now: i64) -> StorageResult<bool> {
+        if kind == Kind::RefreshToken {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        self.0.update(kind, id, version, data, exp, now).await
+    }
+    async fn take(&self, kind: Kind, id: &str, now: i64) -> StorageResult<Option<Record>> {
+        self.0.take(kind, id, now).await
+    }
+    async fn delete(&self, kind: Kind, id: &str) -> StorageResult<bool> {
+        self.0.delete(kind, id).await
+    }
+    async fn delete_family(&self, kind: Kind, family: &str) -> StorageResult<u64> {
+        self.0.delete_family(kind, family).await
+    }
+    async fn list_family(&self, kind: Kind, family: &str, now: i64) -> StorageResult<Vec<String>> {
+        self.0.list_family(kind, family, now).await
+    }
+    async fn collect_garbage(&self, now: i64) -> StorageResult<u64> {
+        self.0.collect_garbage(now).await
+    }
+    async fn ping(&self) -> StorageResult<()> {
+        self.0.ping().await
+    }
 }
 
 /// F13: after `signing.algorithm` changes, tokens are signed with the new algorithm (the old
