@@ -382,6 +382,14 @@ impl Store {
         self.get(Kind::RefreshToken, id.as_str(), now).await
     }
 
+    /// The refresh token, its version, and whether its grant (its family) is live: one read.
+    pub async fn refresh_token_and_grant(&self, id: &TokenKey, now: i64) -> Result<Option<(RefreshToken, i64, bool)>> {
+        match self.backend.get_with_parent(Kind::RefreshToken, id.as_str(), Kind::Grant, now).await? {
+            Some((record, grant_live)) => Ok(Some((decode(Kind::RefreshToken, &record)?, record.version, grant_live))),
+            None => Ok(None),
+        }
+    }
+
     pub async fn update_refresh_token(
         &self,
         id: &TokenKey,

@@ -436,9 +436,10 @@ async fn refresh(
 ) -> Result<serde_json::Value, OAuthError> {
     let now = now();
     let key = token_key(&presented);
-    let (mut stored, version) = broker
+    // The token and whether its grant is live: one statement.
+    let (mut stored, version, grant_live) = broker
         .store
-        .refresh_token(&key, now)
+        .refresh_token_and_grant(&key, now)
         .await
         .map_err(storage_error)?
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"))?;
@@ -451,7 +452,7 @@ async fn refresh(
         return Err(OAuthError::invalid_grant("the refresh token was already used; its whole family is revoked"));
     }
     // A retry within the reuse interval (a lost response) is answered with the same successor.
-    if !broker.store.grant_live(&stored.family, now).await.map_err(storage_error)? {
+    if !grant_live {
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }
     if client.refresh_lifetime == RefreshTokenLifetime::Session {
