@@ -26,6 +26,9 @@ pub enum Kind {
     ApiVersion,
     /// A user's refresh-token grant, filed under the user's `sub` (the API's ListRefresh).
     UserGrant,
+    /// The revocation of a grant that is never stored (client_credentials'), kept until its
+    /// token expires.
+    RevokedGrant,
 }
 
 impl Kind {
@@ -44,6 +47,7 @@ impl Kind {
             Kind::ApiConnector => "api_connector",
             Kind::ApiVersion => "api_version",
             Kind::UserGrant => "user_grant",
+            Kind::RevokedGrant => "revoked_grant",
         }
     }
 }

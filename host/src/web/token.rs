@@ -320,9 +320,9 @@ async fn client_credentials(
     let scopes = client_credentials_scopes(scope)?;
     let identity = client_identity(client, &scopes);
     let now = now();
-    let grant = random_token();
+    // Nothing is stored: the grant is the token alone (`unstored_grant_id`).
+    let grant = crate::storage::unstored_grant_id(&random_token());
     let access_lifetime = secs(live.config.expiry.access_tokens);
-    broker.store.create_grant(&grant, None, now + access_lifetime, now).await.map_err(storage_error)?;
     let issuer = issuer(live);
     let token_id = random_token();
     let ctx = TokenContext {
