@@ -172,6 +172,33 @@ async fn password_grant_logs_in_through_the_password_connector() {
     assert_eq!(last.1["error"], "temporarily_unavailable");
 }
 
+/// An argon2id hash (`hash-password --algorithm argon2id`) is taken wherever a bcrypt one is:
+/// beside the base config's bcrypt user, an argon2id user logs in through the password grant
+/// (the database's check, on the bounded pool), and a wrong password is refused; a password
+/// longer than bcrypt's 72 bytes is fine for argon2id, which reads all of it.
+#[tokio::test]
+async fn an_argon2id_user_logs_in_beside_a_bcrypt_one() {
+    let long = "p".repeat(100);
+    let hash = portcullis::password::hash_argon2id(&long, 256, 1, 1).unwrap();
+    let user = format!("- email: argon@example.com\n  hash: \"{hash}\"\n  username: argon\n  userID: 7d4f3c1e-argon\n");
+    let b = broker(CLIENT_CREDENTIALS, "", &user).await;
+    let login = |who: &'static str, password: String| {
+        let b = &b;
+        async move {
+            let form = [("grant_type", "password"), ("username", who), ("password", &password), ("scope", "openid")];
+            token_as(b, flow::CLIENT, Some(flow::SECRET), &form).await
+        }
+    };
+    let (status, tokens) = login("argon@example.com", long.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = flow::claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], portcullis::oidc::sub::encode("7d4f3c1e-argon", "local"));
+    let (status, body) = login("argon@example.com", "p".repeat(99)).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    let (status, _) = login("admin@example.com", "password".into()).await;
+    assert_eq!(status, StatusCode::OK, "the bcrypt user beside it");
+}
+
 /// A client_credentials token is not stored (as in Dex: nothing refreshes it), yet it is
 /// introspected and revoked like any other: issuing it sends no statement to SQLite, revoking
 /// it stores the revocation, after which introspection says inactive and userinfo refuses it.
