@@ -70,10 +70,15 @@ fn check_argon2(h: &str) -> Result<(), HashError> {
     if parsed.hash.is_none() {
         return Err(HashError::BadArgon2("it has no hash value".into()));
     }
+    within_bounds(params.m_cost(), params.t_cost(), params.p_cost())
+}
+
+/// Refuses argon2id parameters above the bounds, naming the first one over.
+fn within_bounds(m: u32, t: u32, p: u32) -> Result<(), HashError> {
     let bounds = [
-        ("m (memory, KiB)", params.m_cost(), ARGON2_MAX_MEMORY_KIB),
-        ("t (passes)", params.t_cost(), ARGON2_MAX_ITERATIONS),
-        ("p (lanes)", params.p_cost(), ARGON2_MAX_LANES),
+        ("m (memory, KiB)", m, ARGON2_MAX_MEMORY_KIB),
+        ("t (passes)", t, ARGON2_MAX_ITERATIONS),
+        ("p (lanes)", p, ARGON2_MAX_LANES),
     ];
     for (what, value, max) in bounds {
         if value > max {
@@ -124,8 +129,9 @@ pub fn verify(password: &str, hash: &str) -> bool {
 }
 
 /// A new argon2id hash of `password` (a random 16-byte salt) with `m` KiB, `t` passes and `p`
-/// lanes, within the bounds above.
+/// lanes, within the bounds above (checked before any memory is taken).
 pub fn hash_argon2id(password: &str, m: u32, t: u32, p: u32) -> Result<String, HashError> {
+    within_bounds(m, t, p)?;
     let params = argon2::Params::new(m, t, p, None).map_err(|e| HashError::BadArgon2(e.to_string()))?;
     let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -179,7 +185,12 @@ mod tests {
         assert!(!verify("x", huge), "never checked, even if stored before the bounds");
         let slow = "$argon2id$v=19$m=64,t=1000,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
         assert!(matches!(parse(slow), Err(HashError::TooCostly { what: "t (passes)", .. })));
-        assert!(hash_argon2id("x", ARGON2_MAX_MEMORY_KIB + 1, 1, 1).is_err());
+        // Refused before hashing: 4 GiB is never allocated.
+        assert!(matches!(
+            hash_argon2id("x", 4_194_304, 1, 1),
+            Err(HashError::TooCostly { what: "m (memory, KiB)", .. })
+        ));
+        assert!(matches!(hash_argon2id("x", 64, 1, 9), Err(HashError::TooCostly { what: "p (lanes)", .. })));
     }
 
     #[test]
