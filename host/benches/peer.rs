@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod common;
-use common::{VERIFIER, challenge, client, cpu_time, free_port, ms, root, signature_cost};
+use common::{VERIFIER, challenge, client, cpu_time, free_port, ms, ring_rs256_cost, root, signature_cost};
 
 const WARMUP: Duration = Duration::from_millis(500);
 /// Concurrent clients in each load phase.
@@ -591,6 +591,7 @@ async fn run() {
 
     // ---- The floor, measured in this run; the bcrypt cost nearest the peer's scrypt ----
     let (sign_rs, sign_es) = (signature_cost("RS256").await, signature_cost("ES256").await);
+    let ring_rs = ring_rs256_cost();
     let bcrypt_at = |cost: u32| {
         let hash = bcrypt::hash(PASSWORD, cost).unwrap();
         let check = median(21, || {
@@ -605,6 +606,19 @@ async fn run() {
             let (four, five) = (bcrypt_at(4), bcrypt_at(5));
             if distance(four.2) < distance(five.2) { four } else { five }
         }
+    };
+
+    // For the docs: what an argon2id check at OWASP's parameters (`hash-password --algorithm
+    // argon2id`) costs beside the bcrypt costs (not used by the phases).
+    let argon2_check = {
+        use portcullis::password as pw;
+        let hash =
+            pw::hash_argon2id(PASSWORD, pw::ARGON2_DEFAULT_MEMORY_KIB, pw::ARGON2_DEFAULT_ITERATIONS, 1).unwrap();
+        median(21, || assert!(pw::verify(PASSWORD, &hash)))
+    };
+    let bcrypt10_check = {
+        let hash = bcrypt::hash(PASSWORD, 10).unwrap();
+        median(5, || assert!(bcrypt::verify(PASSWORD, &hash).unwrap()))
     };
 
     let peer = phases(&peer_op).await;
@@ -683,9 +697,15 @@ async fn run() {
         ms(bcrypt_check)
     );
     println!(
-        "  one RS256 signature: peer (node, OpenSSL) {:.3} ms; ours (ring) {:.3} ms; one ES256 signature (ours) {:.3} ms",
+        "  (for new users: argon2id m=19456 KiB, t=2, p=1 {:.2} ms; Dex's bcrypt cost 10 {:.2} ms)",
+        ms(argon2_check),
+        ms(bcrypt10_check)
+    );
+    println!(
+        "  one RS256 signature: peer (node, OpenSSL) {:.3} ms; ours (aws-lc-rs) {:.3} ms (ring, before: {:.3} ms); one ES256 signature (ours) {:.3} ms",
         peer_info.sign_rs256_us / 1e3,
         ms(sign_rs),
+        ms(ring_rs),
         ms(sign_es)
     );
     println!(
@@ -722,7 +742,7 @@ async fn run() {
         json!({
             "peer_scrypt_n": peer_info.scrypt_n, "peer_scrypt_ms": peer_info.scrypt_us / 1e3,
             "peer_sign_rs256_ms": peer_info.sign_rs256_us / 1e3, "bcrypt_cost": bcrypt_cost,
-            "bcrypt_ms": ms(bcrypt_check), "sign_rs256_ms": ms(sign_rs), "sign_es256_ms": ms(sign_es),
+            "bcrypt_ms": ms(bcrypt_check), "argon2id_owasp_ms": ms(argon2_check), "bcrypt10_ms": ms(bcrypt10_check), "sign_rs256_ms": ms(sign_rs), "ring_sign_rs256_ms": ms(ring_rs), "sign_es256_ms": ms(sign_es),
         }),
     );
     let dir = root().join("target").join("bench");

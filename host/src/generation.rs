@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 
-use crate::config::Validated;
+use crate::config::{SigningAlgorithm, Validated};
 use crate::connectors::{PluginEngine, PolicySet, Registry};
 
 /// What a reload replaces as one: the config and the connectors built from it.
@@ -31,6 +31,9 @@ pub struct Live {
     /// Unix seconds until which an auth request begun on this generation may still come back
     /// to it (the latest `expires_at` of those pinned to it); see `Broker::pin`.
     pub(crate) pinned_until: AtomicI64,
+    /// The discovery document as served, built at its first request (it depends only on this
+    /// config and on the signing algorithm, which a key rotation may change: hence the key).
+    pub(crate) discovery: RwLock<Option<(SigningAlgorithm, bytes::Bytes)>>,
 }
 
 impl Live {
@@ -50,6 +53,7 @@ impl Live {
             sources,
             failed: Vec::new(),
             pinned_until: AtomicI64::new(0),
+            discovery: RwLock::new(None),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod metrics;
 pub mod migrate;
 pub mod oidc;
+pub mod password;
 pub mod reload;
 pub mod secret;
 pub mod storage;

@@ -32,11 +32,24 @@ enum Command {
         /// The running broker's config file (to find `telemetry.http`).
         config: PathBuf,
     },
-    /// Print a bcrypt hash for `staticPasswords` (reads the password from stdin).
+    /// Print a password hash for `staticPasswords` or the admin API (reads the password from
+    /// stdin): bcrypt (Dex's) by default, or argon2id.
     HashPassword {
+        /// `bcrypt` (what Dex reads) or `argon2id` (cheaper per check; Portcullis only).
+        #[arg(long, value_enum, default_value_t = HashAlgorithm::Bcrypt)]
+        algorithm: HashAlgorithm,
         /// bcrypt cost.
         #[arg(long, default_value_t = 10)]
         cost: u32,
+        /// argon2id memory per check, KiB (OWASP's 19456 = 19 MiB; at most 65536).
+        #[arg(long, default_value_t = portcullis::password::ARGON2_DEFAULT_MEMORY_KIB)]
+        memory: u32,
+        /// argon2id passes over that memory (at most 10).
+        #[arg(long, default_value_t = portcullis::password::ARGON2_DEFAULT_ITERATIONS)]
+        iterations: u32,
+        /// argon2id lanes (at most 8).
+        #[arg(long, default_value_t = portcullis::password::ARGON2_DEFAULT_LANES)]
+        parallelism: u32,
     },
     /// Import a Dex deployment's storage (clients, passwords, connectors, refresh tokens, keys)
     /// into this broker's, so nobody logs in again (docs/migrating-from-dex.md).
@@ -58,6 +71,13 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+}
+
+/// The schemes `hash-password` makes.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum HashAlgorithm {
+    Bcrypt,
+    Argon2id,
 }
 
 #[derive(Subcommand)]
@@ -169,11 +189,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             }
         }
-        Command::HashPassword { cost } => {
+        Command::HashPassword { algorithm, cost, memory, iterations, parallelism } => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password).context("cannot read the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']);
             anyhow::ensure!(!password.is_empty(), "the password is empty; type it on stdin");
+            if algorithm == HashAlgorithm::Argon2id {
+                let hash = portcullis::password::hash_argon2id(password, memory, iterations, parallelism)?;
+                println!("{hash}");
+                return Ok(());
+            }
             anyhow::ensure!(
                 password.len() <= portcullis::web::BCRYPT_MAX_PASSWORD,
                 "the password is {} bytes; bcrypt reads only the first {}, so the rest would be ignored: choose one of at most {} bytes",

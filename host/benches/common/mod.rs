@@ -68,6 +68,31 @@ pub async fn signature_cost(alg: &str) -> Duration {
     times[times.len() / 2]
 }
 
+/// The median time of one RS256 signature of the same bytes by `ring` (what `Keys` signed
+/// with before aws-lc-rs; still in the tree as rustls' provider), over 301 runs: the before
+/// beside the after, in the same run.
+#[allow(dead_code, reason = "peer.rs reports it; server.rs shares this module")]
+pub fn ring_rs256_cost() -> Duration {
+    let key = portcullis::keys::new_key("RS256".parse().expect("algorithm")).expect("key");
+    let body: String = key.private_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(body).expect("PEM");
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).expect("RSA key");
+    let rng = ring::rand::SystemRandom::new();
+    // An ID-token-sized signing input (header.payload, base64url).
+    let input = vec![b'e'; 600];
+    let mut sig = vec![0; pair.public().modulus_len()];
+    let mut times: Vec<Duration> = (0..301)
+        .map(|_| {
+            let t = Instant::now();
+            pair.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, &input, &mut sig).expect("sign");
+            std::hint::black_box(&sig);
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }

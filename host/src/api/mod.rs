@@ -636,9 +636,8 @@ impl Dex for Service {
                 Err(e) => return Err(failed("verify password", e)),
             },
         };
-        let verified = tokio::task::spawn_blocking(move || bcrypt::verify(r.password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
+        let verified =
+            tokio::task::spawn_blocking(move || crate::password::verify(&r.password, &hash)).await.unwrap_or(false);
         Ok(Response::new(VerifyPasswordResp { verified, not_found: false }))
     }
 }

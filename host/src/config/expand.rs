@@ -25,7 +25,7 @@ pub fn expand(value: &mut Value, path: &str, env: &dyn Fn(&str) -> Option<String
             for (key, item) in map.iter_mut() {
                 let key = key.as_str().unwrap_or("?");
                 if key == "hash" {
-                    continue; // bcrypt hashes are full of `$`
+                    continue; // password hashes (bcrypt, argon2id) are full of `$`
                 }
                 let child = if path.is_empty() { key.to_string() } else { format!("{path}.{key}") };
                 expand(item, &child, env)?;

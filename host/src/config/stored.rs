@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use super::model::{ClientConfig, ConnectorConfig};
-use super::validate::{Client, ConnectorEntry, StaticPassword, Validated, bcrypt_hash, connectors};
+use super::validate::{Client, ConnectorEntry, StaticPassword, Validated, connectors};
 use crate::connectors::LimitsConfig;
 use crate::ids::{ClientId, ConnectorId};
 use crate::secret::Secret;
@@ -131,11 +131,19 @@ impl StoredPassword {
     }
 }
 
-/// Checks a bcrypt hash the API was given: its form, and a cost within [10, 16] (Dex's texts).
+/// Checks a hash the API was given: a bcrypt hash of a cost within [10, 16] (Dex's texts), or
+/// an argon2id one within `password`'s bounds.
 pub fn check_hash(hash: &str) -> Result<(), String> {
-    if bcrypt_hash(hash).as_deref() != Some(hash) {
-        return Err("the hash is not a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters); make one with \
-             `portcullis hash-password` or any bcrypt library"
+    if crate::password::Scheme::of(hash) == crate::password::Scheme::Argon2id {
+        return match crate::password::parse(hash) {
+            Ok(parsed) if parsed == hash => Ok(()),
+            Ok(_) => Err("the hash is base64-encoded; give the argon2id text itself".into()),
+            Err(e) => Err(e.to_string()),
+        };
+    }
+    if !crate::password::parse(hash).is_ok_and(|parsed| parsed == hash) {
+        return Err("the hash is not a bcrypt hash ($2a$, $2b$ or $2y$, 60 characters) nor an argon2id one; make one \
+             with `portcullis hash-password` or any bcrypt library"
             .into());
     }
     let cost: u32 = hash.get(4..6).and_then(|c| c.parse().ok()).unwrap_or(0);

@@ -332,19 +332,6 @@ fn shipped_plugin(kind: &str) -> (&str, Option<&'static str>) {
     }
 }
 
-/// A bcrypt hash as written in a config: the `$2a$…` text itself or, as Dex also accepts, that
-/// text base64-encoded.
-pub(super) fn bcrypt_hash(text: &str) -> Option<String> {
-    use base64::Engine as _;
-    let is_bcrypt =
-        |h: &str| (h.starts_with("$2a$") || h.starts_with("$2b$") || h.starts_with("$2y$")) && h.len() == 60;
-    if is_bcrypt(text) {
-        return Some(text.to_string());
-    }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(text.trim()).ok()?;
-    String::from_utf8(decoded).ok().filter(|h| is_bcrypt(h))
-}
-
 /// Refresh token lifetimes and rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefreshExpiry {
@@ -1190,7 +1177,7 @@ fn passwords(c: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Sta
         let written = match (&p.hash, &p.hash_from_env) {
             (Some(hash), None) => hash.expose().to_string(),
             (None, Some(var)) => env(var).ok_or_else(|| {
-                format!("{at}.hashFromEnv: environment variable {var} is not set; set it to the user's bcrypt hash")
+                format!("{at}.hashFromEnv: environment variable {var} is not set; set it to the user's bcrypt or argon2id hash")
             })?,
             (Some(_), Some(_)) => return Err(format!("{at}: give hash or hashFromEnv, not both")),
             (None, None) => {
@@ -1199,9 +1186,8 @@ fn passwords(c: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Sta
                 ));
             }
         };
-        let hash = bcrypt_hash(&written).ok_or_else(|| {
-            format!("{at}.hash: not a bcrypt hash (nor a base64-encoded one); make one with `portcullis hash-password`")
-        })?;
+        let key = if p.hash.is_some() { "hash" } else { "hashFromEnv" };
+        let hash = crate::password::parse(&written).map_err(|e| format!("{at}.{key}: {e}"))?;
         if p.user_id.is_empty() || p.email.is_empty() {
             return Err(format!("{at}: email and userID must not be empty"));
         }

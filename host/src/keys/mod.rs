@@ -41,7 +41,10 @@ struct Loaded {
     /// Signs access tokens when the set has an access key of its own.
     access: Option<signer::Signer>,
     decoding: Vec<(String, DecodingKey)>,
-    jwks: String,
+    /// The JWKS document, serialised once per key set (`/keys` hands out this buffer).
+    jwks: bytes::Bytes,
+    /// The current key's algorithm, parsed once.
+    alg: SigningAlgorithm,
 }
 
 /// The broker's signing keys.
@@ -158,15 +161,22 @@ impl Keys {
             .iter()
             .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
             .collect();
-        let jwks = serde_json::to_string(&JwkSet { keys: jwks }).map_err(|e| unusable(e.to_string()))?;
+        let jwks = serde_json::to_vec(&JwkSet { keys: jwks }).map_err(|e| unusable(e.to_string()))?.into();
+        let current_alg: SigningAlgorithm =
+            set.current.alg.parse().map_err(|_| unusable(format!("unknown algorithm {}", set.current.alg)))?;
         if let Ok(mut guard) = self.loaded.write() {
-            *guard = Some(Loaded { set, signer, access, decoding, jwks });
+            *guard = Some(Loaded { set, signer, access, decoding, jwks, alg: current_alg });
         }
         Ok(())
     }
 
-    /// The JWKS document.
+    /// The JWKS document as text.
     pub fn jwks(&self) -> Result<String, KeyError> {
+        Ok(String::from_utf8_lossy(&self.jwks_document()?).into_owned())
+    }
+
+    /// The JWKS document's bytes, serialised when the key set was installed (a cheap clone).
+    pub fn jwks_document(&self) -> Result<bytes::Bytes, KeyError> {
         let guard = self.loaded.read().map_err(|_| KeyError::NotLoaded)?;
         guard.as_ref().map(|l| l.jwks.clone()).ok_or(KeyError::NotLoaded)
     }
@@ -174,11 +184,7 @@ impl Keys {
     /// The algorithm of the key tokens are signed with now (for discovery and `at_hash`): the
     /// configured one once the key set is loaded, since a different one is rotated away.
     pub fn algorithm(&self) -> SigningAlgorithm {
-        self.loaded
-            .read()
-            .ok()
-            .and_then(|g| g.as_ref().and_then(|l| l.set.current.alg.parse().ok()))
-            .unwrap_or(self.alg)
+        self.loaded.read().ok().and_then(|g| g.as_ref().map(|l| l.alg)).unwrap_or(self.alg)
     }
 
     /// Signs `claims` with the current key; `typ` is the JOSE header type (`JWT`, `at+jwt`).

@@ -26,6 +26,9 @@ pub enum Kind {
     ApiVersion,
     /// A user's refresh-token grant, filed under the user's `sub` (the API's ListRefresh).
     UserGrant,
+    /// The revocation of a grant that is never stored (client_credentials'), kept until its
+    /// token expires.
+    RevokedGrant,
 }
 
 impl Kind {
@@ -44,6 +47,7 @@ impl Kind {
             Kind::ApiConnector => "api_connector",
             Kind::ApiVersion => "api_version",
             Kind::UserGrant => "user_grant",
+            Kind::RevokedGrant => "revoked_grant",
         }
     }
 }
@@ -97,6 +101,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// The live record, if any.
     async fn get(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>>;
+
+    /// The live record, and whether the live record of kind `parent` whose id is the record's
+    /// family exists (a refresh token and its grant), in one statement where the backend can.
+    /// A record without a family has no live parent.
+    async fn get_with_parent(&self, kind: Kind, id: &str, parent: Kind, now: i64) -> Result<Option<(Record, bool)>> {
+        let Some(record) = self.get(kind, id, now).await? else { return Ok(None) };
+        let live = match &record.family {
+            Some(family) => self.get(parent, family, now).await?.is_some(),
+            None => false,
+        };
+        Ok(Some((record, live)))
+    }
 
     /// Replaces data and expiry if the live record's version is `expected_version`; the new
     /// version is `expected_version + 1`. Returns false (changing nothing) otherwise: this is the

@@ -11,6 +11,6 @@ pub use backend::{Backend, Kind, Record, Result, StorageError};
 pub use memory::MemoryBackend;
 pub use objects::{
     AuthCode, AuthRequest, Batch, DEVICE_EXPIRED_KEPT, DeviceRequest, DeviceStatus, KeySet, PublicKey, RefreshToken,
-    Session, SessionClient, Store, StoredKey,
+    Session, SessionClient, Store, StoredKey, unstored_grant_id,
 };
 pub use sql::SqlBackend;

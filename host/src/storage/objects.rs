@@ -292,6 +292,19 @@ impl Batch {
     }
 }
 
+/// What the id of a grant that is never stored starts with. A client_credentials grant is one
+/// access token and nothing else (no refresh token, no session, no user), so issuing it writes
+/// nothing, as in Dex; it is live until revoked, and revoking it stores the revocation instead
+/// (`Kind::RevokedGrant`, kept until the token expires), so introspection, userinfo and
+/// `/token/revoke` treat it as any other grant. The other grants' ids are base64url or Dex's
+/// base32 and never hold a `.`.
+const UNSTORED_GRANT: &str = "cc.";
+
+/// A fresh id for a grant that is never stored (see [`UNSTORED_GRANT`]), from a random token.
+pub fn unstored_grant_id(random: &str) -> String {
+    format!("{UNSTORED_GRANT}{random}")
+}
+
 /// The id of the one key set document.
 const KEYS_ID: &str = "signing";
 
@@ -382,6 +395,14 @@ impl Store {
         self.get(Kind::RefreshToken, id.as_str(), now).await
     }
 
+    /// The refresh token, its version, and whether its grant (its family) is live: one read.
+    pub async fn refresh_token_and_grant(&self, id: &TokenKey, now: i64) -> Result<Option<(RefreshToken, i64, bool)>> {
+        match self.backend.get_with_parent(Kind::RefreshToken, id.as_str(), Kind::Grant, now).await? {
+            Some((record, grant_live)) => Ok(Some((decode(Kind::RefreshToken, &record)?, record.version, grant_live))),
+            None => Ok(None),
+        }
+    }
+
     pub async fn update_refresh_token(
         &self,
         id: &TokenKey,
@@ -461,8 +482,12 @@ impl Store {
         Ok(grants.len())
     }
 
-    /// Whether the grant is still live (its tokens are honoured).
+    /// Whether the grant is still live (its tokens are honoured): stored, or never stored and
+    /// not revoked.
     pub async fn grant_live(&self, id: &str, now: i64) -> Result<bool> {
+        if id.starts_with(UNSTORED_GRANT) {
+            return Ok(self.backend.get(Kind::RevokedGrant, id, now).await?.is_none());
+        }
         Ok(self.backend.get(Kind::Grant, id, now).await?.is_some())
     }
 
@@ -471,6 +496,19 @@ impl Store {
         self.backend.delete(Kind::Grant, id).await?;
         self.backend.delete_family(Kind::RefreshToken, id).await?;
         Ok(())
+    }
+
+    /// Revokes the grant of an access token that expires at `token_expires_at`: a stored grant
+    /// as [`Self::revoke_grant`] does, one never stored by storing its revocation until then.
+    pub async fn revoke_token_grant(&self, id: &str, token_expires_at: i64, now: i64) -> Result<()> {
+        if !id.starts_with(UNSTORED_GRANT) {
+            return self.revoke_grant(id).await;
+        }
+        let record = Record { data: "null".into(), family: None, version: 1, expires_at: token_expires_at };
+        match self.backend.insert(Kind::RevokedGrant, id, &record, now).await {
+            Ok(()) | Err(StorageError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Stores a new device request, in the family of its user code's key.

@@ -146,6 +146,11 @@ fn insert_many_sql(n: usize) -> String {
 const INSERT_MANY_MAX: usize = 64;
 const GET: &str = "SELECT family, data, version, expires_at FROM portcullis_objects
     WHERE kind = $1 AND id = $2 AND expires_at > $3";
+/// `GET` and whether the record of kind `$4` named by the row's family is live (`get_with_parent`).
+const GET_WITH_PARENT: &str = "SELECT r.family, r.data, r.version, r.expires_at,
+        CAST(CASE WHEN EXISTS (SELECT 1 FROM portcullis_objects p
+            WHERE p.kind = $4 AND p.id = r.family AND p.expires_at > $3) THEN 1 ELSE 0 END AS BIGINT)
+    FROM portcullis_objects r WHERE r.kind = $1 AND r.id = $2 AND r.expires_at > $3";
 const UPDATE: &str = "UPDATE portcullis_objects SET data = $1, expires_at = $2, version = version + 1
     WHERE kind = $3 AND id = $4 AND version = $5 AND expires_at > $6";
 const TAKE: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND id = $2 AND expires_at > $3
@@ -169,6 +174,10 @@ const MY_INSERT: &str = "INSERT INTO portcullis_objects (kind, id, family, data,
     VALUES (?, ?, ?, ?, 1, ?)";
 const MY_GET: &str = "SELECT family, data, version, expires_at FROM portcullis_objects
     WHERE kind = ? AND id = ? AND expires_at > ?";
+const MY_GET_WITH_PARENT: &str = "SELECT r.family, r.data, r.version, r.expires_at,
+        CAST(CASE WHEN EXISTS (SELECT 1 FROM portcullis_objects p
+            WHERE p.kind = ? AND p.id = r.family AND p.expires_at > ?) THEN 1 ELSE 0 END AS SIGNED)
+    FROM portcullis_objects r WHERE r.kind = ? AND r.id = ? AND r.expires_at > ?";
 const MY_GET_FOR_UPDATE: &str = "SELECT family, data, version, expires_at FROM portcullis_objects
     WHERE kind = ? AND id = ? AND expires_at > ? FOR UPDATE";
 const MY_UPDATE: &str = "UPDATE portcullis_objects SET data = ?, expires_at = ?, version = version + 1
@@ -763,6 +772,38 @@ impl Backend for SqlBackend {
             .await, _my => Ok(None))
         .map_err(|err| self.target.operation_failed("read", kind, err))?;
         Ok(row.map(to_record))
+    }
+
+    async fn get_with_parent(&self, kind: Kind, id: &str, parent: Kind, now: i64) -> Result<Option<(Record, bool)>> {
+        self.count(Some(kind), 1);
+        if let Pool::Mysql(pool) = &self.pool {
+            let row: Option<(Option<Vec<u8>>, Vec<u8>, i64, i64, i64)> = sqlx::query_as(MY_GET_WITH_PARENT)
+                .bind(parent.as_str())
+                .bind(now)
+                .bind(kind.as_str())
+                .bind(id)
+                .bind(now)
+                .fetch_optional(pool)
+                .await
+                .map_err(|err| self.target.operation_failed("read", kind, err))?;
+            return row
+                .map(|(family, data, version, expires_at, live)| {
+                    Ok((my_record(kind, (family, data, version, expires_at))?, live == 1))
+                })
+                .transpose();
+        }
+        let row: Option<(Option<String>, String, i64, i64, i64)> =
+            on_pool!(&self.pool, pool => sqlx::query_as(GET_WITH_PARENT)
+            .bind(kind.as_str())
+            .bind(id)
+            .bind(now)
+            .bind(parent.as_str())
+            .fetch_optional(pool)
+            .await, _my => Ok(None))
+            .map_err(|err| self.target.operation_failed("read", kind, err))?;
+        Ok(row.map(|(family, data, version, expires_at, live)| {
+            (to_record((family, data, version, expires_at)), live == 1)
+        }))
     }
 
     async fn update(

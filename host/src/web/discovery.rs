@@ -8,14 +8,27 @@ use super::{AppState, issuer, pages};
 use crate::config::frontend;
 use crate::oidc::discovery;
 
+/// The discovery document, serialised once per generation and signing algorithm.
 pub async fn configuration(State(broker): State<AppState>) -> Response {
     let live = broker.generations.current();
-    let doc = discovery::document(&issuer(&live), broker.keys.algorithm().as_str(), &live.config);
-    ([(header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response()
+    let alg = broker.keys.algorithm();
+    let cached = live.discovery.read().ok().and_then(|c| c.as_ref().filter(|(a, _)| *a == alg).map(|(_, b)| b.clone()));
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let body = bytes::Bytes::from(discovery::document(&issuer(&live), alg.as_str(), &live.config).to_string());
+            if let Ok(mut cache) = live.discovery.write() {
+                *cache = Some((alg, body.clone()));
+            }
+            body
+        }
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
+/// The JWKS, serialised once per key set (`Keys::jwks_document`).
 pub async fn keys(State(broker): State<AppState>) -> Response {
-    match broker.keys.jwks() {
+    match broker.keys.jwks_document() {
         Ok(jwks) => ([(header::CONTENT_TYPE, "application/json")], jwks).into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("signing keys unavailable: {e}")).into_response(),
     }

@@ -152,17 +152,19 @@ pub async fn revoke(
     let client = ClientCredentials::parse(authorization, &form)?.authenticate(&live.config.clients)?;
     let token = token_of(&form)?;
     let now = now();
-    let grant = if looks_like_jwt(token) {
-        broker
+    if looks_like_jwt(token) {
+        let claims = broker
             .keys
             .verify_allow_expired::<AccessTokenClaims>(token, &issuer(&live))
-            .filter(|c| c.client_id == client.id.as_str())
-            .map(|c| c.gid)
-    } else {
-        let stored = broker.store.refresh_token(&token_key(token), now).await.map_err(storage_error)?;
-        stored.filter(|(t, _)| t.client_id == client.id).map(|(t, _)| t.family)
-    };
-    if let Some(grant) = grant {
+            .filter(|c| c.client_id == client.id.as_str());
+        if let Some(claims) = claims {
+            broker.store.revoke_token_grant(&claims.gid, claims.exp, now).await.map_err(storage_error)?;
+            tracing::info!(client = %client.id, "a token was revoked at the client's request");
+        }
+        return Ok((StatusCode::OK, [(header::CACHE_CONTROL, "no-store")]).into_response());
+    }
+    let stored = broker.store.refresh_token(&token_key(token), now).await.map_err(storage_error)?;
+    if let Some(grant) = stored.filter(|(t, _)| t.client_id == client.id).map(|(t, _)| t.family) {
         broker.store.revoke_grant(&grant).await.map_err(storage_error)?;
         tracing::info!(client = %client.id, "a token was revoked at the client's request");
     }

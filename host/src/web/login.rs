@@ -265,8 +265,8 @@ pub async fn password_login(
 /// bcrypt reads only the first 72 bytes of a password: a longer one is refused, never cut.
 pub const BCRYPT_MAX_PASSWORD: usize = 72;
 
-/// The local password database: bcrypt off the async runtime, same cost for unknown users and
-/// for passwords bcrypt would truncate (refused whatever their first 72 bytes are).
+/// The local password database: bcrypt or argon2id off the async runtime, same cost for unknown
+/// users and for passwords bcrypt would truncate (refused whatever their first 72 bytes are).
 async fn check_local(
     broker: &AppState,
     live: &Arc<Live>,
@@ -288,8 +288,8 @@ async fn check_local(
 pub struct Busy;
 
 /// The password database's verdict on `email` and `password` (the form and the password
-/// grant share it): a bounded number of bcrypt checks at once, the same cost for unknown
-/// users (a dummy hash), passwords over bcrypt's 72 bytes refused.
+/// grant share it): a bounded number of password checks at once, the same cost for unknown
+/// users (a dummy hash), passwords over bcrypt's 72 bytes refused against a bcrypt hash.
 pub async fn verify_local(
     broker: &AppState,
     live: &Live,
@@ -300,15 +300,13 @@ pub async fn verify_local(
     // An unknown email costs what a known one does: the password is checked against a
     // configured user's hash (the same cost; the answer is discarded below), else a cost-10 dummy.
     let hash = user.as_ref().or(live.config.passwords.first()).map(|u| u.hash.expose().to_string());
-    let too_long = password.len() > BCRYPT_MAX_PASSWORD;
-    // A bounded number of bcrypt checks at once: a flood waits here instead of taking every core.
+    let hash = hash.unwrap_or_else(dummy_hash);
+    let too_long =
+        password.len() > BCRYPT_MAX_PASSWORD && crate::password::Scheme::of(&hash) == crate::password::Scheme::Bcrypt;
+    // A bounded number of password checks at once: a flood waits here instead of taking every core.
     let permit = tokio::time::timeout(BCRYPT_WAIT, broker.throttles.bcrypt.acquire()).await;
     let Ok(Ok(_permit)) = permit else { return Err(Busy) };
-    let ok = tokio::task::spawn_blocking(move || {
-        bcrypt::verify(password, &hash.unwrap_or_else(dummy_hash)).unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false)
+    let ok = tokio::task::spawn_blocking(move || crate::password::verify(&password, &hash)).await.unwrap_or(false)
         && !too_long;
     Ok(user.filter(|_| ok).map(|user| user.identity()))
 }

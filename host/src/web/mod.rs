@@ -186,12 +186,15 @@ fn cors(origins: &[String], allowed_headers: &[String]) -> tower_http::cors::Cor
 /// nor the handler set one.
 async fn security(req: Request, next: Next, https: bool, headers: Arc<[(HeaderName, HeaderValue)]>) -> Response {
     use tracing::Instrument;
+    // Not a secret, only unique: the thread's generator (no system call per request).
     let id = {
         let mut bytes = [0u8; 8];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        rand::thread_rng().fill_bytes(&mut bytes);
         hex::encode(bytes)
     };
-    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let method = req.method().clone();
+    // The path is only for the debug line: not copied when it is off.
+    let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_string());
     let client = ClientIp::of(req.extensions()).0;
     let route = req
         .extensions()
@@ -201,14 +204,16 @@ async fn security(req: Request, next: Next, https: bool, headers: Arc<[(HeaderNa
     let started = std::time::Instant::now();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = next.run(req).instrument(span.clone()).await;
-    span.in_scope(|| {
-        tracing::debug!(
-            status = response.status().as_u16(),
-            ms = started.elapsed().as_millis() as u64,
-            client = client.map(tracing::field::display),
-            "{method} {path}"
-        )
-    });
+    if let Some(path) = path {
+        span.in_scope(|| {
+            tracing::debug!(
+                status = response.status().as_u16(),
+                ms = started.elapsed().as_millis() as u64,
+                client = client.map(tracing::field::display),
+                "{method} {path}"
+            )
+        });
+    }
     let metrics = crate::metrics::global();
     let status = response.status().as_u16();
     metrics

@@ -75,15 +75,35 @@ pub fn user_mint<'a>(
     MintContext { grant, client_id, connector_id: Some(connector_id), identity: Some(identity), scopes }
 }
 
+/// A token's claims to sign: as built, or with patches merged in.
+pub enum Patched<T> {
+    /// No patch applied: signed as the typed claims serialise (no detour through a JSON tree).
+    Plain(T),
+    Merged(serde_json::Value),
+}
+
+impl<T: Serialize> Serialize for Patched<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Plain(claims) => claims.serialize(serializer),
+            Self::Merged(value) => value.serialize(serializer),
+        }
+    }
+}
+
 /// `claims` with the login's patch and then the mint's merged in. Without patches the claims
-/// are serialised unchanged.
+/// are left as they are.
 pub fn patched<T: Serialize>(
     claims: T,
     login: Option<&ClaimsPatch>,
     mint: &ClaimsPatch,
-) -> Result<serde_json::Value, OAuthError> {
+) -> Result<Patched<T>, OAuthError> {
+    let login = login.filter(|p| !p.is_empty());
+    if login.is_none() && mint.is_empty() {
+        return Ok(Patched::Plain(claims));
+    }
     let patches = login.into_iter().chain((!mint.is_empty()).then_some(mint));
-    types::merge(claims, patches).map_err(|e| {
+    types::merge(claims, patches).map(Patched::Merged).map_err(|e| {
         tracing::error!("cannot serialise a token's claims: {e}");
         OAuthError::server_error("cannot sign the token")
     })

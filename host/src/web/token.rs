@@ -320,9 +320,9 @@ async fn client_credentials(
     let scopes = client_credentials_scopes(scope)?;
     let identity = client_identity(client, &scopes);
     let now = now();
-    let grant = random_token();
+    // Nothing is stored: the grant is the token alone (`unstored_grant_id`).
+    let grant = crate::storage::unstored_grant_id(&random_token());
     let access_lifetime = secs(live.config.expiry.access_tokens);
-    broker.store.create_grant(&grant, None, now + access_lifetime, now).await.map_err(storage_error)?;
     let issuer = issuer(live);
     let token_id = random_token();
     let ctx = TokenContext {
@@ -462,9 +462,10 @@ async fn refresh(
 ) -> Result<serde_json::Value, OAuthError> {
     let now = now();
     let key = token_key(&presented);
-    let (mut stored, version) = broker
+    // The token and whether its grant is live: one statement.
+    let (mut stored, version, grant_live) = broker
         .store
-        .refresh_token(&key, now)
+        .refresh_token_and_grant(&key, now)
         .await
         .map_err(storage_error)?
         .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid, expired or revoked"))?;
@@ -477,7 +478,7 @@ async fn refresh(
         return Err(OAuthError::invalid_grant("the refresh token was already used; its whole family is revoked"));
     }
     // A retry within the reuse interval (a lost response) is answered with the same successor.
-    if !broker.store.grant_live(&stored.family, now).await.map_err(storage_error)? {
+    if !grant_live {
         return Err(OAuthError::invalid_grant("the refresh token was revoked"));
     }
     if client.refresh_lifetime == RefreshTokenLifetime::Session {

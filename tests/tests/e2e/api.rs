@@ -210,6 +210,17 @@ async fn passwords_created_through_the_api_log_in() {
         message(&refused),
         "Unknown: given hash cost = 17 is above upper bound cost = 16, recommended cost = 12"
     );
+    // argon2id is taken too (verified on the same bounded pool), within the bounds; a hash asking
+    // for 4 GiB per check is refused naming the parameter.
+    let argon2id = portcullis::password::hash_argon2id("argon-pass", 256, 1, 1).unwrap();
+    api.create_password(password("argon@example.com", &argon2id)).await.unwrap();
+    let yes = api.verify_password(verify("argon@example.com", "argon-pass")).await.unwrap().into_inner();
+    assert!(yes.verified);
+    assert!(!api.verify_password(verify("argon@example.com", "argon-pasS")).await.unwrap().into_inner().verified);
+    let huge = "$argon2id$v=19$m=4194304,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+    let refused = api.create_password(password("huge@example.com", huge)).await.unwrap_err();
+    assert!(message(&refused).contains("m (memory, KiB) = 4194304 per check, above the most"), "{}", message(&refused));
+    api.delete_password(DeletePasswordReq { email: "argon@example.com".into() }).await.unwrap();
     let no_user =
         CreatePasswordReq { password: Some(Password { email: "x@example.com".into(), ..Default::default() }) };
     assert_eq!(message(&api.create_password(no_user).await.unwrap_err()), "Unknown: no user ID supplied");

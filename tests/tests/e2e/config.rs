@@ -154,6 +154,21 @@ fn a_static_users_hash_comes_from_hash_from_env() {
     assert!(loaded.passwords[0].hash.matches(HASH));
     let err = Config::from_yaml(Path::new("t.yaml"), &yaml("  hashFromEnv: NOT_SET\n"), &env).unwrap_err().to_string();
     assert!(err.contains("staticPasswords[0].hashFromEnv: environment variable NOT_SET is not set"), "{err}");
+    // An argon2id hash comes the same way; one above the bounds is refused naming hashFromEnv.
+    let argon2id = portcullis::password::hash_argon2id("password", 256, 1, 1).unwrap();
+    let huge = "$argon2id$v=19$m=64,t=64,p=1$c29tZXNhbHRzb21lc2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+    let env2 = |name: &str| match name {
+        "ARGON" => Some(argon2id.clone()),
+        "HUGE" => Some(huge.to_string()),
+        _ => None,
+    };
+    let loaded = Config::from_yaml(Path::new("t.yaml"), &yaml("  hashFromEnv: ARGON\n"), &env2).unwrap();
+    assert!(loaded.passwords[0].hash.matches(&argon2id));
+    let err = Config::from_yaml(Path::new("t.yaml"), &yaml("  hashFromEnv: HUGE\n"), &env2).unwrap_err().to_string();
+    assert!(
+        err.contains("staticPasswords[0].hashFromEnv: the argon2id hash asks for t (passes) = 64 per check"),
+        "{err}"
+    );
     let both = yaml(&format!("  hash: \"{HASH}\"\n  hashFromEnv: ADMIN_HASH\n"));
     let err = Config::from_yaml(Path::new("t.yaml"), &both, &env).unwrap_err().to_string();
     assert!(err.contains("give hash or hashFromEnv, not both"), "{err}");

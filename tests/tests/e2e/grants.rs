@@ -172,6 +172,89 @@ async fn password_grant_logs_in_through_the_password_connector() {
     assert_eq!(last.1["error"], "temporarily_unavailable");
 }
 
+/// An argon2id hash (`hash-password --algorithm argon2id`) is taken wherever a bcrypt one is:
+/// beside the base config's bcrypt user, an argon2id user logs in through the password grant
+/// (the database's check, on the bounded pool), and a wrong password is refused; a password
+/// longer than bcrypt's 72 bytes is fine for argon2id, which reads all of it.
+#[tokio::test]
+async fn an_argon2id_user_logs_in_beside_a_bcrypt_one() {
+    let long = "p".repeat(100);
+    let hash = portcullis::password::hash_argon2id(&long, 256, 1, 1).unwrap();
+    let user = format!("- email: argon@example.com\n  hash: \"{hash}\"\n  username: argon\n  userID: 7d4f3c1e-argon\n");
+    let b = broker(CLIENT_CREDENTIALS, "", &user).await;
+    let login = |who: &'static str, password: String| {
+        let b = &b;
+        async move {
+            let form = [("grant_type", "password"), ("username", who), ("password", &password), ("scope", "openid")];
+            token_as(b, flow::CLIENT, Some(flow::SECRET), &form).await
+        }
+    };
+    let (status, tokens) = login("argon@example.com", long.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let claims = flow::claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["sub"], portcullis::oidc::sub::encode("7d4f3c1e-argon", "local"));
+    let (status, body) = login("argon@example.com", "p".repeat(99)).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
+    let (status, _) = login("admin@example.com", "password".into()).await;
+    assert_eq!(status, StatusCode::OK, "the bcrypt user beside it");
+}
+
+/// A client_credentials token is not stored (as in Dex: nothing refreshes it), yet it is
+/// introspected and revoked like any other: issuing it sends no statement to SQLite, revoking
+/// it stores the revocation, after which introspection says inactive and userinfo refuses it.
+#[tokio::test]
+async fn a_client_credentials_token_is_not_stored_but_still_revocable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = portcullis::storage::SqlBackend::sqlite(&dir.path().join("p.sqlite")).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let yaml = portcullis_tests::base_config(&issuer, "").replacen(
+        "oauth2:\n  skipApprovalScreen: false\n",
+        &format!("oauth2:\n  skipApprovalScreen: false\n{CLIENT_CREDENTIALS}"),
+        1,
+    );
+    let b = TestBroker::builder()
+        .listener(listener)
+        .issuer(&issuer)
+        .config(portcullis_tests::config_from_yaml(&yaml))
+        .backend(std::sync::Arc::new(db.clone()))
+        .start()
+        .await;
+    let grants = || {
+        use portcullis::storage::Kind;
+        [Kind::Grant, Kind::RevokedGrant, Kind::RefreshToken, Kind::UserGrant]
+            .map(|k| db.statements_on(k))
+            .iter()
+            .sum::<u64>()
+    };
+    let before = grants();
+    let (status, body) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(grants() - before, 0, "issuing writes nothing");
+    let access = body["access_token"].as_str().unwrap();
+    let me = Some((flow::CLIENT, flow::SECRET));
+    assert_eq!(introspect(&b, me, access).await.1["active"], true);
+    let userinfo = || reqwest::Client::new().get(b.url("/userinfo")).bearer_auth(access).send();
+    assert_eq!(userinfo().await.unwrap().status(), StatusCode::OK);
+    // Another client's revocation changes nothing; the owner's ends it.
+    let revoke = |auth: (&'static str, &'static str)| {
+        reqwest::Client::new()
+            .post(b.url("/token/revoke"))
+            .basic_auth(auth.0, Some(auth.1))
+            .form(&[("token", access)])
+            .send()
+    };
+    assert_eq!(revoke(("second-app", "c2Vjb25kLXNlY3JldA")).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(introspect(&b, me, access).await.1["active"], true, "a foreign revocation changes nothing");
+    assert_eq!(revoke((flow::CLIENT, flow::SECRET)).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(introspect(&b, me, access).await.1["active"], false);
+    assert_eq!(userinfo().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    // Revoking twice is fine (RFC 7009: 200), and another token of the same client stays live.
+    assert_eq!(revoke((flow::CLIENT, flow::SECRET)).await.unwrap().status(), StatusCode::OK);
+    let (_, other) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(introspect(&b, me, other["access_token"].as_str().unwrap()).await.1["active"], true);
+}
+
 async fn introspect(b: &TestBroker, auth: Option<(&str, &str)>, token: &str) -> (StatusCode, Value) {
     let mut request = reqwest::Client::new().post(b.url("/token/introspect"));
     if let Some((id, secret)) = auth {

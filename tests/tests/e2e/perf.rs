@@ -201,3 +201,42 @@ async fn es256_access_tokens_beside_rs256_id_tokens() {
     assert_eq!(header(refreshed["access_token"].as_str().unwrap())["alg"], "ES256");
     assert_eq!(header(refreshed["id_token"].as_str().unwrap())["alg"], "RS256");
 }
+
+/// A refresh (rotation on, the default) costs at most 3 statements: the token read together
+/// with whether its grant is live, the successor written, the parent marked rotated. The
+/// grant's liveness is really read in that one statement: with the grant gone (a revocation
+/// cut short between its two deletes) the same kind of token is refused.
+#[tokio::test]
+async fn a_refresh_costs_at_most_three_statements_and_still_checks_its_grant() {
+    use portcullis::storage::Backend as _;
+    use portcullis_tests::flow;
+    let (b, mut m, _dir) = sqlite_broker().await;
+    let login = async || {
+        let web = browser();
+        let (form, pending) = flow::authorize(&b, &web, "local", "openid email offline_access").await;
+        let form = form.text().await.unwrap();
+        let posted = flow::submit_password(&b, &web, "local", &form, "admin@example.com", "password").await;
+        let code = flow::finish(&b, &web, posted, &pending).await;
+        flow::exchange(&b, &code, &pending).await
+    };
+    let tokens = login().await;
+    m.last = m.count();
+    let refreshed = flow::refresh(&b, tokens.refresh_token().unwrap()).await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    m.step("POST /token (refresh)");
+    let refreshed: serde_json::Value = refreshed.json().await.unwrap();
+    let again = flow::refresh(&b, refreshed["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    m.step("POST /token (refresh again)");
+    eprintln!("statements per step: {:?}", m.steps);
+    m.assert_within_budget();
+    assert_eq!(m.of("POST /token (refresh)"), 3, "read with the grant, write the successor, rotate the parent");
+
+    let other = login().await;
+    let gid = flow::claims(other.json["access_token"].as_str().unwrap())["gid"].as_str().unwrap().to_string();
+    assert!(m.db.delete(Kind::Grant, &gid).await.unwrap());
+    let refused = flow::refresh(&b, other.refresh_token().unwrap()).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error_description"], "the refresh token was revoked", "{body}");
+}
