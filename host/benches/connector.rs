@@ -340,17 +340,14 @@ fn cpu_per_call(
     });
 }
 
-/// CPU time of this process: the sum over its threads of `/proc/self/task/*/schedstat`'s
-/// time on CPU, in nanoseconds (threads that ended before a sample are not counted: the
-/// runtime's workers live as long as the bench).
+/// CPU time of this process, all threads (`CLOCK_PROCESS_CPUTIME_ID`, exact to the
+/// nanosecond: `/proc`'s counters only move at scheduler ticks, too coarse for one sample).
 fn process_cpu() -> Duration {
-    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
-    let ns: u64 = tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum();
-    Duration::from_nanos(ns)
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `now` is a valid, writable timespec; the clock id is a constant Linux provides.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// The process's resident set (`/proc/self/statm`), in bytes.
