@@ -204,7 +204,10 @@ impl Balancer {
             Ok(response) => Ok(Answer { response, retried: false }),
             Err(e) if !after_sent && !e.is_connect() => {
                 self.counts.cut_not_retried.fetch_add(1, Relaxed);
-                Err(Sent::Cut(format!("the answer was cut and the request is not retried: {}", without_port(&e.to_string()))))
+                Err(Sent::Cut(format!(
+                    "the answer was cut and the request is not retried: {}",
+                    without_port(&e.to_string())
+                )))
             }
             Err(_) => {
                 self.counts.retried.fetch_add(1, Relaxed);
