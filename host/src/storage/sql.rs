@@ -436,7 +436,15 @@ impl SqlBackend {
         // for: two replicas opening the same new file at once may see SQLITE_BUSY. Retry briefly.
         let mut attempt = 0;
         let pool = loop {
-            match SqlitePoolOptions::new().max_connections(8).connect_with(options.clone()).await {
+            // No ping before each acquire (sqlx's default): an SQLite connection is a file in
+            // this process, it cannot have hung up, and the ping is a round trip to the
+            // connection's worker thread — as many thread hops as the statement itself.
+            match SqlitePoolOptions::new()
+                .max_connections(8)
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+                .await
+            {
                 Ok(pool) => break pool,
                 Err(err) if attempt < SQLITE_OPEN_RETRIES && is_sqlite_busy(&err) => {
                     attempt += 1;
