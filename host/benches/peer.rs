@@ -624,16 +624,20 @@ async fn run() {
     let peer = phases(&peer_op).await;
     drop(peer_op);
 
-    // ---- Ours: RS256 (the default), RS256 ID + ES256 access tokens, ES256; all on SQLite ----
+    // ---- Ours: RS256 (the default), RS256 ID + ES256 access tokens, ES256, all on SQLite; and
+    // ES256 on the memory storage (what the storage costs, beside the peer's memory adapter) ----
     let mut ours = Vec::new();
     for (label, key, alg, extra) in [
         ("Portcullis RS256 + SQLite", "rs256_sqlite", "RS256", ""),
         ("RS256 + ES256 access, SQLite", "rs256_es256at_sqlite", "RS256", "  accessTokenAlgorithm: ES256"),
         ("Portcullis ES256 + SQLite", "es256_sqlite", "ES256", ""),
+        ("Portcullis ES256 + memory", "es256_memory", "ES256", ""),
     ] {
-        let db = data.path().join(format!("{key}.db"));
-        let op =
-            start_ours(&Ours { algorithm: alg, storage: sqlite(&db), extra, bcrypt_hash: &hash, cpus: None }).await;
+        let storage = match key.ends_with("memory") {
+            true => "  type: memory".to_string(),
+            false => sqlite(&data.path().join(format!("{key}.db"))),
+        };
+        let op = start_ours(&Ours { algorithm: alg, storage, extra, bcrypt_hash: &hash, cpus: None }).await;
         ours.push((label, key, phases(&op).await));
     }
 
