@@ -6,6 +6,7 @@ pub mod backend;
 pub mod memory;
 pub mod objects;
 pub mod sql;
+mod sqlite_inline;
 
 pub use backend::{Backend, Kind, Record, Result, StorageError};
 pub use memory::MemoryBackend;

@@ -65,6 +65,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::backend::{Backend, Kind, Record, Result, StorageError};
+use super::sqlite_inline::{Failed, Inline};
 
 /// Schema steps, oldest first; step `i` brings the schema to version `i + 1`. Append, never edit:
 /// a released step has already run on someone's database.
@@ -303,6 +304,14 @@ impl Target {
         StorageError::Unavailable(format!("{} at {location}: {doing}: {err}; {}", engine.name(), engine.hint()))
     }
 
+    /// [`Self::operation_failed`] for a statement on the inline SQLite connection.
+    fn inline_failed(&self, doing: &str, kind: Kind, err: Failed) -> StorageError {
+        match err {
+            Failed::Decode(reason) => StorageError::Corrupt { kind: kind.as_str(), reason },
+            Failed::Unavailable(err) => self.unavailable(&format!("cannot {doing} {}", kind.as_str()), err),
+        }
+    }
+
     /// Maps a failed operation on `kind`: an undecodable column is corrupt data, anything else
     /// means the database is unavailable.
     fn operation_failed(&self, doing: &str, kind: Kind, err: sqlx::Error) -> StorageError {
@@ -325,6 +334,8 @@ pub struct SqlBackend {
     /// Statements sent to the database since it was opened (shared by clones): the test hook
     /// that keeps each login step within its budget (`statements`).
     statements: Arc<Statements>,
+    /// SQLite: the connection the point statements run on, inline (`sqlite_inline`).
+    inline: Option<Arc<Inline>>,
 }
 
 /// Statement counts: in all, and per kind of record (slot `Kind as usize`).
@@ -343,13 +354,19 @@ impl fmt::Debug for SqlBackend {
     }
 }
 
+/// Whether `path` is one of SQLite's names for a database in memory (or a `file:` URI) rather
+/// than a file.
+fn in_memory(path: &Path) -> bool {
+    path.as_os_str() == ":memory:" || path.to_string_lossy().starts_with("file:")
+}
+
 /// Makes the SQLite file at `path` readable and writable by the broker's user only (0600): it
 /// holds the signing keys' private PEM. Creates it so (whatever the umask) when `create` and it
 /// is missing; an existing file open to others is fixed, with a warning.
 fn make_private(path: &Path, create: bool) -> std::io::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     // SQLite's own names for a database in memory: no file to protect.
-    if path.as_os_str() == ":memory:" || path.to_string_lossy().starts_with("file:") {
+    if in_memory(path) {
         return Ok(());
     }
     match std::fs::metadata(path) {
@@ -453,7 +470,14 @@ impl SqlBackend {
                 Err(err) => return Err(target.unavailable("cannot open the database", err)),
             }
         };
-        let backend = Self::start(Pool::Sqlite(pool), target).await?;
+        let mut backend = Self::start(Pool::Sqlite(pool), target).await?;
+        // A database in memory (`:memory:`, a `file:` URI) is one per connection or shared
+        // through sqlx's pool: its statements stay there.
+        if !in_memory(path) {
+            let inline = Inline::open(path, SQLITE_BUSY_TIMEOUT)
+                .map_err(|err| backend.target.unavailable("cannot open the database", err))?;
+            backend.inline = Some(Arc::new(inline));
+        }
         // WAL mode has made the -wal and -shm files by now; SQLite gives them the database
         // file's mode, but ones left by an older broker may be readable by others.
         for suffix in ["-wal", "-shm"] {
@@ -537,7 +561,7 @@ impl SqlBackend {
     }
 
     async fn start(pool: Pool, target: Target) -> Result<Self> {
-        let backend = Self { pool, target, statements: Arc::default() };
+        let backend = Self { pool, target, statements: Arc::default(), inline: None };
         let current =
             backend.migrate().await.map_err(|err| backend.target.unavailable("cannot migrate the schema", err))?;
         let steps = if matches!(backend.pool, Pool::Mysql(_)) { MYSQL_MIGRATIONS } else { MIGRATIONS };
@@ -614,6 +638,9 @@ impl SqlBackend {
 
     /// Closes every connection; operations after this fail as unavailable.
     pub async fn close(&self) {
+        if let Some(inline) = &self.inline {
+            inline.close();
+        }
         on_pool!(&self.pool, pool => pool.close().await)
     }
 }
@@ -721,6 +748,13 @@ impl Backend for SqlBackend {
             return self.my_insert(pool, kind, id, record, now).await;
         }
         self.count(Some(kind), 1);
+        if let Some(inline) = &self.inline {
+            let values: [&dyn rusqlite::ToSql; 6] =
+                [&kind.as_str(), &id, &record.family.as_deref(), &record.data.as_str(), &record.expires_at, &now];
+            let inserted =
+                inline.execute(INSERT, &values).map_err(|err| self.target.inline_failed("insert", kind, err))?;
+            return if inserted == 0 { Err(StorageError::Conflict { kind: kind.as_str() }) } else { Ok(()) };
+        }
         let inserted = on_pool!(&self.pool, pool => sqlx::query(INSERT)
             .bind(kind.as_str())
             .bind(id)
@@ -745,6 +779,20 @@ impl Backend for SqlBackend {
         let Some((first_kind, _, _)) = records.first() else { return Ok(()) };
         self.count(Some(*first_kind), 1);
         let sql = insert_many_sql(records.len());
+        if let Some(inline) = &self.inline {
+            let kinds: Vec<&str> = records.iter().map(|(kind, _, _)| kind.as_str()).collect();
+            let families: Vec<Option<&str>> = records.iter().map(|(_, _, r)| r.family.as_deref()).collect();
+            let mut values: Vec<&dyn rusqlite::ToSql> = vec![&now];
+            for (i, (_, id, record)) in records.iter().enumerate() {
+                values.extend([&kinds[i] as &dyn rusqlite::ToSql, id, &families[i], &record.data, &record.expires_at]);
+            }
+            let inserted =
+                inline.execute(&sql, &values).map_err(|err| self.target.inline_failed("insert", *first_kind, err))?;
+            if inserted < records.len() as u64 {
+                return Err(StorageError::Conflict { kind: first_kind.as_str() });
+            }
+            return Ok(());
+        }
         let inserted = on_pool!(&self.pool, pool => {
             let mut q = sqlx::query(&sql).bind(now);
             for (kind, id, record) in records {
@@ -771,6 +819,12 @@ impl Backend for SqlBackend {
                 .await
                 .map_err(|err| self.target.operation_failed("read", kind, err))?;
             return row.map(|row| my_record(kind, row)).transpose();
+        }
+        if let Some(inline) = &self.inline {
+            let row = inline
+                .row(GET, &[&kind.as_str(), &id, &now], Inline::record)
+                .map_err(|err| self.target.inline_failed("read", kind, err))?;
+            return Ok(row.map(to_record));
         }
         let row: Option<RecordRow> = on_pool!(&self.pool, pool => sqlx::query_as(GET)
             .bind(kind.as_str())
@@ -800,6 +854,14 @@ impl Backend for SqlBackend {
                 })
                 .transpose();
         }
+        if let Some(inline) = &self.inline {
+            let row = inline
+                .row(GET_WITH_PARENT, &[&kind.as_str(), &id, &now, &parent.as_str()], |row| {
+                    Ok((Inline::record(row)?, row.get::<_, i64>(4)?))
+                })
+                .map_err(|err| self.target.inline_failed("read", kind, err))?;
+            return Ok(row.map(|(record, live)| (to_record(record), live == 1)));
+        }
         let row: Option<(Option<String>, String, i64, i64, i64)> =
             on_pool!(&self.pool, pool => sqlx::query_as(GET_WITH_PARENT)
             .bind(kind.as_str())
@@ -824,6 +886,12 @@ impl Backend for SqlBackend {
         now: i64,
     ) -> Result<bool> {
         self.count(Some(kind), 1);
+        if let Some(inline) = &self.inline {
+            let values: [&dyn rusqlite::ToSql; 6] = [&data, &expires_at, &kind.as_str(), &id, &expected_version, &now];
+            let updated =
+                inline.execute(UPDATE, &values).map_err(|err| self.target.inline_failed("update", kind, err))?;
+            return Ok(updated == 1);
+        }
         // MySQL: sqlx sets CLIENT_FOUND_ROWS, so the count is of matched rows, even unchanged.
         let updated = on_pool!(&self.pool, pool => sqlx::query(UPDATE)
             .bind(data)
@@ -853,6 +921,12 @@ impl Backend for SqlBackend {
             return self.my_take(pool, kind, id, now).await;
         }
         self.count(Some(kind), 1);
+        if let Some(inline) = &self.inline {
+            let row = inline
+                .row(TAKE, &[&kind.as_str(), &id, &now], Inline::record)
+                .map_err(|err| self.target.inline_failed("take", kind, err))?;
+            return Ok(row.map(to_record));
+        }
         let row: Option<RecordRow> = on_pool!(&self.pool, pool => sqlx::query_as(TAKE)
             .bind(kind.as_str())
             .bind(id)
@@ -865,6 +939,12 @@ impl Backend for SqlBackend {
 
     async fn delete(&self, kind: Kind, id: &str) -> Result<bool> {
         self.count(Some(kind), 1);
+        if let Some(inline) = &self.inline {
+            let deleted = inline
+                .execute(DELETE, &[&kind.as_str(), &id])
+                .map_err(|err| self.target.inline_failed("delete", kind, err))?;
+            return Ok(deleted > 0);
+        }
         let deleted = on_pool!(&self.pool, pool => sqlx::query(DELETE)
             .bind(kind.as_str())
             .bind(id)
