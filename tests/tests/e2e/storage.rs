@@ -498,6 +498,32 @@ async fn sqlite_files_are_private_to_the_broker() {
     b.close().await;
 }
 
+/// SQLite's point statements run on a connection of their own (`storage/sqlite_inline.rs`), the
+/// rest on sqlx's pool: each sees what the other wrote, and after `close` both refuse as
+/// unavailable.
+#[tokio::test]
+async fn sqlite_point_statements_and_the_pool_share_one_database_and_close_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = SqlBackend::sqlite(&dir.path().join("shared.sqlite")).await.unwrap();
+    // Written inline, listed and deleted through the pool, then read inline again.
+    b.insert(Kind::RefreshToken, "t1", &record("{}", Some("g"), NOW + 60), NOW).await.unwrap();
+    b.insert_many(&[(Kind::RefreshToken, "t2", &record("{}", Some("g"), NOW + 60))], NOW).await.unwrap();
+    let mut ids = b.list_family(Kind::RefreshToken, "g", NOW).await.unwrap();
+    ids.sort();
+    assert_eq!(ids, ["t1", "t2"]);
+    assert_eq!(b.delete_family(Kind::RefreshToken, "g").await.unwrap(), 2);
+    assert!(b.get(Kind::RefreshToken, "t1", NOW).await.unwrap().is_none(), "the inline read sees the pool's delete");
+    // What the pool's garbage collection removes is gone for the inline path too.
+    b.insert(Kind::AuthCode, "c", &record("{}", None, NOW + 1), NOW).await.unwrap();
+    assert_eq!(b.collect_garbage(NOW + 2).await.unwrap(), 1);
+    assert!(b.take(Kind::AuthCode, "c", NOW).await.unwrap().is_none());
+    b.close().await;
+    let err = b.get(Kind::AuthCode, "c", NOW).await.unwrap_err();
+    assert!(matches!(err, StorageError::Unavailable(_)), "{err:?}");
+    let err = b.insert(Kind::AuthCode, "d", &record("{}", None, NOW + 60), NOW).await.unwrap_err();
+    assert!(matches!(err, StorageError::Unavailable(_)), "{err:?}");
+}
+
 /// TLS to MySQL / MariaDB as Dex configures it, against a throwaway MariaDB serving a test
 /// certificate for 127.0.0.1: `ssl.caFile` verifies the server and the session is encrypted; a CA
 /// that did not sign the server's certificate is refused; `skip-verify` encrypts without checking.
