@@ -633,9 +633,10 @@ async fn run() {
         ("Portcullis ES256 + SQLite", "es256_sqlite", "ES256", ""),
         ("Portcullis ES256 + memory", "es256_memory", "ES256", ""),
     ] {
-        let storage = match key.ends_with("memory") {
-            true => "  type: memory".to_string(),
-            false => sqlite(&data.path().join(format!("{key}.db"))),
+        let storage = if key.ends_with("memory") {
+            "  type: memory".to_string()
+        } else {
+            sqlite(&data.path().join(format!("{key}.db")))
         };
         let op = start_ours(&Ours { algorithm: alg, storage, extra, bcrypt_hash: &hash, cpus: None }).await;
         ours.push((label, key, phases(&op).await));

@@ -65,7 +65,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use super::backend::{Backend, Kind, Record, Result, StorageError};
-use super::sqlite_inline::{Failed, Inline};
+use super::sqlite_inline::{Failed, Inline, RecordRow};
 
 /// Schema steps, oldest first; step `i` brings the schema to version `i + 1`. Append, never edit:
 /// a released step has already run on someone's database.
@@ -210,9 +210,6 @@ fn is_mysql_retryable(err: &sqlx::Error) -> bool {
 
 /// Attempts at a MySQL operation that lost a deadlock.
 const MYSQL_ATTEMPTS: u32 = 5;
-
-/// Columns of a stored record, in the order `GET` and `TAKE` return them.
-type RecordRow = (Option<String>, String, i64, i64);
 
 fn to_record((family, data, version, expires_at): RecordRow) -> Record {
     Record { data, family, version, expires_at }

@@ -5,10 +5,10 @@
 //! sqlx runs every SQLite statement on a worker thread of its own and hands rows back through
 //! channels, and pings the connection on release: several thread wake-ups per statement, which on
 //! this kind of machine cost more CPU than the statement (`docs/performance.md`: ~110 µs of CPU
-//! per statement before, ~35 µs now). A point
-//! statement on an indexed key takes microseconds, less than the RSA signature the same request
-//! computes on the same thread, so blocking for it is the cheaper trade; the mutex serialises
-//! this process's statements, which SQLite does for writers anyway. Migrations, garbage
+//! per statement before, ~35 µs now). A point statement on an indexed key takes microseconds,
+//! less than the RSA signature the same request computes on the same thread, so blocking for it
+//! is the cheaper trade; the mutex serialises this process's statements, which SQLite does for
+//! writers anyway. Migrations, garbage
 //! collection, listing and the admin API stay on the sqlx pool (`sql.rs`), which opened, created
 //! and migrated the file first: both see the same database, WAL and all. The trade: while another
 //! connection holds the write lock (a garbage-collection batch, or a second process on the same
@@ -25,7 +25,8 @@ use std::time::Duration;
 use rusqlite::types::ToSql;
 use rusqlite::{Connection, OpenFlags, Row, Statement};
 
-/// The columns of a record: family, data, version, expires_at.
+/// Columns of a stored record, in the order `GET` and `TAKE` return them: family, data, version,
+/// expires_at (also what `sql.rs` decodes from sqlx).
 pub(super) type RecordRow = (Option<String>, String, i64, i64);
 
 /// Why an inline statement failed.
