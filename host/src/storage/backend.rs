@@ -79,6 +79,17 @@ pub enum StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// One compare-and-swap, as [`Backend::update`] takes it: replace the data and expiry of the live
+/// record `kind`/`id` if its version is `expected_version`.
+#[derive(Debug, Clone, Copy)]
+pub struct Swap<'a> {
+    pub kind: Kind,
+    pub id: &'a str,
+    pub expected_version: i64,
+    pub data: &'a str,
+    pub expires_at: i64,
+}
+
 /// The operations every backend implements. Each is atomic on its own; `now` is passed in
 /// (Unix seconds) so tests control time and replicas agree on it.
 #[async_trait]
@@ -128,6 +139,19 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         now: i64,
     ) -> Result<bool>;
 
+    /// Inserts a new record (`insert`'s rule) and applies `swap` (`update`'s rule) as one change:
+    /// a refresh rotation's successor and the parent that points at it. `Ok(false)` when the
+    /// swap's version no longer matches, and then the new record is not kept either.
+    ///
+    /// SQLite and the memory storage commit both or neither; PostgreSQL runs both in one
+    /// statement, where a new id taken by any row (live or expired) is a `Conflict` that writes
+    /// nothing. Elsewhere (this default, MySQL) the new record is written first and deleted after
+    /// a lost swap: a crash between the two leaves an unreachable record for garbage collection,
+    /// never a swapped record pointing at one that does not exist.
+    async fn insert_and_update(&self, kind: Kind, id: &str, record: &Record, swap: Swap<'_>, now: i64) -> Result<bool> {
+        insert_then_update(self, kind, id, record, swap, now).await
+    }
+
     /// Atomically deletes and returns the live record: exactly one of several concurrent
     /// callers gets it.
     async fn take(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>>;
@@ -146,4 +170,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
 
     /// Checks the backend is reachable (for readiness).
     async fn ping(&self) -> Result<()>;
+}
+
+/// [`Backend::insert_and_update`] in two steps: the insert, then the swap, and the inserted
+/// record deleted again after a lost swap (it was never handed out).
+pub(super) async fn insert_then_update<B: Backend + ?Sized>(
+    backend: &B,
+    kind: Kind,
+    id: &str,
+    record: &Record,
+    swap: Swap<'_>,
+    now: i64,
+) -> Result<bool> {
+    backend.insert(kind, id, record, now).await?;
+    if backend.update(swap.kind, swap.id, swap.expected_version, swap.data, swap.expires_at, now).await? {
+        return Ok(true);
+    }
+    let _ = backend.delete(kind, id).await;
+    Ok(false)
 }

@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use super::backend::{Backend, Kind, Record, Result, StorageError};
+use super::backend::{Backend, Kind, Record, Result, StorageError, Swap};
 
 /// Records in a `HashMap` keyed by kind and id. Every operation holds the one lock for its
 /// whole duration, which makes each of them atomic.
@@ -78,6 +78,24 @@ impl Backend for MemoryBackend {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Both or neither, under the one lock.
+    async fn insert_and_update(&self, kind: Kind, id: &str, record: &Record, swap: Swap<'_>, now: i64) -> Result<bool> {
+        let mut records = self.records();
+        if records.get(&(kind, id.to_owned())).is_some_and(|existing| is_live(existing, now)) {
+            return Err(StorageError::Conflict { kind: kind.as_str() });
+        }
+        match records.get_mut(&(swap.kind, swap.id.to_owned())) {
+            Some(swapped) if is_live(swapped, now) && swapped.version == swap.expected_version => {
+                swapped.data = swap.data.to_owned();
+                swapped.expires_at = swap.expires_at;
+                swapped.version = swap.expected_version.saturating_add(1);
+            }
+            _ => return Ok(false),
+        }
+        records.insert((kind, id.to_owned()), Record { version: 1, ..record.clone() });
+        Ok(true)
     }
 
     async fn take(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>> {

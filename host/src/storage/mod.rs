@@ -8,7 +8,7 @@ pub mod objects;
 pub mod sql;
 mod sqlite_inline;
 
-pub use backend::{Backend, Kind, Record, Result, StorageError};
+pub use backend::{Backend, Kind, Record, Result, StorageError, Swap};
 pub use memory::MemoryBackend;
 pub use objects::{
     AuthCode, AuthRequest, Batch, DEVICE_EXPIRED_KEPT, DeviceRequest, DeviceStatus, KeySet, PublicKey, RefreshToken,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::backend::{Backend, Kind, Record, Result, StorageError};
+use super::backend::{Backend, Kind, Record, Result, StorageError, Swap};
 use crate::connectors::Identity;
 use crate::ids::{ClientId, ConnectorId, TokenKey};
 
@@ -414,9 +414,30 @@ impl Store {
         self.backend.update(Kind::RefreshToken, id.as_str(), version, &data, token.expires_at, now).await
     }
 
-    /// Deletes one refresh token (a successor that lost a concurrent rotation).
-    pub async fn delete_refresh_token(&self, id: &TokenKey) -> Result<bool> {
-        self.backend.delete(Kind::RefreshToken, id.as_str()).await
+    /// Rotates a refresh token: creates `successor` under `successor_id` and swaps the parent
+    /// `id` (at `version`) to `parent`, which points at it, as one change
+    /// (`Backend::insert_and_update`). False when another request rotated the parent first; the
+    /// successor is then not kept.
+    pub async fn rotate_refresh_token(
+        &self,
+        id: &TokenKey,
+        parent: &RefreshToken,
+        version: i64,
+        successor_id: &TokenKey,
+        successor: &RefreshToken,
+        now: i64,
+    ) -> Result<bool> {
+        let kind = Kind::RefreshToken;
+        let record = Record {
+            data: encode(kind, successor)?,
+            family: Some(successor.family.clone()),
+            version: 1,
+            expires_at: successor.expires_at,
+        };
+        let data = encode(kind, parent)?;
+        let swap =
+            Swap { kind, id: id.as_str(), expected_version: version, data: &data, expires_at: parent.expires_at };
+        self.backend.insert_and_update(kind, successor_id.as_str(), &record, swap, now).await
     }
 
     /// Revokes every token of a family (reuse detected, or logout).

@@ -64,8 +64,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::backend::{Backend, Kind, Record, Result, StorageError};
-use super::sqlite_inline::{Failed, Inline, RecordRow};
+use super::backend::{Backend, Kind, Record, Result, StorageError, Swap, insert_then_update};
+use super::sqlite_inline::{self, Failed, Inline, RecordRow};
 
 /// Schema steps, oldest first; step `i` brings the schema to version `i + 1`. Append, never edit:
 /// a released step has already run on someone's database.
@@ -154,6 +154,15 @@ const GET_WITH_PARENT: &str = "SELECT r.family, r.data, r.version, r.expires_at,
     FROM portcullis_objects r WHERE r.kind = $1 AND r.id = $2 AND r.expires_at > $3";
 const UPDATE: &str = "UPDATE portcullis_objects SET data = $1, expires_at = $2, version = version + 1
     WHERE kind = $3 AND id = $4 AND version = $5 AND expires_at > $6";
+/// PostgreSQL's `insert_and_update` in one statement: the swap (`UPDATE`'s `$1..$6`), and the new
+/// record (`$7..$11`) inserted only if the swap changed a row. A plain `INSERT`: an id taken by any
+/// row fails the whole statement with a unique violation, which undoes the swap too.
+const PG_INSERT_AND_UPDATE: &str = "WITH swapped AS (
+        UPDATE portcullis_objects SET data = $1, expires_at = $2, version = version + 1
+        WHERE kind = $3 AND id = $4 AND version = $5 AND expires_at > $6 RETURNING 1)
+    INSERT INTO portcullis_objects (kind, id, family, data, version, expires_at)
+        SELECT CAST($7 AS TEXT), CAST($8 AS TEXT), CAST($9 AS TEXT), CAST($10 AS TEXT), 1, CAST($11 AS BIGINT)
+        FROM swapped";
 const TAKE: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND id = $2 AND expires_at > $3
     RETURNING family, data, version, expires_at";
 const DELETE: &str = "DELETE FROM portcullis_objects WHERE kind = $1 AND id = $2";
@@ -911,6 +920,63 @@ impl Backend for SqlBackend {
             .map(|done| done.rows_affected()))
         .map_err(|err| self.target.operation_failed("update", kind, err))?;
         Ok(updated == 1)
+    }
+
+    /// SQLite: the swap and the insert in one transaction (one commit instead of two).
+    /// PostgreSQL: one statement ([`PG_INSERT_AND_UPDATE`]). MySQL: the two-step default.
+    async fn insert_and_update(&self, kind: Kind, id: &str, record: &Record, swap: Swap<'_>, now: i64) -> Result<bool> {
+        enum Outcome {
+            Done,
+            Lost,
+            Taken,
+        }
+        let outcome = if let Some(inline) = &self.inline {
+            self.count(Some(kind), 2);
+            let swapped: [&dyn rusqlite::ToSql; 6] =
+                [&swap.data, &swap.expires_at, &swap.kind.as_str(), &swap.id, &swap.expected_version, &now];
+            let inserted: [&dyn rusqlite::ToSql; 6] =
+                [&kind.as_str(), &id, &record.family.as_deref(), &record.data.as_str(), &record.expires_at, &now];
+            inline
+                .transaction(|conn| {
+                    if sqlite_inline::execute(conn, UPDATE, &swapped)? != 1 {
+                        return Ok((false, Outcome::Lost));
+                    }
+                    if sqlite_inline::execute(conn, INSERT, &inserted)? == 0 {
+                        return Ok((false, Outcome::Taken));
+                    }
+                    Ok((true, Outcome::Done))
+                })
+                .map_err(|err| self.target.inline_failed("update", swap.kind, err))?
+        } else if let Pool::Postgres(pool) = &self.pool {
+            self.count(Some(kind), 1);
+            let done = sqlx::query(PG_INSERT_AND_UPDATE)
+                .bind(swap.data)
+                .bind(swap.expires_at)
+                .bind(swap.kind.as_str())
+                .bind(swap.id)
+                .bind(swap.expected_version)
+                .bind(now)
+                .bind(kind.as_str())
+                .bind(id)
+                .bind(record.family.as_deref())
+                .bind(record.data.as_str())
+                .bind(record.expires_at)
+                .execute(pool)
+                .await;
+            match done {
+                Ok(done) if done.rows_affected() == 1 => Outcome::Done,
+                Ok(_) => Outcome::Lost,
+                Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Outcome::Taken,
+                Err(err) => return Err(self.target.operation_failed("update", swap.kind, err)),
+            }
+        } else {
+            return insert_then_update(self, kind, id, record, swap, now).await;
+        };
+        match outcome {
+            Outcome::Done => Ok(true),
+            Outcome::Lost => Ok(false),
+            Outcome::Taken => Err(StorageError::Conflict { kind: kind.as_str() }),
+        }
     }
 
     async fn take(&self, kind: Kind, id: &str, now: i64) -> Result<Option<Record>> {

@@ -81,11 +81,26 @@ impl Inline {
 
     /// Rows changed by `sql` with `$1..$n` bound to `values`.
     pub(super) fn execute(&self, sql: &str, values: &[&dyn ToSql]) -> Result<u64, Failed> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare_cached(sql)?;
-            bind(&mut stmt, values)?;
-            stmt.raw_execute().map(|n| n as u64)
-        })
+        self.with(|conn| execute(conn, sql, values))
+    }
+
+    /// `f` inside one transaction, committed when it answers `(true, _)` and rolled back
+    /// otherwise: one commit (one WAL write) for several statements. `BEGIN IMMEDIATE` takes
+    /// the write lock first, so a busy database makes it wait (up to the busy timeout) before
+    /// anything ran rather than fail half-way.
+    pub(super) fn transaction<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<(bool, T)>,
+    ) -> Result<T, Failed> {
+        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let conn = guard.as_mut().ok_or_else(|| Failed::Unavailable("the storage is closed".into()))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (commit, answer) = f(&tx)?;
+        if commit {
+            tx.commit()?;
+        }
+        // Dropping an uncommitted transaction rolls it back.
+        Ok(answer)
     }
 
     /// The first row of `sql` with `$1..$n` bound to `values`, if any, read by `read`.
@@ -109,6 +124,13 @@ impl Inline {
     pub(super) fn record(row: &Row<'_>) -> rusqlite::Result<RecordRow> {
         Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
     }
+}
+
+/// Rows changed by `sql` on `conn` with `$1..$n` bound to `values`.
+pub(super) fn execute(conn: &Connection, sql: &str, values: &[&dyn ToSql]) -> rusqlite::Result<u64> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, values)?;
+    stmt.raw_execute().map(|n| n as u64)
 }
 
 /// Binds `values[i]` to the parameter named `$i+1`; a statement without that name is a bug here.

@@ -523,19 +523,17 @@ async fn refresh(
             expires_at,
             ..stored.clone()
         };
-        // The successor is written before the parent points at it: a broker killed between the
-        // two writes leaves the parent unrotated (the client's retry rotates it again) and an
-        // unreachable record for GC, never a parent whose successor does not exist.
-        broker.store.create_refresh_token(&next_key, &record, now).await.map_err(storage_error)?;
+        // The successor and the parent pointing at it are one change (one commit in SQLite, one
+        // statement in PostgreSQL): never a parent whose successor does not exist.
         stored.rotated_at = Some(stored.rotated_at.unwrap_or(now));
         stored.successor = Some(next_key.clone());
         stored.successor_sealed = Some(seal_successor(&presented, &next));
-        if !broker.store.update_refresh_token(&key, &stored, version, now).await.map_err(storage_error)? {
-            // Another request rotated it first; this successor was never handed out. Within the
+        let rotated = broker.store.rotate_refresh_token(&key, &stored, version, &next_key, &record, now);
+        if !rotated.await.map_err(storage_error)? {
+            // Another request rotated it first; this successor was never kept. Within the
             // reuse interval the answer is the winner's successor, as for a retry: a retry that
             // raced its own first attempt (cut by a dying replica, still committing) must not
             // lose the client's only token.
-            let _ = broker.store.delete_refresh_token(&next_key).await;
             winner_successor(broker, &key, &presented, &client.id, secs(policy.reuse_interval)).await?.ok_or_else(
                 || OAuthError::invalid_grant("the refresh token was used concurrently; retry with the newest token"),
             )?

@@ -11,7 +11,7 @@
 //! skip, when no server can be had.
 
 use futures::future::join_all;
-use portcullis::storage::{Backend, Kind, MemoryBackend, Record, SqlBackend, StorageError};
+use portcullis::storage::{Backend, Kind, MemoryBackend, Record, SqlBackend, StorageError, Swap};
 use portcullis_tests::{TestDatabase, TestMysqlDatabase};
 
 const NOW: i64 = 1_700_000_000;
@@ -254,7 +254,51 @@ async fn insert_many_writes_every_record(b: &dyn Backend) {
     b.insert_many(&[], NOW).await.unwrap();
 }
 
+/// `insert_and_update` (a refresh rotation) writes both records or neither: a stale version
+/// writes nothing, a taken id swaps nothing.
+async fn insert_and_update_is_one_change(b: &dyn Backend) {
+    let k = Kind::RefreshToken;
+    b.insert(k, "parent", &record("p1", Some("g"), NOW + 60), NOW).await.unwrap();
+    let swap = |version, data| Swap { kind: k, id: "parent", expected_version: version, data, expires_at: NOW + 60 };
+    let child = record(r#"{"child":"ålice"}"#, Some("g"), NOW + 90);
+    assert!(b.insert_and_update(k, "child", &child, swap(1, "p2"), NOW).await.unwrap());
+    assert_eq!(b.get(k, "child", NOW).await.unwrap(), Some(child.clone()));
+    let parent = b.get(k, "parent", NOW).await.unwrap().unwrap();
+    assert_eq!((parent.version, parent.data.as_str()), (2, "p2"));
+
+    // A stale version: false, and the new record is not kept.
+    assert!(!b.insert_and_update(k, "loser", &child, swap(1, "stale"), NOW).await.unwrap());
+    assert_eq!(b.get(k, "loser", NOW).await.unwrap(), None, "a lost swap keeps no new record");
+    assert_eq!(b.get(k, "parent", NOW).await.unwrap(), Some(parent.clone()));
+
+    // A live id already taken: a conflict, and the swap did not happen.
+    let err = b.insert_and_update(k, "child", &child, swap(2, "p3"), NOW).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict { kind: "refresh_token" }), "{err:?}");
+    assert_eq!(b.get(k, "parent", NOW).await.unwrap(), Some(parent), "a conflict swaps nothing");
+    assert_eq!(b.list_family(k, "g", NOW).await.unwrap(), vec!["child".to_string(), "parent".to_string()]);
+}
+
+/// Racing rotations of one parent: one wins, and only its new record exists.
+async fn concurrent_rotations_have_one_winner(b: &dyn Backend) {
+    let k = Kind::RefreshToken;
+    b.insert(k, "parent", &record("p1", Some("g"), NOW + 60), NOW).await.unwrap();
+    let rotations = (0..RACERS).map(|i| async move {
+        let id = format!("child-{i}");
+        let swap = Swap { kind: k, id: "parent", expected_version: 1, data: &id, expires_at: NOW + 60 };
+        let won = b.insert_and_update(k, &id, &record("c", Some("g"), NOW + 60), swap, NOW).await.unwrap();
+        won.then_some(id)
+    });
+    let winners: Vec<String> = join_all(rotations).await.into_iter().flatten().collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let mut family = b.list_family(k, "g", NOW).await.unwrap();
+    family.retain(|id| id != "parent");
+    assert_eq!(family, winners, "only the winner's new record is kept");
+    assert_eq!(b.get(k, "parent", NOW).await.unwrap().unwrap().data, winners[0]);
+}
+
 conformance!(
+    insert_and_update_is_one_change,
+    concurrent_rotations_have_one_winner,
     insert_get_conflict,
     concurrent_inserts_have_one_winner,
     expired_records_are_invisible_and_replaceable,
