@@ -172,13 +172,14 @@ impl Keys {
 
     /// The JWKS document as text.
     pub fn jwks(&self) -> Result<String, KeyError> {
-        Ok(String::from_utf8_lossy(&self.jwks_document()?).into_owned())
+        Ok(String::from_utf8_lossy(&self.jwks_document()?.0).into_owned())
     }
 
-    /// The JWKS document's bytes, serialised when the key set was installed (a cheap clone).
-    pub fn jwks_document(&self) -> Result<bytes::Bytes, KeyError> {
+    /// The JWKS document's bytes, serialised when the key set was installed (a cheap clone), and
+    /// when the set is next due to rotate (Unix seconds).
+    pub fn jwks_document(&self) -> Result<(bytes::Bytes, i64), KeyError> {
         let guard = self.loaded.read().map_err(|_| KeyError::NotLoaded)?;
-        guard.as_ref().map(|l| l.jwks.clone()).ok_or(KeyError::NotLoaded)
+        guard.as_ref().map(|l| (l.jwks.clone(), l.set.next_rotation)).ok_or(KeyError::NotLoaded)
     }
 
     /// The algorithm of the key tokens are signed with now (for discovery and `at_hash`): the

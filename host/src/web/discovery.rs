@@ -26,10 +26,20 @@ pub async fn configuration(State(broker): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// The JWKS, serialised once per key set (`Keys::jwks_document`).
+/// The shortest time a JWKS may be cached (s), even when a rotation is due sooner: Dex's.
+pub const JWKS_MIN_MAX_AGE: i64 = 120;
+
+/// The JWKS, serialised once per key set (`Keys::jwks_document`). Cacheable until the set's
+/// next rotation, and at least [`JWKS_MIN_MAX_AGE`], as Dex serves it (`Cache-Control: max-age=N,
+/// must-revalidate`): an RP that caches it fetches it again when the keys can have changed.
 pub async fn keys(State(broker): State<AppState>) -> Response {
     match broker.keys.jwks_document() {
-        Ok(jwks) => ([(header::CONTENT_TYPE, "application/json")], jwks).into_response(),
+        Ok((jwks, next_rotation)) => {
+            let max_age = (next_rotation - crate::clock::now()).max(JWKS_MIN_MAX_AGE);
+            let cache = format!("max-age={max_age}, must-revalidate");
+            ([(header::CONTENT_TYPE, "application/json".to_string()), (header::CACHE_CONTROL, cache)], jwks)
+                .into_response()
+        }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("signing keys unavailable: {e}")).into_response(),
     }
 }

@@ -557,3 +557,24 @@ async fn a_password_longer_than_bcrypt_reads_is_refused_not_truncated() {
     let exact = submit(password.to_string()).await;
     assert_eq!(exact.status(), 303, "the 72-byte password itself logs in");
 }
+
+/// `/keys` is cacheable until the key set's next rotation and at least two minutes, as Dex serves
+/// it; with Dex's default rotation (6 h) that is up to 6 h, with a 1 m rotation the 2 m floor.
+#[tokio::test]
+async fn jwks_is_cacheable_until_the_next_rotation() {
+    let max_age = |b: &TestBroker| {
+        let url = b.url("/keys");
+        async move {
+            let r = reqwest::get(url).await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let value = r.headers()["cache-control"].to_str().unwrap().to_string();
+            let seconds = value.strip_prefix("max-age=").and_then(|v| v.strip_suffix(", must-revalidate"));
+            seconds.unwrap_or_else(|| panic!("cache-control: {value}")).parse::<i64>().unwrap()
+        }
+    };
+    let default = TestBroker::builder().start().await;
+    let age = max_age(&default).await;
+    assert!((6 * 3600 - 60..=6 * 3600).contains(&age), "a fresh key set rotates in 6 h: max-age={age}");
+    let short = TestBroker::builder().extra("expiry:\n  signingKeys: 1m\n").start().await;
+    assert_eq!(max_age(&short).await, 120, "never less than Dex's two minutes");
+}
