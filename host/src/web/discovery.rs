@@ -35,7 +35,8 @@ pub const JWKS_MIN_MAX_AGE: i64 = 120;
 pub async fn keys(State(broker): State<AppState>) -> Response {
     match broker.keys.jwks_document() {
         Ok((jwks, next_rotation)) => {
-            let max_age = (next_rotation - crate::clock::now()).max(JWKS_MIN_MAX_AGE);
+            // Capped at 2^31 - 1, the largest delta-seconds RFC 9111 (1.2.2) has caches honour.
+            let max_age = (next_rotation - crate::clock::now()).clamp(JWKS_MIN_MAX_AGE, i64::from(i32::MAX));
             let cache = format!("max-age={max_age}, must-revalidate");
             ([(header::CONTENT_TYPE, "application/json".to_string()), (header::CACHE_CONTROL, cache)], jwks)
                 .into_response()
