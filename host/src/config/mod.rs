@@ -59,6 +59,16 @@ impl Config {
         let fail = |message: String| ConfigError { file: file.into(), message };
         // Before the parser: a deeply nested document takes it seconds to reject.
         limits::check(text).map_err(fail)?;
+        // Before the parser too: a template is often not YAML at all, and where it is, its
+        // actions would be taken literally (a client secret of `{{ .Env.SECRET }}`).
+        if let Some(line) = go_template_line(text) {
+            return Err(fail(format!(
+                "line {line} is a Go template action (`{{{{ … }}}}`): Dex's Docker image renders its config with \
+                 gomplate before `dex serve`, and Portcullis reads the file as it is. Render it first \
+                 (`gomplate -f <file> -o config.yaml`), or write `$VAR` where the template reads an environment \
+                 variable (`getenv \"VAR\"`, `.Env.VAR`): Portcullis expands those itself"
+            )));
+        }
         let mut value: serde_yaml::Value =
             serde_yaml::from_str(text).map_err(|e| fail(format!("not valid YAML: {e}")))?;
         // Dex's `DEX_EXPAND_ENV=false` turns expansion off (a `$` in an LDAP password).
@@ -84,6 +94,31 @@ impl Config {
         validated.sha256 = crate::connectors::loader::sha256_hex(text.as_bytes());
         Ok(validated)
     }
+}
+
+/// The first line (1-based) holding a Go template action of the kind Dex's gomplate-rendered
+/// configs use: `{{ getenv … }}`, `{{ .Env.… }}`, a comment `{{/* … */}}`, or control
+/// (`if`, `range`, `with`, `end`, `else`), with or without `-` trimming.
+/// A Jinja expression such as a policy's `{{ email }}` or `{{ endpoint }}` is not one.
+fn go_template_line(text: &str) -> Option<usize> {
+    const PREFIXES: &[&str] = &["getenv ", "env.Getenv ", ".Env.", "/*"];
+    const KEYWORDS: &[&str] = &["if", "range", "with", "end", "else"];
+    let is_action = |action: &str| {
+        PREFIXES.iter().any(|p| action.starts_with(p))
+            || KEYWORDS.iter().any(|k| {
+                action
+                    .strip_prefix(k)
+                    .and_then(|rest| rest.chars().next())
+                    .is_some_and(|c| c.is_whitespace() || c == '-' || c == '}')
+            })
+    };
+    text.lines()
+        .position(|line| {
+            line.match_indices("{{").any(|(at, _)| {
+                is_action(line[at + 2..].trim_start_matches('-').trim_start()) && line[at..].contains("}}")
+            })
+        })
+        .map(|i| i + 1)
 }
 
 /// At most this many unknown or ill-typed keys are reported from one file.
@@ -145,4 +180,21 @@ fn remove_key(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path) -
     }
     // Shifting, not swapping, keeps the document's order, so errors come in the order written.
     at.as_mapping_mut().and_then(|m| m.shift_remove(key.as_str())).is_some()
+}
+
+#[cfg(test)]
+mod template_tests {
+    use super::go_template_line;
+
+    #[test]
+    fn go_template_actions_are_found_and_jinja_expressions_are_not() {
+        assert_eq!(go_template_line("a: 1\nissuer: {{ getenv \"X\" \"d\" }}\n"), Some(2));
+        assert_eq!(go_template_line("{{- /* note */ -}}\na: 1"), Some(1));
+        assert_eq!(go_template_line("secret: \"{{ .Env.SECRET }}\""), Some(1));
+        assert_eq!(go_template_line("{{- if .Env.X }}\nx: 1\n{{ end }}"), Some(1));
+        assert_eq!(go_template_line("{{end}}"), Some(1));
+        for jinja in ["contact: \"{{ email }}\"", "u: \"{{ endpoint }}\"", "x: \"{{ ifname }}\"", "y: '{{'"] {
+            assert_eq!(go_template_line(jinja), None, "{jinja}");
+        }
+    }
 }
