@@ -658,7 +658,9 @@ pub struct PasswordConfig {
     /// The `groups` claim.
     #[serde(default)]
     pub groups: Vec<String>,
-    #[serde(rename = "userID")]
+    /// Absent or empty: `""`, as Dex takes it (Dex's own OIDC-conformance config has none);
+    /// validation refuses a second user without one, since both would get one `sub`.
+    #[serde(rename = "userID", default)]
     pub user_id: String,
 }
 

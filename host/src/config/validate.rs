@@ -1171,6 +1171,7 @@ fn passwords(c: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Sta
         return Err("staticPasswords: the password database is off; add `enablePasswordDB: true`".into());
     }
     let mut emails = BTreeSet::new();
+    let mut without_user_id = None;
     let mut out = Vec::new();
     for (i, p) in c.static_passwords.iter().enumerate() {
         let at = format!("staticPasswords[{i}]");
@@ -1188,8 +1189,21 @@ fn passwords(c: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Sta
         };
         let key = if p.hash.is_some() { "hash" } else { "hashFromEnv" };
         let hash = crate::password::parse(&written).map_err(|e| format!("{at}.{key}: {e}"))?;
-        if p.user_id.is_empty() || p.email.is_empty() {
-            return Err(format!("{at}: email and userID must not be empty"));
+        if p.email.is_empty() {
+            return Err(format!("{at}: email must not be empty"));
+        }
+        // Dex's meaning of a user without userID: the user id "", so a `sub` of ("", local).
+        // Unique for one such user; a second would share it, and each could then be taken for
+        // the other by every RP (and by grants listed by `sub`).
+        if p.user_id.is_empty() {
+            if let Some(first) = without_user_id {
+                return Err(format!(
+                    "{at}: no userID, like staticPasswords[{first}]: Dex gives both the same subject (`sub`), so an \
+                     application could not tell the two users apart; give each a userID of its own (any unique \
+                     string, e.g. a UUID; keep the one Dex has already issued tokens for empty)"
+                ));
+            }
+            without_user_id = Some(i);
         }
         if !emails.insert(p.email.to_ascii_lowercase()) {
             return Err(format!("{at}.email: {:?} is used twice", p.email));

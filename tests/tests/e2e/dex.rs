@@ -383,3 +383,39 @@ async fn connector_grant_types_limit_what_a_connector_serves() {
         "{bad}"
     );
 }
+
+/// Dex's own OIDC-conformance config (`examples/oidc-conformance/config.yaml.tmpl`) has a static
+/// user without `userID`: it loads, the user logs in, and its `sub` is Dex's for the user id ""
+/// (what Dex issued). A second user without one is refused: both would get that one `sub`.
+#[tokio::test]
+async fn a_static_user_without_user_id_means_what_it_means_in_dex() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let base = portcullis_tests::base_config(&issuer, "");
+    let at = base.find("staticPasswords:").unwrap();
+    let user = |email: &str| {
+        format!(
+            "- email: \"{email}\"\n  # bcrypt hash of the string \"password\"\n  \
+             hash: \"$2a$10$2b2cU8CPhOTaGrs1HRQuAueS7JTT5ZHsHSzYiFPm1leZck7Mc8T4W\"\n  username: \"admin\"\n"
+        )
+    };
+    let yaml = format!("{}staticPasswords:\n{}", &base[..at], user("admin@example.com"));
+    let config = portcullis_tests::config_from_yaml(&yaml);
+    let b = TestBroker::builder().listener(listener).issuer(&issuer).config(config).start().await;
+    let web = browser();
+    let (form, pending) = flow::authorize(&b, &web, "local", "openid email offline_access").await;
+    let form = form.text().await.unwrap();
+    let done = flow::submit_password(&b, &web, "local", &form, "admin@example.com", "password").await;
+    let code = flow::finish(&b, &web, done, &pending).await;
+    let tokens = flow::exchange(&b, &code, &pending).await;
+    assert_eq!(tokens.claims["sub"], portcullis::oidc::sub::encode("", "local"));
+    assert_eq!(tokens.claims["email"], "admin@example.com");
+    let refreshed = flow::refresh(&b, tokens.refresh_token().unwrap()).await;
+    assert_eq!(refreshed.status(), reqwest::StatusCode::OK, "a refresh finds the user again");
+
+    let two = format!("{}staticPasswords:\n{}{}", &base[..at], user("admin@example.com"), user("other@example.com"));
+    let refused =
+        portcullis::config::Config::from_yaml(std::path::Path::new("t.yaml"), &two, &|_| None).unwrap_err().to_string();
+    assert!(refused.contains("staticPasswords[1]: no userID, like staticPasswords[0]"), "{refused}");
+    assert!(refused.contains("give each a userID"), "{refused}");
+}
