@@ -193,10 +193,10 @@ pub struct WebConfig {
     #[serde(default)]
     pub tls_key: Option<String>,
     /// `"1.2"` (default) or `"1.3"`: the oldest TLS version `web.https` accepts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tls_version")]
     pub tls_min_version: Option<String>,
     /// `"1.2"` or `"1.3"` (default): the newest TLS version `web.https` accepts.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tls_version")]
     pub tls_max_version: Option<String>,
     /// A PEM file of CA certificates: `web.https` then requires a client certificate issued by
     /// one of them (Dex has this key for gRPC only).
@@ -368,9 +368,9 @@ pub struct GrpcConfig {
     /// Clients must present a certificate issued by one of these CAs (PEM).
     #[serde(default, rename = "tlsClientCA")]
     pub tls_client_ca: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tls_version")]
     pub tls_min_version: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tls_version")]
     pub tls_max_version: Option<String>,
     /// Serve the gRPC server-reflection service (grpcurl without the proto file).
     #[serde(default)]
@@ -741,4 +741,19 @@ pub struct PolicyConfig {
     pub on_error: crate::connectors::policy::OnError,
     #[serde(default)]
     pub config: BTreeMap<String, serde_json::Value>,
+}
+
+/// A TLS version as Dex reads it: `"1.3"`, or `1.3` unquoted, which YAML makes a number (Dex's
+/// YAML-to-JSON step turns it back into the string its field wants; `config.yaml.dist` writes it so).
+fn tls_version<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Version {
+        Text(String),
+        Number(f64),
+    }
+    Ok(Option::<Version>::deserialize(deserializer)?.map(|v| match v {
+        Version::Text(text) => text,
+        Version::Number(n) => n.to_string(),
+    }))
 }

@@ -247,13 +247,14 @@ async fn renewed_certificates_are_served_and_broken_ones_ignored() {
     assert_eq!(wait_for_certificate(&b, &ca, &third.der).await, third.der, "the repaired pair is served");
 }
 
-/// `tlsMinVersion: "1.3"` refuses a client that speaks at most TLS 1.2, and serves one that
-/// speaks 1.3; by default (1.2) the 1.2 client is served.
+/// `tlsMinVersion: 1.3` refuses a client that speaks at most TLS 1.2, and serves one that
+/// speaks 1.3; by default (1.2) the 1.2 client is served. Unquoted, as Dex's `config.yaml.dist`
+/// writes it (YAML reads a number; Dex, and we, take it as the version).
 #[tokio::test]
 async fn tls_min_version_refuses_older_clients() {
     let ca = Ca::new("portcullis test CA");
     let files = TlsFiles::new(&ca.server(1, 2040));
-    let strict = TestBroker::builder().extra(&files.web("  tlsMinVersion: \"1.3\"\n")).https().start().await;
+    let strict = TestBroker::builder().extra(&files.web("  tlsMinVersion: 1.3\n")).https().start().await;
     let old_client = || tls_client(&ca).max_tls_version(reqwest::tls::Version::TLS_1_2).build().unwrap();
     let refused = old_client().get(strict.url("/healthz")).send().await;
     assert!(refused.is_err(), "a TLS 1.2 client is refused: {refused:?}");
