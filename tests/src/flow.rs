@@ -74,6 +74,17 @@ pub async fn submit_password(
         .unwrap()
 }
 
+/// A whole password login as a browser does it, in a fresh cookie jar: authorize through
+/// `connector`'s password form, post `username` and `password`, approve, redeem the code.
+pub async fn password_login(b: &TestBroker, connector: &str, scopes: &str, username: &str, password: &str) -> Tokens {
+    let web = crate::browser();
+    let (form, pending) = authorize(b, &web, connector, scopes).await;
+    let form = form.text().await.unwrap();
+    let done = submit_password(b, &web, connector, &form, username, password).await;
+    let code = finish(b, &web, done, &pending).await;
+    exchange(b, &code, &pending).await
+}
+
 /// From the broker's redirect after a successful login (`response` is a 303 to the approval
 /// page or to the client), approves if asked and returns the authorization code, checking
 /// the state came back.

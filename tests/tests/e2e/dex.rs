@@ -47,12 +47,7 @@ async fn a_dex_static_user_gets_dex_claims() {
     let again = flow::claims(refreshed["id_token"].as_str().unwrap());
     assert_eq!(again["groups"], serde_json::json!(["team-a", "team-a/admins"]));
     // A user with neither username nor name nor preferredUsername, as Dex allows.
-    let web = browser();
-    let (form, pending) = flow::authorize(&b, &web, "local", "openid profile").await;
-    let form = form.text().await.unwrap();
-    let done = flow::submit_password(&b, &web, "local", &form, "bare@example.com", "password").await;
-    let code = flow::finish(&b, &web, done, &pending).await;
-    let c = flow::exchange(&b, &code, &pending).await.claims;
+    let c = flow::password_login(&b, "local", "openid profile", "bare@example.com", "password").await.claims;
     assert!(c.get("preferred_username").is_none(), "absent, as in Dex: {c}");
 }
 
@@ -402,12 +397,8 @@ async fn a_static_user_without_user_id_means_what_it_means_in_dex() {
     let yaml = format!("{}staticPasswords:\n{}", &base[..at], user("admin@example.com"));
     let config = portcullis_tests::config_from_yaml(&yaml);
     let b = TestBroker::builder().listener(listener).issuer(&issuer).config(config).start().await;
-    let web = browser();
-    let (form, pending) = flow::authorize(&b, &web, "local", "openid email offline_access").await;
-    let form = form.text().await.unwrap();
-    let done = flow::submit_password(&b, &web, "local", &form, "admin@example.com", "password").await;
-    let code = flow::finish(&b, &web, done, &pending).await;
-    let tokens = flow::exchange(&b, &code, &pending).await;
+    let tokens =
+        flow::password_login(&b, "local", "openid email offline_access", "admin@example.com", "password").await;
     assert_eq!(tokens.claims["sub"], portcullis::oidc::sub::encode("", "local"));
     assert_eq!(tokens.claims["email"], "admin@example.com");
     let refreshed = flow::refresh(&b, tokens.refresh_token().unwrap()).await;
