@@ -12,7 +12,7 @@ use super::backend::{Backend, Kind, Record, Result, StorageError, Swap};
 /// whole duration, which makes each of them atomic.
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    records: Mutex<HashMap<(Kind, String), Record>>,
+    records: Mutex<Records>,
 }
 
 impl MemoryBackend {
@@ -20,7 +20,7 @@ impl MemoryBackend {
         Self::default()
     }
 
-    fn records(&self) -> MutexGuard<'_, HashMap<(Kind, String), Record>> {
+    fn records(&self) -> MutexGuard<'_, Records> {
         // No operation can panic halfway through a change, so a poisoned map is still consistent.
         self.records.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -30,11 +30,31 @@ fn is_live(record: &Record, now: i64) -> bool {
     record.expires_at > now
 }
 
+type Records = HashMap<(Kind, String), Record>;
+
+/// Whether a live record holds `kind`/`id` (an insert there is a conflict).
+fn taken(records: &Records, kind: Kind, id: &str, now: i64) -> bool {
+    records.get(&(kind, id.to_owned())).is_some_and(|existing| is_live(existing, now))
+}
+
+/// `update`'s compare-and-swap on the locked map: true if it changed the record.
+fn swap(records: &mut Records, change: Swap<'_>, now: i64) -> bool {
+    match records.get_mut(&(change.kind, change.id.to_owned())) {
+        Some(record) if is_live(record, now) && record.version == change.expected_version => {
+            record.data = change.data.to_owned();
+            record.expires_at = change.expires_at;
+            record.version = change.expected_version.saturating_add(1);
+            true
+        }
+        _ => false,
+    }
+}
+
 #[async_trait]
 impl Backend for MemoryBackend {
     async fn insert(&self, kind: Kind, id: &str, record: &Record, now: i64) -> Result<()> {
         let mut records = self.records();
-        if records.get(&(kind, id.to_owned())).is_some_and(|existing| is_live(existing, now)) {
+        if taken(&records, kind, id, now) {
             return Err(StorageError::Conflict { kind: kind.as_str() });
         }
         records.insert((kind, id.to_owned()), Record { version: 1, ..record.clone() });
@@ -44,9 +64,7 @@ impl Backend for MemoryBackend {
     /// All or nothing here: the map is checked under the lock before anything is written.
     async fn insert_many(&self, batch: &[(Kind, &str, &Record)], now: i64) -> Result<()> {
         let mut records = self.records();
-        if let Some((kind, _, _)) =
-            batch.iter().find(|(kind, id, _)| records.get(&(*kind, (*id).to_owned())).is_some_and(|r| is_live(r, now)))
-        {
+        if let Some((kind, _, _)) = batch.iter().find(|(kind, id, _)| taken(&records, *kind, id, now)) {
             return Err(StorageError::Conflict { kind: kind.as_str() });
         }
         for (kind, id, record) in batch {
@@ -68,31 +86,24 @@ impl Backend for MemoryBackend {
         expires_at: i64,
         now: i64,
     ) -> Result<bool> {
-        let mut records = self.records();
-        match records.get_mut(&(kind, id.to_owned())) {
-            Some(record) if is_live(record, now) && record.version == expected_version => {
-                record.data = data.to_owned();
-                record.expires_at = expires_at;
-                record.version = expected_version.saturating_add(1);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(swap(&mut self.records(), Swap { kind, id, expected_version, data, expires_at }, now))
     }
 
     /// Both or neither, under the one lock.
-    async fn insert_and_update(&self, kind: Kind, id: &str, record: &Record, swap: Swap<'_>, now: i64) -> Result<bool> {
+    async fn insert_and_update(
+        &self,
+        kind: Kind,
+        id: &str,
+        record: &Record,
+        change: Swap<'_>,
+        now: i64,
+    ) -> Result<bool> {
         let mut records = self.records();
-        if records.get(&(kind, id.to_owned())).is_some_and(|existing| is_live(existing, now)) {
+        if taken(&records, kind, id, now) {
             return Err(StorageError::Conflict { kind: kind.as_str() });
         }
-        match records.get_mut(&(swap.kind, swap.id.to_owned())) {
-            Some(swapped) if is_live(swapped, now) && swapped.version == swap.expected_version => {
-                swapped.data = swap.data.to_owned();
-                swapped.expires_at = swap.expires_at;
-                swapped.version = swap.expected_version.saturating_add(1);
-            }
-            _ => return Ok(false),
+        if !swap(&mut records, change, now) {
+            return Ok(false);
         }
         records.insert((kind, id.to_owned()), Record { version: 1, ..record.clone() });
         Ok(true)

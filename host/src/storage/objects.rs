@@ -276,8 +276,7 @@ impl Batch {
         value: &T,
         expires_at: i64,
     ) -> Result<()> {
-        let record = Record { data: encode(kind, value)?, family: family.map(str::to_string), version: 1, expires_at };
-        self.records.push((kind, id.to_string(), record));
+        self.records.push((kind, id.to_string(), new_record(kind, family, value, expires_at)?));
         Ok(())
     }
 
@@ -312,6 +311,11 @@ fn encode<T: Serialize>(kind: Kind, value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StorageError::Corrupt { kind: kind.as_str(), reason: e.to_string() })
 }
 
+/// A record to insert (version 1) holding `value`.
+fn new_record<T: Serialize>(kind: Kind, family: Option<&str>, value: &T, expires_at: i64) -> Result<Record> {
+    Ok(Record { data: encode(kind, value)?, family: family.map(str::to_string), version: 1, expires_at })
+}
+
 fn decode<T: DeserializeOwned>(kind: Kind, record: &Record) -> Result<T> {
     serde_json::from_str(&record.data).map_err(|e| StorageError::Corrupt { kind: kind.as_str(), reason: e.to_string() })
 }
@@ -334,8 +338,7 @@ impl Store {
         expires_at: i64,
         now: i64,
     ) -> Result<()> {
-        let record = Record { data: encode(kind, value)?, family: family.map(str::to_string), version: 1, expires_at };
-        self.backend.insert(kind, id, &record, now).await
+        self.backend.insert(kind, id, &new_record(kind, family, value, expires_at)?, now).await
     }
 
     /// Inserts every record of `batch` at once (`Backend::insert_many`).
@@ -428,12 +431,7 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let kind = Kind::RefreshToken;
-        let record = Record {
-            data: encode(kind, successor)?,
-            family: Some(successor.family.clone()),
-            version: 1,
-            expires_at: successor.expires_at,
-        };
+        let record = new_record(kind, Some(&successor.family), successor, successor.expires_at)?;
         let data = encode(kind, parent)?;
         let swap =
             Swap { kind, id: id.as_str(), expected_version: version, data: &data, expires_at: parent.expires_at };
