@@ -130,7 +130,22 @@ const MAX_KEY_ERRORS: usize = 50;
 /// early where removing cannot help: a missing field (including a required key just removed for
 /// its bad value), a bad list item (removing it would renumber the items after it) or a key
 /// inside an enum.
-fn deserialize_all(mut value: serde_yaml::Value) -> Result<Config, Vec<String>> {
+fn deserialize_all(value: serde_yaml::Value) -> Result<Config, Vec<String>> {
+    deserialize_each(value).map_err(|mut errors| {
+        if let Some(first) = errors.iter_mut().find(|e| e.contains(": unknown field `")) {
+            first.push_str(UNKNOWN_KEY_NOTE);
+        }
+        errors
+    })
+}
+
+/// Said once, after the first unknown key: the difference from Dex, why, and what to do.
+const UNKNOWN_KEY_NOTE: &str = " (Dex ignores a key it does not know, unless \
+    DEX_CONFIG_DISALLOW_UNKNOWN_FIELDS=true; Portcullis always refuses one, so that a misspelt key \
+    cannot leave its default in force unseen: correct it to one of the keys listed, or delete it)";
+
+/// [`deserialize_all`]'s loop, without the note.
+fn deserialize_each(mut value: serde_yaml::Value) -> Result<Config, Vec<String>> {
     let mut errors = Vec::new();
     let mut removed = Vec::new();
     loop {
