@@ -122,6 +122,11 @@ fn is_sqlite_busy(err: &sqlx::Error) -> bool {
 /// How long an operation waits for a free PostgreSQL connection (or to open one).
 const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// PostgreSQL connections per broker without `maxOpenConns`: Dex's default (`SetMaxOpenConns(5)`
+/// in its `storage/sql`), so a database sized for a fleet of Dex replicas is not asked for twice
+/// as many connections by the same fleet of ours.
+const POSTGRES_MAX_CONNECTIONS: u32 = 5;
+
 const INSERT: &str = "INSERT INTO portcullis_objects (kind, id, family, data, version, expires_at)
     VALUES ($1, $2, $3, $4, 1, $5)
     ON CONFLICT (kind, id) DO UPDATE
@@ -516,12 +521,10 @@ impl SqlBackend {
                 target.location
             ))
         })?;
-        let mut pool = PgPoolOptions::new()
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.unwrap_or(POSTGRES_MAX_CONNECTIONS).max(1))
             .acquire_timeout(acquire_timeout.unwrap_or(POSTGRES_ACQUIRE_TIMEOUT))
             .max_lifetime(max_lifetime);
-        if let Some(max) = max_connections {
-            pool = pool.max_connections(max.max(1));
-        }
         let pool = pool.connect_with(options).await.map_err(|err| target.unavailable("cannot connect", err))?;
         Self::start(Pool::Postgres(pool), target).await
     }

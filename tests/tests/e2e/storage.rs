@@ -460,6 +460,37 @@ async fn mysql_config_block_opens_the_database() {
     assert!(format!("{err:#}").contains(&format!("MySQL at root@{host}/")), "{err:#}");
 }
 
+/// Without `maxOpenConns` a broker opens at most Dex's 5 PostgreSQL connections, however many
+/// statements wait for one; with it, that many.
+#[tokio::test]
+async fn postgres_pool_is_dexs_five_connections_unless_max_open_conns_says() {
+    use sqlx::Row as _;
+    for (key, want) in [("", 5_i64), ("    maxOpenConns: 7\n", 7)] {
+        let db = TestDatabase::create().await;
+        let yaml = format!(
+            "issuer: http://127.0.0.1:5556/dex\nstorage:\n  type: postgres\n  config:\n    url: {}?sslmode=disable\n{key}",
+            db.url()
+        );
+        let config = portcullis::config::Config::from_yaml(std::path::Path::new("pg.yaml"), &yaml, &|_| None).unwrap();
+        let b = portcullis::broker::open_storage(&config).await.unwrap();
+        // Forty reads at once: every one waits for a connection, so the pool opens all it may.
+        let reads = join_all((0..40).map(|i| {
+            let b = &b;
+            async move { b.get(Kind::AuthCode, &format!("c{i}"), NOW).await }
+        }))
+        .await;
+        assert!(reads.iter().all(|r| matches!(r, Ok(None))), "{reads:?}");
+        let mut admin = portcullis_tests::postgres_admin().await;
+        let open: i64 = sqlx::query("SELECT count(*) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&db.name)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(open, want, "connections with {key:?}");
+    }
+}
+
 #[tokio::test]
 async fn unreachable_mysql_names_the_server_without_its_password() {
     let err = SqlBackend::connect("mysql://portcullis:hunter2@127.0.0.1:1/portcullis").await.unwrap_err().to_string();
