@@ -14,10 +14,11 @@
 //!   name a server to reach** ([`NOT_TARGETS`]): `redirectURI` is the broker's own callback,
 //!   `issuerAlias` is a name to compare with, `scopes`, `acrValues`, `claimMapping`,
 //!   `claimModifications`, `userIDKey` and `userNameKey` hold names that often look like URLs (`https://www.googleapis.com/auth/...`, Auth0's
-//!   namespaced claims), `entityIssuer` is the broker's own SAML name, `ssoURL` is where the
-//!   browser (never the plugin) posts a SAML request;
+//!   namespaced claims), `entityIssuer` is the broker's own SAML name and `ssoIssuer` the IdP's
+//!   (compared, never dialled), `ssoURL` is where the browser (never the plugin) posts a SAML
+//!   request;
 //! - **the documented fixed hosts of a shipped type** when its config names no other upstream:
-//!   `github` without `hostName` (github.com, api.github.com), `google` without `issuer` (what
+//!   `github` without `hostName` (github.com, api.github.com), `google` without `issuer` or with Google's own (what
 //!   the google connector calls: accounts.google.com for discovery and the browser,
 //!   oauth2.googleapis.com for tokens, openidconnect.googleapis.com for userinfo,
 //!   www.googleapis.com for keys; and admin.googleapis.com for the Directory API when
@@ -29,7 +30,11 @@
 //!   (gitea.com). `oauth` (its three endpoint URLs) and `openshift` (`issuer`) always name their
 //!   upstream in URLs.
 //!
-//! Nothing else: hosts an OIDC discovery document names on other servers need `allowedHosts`.
+//! - **`oidc` with Google's issuer** (`https://accounts.google.com`, Dex's own oidc example):
+//!   the same Google hosts as `google`, since Google's discovery document names them.
+//!
+//! Nothing else: hosts any other OIDC discovery document names on other servers need
+//! `allowedHosts`.
 //! Each implied entry is an exact `scheme://host[:port]` (never a wildcard), so a loopback
 //! issuer such as `http://127.0.0.1:5556/dex` is reachable and nothing beside it. An explicit
 //! `allowedHosts` (even `[]`) replaces the implied set entirely.
@@ -50,6 +55,7 @@ pub const NOT_TARGETS: &[&str] = &[
     "userIDKey",
     "userNameKey",
     "entityIssuer",
+    "ssoIssuer",
     "ssoURL",
 ];
 
@@ -126,11 +132,18 @@ pub fn implied(kind: Option<&str>, config: &Value) -> Vec<HostGrant> {
             Some(host) => add(exact(&format!("https://{host}")), Reason::ConfigKey("hostName".into())),
             None => GITHUB_HOSTS.iter().for_each(|h| add(Some(h.to_string()), Reason::Documented("github".into()))),
         },
-        Some("google") if key("issuer").is_none() => {
+        Some("google") if key("issuer").is_none_or(is_google) => {
             GOOGLE_HOSTS.iter().for_each(|h| add(Some(h.to_string()), Reason::Documented("google".into())));
             if key("serviceAccountFilePath").is_some() && key("directoryURL").is_none() {
                 add(Some(GOOGLE_DIRECTORY.to_string()), Reason::Documented("google".into()));
             }
+        }
+        // Google's own issuer: its discovery document names token, userinfo and key endpoints
+        // on other Google hosts, which the operator of Dex's most-copied oidc example never wrote.
+        Some("oidc") if key("issuer").is_some_and(is_google) => {
+            GOOGLE_HOSTS
+                .iter()
+                .for_each(|h| add(Some(h.to_string()), Reason::Documented("oidc (Google's issuer)".into())));
         }
         Some("ldap") => {
             if let Some(host) = key("host") {
@@ -152,6 +165,13 @@ pub fn implied(kind: Option<&str>, config: &Value) -> Vec<HostGrant> {
         add(exact(&url), Reason::ConfigKey(path));
     }
     out
+}
+
+/// Whether `issuer` is Google's (`https://accounts.google.com`, with or without a trailing `/`):
+/// what Dex's google connector always uses (it has no `issuer` key; Dex's own example config
+/// writes one anyway) and what Dex's oidc examples point at.
+fn is_google(issuer: &str) -> bool {
+    issuer.trim_end_matches('/').eq_ignore_ascii_case(GOOGLE_HOSTS[0])
 }
 
 /// Every string under `value` that is an absolute URL, with its key path, skipping [`NOT_TARGETS`].
@@ -301,6 +321,20 @@ mod tests {
         assert!(google.iter().all(|(_, r)| r == "documented host of type google"));
         let fake = entries(Some("google"), json!({"issuer": "http://127.0.0.1:9000"}));
         assert_eq!(fake, pairs(&[("http://127.0.0.1:9000", "implied by config key issuer")]));
+        // Dex's examples/config-dev.yaml writes Google's own issuer, which Dex's google ignores.
+        for issuer in ["https://accounts.google.com", "https://accounts.google.com/"] {
+            let dex = entries(Some("google"), json!({"issuer": issuer}));
+            assert_eq!(dex.len(), GOOGLE_HOSTS.len(), "{issuer}");
+            assert!(dex.iter().all(|(_, r)| r == "documented host of type google"), "{dex:?}");
+        }
+        // Dex's oidc example: Google's issuer brings the hosts its discovery document names.
+        let oidc = entries(Some("oidc"), json!({"issuer": "https://accounts.google.com"}));
+        let hosts: Vec<&str> = oidc.iter().map(|(e, _)| e.as_str()).collect();
+        assert_eq!(hosts, GOOGLE_HOSTS, "{oidc:?}");
+        assert_eq!(oidc[1].1, "documented host of type oidc (Google's issuer)");
+        // SAML's ssoIssuer is the IdP's name, not a server.
+        let saml = entries(Some("saml"), json!({"ssoIssuer": "https://idp.example.com/metadata"}));
+        assert_eq!(saml, pairs(&[]));
         // Workspace groups add the Directory API.
         let groups = entries(Some("google"), json!({"serviceAccountFilePath": "/etc/sa.json"}));
         assert_eq!(groups.len(), GOOGLE_HOSTS.len() + 1);
