@@ -104,7 +104,11 @@ impl Pages {
                 };
                 env.add_template_owned(name, source).map_err(|e| {
                     format!(
-                        "frontend.dir: {} does not compile: {e} (templates are minijinja, Jinja2's syntax; Dex's Go templates do not carry over)",
+                        "frontend.dir: {} does not compile: {e} (templates are minijinja, Jinja2's syntax; Dex's Go \
+                         templates do not carry over): rewrite it in Jinja2's syntax, or delete {} to keep the \
+                         built-in page; a copy of Dex's web/ folder keeps its static/ and themes/ with its \
+                         templates/ removed",
+                        path.display(),
                         path.display()
                     )
                 })?;

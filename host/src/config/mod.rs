@@ -135,9 +135,26 @@ fn deserialize_all(value: serde_yaml::Value) -> Result<Config, Vec<String>> {
         if let Some(first) = errors.iter_mut().find(|e| e.contains(": unknown field `")) {
             first.push_str(UNKNOWN_KEY_NOTE);
         }
+        for error in errors.iter_mut().filter(|e| e.starts_with("storage")) {
+            if error.contains("unknown variant `kubernetes`") {
+                *error = KUBERNETES_STORAGE.into();
+            } else if error.contains("unknown variant `etcd`") {
+                *error = ETCD_STORAGE.into();
+            }
+        }
         errors
     })
 }
+
+/// Dex's two storages that are not ours, said as what they are rather than as a typo.
+const KUBERNETES_STORAGE: &str = "storage.type: kubernetes (Dex's custom resources) is not a storage \
+    of Portcullis: write postgres or mysql (one database for every replica) or sqlite3; `portcullis \
+    import-dex DEX_CONFIG --into THIS_CONFIG --kubernetes-dump DUMP` brings Dex's clients, passwords, \
+    connectors, refresh tokens and keys over from a `kubectl get … -o yaml` dump \
+    (docs/migrating-from-dex.md)";
+const ETCD_STORAGE: &str = "storage.type: etcd is not a storage of Portcullis: write postgres or mysql \
+    (one database for every replica) or sqlite3 (docs/migrating-from-dex.md; Dex's etcd data cannot be \
+    imported)";
 
 /// Said once, after the first unknown key: the difference from Dex, why, and what to do.
 const UNKNOWN_KEY_NOTE: &str = " (Dex ignores a key it does not know, unless \

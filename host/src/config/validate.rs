@@ -231,6 +231,9 @@ impl StaticPassword {
 /// Checks `storage.config` beyond its types: Dex's MySQL keys Portcullis cannot honour are refused
 /// by name; relative TLS files are resolved against the config's directory.
 fn storage(storage: &mut StorageConfig, base: &Path) -> Result<(), String> {
+    if let StorageConfig::Sqlite3(sqlite) = storage {
+        return sqlite_file(&sqlite.file, base, std::env::current_dir().ok().as_deref());
+    }
     if let StorageConfig::Postgres(pg) = storage {
         return postgres(pg, base);
     }
@@ -246,8 +249,16 @@ fn storage(storage: &mut StorageConfig, base: &Path) -> Result<(), String> {
                  checked against storage.config.host; set host to the name in the certificate and remove serverName"
                 .into());
         }
+        let files = ssl.ca_file.is_some() || ssl.cert_file.is_some() || ssl.key_file.is_some();
+        if ssl.mode.as_deref() == Some("custom") && !files {
+            return Err("storage.config.ssl.mode: \"custom\" is the TLS that caFile, certFile and keyFile \
+                 configure (as in Dex, where those files make the mode \"custom\" whatever it says); give caFile \
+                 (or certFile and keyFile), or write true (TLS, certificate verified against the system's roots)"
+                .into());
+        }
+        // Dex's storage page writes `mode: custom` beside `caFile`: the files are what count.
         if let Some(mode) = &ssl.mode
-            && !matches!(mode.as_str(), "true" | "false" | "skip-verify" | "preferred")
+            && !matches!(mode.as_str(), "true" | "false" | "skip-verify" | "preferred" | "custom")
         {
             return Err(format!(
                 "storage.config.ssl.mode: {mode:?}; write true (TLS, certificate verified; the default), \
@@ -264,6 +275,30 @@ fn storage(storage: &mut StorageConfig, base: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A relative `storage.config.file` is the config's folder's, where Dex reads it from the working
+/// directory. Where only Dex's reading names an existing file (`dex serve examples/config-dev.yaml`
+/// run from Dex's checkout, beside its `examples/dex.db`), going on would create a second, empty
+/// database unseen: refused, naming both.
+fn sqlite_file(file: &str, base: &Path, cwd: Option<&Path>) -> Result<(), String> {
+    let path = Path::new(file);
+    if path.is_absolute() || file == ":memory:" || file.starts_with("file:") {
+        return Ok(());
+    }
+    let beside = base.join(path);
+    let Some(dex) = cwd.map(|cwd| cwd.join(path)) else { return Ok(()) };
+    if beside.exists() || !dex.exists() || dex == beside {
+        return Ok(());
+    }
+    Err(format!(
+        "storage.config.file: {file} is read from the config's folder ({}, which does not exist), not from \
+         the working directory as Dex reads it ({}, which exists); write the path from the config's folder or \
+         an absolute one. Portcullis keeps its own tables: to bring a Dex database's data over, run \
+         `portcullis import-dex` (docs/migrating-from-dex.md)",
+        beside.display(),
+        dex.display()
+    ))
 }
 
 /// Dex's postgres keys beyond their types: `maxIdleConns` refused as for mysql, `ssl.mode` one of
@@ -1423,4 +1458,27 @@ fn ldap_client_cert(
     crate::connectors::capabilities::ldap::ClientIdentity::read(&cert, &key)
         .map_err(|reason| format!("{at}.config.clientCert/clientKey: {reason}"))?;
     Ok(Some(crate::connectors::ClientCertFiles { cert, key }))
+}
+
+#[cfg(test)]
+mod sqlite_file_tests {
+    use super::sqlite_file;
+
+    #[test]
+    fn a_relative_file_only_the_working_directory_has_is_refused_naming_both() {
+        let cwd = tempfile::tempdir().unwrap();
+        let base = cwd.path().join("examples");
+        std::fs::create_dir_all(&base).unwrap();
+        std::fs::write(cwd.path().join("examples/dex.db"), b"").unwrap();
+        // Dex's reading (working directory) finds a file; ours (config's folder) would not.
+        let err = sqlite_file("examples/dex.db", &base, Some(cwd.path())).unwrap_err();
+        assert!(err.contains(&base.join("examples/dex.db").display().to_string()), "{err}");
+        assert!(err.contains(&cwd.path().join("examples/dex.db").display().to_string()), "{err}");
+        // Written from the config's folder, or with no file on either side, or absolute: fine.
+        sqlite_file("dex.db", &base, Some(cwd.path())).unwrap();
+        sqlite_file("new.db", &base, Some(cwd.path())).unwrap();
+        sqlite_file(&cwd.path().join("examples/dex.db").display().to_string(), &base, Some(cwd.path())).unwrap();
+        // Both readings name one file when the config sits in the working directory.
+        sqlite_file("examples/dex.db", cwd.path(), Some(cwd.path())).unwrap();
+    }
 }
