@@ -45,7 +45,8 @@ impl UserClaims {
             c.name = Some(identity.username.clone()).filter(|n| !n.is_empty());
             c.preferred_username = identity.preferred_username.clone();
         }
-        if scopes.groups {
+        // Dex's `groups,omitempty`: no groups, no claim (not an empty list).
+        if scopes.groups && !identity.groups.is_empty() {
             c.groups = Some(identity.groups.clone());
         }
         if scopes.federated_id {
@@ -252,6 +253,10 @@ mod tests {
             let got = UserClaims::new(&identity(), "github", &ScopeSet::parse(scopes).unwrap());
             assert_eq!(serde_json::to_value(&got).unwrap(), want, "{scopes}");
         }
+        // A user in no group gets no groups claim, as in Dex (omitempty), not `[]`.
+        let loner = Identity { groups: Vec::new(), ..identity() };
+        let got = UserClaims::new(&loner, "github", &ScopeSet::parse("openid groups").unwrap());
+        assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::json!({}));
     }
 
     #[test]

@@ -539,7 +539,7 @@ async fn import_and_use(
     let name = if level >= 13 { "Jane Doe" } else { "jane" };
     let preferred = if level >= 12 { Some("jd") } else { None };
     assert_eq!((claims["name"].as_str(), claims["preferred_username"].as_str()), (Some(name), preferred), "{schema}");
-    let groups = if level >= 12 { serde_json::json!(["admins"]) } else { serde_json::json!([]) };
+    let groups = if level >= 12 { serde_json::json!(["admins"]) } else { Value::Null };
     assert_eq!(claims["groups"], groups, "{schema}");
 }
 
