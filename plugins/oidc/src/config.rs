@@ -75,7 +75,34 @@ pub struct ClaimModifications {
     pub new_group_from_claims: Vec<NewGroup>,
     #[serde(default)]
     pub modify_group_names: ModifyGroupNames,
-    filter_group_claims: Option<serde_json::Value>,
+    #[serde(default)]
+    pub filter_group_claims: FilterGroupClaims,
+}
+
+/// Dex's `claimModifications.filterGroupClaims`: only the groups read from the claims that
+/// `groupsFilter` (a regular expression, matched anywhere in the name) matches are kept.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FilterGroupClaims {
+    #[serde(default)]
+    pub groups_filter: String,
+}
+
+impl FilterGroupClaims {
+    /// The compiled filter, `None` when none is set. Dex logs an invalid expression and keeps
+    /// every group; it is refused here instead, since a typo would let every group through.
+    pub fn regex(&self) -> Result<Option<regex::Regex>, ConnectorError> {
+        if self.groups_filter.is_empty() {
+            return Ok(None);
+        }
+        regex::Regex::new(&self.groups_filter).map(Some).map_err(|e| {
+            ConnectorError::Config(format!(
+                "claimModifications.filterGroupClaims.groupsFilter {:?} is not a regular expression: {e}; correct \
+                 it (Dex would ignore it with a warning and keep every group) or remove filterGroupClaims",
+                self.groups_filter
+            ))
+        })
+    }
 }
 
 /// Dex's `claimModifications.modifyGroupNames`: text around every group read from the claims.
@@ -106,13 +133,7 @@ impl Config {
                     .into(),
             );
         }
-        if self.claim_modifications.filter_group_claims.is_some() {
-            return refuse(
-                "claimModifications.filterGroupClaims is not supported yet by the oidc connector; remove it \
-                 (allowedGroups keeps only the groups it lists)"
-                    .into(),
-            );
-        }
+        self.claim_modifications.filter_group_claims.regex()?;
         check_url("issuer", &self.issuer)?;
         if let Some(alias) = &self.issuer_alias {
             check_url("issuerAlias", alias)?;

@@ -37,7 +37,8 @@ fn mapped(config: &Config, claims: &Map<String, Value>, standard: &str, key: Opt
 }
 
 /// The user's groups as Dex's oidc connector makes them: read from the claims (with
-/// `insecureEnableGroups`), kept to `allowedGroups` (none left: denied), `modifyGroupNames`
+/// `insecureEnableGroups`), kept to those `filterGroupClaims` matches, then to `allowedGroups`
+/// (none left: denied), `modifyGroupNames`
 /// around each, then the `newGroupFromClaims` groups. Computed whatever the scopes, so
 /// `allowedGroups` holds for every login; the broker hands groups on only with `groups`.
 fn groups(config: &Config, claims: &Map<String, Value>) -> Result<Vec<String>, ConnectorError> {
@@ -45,6 +46,9 @@ fn groups(config: &Config, claims: &Map<String, Value>) -> Result<Vec<String>, C
     if config.insecure_enable_groups {
         let key = claims::groups_key(claims, config.claim_mapping.groups.as_deref(), config.override_claim_mapping);
         groups = claims::groups(claims, key)?;
+        if let Some(filter) = config.claim_modifications.filter_group_claims.regex()? {
+            groups.retain(|g| filter.is_match(g));
+        }
         if !config.allowed_groups.is_empty() {
             groups = claims::allowed_groups(groups, &config.allowed_groups).ok_or_else(|| {
                 ConnectorError::Denied("you are not a member of any group this login allows (allowedGroups)".into())
@@ -317,6 +321,15 @@ mod tests {
                 GROUPS,
                 ("u1", "Ann", Some("ann"), Some("a@x.test"), vec!["idp:g2", "x/ann-1/admin"]),
             ),
+            // filterGroupClaims keeps the matching groups before allowedGroups and the prefix (Dex's order).
+            (
+                json!({"insecureEnableGroups": true, "allowedGroups": ["g1", "g2"],
+                    "claimModifications": {"filterGroupClaims": {"groupsFilter": "2$"},
+                        "modifyGroupNames": {"prefix": "idp:"}}}),
+                full.clone(),
+                GROUPS,
+                ("u1", "Ann", Some("ann"), Some("a@x.test"), vec!["idp:g2"]),
+            ),
             (
                 json!({"claimModifications": {"newGroupFromClaims": [{"claims": ["uid"], "prefix": "u-"}]}}),
                 full.clone(),
@@ -353,6 +366,11 @@ mod tests {
             assert_eq!(id.email_verified, email.is_some(), "{extra}");
             assert_eq!(id.groups, groups, "{extra}");
         }
+        // A filter that leaves no allowed group denies the login, as in Dex.
+        let c = config(json!({"insecureEnableGroups": true, "allowedGroups": ["g1"],
+            "claimModifications": {"filterGroupClaims": {"groupsFilter": "^x"}}}));
+        let denied = identity(&c, GROUPS, &claims(full), None);
+        assert!(matches!(denied, Err(ConnectorError::Denied(_))), "{denied:?}");
     }
 
     /// A refresh without an ID token: userinfo is written over the previous identity, keeping
@@ -439,8 +457,10 @@ mod tests {
         assert!(refused(json!({"issuerAlias": "sts.example"})).starts_with("issuerAlias:"));
         let overrides = json!({"providerDiscoveryOverrides": {"tokenURL": "token"}});
         assert!(refused(overrides).starts_with("providerDiscoveryOverrides.tokenURL:"));
-        let filter = json!({"claimModifications": {"filterGroupClaims": {"groupsFilter": "^a"}}});
-        assert!(refused(filter).contains("filterGroupClaims is not supported yet"));
+        let filter = json!({"claimModifications": {"filterGroupClaims": {"groupsFilter": "^(a"}}});
+        assert!(refused(filter).starts_with("claimModifications.filterGroupClaims.groupsFilter \"^(a\" is not"));
+        let filter = json!({"claimModifications": {"filterGroupClaims": {"groupsFilter": "^team-\\w+$"}}});
+        assert!(Oidc::describe(&config(filter)).is_ok());
         let empty = json!({"claimModifications": {"newGroupFromClaims": [{"claims": []}]}});
         assert!(refused(empty).contains("newGroupFromClaims[0].claims is empty"));
         let all = json!({"issuerAlias": "https://sts.example/t", "acrValues": ["mfa"], "overrideClaimMapping": true,

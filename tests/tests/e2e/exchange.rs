@@ -320,6 +320,9 @@ async fn oidc_dex_keys_shape_the_exchanged_identity() {
             "    allowedGroups: [authors, admins]\n    claimModifications:\n      modifyGroupNames: {prefix: \"up:\"}\n      \
              newGroupFromClaims:\n      - {claims: [email], delimiter: \"/\", prefix: mail}\n",
         ),
+        // Dex's filterGroupClaims: a regular expression matched anywhere in each group's name.
+        block("kept", &up.issuer, "    claimModifications:\n      filterGroupClaims: {groupsFilter: thor}\n"),
+        block("filtered", &up.issuer, "    claimModifications:\n      filterGroupClaims: {groupsFilter: \"^x\"}\n"),
         block("unaliased", &slashed, ""),
         block("aliased", &slashed, &format!("    issuerAlias: \"{}\"\n", up.issuer)),
         block(
@@ -340,6 +343,13 @@ async fn oidc_dex_keys_shape_the_exchanged_identity() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let claims = flow::claims(body["access_token"].as_str().unwrap());
     assert_eq!(claims["groups"], json!(["up:authors", "mail/kilgore@kilgore.trout"]), "{claims}");
+    for (connector, want) in [("kept", json!(["authors"])), ("filtered", json!(null))] {
+        // No group left: no groups claim (Dex's omitempty).
+        let (status, body) = exchange(&down, connector, &id_token, ID_TOKEN, &groups).await;
+        assert_eq!(status, StatusCode::OK, "{connector}: {body}");
+        let claims = flow::claims(body["access_token"].as_str().unwrap());
+        assert_eq!(claims.get("groups").cloned().unwrap_or(json!(null)), want, "{connector}: {claims}");
+    }
 
     let refusal = exchange(&down, "unaliased", &id_token, ID_TOKEN, &[]).await;
     refused(refusal, "temporarily_unavailable", "retry later", "document names another issuer");
