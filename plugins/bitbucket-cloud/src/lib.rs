@@ -14,7 +14,7 @@ use portcullis_connector_sdk::{
     CallbackRequest, Connector, ConnectorError, Identity, LoginRedirect, Metadata, Scopes, config, log, url,
 };
 use portcullis_oauth2_core::flow::{self, Authorize};
-use portcullis_oauth2_core::{Api, AuthStyle, Client, Stored, claims, refuse_unsupported};
+use portcullis_oauth2_core::{Api, AuthStyle, Client, Stored, claims};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -36,8 +36,9 @@ pub struct Config {
     teams: Vec<String>,
     #[serde(default)]
     get_workspace_permissions: bool,
-    /// Deprecated in Dex (a no-op there): refused when set.
-    include_team_groups: Option<Value>,
+    /// Deprecated in Dex, a no-op there (with a warning at start): the same here.
+    #[serde(default)]
+    include_team_groups: bool,
     #[serde(rename = "baseURL")]
     base_url: Option<String>,
     #[serde(rename = "apiURL")]
@@ -48,11 +49,12 @@ impl Config {
     fn validate(&self) -> Result<(), ConnectorError> {
         config::require("clientID", &self.client_id, "write the OAuth consumer's key")?;
         config::require("clientSecret", &self.client_secret, "write the OAuth consumer's secret")?;
-        refuse_unsupported(
-            "includeTeamGroups",
-            self.include_team_groups.as_ref(),
-            "Atlassian removed the team groups API it read (Dex ignores it too); use getWorkspacePermissions",
-        )?;
+        if self.include_team_groups {
+            log::warn(
+                "includeTeamGroups has no effect: Atlassian removed the team groups API it read (Dex ignores it \
+                 with the same warning); remove it, or set getWorkspacePermissions for workspace:permission groups",
+            );
+        }
         for (key, value, example) in [
             ("baseURL", &self.base_url, WEB),
             ("apiURL", &self.api_url, API),
@@ -250,9 +252,15 @@ mod tests {
         let c: Config = serde_json::from_str(r#"{"clientID": "i", "clientSecret": "s"}"#).unwrap();
         assert_eq!(c.token_url(), "https://bitbucket.org/site/oauth2/access_token");
         assert_eq!(c.api(), "https://api.bitbucket.org/2.0");
+        // `includeTeamGroups: true` is read (a no-op with a warning, as in Dex: tested end to end,
+        // since the warning goes to the host); anything but a bool is refused.
         let c: Config =
             serde_json::from_str(r#"{"clientID": "i", "clientSecret": "s", "includeTeamGroups": true}"#).unwrap();
-        assert!(c.validate().unwrap_err().message().starts_with("includeTeamGroups is not supported"));
+        assert!(c.include_team_groups);
+        assert!(
+            serde_json::from_str::<Config>(r#"{"clientID": "i", "clientSecret": "s", "includeTeamGroups": 1}"#)
+                .is_err()
+        );
         let c: Config =
             serde_json::from_str(r#"{"clientID": "i", "clientSecret": "s", "includeTeamGroups": false}"#).unwrap();
         assert!(c.validate().is_ok());

@@ -128,13 +128,21 @@ async fn refresh_rereads_workspaces_and_ends_when_the_grant_is_gone() {
     assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")), "{body}");
 }
 
+/// Dex's example sets `includeTeamGroups: true`, a no-op in Dex (with a warning) since Atlassian
+/// removed the API it read: it loads, and the login is the one without it.
+#[tokio::test]
+async fn include_team_groups_is_the_no_op_it_is_in_dex() {
+    let (fake, b) = setup(jane(), 10, "    includeTeamGroups: true\n").await;
+    let t = tokens(&b, &fake.base, "bitbucket-cloud", ALL_SCOPES).await;
+    assert_eq!(t.claims["groups"], json!(["acme", "side", "globex"]), "{}", t.claims);
+}
+
 #[tokio::test]
 async fn unknown_and_unsupported_keys_are_refused_naming_them() {
     let fake = FakeBitbucket::start(jane(), 10).await;
-    for (more, expected) in [
-        ("    includeTeamGroups: true\n", "includeTeamGroups is not supported"),
-        ("    team: [acme]\n", "unknown field `team`"),
-    ] {
+    for (more, expected) in
+        [("    includeTeamGroups: yes please\n", "expected a boolean"), ("    team: [acme]\n", "unknown field `team`")]
+    {
         let err = load_error(&block(&fake, "http://127.0.0.1:1/dex", more)).await;
         assert!(err.contains(expected), "{more}: {err}");
     }
