@@ -9,8 +9,19 @@ pub mod wit {
 
 use crate::{CallbackRequest, Connector, ConnectorError, Scopes};
 
+/// The connector's config, or what is wrong with it named by its key path (`teams[2]`,
+/// `claimMapping.groups`): the host wrote the JSON from the operator's YAML, so serde_json's
+/// line and column would point into text nobody wrote.
 fn parse<C: Connector>(config: &str) -> Result<C::Config, ConnectorError> {
-    serde_json::from_str(config).map_err(|e| ConnectorError::Config(format!("invalid connector config: {e}")))
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(config)).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let message = message.rfind(" at line ").map_or(message.as_str(), |at| &message[..at]);
+        ConnectorError::Config(match path.as_str() {
+            "." => format!("invalid connector config: {message}"),
+            path => format!("invalid connector config: {path}: {message}"),
+        })
+    })
 }
 
 pub fn describe<C: Connector>(config: &str) -> Result<wit::Metadata, ConnectorError> {

@@ -140,9 +140,13 @@ async fn include_team_groups_is_the_no_op_it_is_in_dex() {
 #[tokio::test]
 async fn unknown_and_unsupported_keys_are_refused_naming_them() {
     let fake = FakeBitbucket::start(jane(), 10).await;
-    for (more, expected) in
-        [("    includeTeamGroups: yes please\n", "expected a boolean"), ("    team: [acme]\n", "unknown field `team`")]
-    {
+    for (more, expected) in [
+        (
+            "    includeTeamGroups: yes please\n",
+            "includeTeamGroups: invalid type: string \"yes please\", expected a boolean",
+        ),
+        ("    team: [acme]\n", "unknown field `team`"),
+    ] {
         let err = load_error(&block(&fake, "http://127.0.0.1:1/dex", more)).await;
         assert!(err.contains(expected), "{more}: {err}");
     }
