@@ -209,6 +209,16 @@ impl Keys {
         self.check(token, issuer, audience, true)
     }
 
+    /// Like `verify`, for a token whose JOSE `typ` is absent or `JWT` (an ID token, ours or
+    /// Dex's): never an access token (`at+jwt`) or a logout token (`logout+jwt`) read as one.
+    pub fn verify_id_shaped<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Option<T> {
+        let typ = jsonwebtoken::decode_header(token).ok()?.typ;
+        if typ.is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
+            return None;
+        }
+        self.check(token, issuer, None, true)
+    }
+
     /// Like `verify` but accepts an expired token (logout's `id_token_hint`).
     pub fn verify_allow_expired<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Option<T> {
         self.check(token, issuer, None, false)
@@ -278,5 +288,21 @@ mod tests {
         assert!(plain.verify::<serde_json::Value>(&access, "https://op", None).is_some());
         let (set, _) = store.keys(10).await.unwrap().unwrap();
         assert!(set.access.is_none());
+    }
+
+    /// An ID-token-shaped token is one whose `typ` is absent or `JWT`: an access token or a
+    /// logout token never passes for one.
+    #[tokio::test]
+    async fn only_id_tokens_verify_as_id_shaped() {
+        let keys = Keys::new(Store::new(Arc::new(MemoryBackend::new())), SigningAlgorithm::Es256, HOUR, HOUR);
+        keys.refresh(0).await.unwrap();
+        let claims = serde_json::json!({"iss": "https://op", "sub": "u", "exp": 4_000_000_000u64});
+        let id = keys.sign(&claims, "JWT").unwrap();
+        assert!(keys.verify_id_shaped::<serde_json::Value>(&id, "https://op").is_some());
+        assert!(keys.verify_id_shaped::<serde_json::Value>(&id, "https://other").is_none());
+        for other in [keys.sign_access(&claims).unwrap(), keys.sign(&claims, "logout+jwt").unwrap()] {
+            assert!(keys.verify_id_shaped::<serde_json::Value>(&other, "https://op").is_none());
+            assert!(keys.verify::<serde_json::Value>(&other, "https://op", None).is_some(), "valid all the same");
+        }
     }
 }

@@ -139,6 +139,36 @@ pub struct AccessTokenClaims {
     pub user: UserClaims,
 }
 
+/// A token shaped like an ID token: ours, or an access token Dex signed (Dex's access tokens are
+/// ID tokens, and `import-dex` brings Dex's keys over, so they verify here until they expire).
+/// Userinfo and introspection take one as Dex does, beside our RFC 9068 access tokens.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdShapedClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: Audience,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default)]
+    pub azp: Option<String>,
+    #[serde(default)]
+    pub jti: Option<String>,
+    #[serde(flatten)]
+    pub user: UserClaims,
+}
+
+impl IdShapedClaims {
+    /// The client it was issued to: its one audience, or `azp` among several (Dex's
+    /// `GetClientID`); `None` when neither says.
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.aud {
+            Audience::One(client) => Some(client.as_str()),
+            Audience::Many(list) if list.len() == 1 => list.first().map(String::as_str),
+            Audience::Many(_) => self.azp.as_deref(),
+        }
+    }
+}
+
 /// Everything needed to mint the tokens of one login or refresh.
 #[derive(Debug, Clone)]
 pub struct TokenContext<'a> {

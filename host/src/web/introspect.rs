@@ -21,7 +21,7 @@ use super::{AppState, issuer, token_key};
 use crate::clock::{now, secs};
 use crate::config::Client;
 use crate::generation::Live;
-use crate::oidc::claims::{AccessTokenClaims, UserClaims};
+use crate::oidc::claims::{AccessTokenClaims, IdShapedClaims, UserClaims};
 use crate::oidc::token::ClientCredentials;
 use crate::oidc::{OAuthError, OAuthErrorCode, ScopeSet};
 
@@ -30,7 +30,11 @@ fn looks_like_jwt(token: &str) -> bool {
     token.split('.').count() == 3
 }
 
-fn json_response(body: Value) -> Response {
+/// `body` without its null members (Dex's `omitempty`: no `username` for a user without one).
+fn json_response(mut body: Value) -> Response {
+    if let Value::Object(map) = &mut body {
+        map.retain(|_, v| !v.is_null());
+    }
     ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
         .into_response()
 }
@@ -84,7 +88,9 @@ pub async fn introspect(
     let now = now();
     let issuer = issuer(&live);
     if looks_like_jwt(token) {
-        let Some(claims) = broker.keys.verify::<AccessTokenClaims>(token, &issuer, None) else { return Ok(inactive()) };
+        let Some(claims) = broker.keys.verify::<AccessTokenClaims>(token, &issuer, None) else {
+            return Ok(id_shaped(&broker, token, &issuer));
+        };
         if !broker.store.grant_live(&claims.gid, now).await.map_err(storage_error)? {
             return Ok(inactive());
         }
@@ -93,6 +99,7 @@ pub async fn introspect(
             "scope": claims.scope,
             "client_id": claims.client_id,
             "sub": claims.sub,
+            "username": claims.user.preferred_username,
             "exp": claims.exp,
             "iat": claims.iat,
             "nbf": claims.iat,
@@ -123,6 +130,7 @@ pub async fn introspect(
         "scope": scopes.joined(),
         "client_id": stored.client_id,
         "sub": crate::oidc::sub::encode(&stored.identity.user_id, &stored.connector_id),
+        "username": user.preferred_username,
         "exp": stored.expires_at,
         "iat": stored.created_at,
         "nbf": stored.created_at,
@@ -132,6 +140,29 @@ pub async fn introspect(
         "token_use": "refresh_token",
         "ext": extra(&user, stored.client_id.as_str()),
     })))
+}
+
+/// A JWT that is not one of our access tokens: an ID token (ours, or an access token Dex signed
+/// before `import-dex`, which is one), active as in Dex until it expires, its client its one
+/// audience or `azp`.
+fn id_shaped(broker: &AppState, token: &str, issuer: &str) -> Response {
+    let Some(claims) = broker.keys.verify_id_shaped::<IdShapedClaims>(token, issuer) else { return inactive() };
+    let Some(client_id) = claims.client_id().map(str::to_owned) else { return inactive() };
+    json_response(json!({
+        "active": true,
+        "client_id": client_id,
+        "sub": claims.sub,
+        "username": claims.user.preferred_username,
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "nbf": claims.iat,
+        "aud": claims.aud,
+        "iss": claims.iss,
+        "jti": claims.jti,
+        "token_type": "Bearer",
+        "token_use": "access_token",
+        "ext": extra(&claims.user, &client_id),
+    }))
 }
 
 /// Dex's `ext`: the user claims and the authorized party.

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{AppState, issuer};
 use crate::broker::now;
-use crate::oidc::claims::AccessTokenClaims;
+use crate::oidc::claims::{AccessTokenClaims, IdShapedClaims, UserClaims};
 
 fn unauthorized(description: &str) -> Response {
     let mut response = (
@@ -32,8 +32,15 @@ pub async fn userinfo(State(broker): State<AppState>, headers: HeaderMap) -> Res
     else {
         return unauthorized("a Bearer access token is required");
     };
-    let Some(claims) = broker.keys.verify::<AccessTokenClaims>(token.trim(), &issuer(&live), None) else {
-        return unauthorized("the access token is invalid or expired");
+    let (token, issuer) = (token.trim(), issuer(&live));
+    let Some(claims) = broker.keys.verify::<AccessTokenClaims>(token, &issuer, None) else {
+        // Dex's access tokens are ID tokens, and its userinfo takes any token it signed: one
+        // issued by Dex before `import-dex` (its keys came over), or an ID token sent as the
+        // bearer, answers with its claims until it expires (it names no grant to revoke).
+        return match broker.keys.verify_id_shaped::<IdShapedClaims>(token, &issuer) {
+            Some(claims) => user_body(&claims.user, &claims.sub),
+            None => unauthorized("the access token is invalid or expired"),
+        };
     };
     match broker.store.grant_live(&claims.gid, now()).await {
         Ok(true) => {}
@@ -43,7 +50,12 @@ pub async fn userinfo(State(broker): State<AppState>, headers: HeaderMap) -> Res
             return (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable").into_response();
         }
     }
-    let mut body = serde_json::to_value(&claims.user).unwrap_or_else(|_| json!({}));
-    body["sub"] = json!(claims.sub);
+    user_body(&claims.user, &claims.sub)
+}
+
+/// The answer: the user claims and `sub`.
+fn user_body(user: &UserClaims, sub: &str) -> Response {
+    let mut body = serde_json::to_value(user).unwrap_or_else(|_| json!({}));
+    body["sub"] = json!(sub);
     ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }

@@ -293,8 +293,24 @@ async fn introspection_and_revocation() {
     assert_eq!(info["client_id"], flow::CLIENT);
     assert_eq!(info["sub"], portcullis::oidc::sub::encode("08a8684b-db88-4b73-90a9-3cd1661f5466", "local"));
     assert_eq!(info["iss"], b.issuer.as_str());
+    // Dex's `username`: the preferred username, when the user has one.
+    assert_eq!(info["username"], info["ext"]["preferred_username"], "{info}");
+    assert!(info["username"].is_string(), "{info}");
     // A resource server (another client) may check an access token.
     assert_eq!(introspect(&b, other, access).await.1["active"], true);
+    // Dex's access tokens are ID tokens, and Dex takes any ID token it signed at introspection
+    // and userinfo (one Dex issued before import-dex verifies with its imported keys): so do we.
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let (_, info) = introspect(&b, other, id_token).await;
+    assert_eq!((info["active"].as_bool(), info["token_use"].as_str()), (Some(true), Some("access_token")), "{info}");
+    assert_eq!(
+        (info["client_id"].as_str(), info["sub"].clone()),
+        (Some(flow::CLIENT), flow::claims(id_token)["sub"].clone())
+    );
+    assert_eq!(info["username"], info["ext"]["preferred_username"], "{info}");
+    let userinfo = reqwest::Client::new().get(b.url("/userinfo")).bearer_auth(id_token).send().await.unwrap();
+    assert_eq!(userinfo.status(), StatusCode::OK);
+    assert_eq!(userinfo.json::<Value>().await.unwrap()["sub"], flow::claims(id_token)["sub"]);
     let (_, info) = introspect(&b, me, refresh).await;
     assert_eq!((info["active"].as_bool(), info["token_use"].as_str()), (Some(true), Some("refresh_token")), "{info}");
     assert_eq!(introspect(&b, other, refresh).await.1, serde_json::json!({"active": false}), "not another client's");
