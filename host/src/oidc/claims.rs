@@ -37,13 +37,15 @@ pub struct UserClaims {
 impl UserClaims {
     pub fn new(identity: &Identity, connector_id: &str, scopes: &ScopeSet) -> Self {
         let mut c = UserClaims::default();
+        // Dex's `omitempty`: an empty string from a connector is no claim at all.
+        let given = |v: &Option<String>| v.clone().filter(|v| !v.is_empty());
         if scopes.email {
-            c.email = identity.email.clone();
-            c.email_verified = identity.email.as_ref().map(|_| identity.email_verified);
+            c.email = given(&identity.email);
+            c.email_verified = c.email.as_ref().map(|_| identity.email_verified);
         }
         if scopes.profile {
             c.name = Some(identity.username.clone()).filter(|n| !n.is_empty());
-            c.preferred_username = identity.preferred_username.clone();
+            c.preferred_username = given(&identity.preferred_username);
         }
         // Dex's `groups,omitempty`: no groups, no claim (not an empty list).
         if scopes.groups && !identity.groups.is_empty() {
@@ -283,6 +285,10 @@ mod tests {
             let got = UserClaims::new(&identity(), "github", &ScopeSet::parse(scopes).unwrap());
             assert_eq!(serde_json::to_value(&got).unwrap(), want, "{scopes}");
         }
+        // Empty strings are no claims, as in Dex (omitempty).
+        let blank = Identity { email: Some(String::new()), preferred_username: Some(String::new()), ..identity() };
+        let got = UserClaims::new(&blank, "github", &ScopeSet::parse("openid email profile").unwrap());
+        assert_eq!(serde_json::to_value(&got).unwrap(), serde_json::json!({"name": "Jane"}));
         // A user in no group gets no groups claim, as in Dex (omitempty), not `[]`.
         let loner = Identity { groups: Vec::new(), ..identity() };
         let got = UserClaims::new(&loner, "github", &ScopeSet::parse("openid groups").unwrap());
