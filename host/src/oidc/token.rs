@@ -86,6 +86,8 @@ pub enum TokenRequest {
         username: String,
         password: String,
         scope: Option<String>,
+        /// Dex puts a `nonce` form parameter into the ID token of this grant.
+        nonce: Option<String>,
     },
     /// RFC 8693: an upstream token, verified by the connector `connector_id` names.
     TokenExchange(Box<super::exchange::ExchangeRequest>),
@@ -129,11 +131,21 @@ impl TokenRequest {
                 Ok(Self::RefreshToken { refresh_token: require("refresh_token")?, scope: get("scope") })
             }
             GrantType::ClientCredentials => Ok(Self::ClientCredentials { scope: get("scope") }),
-            GrantType::Password => Ok(Self::Password {
-                username: require("username")?,
-                password: require("password")?,
-                scope: get("scope"),
-            }),
+            GrantType::Password => {
+                let nonce = get("nonce");
+                if nonce.as_ref().is_some_and(|n| n.len() > super::authorize::MAX_NONCE) {
+                    return Err(OAuthError::invalid_request(format!(
+                        "nonce is longer than {} bytes",
+                        super::authorize::MAX_NONCE
+                    )));
+                }
+                Ok(Self::Password {
+                    username: require("username")?,
+                    password: require("password")?,
+                    scope: get("scope"),
+                    nonce,
+                })
+            }
             GrantType::TokenExchange => {
                 Ok(Self::TokenExchange(Box::new(super::exchange::ExchangeRequest::parse(form)?)))
             }

@@ -49,8 +49,9 @@ pub async fn token(
             refresh(&broker, &live, client, refresh_token, scope.as_deref()).await
         }
         TokenRequest::ClientCredentials { scope } => client_credentials(&broker, &live, client, scope.as_deref()).await,
-        TokenRequest::Password { username, password: secret, scope } => {
-            let presented = Presented { username: &username, password: secret, scope: scope.as_deref() };
+        TokenRequest::Password { username, password: secret, scope, nonce } => {
+            let presented =
+                Presented { username: &username, password: secret, scope: scope.as_deref(), nonce: nonce.as_deref() };
             password(&broker, &live, client, ip, presented).await
         }
         TokenRequest::TokenExchange(exchange) => {
@@ -227,6 +228,7 @@ struct Presented<'a> {
     username: &'a str,
     password: String,
     scope: Option<&'a str>,
+    nonce: Option<&'a str>,
 }
 
 /// RFC 6749 §4.3, as Dex serves it: the user's password, checked by the connector
@@ -294,7 +296,7 @@ async fn password(
         connector_id: connector,
         identity: &identity,
         scopes: &scopes,
-        nonce: None,
+        nonce: presented.nonce,
         auth_time: now,
         session: None,
         refresh,

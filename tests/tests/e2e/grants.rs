@@ -154,6 +154,17 @@ async fn password_grant_logs_in_through_the_password_connector() {
     );
     let refresh = response.refresh_token().expect("offline_access gives a refresh token").secret().clone();
     assert_eq!(flow::refresh(&b, &refresh).await.status(), StatusCode::OK);
+    // Dex puts a nonce sent with the password grant into its ID token.
+    let with_nonce = [
+        ("grant_type", "password"),
+        ("username", "admin@example.com"),
+        ("password", "password"),
+        ("scope", "openid"),
+        ("nonce", "n-0S6_WzA2Mj"),
+    ];
+    let (status, tokens) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &with_nonce).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(flow::claims(tokens["id_token"].as_str().unwrap())["nonce"], "n-0S6_WzA2Mj");
 
     let wrong =
         [("grant_type", "password"), ("username", "admin@example.com"), ("password", "nope"), ("scope", "openid")];
