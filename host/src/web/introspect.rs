@@ -89,7 +89,7 @@ pub async fn introspect(
     let issuer = issuer(&live);
     if looks_like_jwt(token) {
         let Some(claims) = broker.keys.verify::<AccessTokenClaims>(token, &issuer, None) else {
-            return Ok(id_shaped(&broker, token, &issuer));
+            return Ok(id_shaped(&broker, &live, token, &issuer));
         };
         if !broker.store.grant_live(&claims.gid, now).await.map_err(storage_error)? {
             return Ok(inactive());
@@ -144,10 +144,13 @@ pub async fn introspect(
 
 /// A JWT that is not one of our access tokens: an ID token (ours, or an access token Dex signed
 /// before `import-dex`, which is one), active as in Dex until it expires, its client its one
-/// audience or `azp`.
-fn id_shaped(broker: &AppState, token: &str, issuer: &str) -> Response {
+/// audience or `azp`, which must still be a client of this config (Dex looks it up too).
+fn id_shaped(broker: &AppState, live: &Live, token: &str, issuer: &str) -> Response {
     let Some(claims) = broker.keys.verify_id_shaped::<IdShapedClaims>(token, issuer) else { return inactive() };
     let Some(client_id) = claims.client_id().map(str::to_owned) else { return inactive() };
+    if live.config.clients.get(client_id.as_str()).is_none() {
+        return inactive();
+    }
     json_response(json!({
         "active": true,
         "client_id": client_id,
