@@ -127,7 +127,8 @@ impl LogoutTokenClaims {
 pub struct AccessTokenClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    /// The client, and the cross-client peers it asked for (as the ID token's, and Dex's).
+    pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
     pub jti: String,
@@ -201,7 +202,7 @@ impl TokenContext<'_> {
         AccessTokenClaims {
             iss: self.issuer.into(),
             sub: self.subject(),
-            aud: self.client_id.into(),
+            aud: self.audience(),
             exp: self.now + self.access_lifetime,
             iat: self.now,
             jti: self.token_id.into(),
@@ -213,21 +214,25 @@ impl TokenContext<'_> {
         }
     }
 
+    /// `aud`: the peers asked for (`audience:server:client_id:…`), then the client; the client
+    /// alone, as a string, when it is the only one (Dex marshals a one-entry audience so).
+    fn audience(&self) -> Audience {
+        let mut all = self.scopes.audiences.clone();
+        if !all.iter().any(|a| a == self.client_id) {
+            all.push(self.client_id.into());
+        }
+        match <[String; 1]>::try_from(all) {
+            Ok([one]) => Audience::One(one),
+            Err(all) => Audience::Many(all),
+        }
+    }
+
     /// The ID token, bound to `access_token` through `at_hash` (hashed per `alg`).
     pub fn id_token(&self, access_token: &str, alg: &str) -> IdTokenClaims {
-        let aud = if self.scopes.audiences.is_empty() {
-            Audience::One(self.client_id.into())
-        } else {
-            let mut all = self.scopes.audiences.clone();
-            if !all.iter().any(|a| a == self.client_id) {
-                all.push(self.client_id.into());
-            }
-            Audience::Many(all)
-        };
         IdTokenClaims {
             iss: self.issuer.into(),
             sub: self.subject(),
-            aud,
+            aud: self.audience(),
             exp: self.now + self.lifetime,
             iat: self.now,
             azp: self.client_id.into(),

@@ -578,3 +578,29 @@ async fn jwks_is_cacheable_until_the_next_rotation() {
     let short = TestBroker::builder().extra("expiry:\n  signingKeys: 1m\n").start().await;
     assert_eq!(max_age(&short).await, 120, "never less than Dex's two minutes");
 }
+
+/// Dex's cross-client trust: a client a peer trusts asks for `audience:server:client_id:<peer>`,
+/// and both tokens name the peer before the client in `aud` (the ID token with `azp`), so the
+/// peer's API accepts the access token too; without peers `aud` is the client, a string.
+#[tokio::test]
+async fn a_trusted_peer_is_in_both_tokens_audience() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = portcullis_tests::default_issuer(&listener);
+    let yaml = portcullis_tests::base_config(&issuer, "").replacen(
+        "  redirectURIs: [http://127.0.0.1:5555/second]\n",
+        "  redirectURIs: [http://127.0.0.1:5555/second]\n  trustedPeers: [example-app]\n",
+        1,
+    );
+    let config = portcullis_tests::config_from_yaml(&yaml);
+    let b = TestBroker::builder().listener(listener).issuer(&issuer).config(config).start().await;
+    let scopes = "openid audience:server:client_id:second-app";
+    let tokens = portcullis_tests::flow::password_login(&b, "local", scopes, "admin@example.com", "password").await;
+    assert_eq!(tokens.claims["aud"], serde_json::json!(["second-app", "example-app"]), "{}", tokens.claims);
+    assert_eq!(tokens.claims["azp"], "example-app");
+    let access = portcullis_tests::flow::claims(tokens.json["access_token"].as_str().unwrap());
+    assert_eq!(access["aud"], serde_json::json!(["second-app", "example-app"]), "{access}");
+    assert_eq!(access["client_id"], "example-app");
+    let plain = portcullis_tests::flow::password_login(&b, "local", "openid", "admin@example.com", "password").await;
+    let access = portcullis_tests::flow::claims(plain.json["access_token"].as_str().unwrap());
+    assert_eq!((plain.claims["aud"].as_str(), access["aud"].as_str()), (Some("example-app"), Some("example-app")));
+}
