@@ -148,7 +148,7 @@ pub async fn introspect(
 fn id_shaped(broker: &AppState, live: &Live, token: &str, issuer: &str) -> Response {
     let Some(claims) = broker.keys.verify_id_shaped::<IdShapedClaims>(token, issuer) else { return inactive() };
     let Some(client_id) = claims.client_id().map(str::to_owned) else { return inactive() };
-    if live.config.clients.get(client_id.as_str()).is_none() {
+    if !live.config.clients.contains_key(client_id.as_str()) {
         return inactive();
     }
     json_response(json!({
