@@ -75,6 +75,9 @@ pub struct IdTokenClaims {
     pub aud: Audience,
     pub exp: i64,
     pub iat: i64,
+    /// A fresh id per token, as Dex's (`NewID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
     pub azp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
@@ -235,6 +238,7 @@ impl TokenContext<'_> {
             aud: self.audience(),
             exp: self.now + self.lifetime,
             iat: self.now,
+            jti: Some(crate::ids::new_id()),
             azp: self.client_id.into(),
             nonce: self.nonce.map(str::to_string),
             at_hash: Some(token_hash(access_token, alg)),
@@ -325,5 +329,9 @@ mod tests {
         assert_eq!(token.sid.as_deref(), Some("s"));
         assert_eq!(token.at_hash.as_deref(), Some(token_hash("access", "RS256").as_str()));
         assert_eq!(token_hash("access", "RS256").len(), 22);
+        // A jti of Dex's shape, fresh per token.
+        let jti = token.jti.clone().unwrap();
+        assert_eq!(jti.len(), 25);
+        assert_ne!(ctx.id_token("access", "RS256").jti.as_deref(), Some(jti.as_str()));
     }
 }
