@@ -132,7 +132,7 @@ impl TokenRequest {
             }
             GrantType::ClientCredentials => Ok(Self::ClientCredentials { scope: get("scope") }),
             GrantType::Password => {
-                let nonce = get("nonce");
+                let nonce = get("nonce").filter(|n| !n.is_empty());
                 if nonce.as_ref().is_some_and(|n| n.len() > super::authorize::MAX_NONCE) {
                     return Err(OAuthError::invalid_request(format!(
                         "nonce is longer than {} bytes",

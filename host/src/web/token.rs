@@ -246,6 +246,8 @@ async fn password(
     };
     let scopes =
         ScopeSet::parse(presented.scope.unwrap_or("")).map_err(|e| OAuthError::new(OAuthErrorCode::InvalidScope, e))?;
+    // A peer in `aud` must trust this client, as at authorize (Dex checks it in this grant too).
+    crate::oidc::authorize::check_audiences(client, &scopes, &live.config.clients)?;
     usable_connector(live, client, connector, GrantType::Password)?;
     if let Err(throttled) = broker.throttles.password(ip.0, connector, presented.username) {
         crate::metrics::global().login(connector, "throttled");
@@ -320,6 +322,7 @@ async fn client_credentials(
         ));
     }
     let scopes = client_credentials_scopes(scope)?;
+    crate::oidc::authorize::check_audiences(client, &scopes, &live.config.clients)?;
     let identity = client_identity(client, &scopes);
     let now = now();
     // Nothing is stored: the grant is the token alone (`unstored_grant_id`).

@@ -165,6 +165,23 @@ async fn password_grant_logs_in_through_the_password_connector() {
     let (status, tokens) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &with_nonce).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     assert_eq!(flow::claims(tokens["id_token"].as_str().unwrap())["nonce"], "n-0S6_WzA2Mj");
+    // A peer in the audience must trust the client, in this grant and in client_credentials
+    // (second-app lists no trustedPeers), or its API would accept a token it never agreed to.
+    let untrusted = "openid audience:server:client_id:second-app";
+    let forms: [&[(&str, &str)]; 2] = [
+        &[
+            ("grant_type", "password"),
+            ("username", "admin@example.com"),
+            ("password", "password"),
+            ("scope", untrusted),
+        ],
+        &[("grant_type", "client_credentials"), ("scope", untrusted)],
+    ];
+    for form in forms {
+        let (status, body) = token_as(&b, flow::CLIENT, Some(flow::SECRET), form).await;
+        assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")), "{body}");
+        assert!(body["error_description"].as_str().unwrap().contains("trustedPeers"), "{body}");
+    }
 
     let wrong =
         [("grant_type", "password"), ("username", "admin@example.com"), ("password", "nope"), ("scope", "openid")];
