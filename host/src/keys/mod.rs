@@ -209,11 +209,12 @@ impl Keys {
         self.check(token, issuer, audience, true)
     }
 
-    /// Like `verify`, for a token whose JOSE `typ` is absent or `JWT` (an ID token, ours or
-    /// Dex's): never an access token (`at+jwt`) or a logout token (`logout+jwt`) read as one.
-    pub fn verify_id_shaped<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Option<T> {
-        let typ = jsonwebtoken::decode_header(token).ok()?.typ;
-        if typ.is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
+    /// Like `verify`, for a token Dex signed: no JOSE `typ` (Dex sets none, and we always set
+    /// one), so only a token signed with a key `import-dex` brought over passes. Never one of
+    /// ours: our ID tokens (`JWT`) stay unusable as bearer tokens, and an access token
+    /// (`at+jwt`) or a logout token (`logout+jwt`) is never read as anything else.
+    pub fn verify_dex_signed<T: DeserializeOwned>(&self, token: &str, issuer: &str) -> Option<T> {
+        if jsonwebtoken::decode_header(token).ok()?.typ.is_some() {
             return None;
         }
         self.check(token, issuer, None, true)
@@ -290,18 +291,20 @@ mod tests {
         assert!(set.access.is_none());
     }
 
-    /// An ID-token-shaped token is one whose `typ` is absent or `JWT`: an access token or a
-    /// logout token never passes for one.
+    /// Only a token without `typ` (Dex's) verifies as Dex-signed: none of the tokens we sign
+    /// passes for one (a Dex-signed token passing: `e2e migrate::`).
     #[tokio::test]
-    async fn only_id_tokens_verify_as_id_shaped() {
+    async fn none_of_our_tokens_verifies_as_dex_signed() {
         let keys = Keys::new(Store::new(Arc::new(MemoryBackend::new())), SigningAlgorithm::Es256, HOUR, HOUR);
         keys.refresh(0).await.unwrap();
         let claims = serde_json::json!({"iss": "https://op", "sub": "u", "exp": 4_000_000_000u64});
-        let id = keys.sign(&claims, "JWT").unwrap();
-        assert!(keys.verify_id_shaped::<serde_json::Value>(&id, "https://op").is_some());
-        assert!(keys.verify_id_shaped::<serde_json::Value>(&id, "https://other").is_none());
-        for other in [keys.sign_access(&claims).unwrap(), keys.sign(&claims, "logout+jwt").unwrap()] {
-            assert!(keys.verify_id_shaped::<serde_json::Value>(&other, "https://op").is_none());
+        let ours = [
+            keys.sign(&claims, "JWT").unwrap(),
+            keys.sign_access(&claims).unwrap(),
+            keys.sign(&claims, "logout+jwt").unwrap(),
+        ];
+        for other in ours {
+            assert!(keys.verify_dex_signed::<serde_json::Value>(&other, "https://op").is_none());
             assert!(keys.verify::<serde_json::Value>(&other, "https://op", None).is_some(), "valid all the same");
         }
     }

@@ -145,8 +145,8 @@ pub struct AccessTokenClaims {
     pub user: UserClaims,
 }
 
-/// A token shaped like an ID token: ours, or an access token Dex signed (Dex's access tokens are
-/// ID tokens, and `import-dex` brings Dex's keys over, so they verify here until they expire).
+/// A token shaped like an ID token: an access token Dex signed (Dex's access tokens are ID
+/// tokens, and `import-dex` brings Dex's keys over, so they verify here until they expire).
 /// Userinfo and introspection take one as Dex does, beside our RFC 9068 access tokens.
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdShapedClaims {

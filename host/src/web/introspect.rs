@@ -142,11 +142,11 @@ pub async fn introspect(
     })))
 }
 
-/// A JWT that is not one of our access tokens: an ID token (ours, or an access token Dex signed
-/// before `import-dex`, which is one), active as in Dex until it expires, its client its one
+/// A JWT that is not one of our access tokens: an access token Dex signed before `import-dex`
+/// (an ID token in shape, no JOSE `typ`), active as in Dex until it expires, its client its one
 /// audience or `azp`, which must still be a client of this config (Dex looks it up too).
 fn id_shaped(broker: &AppState, live: &Live, token: &str, issuer: &str) -> Response {
-    let Some(claims) = broker.keys.verify_id_shaped::<IdShapedClaims>(token, issuer) else { return inactive() };
+    let Some(claims) = broker.keys.verify_dex_signed::<IdShapedClaims>(token, issuer) else { return inactive() };
     let Some(client_id) = claims.client_id().map(str::to_owned) else { return inactive() };
     if !live.config.clients.contains_key(client_id.as_str()) {
         return inactive();

@@ -34,12 +34,14 @@ pub async fn userinfo(State(broker): State<AppState>, headers: HeaderMap) -> Res
     };
     let (token, issuer) = (token.trim(), issuer(&live));
     let Some(claims) = broker.keys.verify::<AccessTokenClaims>(token, &issuer, None) else {
-        // Dex's access tokens are ID tokens, and its userinfo takes any token it signed: one
-        // issued by Dex before `import-dex` (its keys came over), or an ID token sent as the
-        // bearer, answers with its claims until it expires (it names no grant to revoke).
-        return match broker.keys.verify_id_shaped::<IdShapedClaims>(token, &issuer) {
-            Some(claims) => user_body(&claims.user, &claims.sub),
-            None => unauthorized("the access token is invalid or expired"),
+        // An access token Dex issued before `import-dex` (Dex's are ID tokens, signed with a
+        // key that came over) answers with its claims until it expires, as at Dex, while its
+        // client is still configured: it names no grant to revoke. Our own ID tokens never do.
+        return match broker.keys.verify_dex_signed::<IdShapedClaims>(token, &issuer) {
+            Some(claims) if claims.client_id().is_some_and(|c| live.config.clients.contains_key(c)) => {
+                user_body(&claims.user, &claims.sub)
+            }
+            _ => unauthorized("the access token is invalid or expired"),
         };
     };
     match broker.store.grant_live(&claims.gid, now()).await {

@@ -520,6 +520,42 @@ async fn import_and_use(
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     validation.set_audience(&["example-app"]);
     jsonwebtoken::decode::<Value>(&dex_token, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &validation).unwrap();
+    // An access token Dex issued before the import (an ID token in shape, no `typ`, as Dex
+    // signs) still works at userinfo and introspection until it expires, as it did at Dex.
+    let dex_signed = |typ: Option<&str>, claims: Value| {
+        let mut header = header.clone();
+        header.typ = typ.map(str::to_string);
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_pem(dex_key.private_pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    let claims = serde_json::json!({"iss": issuer, "aud": "example-app", "sub": "dex-sub", "exp": exp,
+        "iat": exp - 3600, "email": "jane@example.com", "email_verified": true, "preferred_username": "jd"});
+    let dex_access = dex_signed(None, claims.clone());
+    let userinfo = reqwest::Client::new().get(b.url("/userinfo")).bearer_auth(&dex_access).send().await.unwrap();
+    assert_eq!(userinfo.status(), StatusCode::OK, "{schema}");
+    let info: Value = userinfo.json().await.unwrap();
+    assert_eq!((info["sub"].as_str(), info["email"].as_str()), (Some("dex-sub"), Some("jane@example.com")), "{info}");
+    let introspection: Value = reqwest::Client::new()
+        .post(b.url("/token/introspect"))
+        .basic_auth(flow::CLIENT, Some(flow::SECRET))
+        .form(&[("token", dex_access.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(introspection["active"], true, "{introspection}");
+    let named = (introspection["client_id"].as_str(), introspection["username"].as_str());
+    assert_eq!(named, (Some("example-app"), Some("jd")), "{introspection}");
+    // The same token with a typ, as every token we sign has, is not Dex's: refused.
+    let typed = dex_signed(Some("JWT"), claims);
+    let refused = reqwest::Client::new().get(b.url("/userinfo")).bearer_auth(&typed).send().await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 
     // The imported client logs the imported user in, with the user's Dex v2.45 claims.
     let response = reqwest::Client::new()
