@@ -107,7 +107,10 @@ pub fn mysql_options(c: &crate::config::MysqlConfig) -> sqlx::mysql::MySqlConnec
 /// Opens the configured storage backend (creating and migrating it when new).
 pub async fn open_storage(config: &Validated) -> anyhow::Result<Arc<dyn Backend>> {
     Ok(match &config.storage {
+        // Dex's `sqlite3` with `file: ":memory:"` is a database that lives as long as the process:
+        // the memory storage (an SQLite `:memory:` would be one database per pooled connection).
         StorageConfig::Memory(_) => Arc::new(crate::storage::memory::MemoryBackend::new()),
+        StorageConfig::Sqlite3(s) if s.file == ":memory:" => Arc::new(crate::storage::memory::MemoryBackend::new()),
         StorageConfig::Sqlite3(s) => {
             let path = config.base_dir.join(&s.file);
             Arc::new(

@@ -222,9 +222,7 @@ fn storage_name(config: &Validated) -> String {
     match &config.storage {
         portcullis::config::StorageConfig::Memory(_) => "memory".into(),
         // Where the file is, relative paths being the config's folder's (Dex: the working directory).
-        portcullis::config::StorageConfig::Sqlite3(s) if s.file == ":memory:" || s.file.starts_with("file:") => {
-            format!("sqlite3 {}", s.file)
-        }
+        portcullis::config::StorageConfig::Sqlite3(s) if s.file == ":memory:" => "memory (sqlite3 :memory:)".into(),
         portcullis::config::StorageConfig::Sqlite3(s) => format!("sqlite3 {}", config.base_dir.join(&s.file).display()),
         portcullis::config::StorageConfig::Postgres(_) => "postgres".into(),
         portcullis::config::StorageConfig::Mysql(_) => "mysql".into(),

@@ -262,7 +262,8 @@ fn storage(storage: &mut StorageConfig, base: &Path) -> Result<(), String> {
         {
             return Err(format!(
                 "storage.config.ssl.mode: {mode:?}; write true (TLS, certificate verified; the default), \
-                 skip-verify (TLS, not verified), preferred (TLS if the server offers it, not verified) or false"
+                 skip-verify (TLS, not verified), preferred (TLS if the server offers it, not verified), false, \
+                 or custom with caFile (TLS verified against that CA, as in Dex)"
             ));
         }
         if ssl.cert_file.is_some() != ssl.key_file.is_some() {
@@ -282,8 +283,18 @@ fn storage(storage: &mut StorageConfig, base: &Path) -> Result<(), String> {
 /// run from Dex's checkout, beside its `examples/dex.db`), going on would create a second, empty
 /// database unseen: refused, naming both.
 fn sqlite_file(file: &str, base: &Path, cwd: Option<&Path>) -> Result<(), String> {
+    if file.trim().is_empty() {
+        return Err("storage.config.file is empty: write the database file's path, e.g. portcullis.db".into());
+    }
+    if file.starts_with("file:") {
+        return Err(format!(
+            "storage.config.file: {file:?} is an SQLite URI; write the database file's path (relative to the \
+             config's folder, or absolute)"
+        ));
+    }
     let path = Path::new(file);
-    if path.is_absolute() || file == ":memory:" || file.starts_with("file:") {
+    // `:memory:` is Dex's database in memory: the memory storage (`broker::open_storage`).
+    if path.is_absolute() || file == ":memory:" {
         return Ok(());
     }
     let beside = base.join(path);
@@ -1480,5 +1491,9 @@ mod sqlite_file_tests {
         sqlite_file(&cwd.path().join("examples/dex.db").display().to_string(), &base, Some(cwd.path())).unwrap();
         // Both readings name one file when the config sits in the working directory.
         sqlite_file("examples/dex.db", cwd.path(), Some(cwd.path())).unwrap();
+        // Dex's `:memory:` is taken (as the memory storage); an empty path and a URI are not.
+        sqlite_file(":memory:", &base, Some(cwd.path())).unwrap();
+        assert!(sqlite_file("", &base, None).unwrap_err().contains("is empty"));
+        assert!(sqlite_file("file:x.db?mode=rwc", &base, None).unwrap_err().contains("SQLite URI"));
     }
 }

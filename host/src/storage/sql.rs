@@ -522,7 +522,8 @@ impl SqlBackend {
             ))
         })?;
         let pool = PgPoolOptions::new()
-            .max_connections(max_connections.unwrap_or(POSTGRES_MAX_CONNECTIONS).max(1))
+            // Dex reads 0 as its default too.
+            .max_connections(max_connections.filter(|n| *n > 0).unwrap_or(POSTGRES_MAX_CONNECTIONS))
             .acquire_timeout(acquire_timeout.unwrap_or(POSTGRES_ACQUIRE_TIMEOUT))
             .max_lifetime(max_lifetime);
         let pool = pool.connect_with(options).await.map_err(|err| target.unavailable("cannot connect", err))?;

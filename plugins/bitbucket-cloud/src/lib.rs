@@ -252,8 +252,9 @@ mod tests {
         let c: Config = serde_json::from_str(r#"{"clientID": "i", "clientSecret": "s"}"#).unwrap();
         assert_eq!(c.token_url(), "https://bitbucket.org/site/oauth2/access_token");
         assert_eq!(c.api(), "https://api.bitbucket.org/2.0");
-        // `includeTeamGroups: true` is read (a no-op with a warning, as in Dex: tested end to end,
-        // since the warning goes to the host); anything but a bool is refused.
+        // `includeTeamGroups: true` is read (a no-op, as in Dex; its warning goes to the host, so
+        // not called here: e2e `bitbucket::include_team_groups_is_the_no_op_it_is_in_dex` loads
+        // and logs in with it); anything but a bool is refused.
         let c: Config =
             serde_json::from_str(r#"{"clientID": "i", "clientSecret": "s", "includeTeamGroups": true}"#).unwrap();
         assert!(c.include_team_groups);

@@ -461,6 +461,9 @@ mod tests {
         assert!(refused(filter).starts_with("claimModifications.filterGroupClaims.groupsFilter \"^(a\" is not"));
         let filter = json!({"claimModifications": {"filterGroupClaims": {"groupsFilter": "^team-\\w+$"}}});
         assert!(Oidc::describe(&config(filter)).is_ok());
+        // Go's Unicode classes compile too.
+        let filter = json!({"claimModifications": {"filterGroupClaims": {"groupsFilter": "^\\p{L}+$|\\p{Greek}"}}});
+        assert!(Oidc::describe(&config(filter)).is_ok());
         let empty = json!({"claimModifications": {"newGroupFromClaims": [{"claims": []}]}});
         assert!(refused(empty).contains("newGroupFromClaims[0].claims is empty"));
         let all = json!({"issuerAlias": "https://sts.example/t", "acrValues": ["mfa"], "overrideClaimMapping": true,
