@@ -271,9 +271,10 @@ fn storage(storage: &mut StorageConfig, base: &Path) -> Result<(), String> {
                  give both or neither"
                 .into());
         }
-        for file in [&mut ssl.ca_file, &mut ssl.cert_file, &mut ssl.key_file].into_iter().flatten() {
-            *file = base.join(&*file).to_string_lossy().into_owned();
-        }
+        tls_files(
+            [("caFile", &mut ssl.ca_file), ("certFile", &mut ssl.cert_file), ("keyFile", &mut ssl.key_file)],
+            base,
+        )?;
     }
     Ok(())
 }
@@ -334,8 +335,20 @@ fn postgres(pg: &mut crate::config::PostgresConfig, base: &Path) -> Result<(), S
              give both or neither"
             .into());
     }
-    for file in [&mut ssl.ca_file, &mut ssl.cert_file, &mut ssl.key_file].into_iter().flatten() {
+    tls_files([("caFile", &mut ssl.ca_file), ("certFile", &mut ssl.cert_file), ("keyFile", &mut ssl.key_file)], base)
+}
+
+/// The storage's TLS files resolved against `base` (the config's folder) and opened once, so
+/// `check-config` and a reload find a missing or unreadable one, not the first connection.
+fn tls_files(files: [(&str, &mut Option<String>); 3], base: &Path) -> Result<(), String> {
+    for (key, file) in files {
+        let Some(file) = file else { continue };
         *file = base.join(&*file).to_string_lossy().into_owned();
+        if let Err(e) = std::fs::File::open(&*file) {
+            return Err(format!(
+                "storage.config.ssl.{key}: {file}: cannot read the file ({e}); give the path of its PEM file"
+            ));
+        }
     }
     Ok(())
 }
