@@ -175,6 +175,17 @@ pub async fn refresh(b: &TestBroker, refresh_token: &str) -> reqwest::Response {
 }
 
 /// `POST /token` as `example-app` (client_secret_basic).
+/// `POST /token/introspect` with `token`, as the client `auth` names (or none): the status and
+/// the JSON answer (`Null` when it is not JSON).
+pub async fn introspect(b: &TestBroker, auth: Option<(&str, &str)>, token: &str) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().post(b.url("/token/introspect"));
+    if let Some((id, secret)) = auth {
+        request = request.basic_auth(id, Some(secret));
+    }
+    let response = request.form(&[("token", token)]).send().await.unwrap();
+    (response.status(), response.json().await.unwrap_or(Value::Null))
+}
+
 pub async fn token(b: &TestBroker, form: &[(&str, &str)]) -> reqwest::Response {
     reqwest::Client::new().post(b.url("/token")).basic_auth(CLIENT, Some(SECRET)).form(form).send().await.unwrap()
 }

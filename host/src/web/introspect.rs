@@ -94,22 +94,18 @@ pub async fn introspect(
         if !broker.store.grant_live(&claims.gid, now).await.map_err(storage_error)? {
             return Ok(inactive());
         }
-        return Ok(json_response(json!({
-            "active": true,
-            "scope": claims.scope,
-            "client_id": claims.client_id,
-            "sub": claims.sub,
-            "username": claims.user.preferred_username,
-            "exp": claims.exp,
-            "iat": claims.iat,
-            "nbf": claims.iat,
-            "aud": claims.aud,
-            "iss": claims.iss,
-            "jti": claims.jti,
-            "token_type": "Bearer",
-            "token_use": "access_token",
-            "ext": extra(&claims.user, &claims.client_id),
-        })));
+        return Ok(active(Answer {
+            scope: Some(&claims.scope),
+            client_id: &claims.client_id,
+            sub: &claims.sub,
+            user: &claims.user,
+            exp: claims.exp,
+            iat: claims.iat,
+            aud: json!(claims.aud),
+            iss: &claims.iss,
+            jti: Some(&claims.jti),
+            token_use: "access_token",
+        }));
     }
     let Some((stored, _)) = broker.store.refresh_token(&token_key(token), now).await.map_err(storage_error)? else {
         return Ok(inactive());
@@ -125,21 +121,18 @@ pub async fn introspect(
     }
     let scopes = ScopeSet::from_list(&stored.scopes);
     let user = UserClaims::new(&stored.identity, &stored.connector_id, &scopes);
-    Ok(json_response(json!({
-        "active": true,
-        "scope": scopes.joined(),
-        "client_id": stored.client_id,
-        "sub": crate::oidc::sub::encode(&stored.identity.user_id, &stored.connector_id),
-        "username": user.preferred_username,
-        "exp": stored.expires_at,
-        "iat": stored.created_at,
-        "nbf": stored.created_at,
-        "aud": stored.client_id,
-        "iss": issuer,
-        "token_type": "Bearer",
-        "token_use": "refresh_token",
-        "ext": extra(&user, stored.client_id.as_str()),
-    })))
+    Ok(active(Answer {
+        scope: Some(&scopes.joined()),
+        client_id: &stored.client_id,
+        sub: &crate::oidc::sub::encode(&stored.identity.user_id, &stored.connector_id),
+        user: &user,
+        exp: stored.expires_at,
+        iat: stored.created_at,
+        aud: json!(stored.client_id),
+        iss: &issuer,
+        jti: None,
+        token_use: "refresh_token",
+    }))
 }
 
 /// A JWT that is not one of our access tokens: an access token Dex signed before `import-dex`
@@ -151,28 +144,55 @@ fn id_shaped(broker: &AppState, live: &Live, token: &str, issuer: &str) -> Respo
     if !live.config.clients.contains_key(client_id.as_str()) {
         return inactive();
     }
-    json_response(json!({
-        "active": true,
-        "client_id": client_id,
-        "sub": claims.sub,
-        "username": claims.user.preferred_username,
-        "exp": claims.exp,
-        "iat": claims.iat,
-        "nbf": claims.iat,
-        "aud": claims.aud,
-        "iss": claims.iss,
-        "jti": claims.jti,
-        "token_type": "Bearer",
-        "token_use": "access_token",
-        "ext": extra(&claims.user, &client_id),
-    }))
+    active(Answer {
+        scope: None,
+        client_id: &client_id,
+        sub: &claims.sub,
+        user: &claims.user,
+        exp: claims.exp,
+        iat: claims.iat,
+        aud: json!(claims.aud),
+        iss: &claims.iss,
+        jti: claims.jti.as_deref(),
+        token_use: "access_token",
+    })
 }
 
-/// Dex's `ext`: the user claims and the authorized party.
-fn extra(user: &UserClaims, azp: &str) -> Value {
-    let mut ext = serde_json::to_value(user).unwrap_or_else(|_| json!({}));
-    ext["azp"] = json!(azp);
-    ext
+/// What an active token's answer is made of.
+struct Answer<'a> {
+    scope: Option<&'a str>,
+    client_id: &'a str,
+    sub: &'a str,
+    user: &'a UserClaims,
+    exp: i64,
+    iat: i64,
+    aud: Value,
+    iss: &'a str,
+    jti: Option<&'a str>,
+    token_use: &'static str,
+}
+
+/// Dex's answer for an active token: RFC 7662's fields, `token_use`, Dex's `username` (the
+/// preferred username) and `ext` (the user claims and the authorized party).
+fn active(a: Answer<'_>) -> Response {
+    let mut ext = serde_json::to_value(a.user).unwrap_or_else(|_| json!({}));
+    ext["azp"] = json!(a.client_id);
+    json_response(json!({
+        "active": true,
+        "scope": a.scope,
+        "client_id": a.client_id,
+        "sub": a.sub,
+        "username": a.user.preferred_username,
+        "exp": a.exp,
+        "iat": a.iat,
+        "nbf": a.iat,
+        "aud": a.aud,
+        "iss": a.iss,
+        "jti": a.jti,
+        "token_type": "Bearer",
+        "token_use": a.token_use,
+        "ext": ext,
+    }))
 }
 
 /// `POST /token/revoke` (RFC 7009): the client's own tokens only; 200 whatever the token.

@@ -261,7 +261,7 @@ async fn a_client_credentials_token_is_not_stored_but_still_revocable() {
     assert_eq!(grants() - before, 0, "issuing writes nothing");
     let access = body["access_token"].as_str().unwrap();
     let me = Some((flow::CLIENT, flow::SECRET));
-    assert_eq!(introspect(&b, me, access).await.1["active"], true);
+    assert_eq!(flow::introspect(&b, me, access).await.1["active"], true);
     let userinfo = || reqwest::Client::new().get(b.url("/userinfo")).bearer_auth(access).send();
     assert_eq!(userinfo().await.unwrap().status(), StatusCode::OK);
     // Another client's revocation changes nothing; the owner's ends it.
@@ -273,23 +273,14 @@ async fn a_client_credentials_token_is_not_stored_but_still_revocable() {
             .send()
     };
     assert_eq!(revoke(("second-app", "c2Vjb25kLXNlY3JldA")).await.unwrap().status(), StatusCode::OK);
-    assert_eq!(introspect(&b, me, access).await.1["active"], true, "a foreign revocation changes nothing");
+    assert_eq!(flow::introspect(&b, me, access).await.1["active"], true, "a foreign revocation changes nothing");
     assert_eq!(revoke((flow::CLIENT, flow::SECRET)).await.unwrap().status(), StatusCode::OK);
-    assert_eq!(introspect(&b, me, access).await.1["active"], false);
+    assert_eq!(flow::introspect(&b, me, access).await.1["active"], false);
     assert_eq!(userinfo().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     // Revoking twice is fine (RFC 7009: 200), and another token of the same client stays live.
     assert_eq!(revoke((flow::CLIENT, flow::SECRET)).await.unwrap().status(), StatusCode::OK);
     let (_, other) = token_as(&b, flow::CLIENT, Some(flow::SECRET), &[("grant_type", "client_credentials")]).await;
-    assert_eq!(introspect(&b, me, other["access_token"].as_str().unwrap()).await.1["active"], true);
-}
-
-async fn introspect(b: &TestBroker, auth: Option<(&str, &str)>, token: &str) -> (StatusCode, Value) {
-    let mut request = reqwest::Client::new().post(b.url("/token/introspect"));
-    if let Some((id, secret)) = auth {
-        request = request.basic_auth(id, Some(secret));
-    }
-    let response = request.form(&[("token", token)]).send().await.unwrap();
-    (response.status(), response.json().await.unwrap_or(Value::Null))
+    assert_eq!(flow::introspect(&b, me, other["access_token"].as_str().unwrap()).await.1["active"], true);
 }
 
 /// RFC 7662 introspection and RFC 7009 revocation: an authenticated client learns whether an
@@ -315,7 +306,7 @@ async fn introspection_and_revocation() {
     let me = Some((flow::CLIENT, flow::SECRET));
     let other = Some(("second-app", "c2Vjb25kLXNlY3JldA"));
 
-    let (status, info) = introspect(&b, me, access).await;
+    let (status, info) = flow::introspect(&b, me, access).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!((info["active"].as_bool(), info["token_use"].as_str()), (Some(true), Some("access_token")), "{info}");
     assert_eq!(info["client_id"], flow::CLIENT);
@@ -325,18 +316,22 @@ async fn introspection_and_revocation() {
     assert_eq!(info["username"], info["ext"]["preferred_username"], "{info}");
     assert!(info["username"].is_string(), "{info}");
     // A resource server (another client) may check an access token.
-    assert_eq!(introspect(&b, other, access).await.1["active"], true);
+    assert_eq!(flow::introspect(&b, other, access).await.1["active"], true);
     // Our ID token is no bearer token, at introspection or userinfo (a Dex-signed access token
     // is: `migrate::`).
     let id_token = tokens["id_token"].as_str().unwrap();
-    assert_eq!(introspect(&b, other, id_token).await.1, serde_json::json!({"active": false}));
+    assert_eq!(flow::introspect(&b, other, id_token).await.1, serde_json::json!({"active": false}));
     let userinfo = reqwest::Client::new().get(b.url("/userinfo")).bearer_auth(id_token).send().await.unwrap();
     assert_eq!(userinfo.status(), StatusCode::UNAUTHORIZED);
-    let (_, info) = introspect(&b, me, refresh).await;
+    let (_, info) = flow::introspect(&b, me, refresh).await;
     assert_eq!((info["active"].as_bool(), info["token_use"].as_str()), (Some(true), Some("refresh_token")), "{info}");
-    assert_eq!(introspect(&b, other, refresh).await.1, serde_json::json!({"active": false}), "not another client's");
-    assert_eq!(introspect(&b, me, "not-a-token").await.1, serde_json::json!({"active": false}));
-    let (status, body) = introspect(&b, None, access).await;
+    assert_eq!(
+        flow::introspect(&b, other, refresh).await.1,
+        serde_json::json!({"active": false}),
+        "not another client's"
+    );
+    assert_eq!(flow::introspect(&b, me, "not-a-token").await.1, serde_json::json!({"active": false}));
+    let (status, body) = flow::introspect(&b, None, access).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_client")));
 
     // Revocation: another client's revocation does nothing; the owner's ends the family.
@@ -354,10 +349,10 @@ async fn introspection_and_revocation() {
         }
     };
     assert_eq!(revoke(("second-app", "c2Vjb25kLXNlY3JldA"), refresh.to_string()).await, StatusCode::OK);
-    assert_eq!(introspect(&b, me, refresh).await.1["active"], true, "a foreign revocation changes nothing");
+    assert_eq!(flow::introspect(&b, me, refresh).await.1["active"], true, "a foreign revocation changes nothing");
     assert_eq!(revoke((flow::CLIENT, flow::SECRET), refresh.to_string()).await, StatusCode::OK);
-    assert_eq!(introspect(&b, me, refresh).await.1["active"], false);
-    assert_eq!(introspect(&b, me, access).await.1["active"], false, "the family's access tokens end too");
+    assert_eq!(flow::introspect(&b, me, refresh).await.1["active"], false);
+    assert_eq!(flow::introspect(&b, me, access).await.1["active"], false, "the family's access tokens end too");
     assert_eq!(flow::refresh(&b, refresh).await.status(), StatusCode::BAD_REQUEST);
     assert_eq!(revoke((flow::CLIENT, flow::SECRET), "unknown".into()).await, StatusCode::OK, "RFC 7009 §2.2");
 
@@ -373,6 +368,6 @@ async fn introspection_and_revocation() {
     let (_, tokens) =
         token_as(&open, flow::CLIENT, Some(flow::SECRET), &[("grant_type", "authorization_code"), ("code", "x")]).await;
     assert_eq!(tokens["error"], "invalid_grant");
-    let (status, body) = introspect(&open, None, "whatever").await;
+    let (status, body) = flow::introspect(&open, None, "whatever").await;
     assert_eq!((status, body), (StatusCode::OK, serde_json::json!({"active": false})));
 }

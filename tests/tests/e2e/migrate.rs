@@ -539,16 +539,7 @@ async fn import_and_use(
     assert_eq!(userinfo.status(), StatusCode::OK, "{schema}");
     let info: Value = userinfo.json().await.unwrap();
     assert_eq!((info["sub"].as_str(), info["email"].as_str()), (Some("dex-sub"), Some("jane@example.com")), "{info}");
-    let introspection: Value = reqwest::Client::new()
-        .post(b.url("/token/introspect"))
-        .basic_auth(flow::CLIENT, Some(flow::SECRET))
-        .form(&[("token", dex_access.as_str())])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, introspection) = flow::introspect(&b, Some((flow::CLIENT, flow::SECRET)), &dex_access).await;
     assert_eq!(introspection["active"], true, "{introspection}");
     let named = (introspection["client_id"].as_str(), introspection["username"].as_str());
     assert_eq!(named, (Some("example-app"), Some("jd")), "{introspection}");
